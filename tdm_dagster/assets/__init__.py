@@ -1,0 +1,5 @@
+from tdm_dagster.assets.batches import generated_batch, quality_report, queued_batch, validated_batch
+
+batch_assets = [generated_batch, validated_batch, quality_report, queued_batch]
+
+__all__ = ["batch_assets", "generated_batch", "quality_report", "queued_batch", "validated_batch"]

@@ -1,0 +1,179 @@
+"""generated_batch -> validated_batch -> quality_report -> queued_batch, one partition per batch.
+
+The quality suites run as blocking asset checks on ``validated_batch``
+(``tdm_dagster/checks/quality.py``): a batch that fails any of them stops there, so
+``quality_report`` and ``queued_batch`` are only materialized for approved batches. The
+checks write the report and the rejected records themselves, so a rejected batch still
+has both on disk.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import dagster as dg
+
+from tdm_dagster.batches import BatchStore
+from tdm_dagster.config import with_overrides
+from tdm_dagster.generation import plan_batch, produce_records, record_generation_start
+from tdm_dagster.partitions import batch_partitions
+from tdm_dagster.reports import load_report
+from tdm_dagster.resources import InferenceServerResource, SkillApiResource, TdmHomeResource
+from tdm_dagster.schemas import schema_gate
+from tdm_dagster.training_queue import TrainingQueue
+
+
+class GenerateConfig(dg.Config):
+    """Run-config overrides of ``auto_generate`` for this one batch (empty = config file)."""
+
+    count: Optional[int] = None
+    seed: Optional[int] = None
+    priority: Optional[str] = None
+    skill: Optional[str] = None
+    source: Optional[str] = None
+
+
+def _progress_logger(context: dg.AssetExecutionContext, what: str):
+    """Log progress at about every 10%, so long generations show they are moving."""
+    step = {"next": 0.1}
+
+    def report(done: int, total: int) -> None:
+        if total and (done / total >= step["next"] or done == total):
+            context.log.info(f"{what}: {done}/{total} ({done / total:.0%})")
+            step["next"] = min(1.0, done / total + 0.1)
+
+    return report
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name="generate",
+    kinds={"python"},
+    description="A batch of chat examples from the built-in skill generators, the skill API or the inference server.",
+)
+def generated_batch(
+    context: dg.AssetExecutionContext,
+    config: GenerateConfig,
+    tdm: TdmHomeResource,
+    inference: InferenceServerResource,
+    skill_api: SkillApiResource,
+) -> dg.MaterializeResult:
+    home = tdm.home()
+    settings = with_overrides(
+        tdm.config(),
+        "auto_generate",
+        {"seed": config.seed, "priority": config.priority, "source": config.source, "count": config.count},
+        "run config",
+    ).auto_generate
+    plan = plan_batch(home, settings, context.partition_key, count=config.count, skill=config.skill)
+    record_generation_start(home, plan.batch_id, time.time())
+    context.log.info(f"generating {plan.count} {plan.skill} examples at level {plan.level} from {plan.source} (seed {plan.seed})")
+    progress = _progress_logger(context, "generated")
+    started = time.perf_counter()
+    if plan.source == "inference":
+        with inference.client() as client:
+            records = produce_records(plan, inference=client, payload=settings.payload, progress=progress)
+    elif plan.source == "skill_api":
+        with skill_api.client() as client:
+            records = produce_records(plan, skill_source=client, progress=progress)
+    else:
+        records = produce_records(plan, progress=progress)
+    seconds = time.perf_counter() - started
+    BatchStore(home).save_generated(plan, records)
+    return dg.MaterializeResult(
+        metadata={
+            "records": dg.MetadataValue.int(len(records)),
+            "skill": plan.skill,
+            "level": dg.MetadataValue.int(plan.level),
+            "source": plan.source,
+            "seed": dg.MetadataValue.int(plan.seed),
+            "spec": plan.spec,
+            "priority": plan.priority,
+            "examples_per_sec": dg.MetadataValue.float(round(len(records) / seconds, 1) if seconds else 0.0),
+            "path": dg.MetadataValue.path(str(BatchStore(home).folder(plan.batch_id) / "generated.jsonl")),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name="test",
+    kinds={"python"},
+    deps=[generated_batch],
+    description="The batch after the deny-by-default schema gate, read as chats; the quality suites run as its checks.",
+)
+def validated_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    store = BatchStore(tdm.home())
+    batch_id = context.partition_key
+    plan = store.load_plan(batch_id)
+    schema = schema_gate(store.load_generated(batch_id), plan.spec)
+    store.save_validated(batch_id, schema)
+    if schema.batch_error:
+        context.log.error(f"schema gate refused batch {batch_id}: {schema.batch_error}")
+    elif schema.rejected:
+        context.log.warning(f"schema gate rejected {len(schema.rejected)} of {schema.total} records")
+    samples = [f"line {i + 1}: {issues[0].message}" for i, issues in list(schema.rejected.items())[:5]]
+    return dg.MaterializeResult(
+        metadata={
+            "spec": schema.spec,
+            "records": dg.MetadataValue.int(schema.total),
+            "schema_valid": dg.MetadataValue.int(len(schema.valid_indices)),
+            "schema_rejected": dg.MetadataValue.int(len(schema.rejected)),
+            "schema_error": schema.batch_error or "",
+            "sample_rejections": dg.MetadataValue.md("\n".join(f"- {s}" for s in samples) or "none"),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name="test",
+    kinds={"json"},
+    deps=[validated_batch],
+    description="The batch's quality report (reports/<batch>.json): every check, pass rates and the approval split.",
+)
+def quality_report(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    home = tdm.home()
+    report = load_report(home, context.partition_key)
+    records = report["records"]
+    metadata: dict = {
+        "overall_pass": dg.MetadataValue.bool(bool(report["overall_pass"])),
+        "recommendation": report["recommendation"],
+        "passed_checks": dg.MetadataValue.int(report["passed_checks"]),
+        "failed_checks": dg.MetadataValue.int(report["failed_checks"]),
+        "generated": dg.MetadataValue.int(records["generated"]),
+        "approved": dg.MetadataValue.int(records["approved"]),
+        "rejected": dg.MetadataValue.int(records["rejected"]),
+        "approval_rate": dg.MetadataValue.float(records["approval_rate"]),
+        "path": dg.MetadataValue.path(str(home.reports_dir / f"{context.partition_key}.json")),
+    }
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name="queue",
+    kinds={"jsonl"},
+    deps=[quality_report],
+    description="The approved records, written atomically to queue/<priority>/<batch>.jsonl for the trainer.",
+)
+def queued_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    home = tdm.home()
+    batch_id = context.partition_key
+    report = load_report(home, batch_id)
+    if not report["overall_pass"]:
+        raise dg.Failure(f"batch {batch_id} was rejected ({report['recommendation']}); it will not be queued")
+    store = BatchStore(home)
+    plan = store.load_plan(batch_id)
+    path, written = TrainingQueue(home).enqueue(batch_id, store.load_approved(batch_id), plan.priority)
+    context.log.info(f"queued {written} examples at {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "priority": plan.priority,
+            "examples": dg.MetadataValue.int(written),
+            "approval_rate": dg.MetadataValue.float(report["records"]["approval_rate"]),
+            "queue_depth": dg.MetadataValue.int(TrainingQueue(home).total_depth()),
+        }
+    )

@@ -1,0 +1,83 @@
+"""The five quality suites (format, length, diversity, balance, content) as blocking
+asset checks on ``validated_batch``.
+
+They run in one step so Great Expectations and the tokenizer load once per batch; each
+suite is still its own Great Expectations suite and its own check in the UI. A failing
+suite has ERROR severity and is blocking, so the batch stops before the queue. The step
+also writes the batch's report and its rejected records, so a rejected batch keeps both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import dagster as dg
+
+from tdm_dagster.assets.batches import validated_batch
+from tdm_dagster.batches import BatchStore
+from tdm_dagster.gate import decide
+from tdm_dagster.quality import SUITE_NAMES, SuiteResult, run_quality
+from tdm_dagster.reports import save_outcome
+from tdm_dagster.resources import TdmHomeResource
+
+_DESCRIPTIONS = {
+    "format": "Conversation structure: known roles, user/assistant alternation, non-empty turns.",
+    "length": "Token count of each conversation within quality.min_tokens..max_tokens (real tokenizer).",
+    "diversity": "Unique-response ratio at least quality.min_unique_response_ratio; no duplicate examples.",
+    "balance": "User/assistant turn ratio about 1:1, within quality.balance_tolerance.",
+    "content": "No empty, malformed, boilerplate or excessively repetitive turns (Gopher repetition thresholds).",
+}
+
+
+def _check_metadata(result: SuiteResult) -> dict:
+    metadata: dict = {"pass_rate": dg.MetadataValue.float(round(result.pass_rate, 4))}
+    for key, value in result.observed.items():
+        metadata[f"observed_{key}"] = _metadata_value(value)
+    for key, value in result.thresholds.items():
+        metadata[f"threshold_{key}"] = _metadata_value(value)
+    failures = [f"- {sample}" if isinstance(sample, str) else f"- `{json.dumps(sample, ensure_ascii=False)[:300]}`" for sample in result.samples[:5]]
+    metadata["sample_failures"] = dg.MetadataValue.md("\n".join(failures) or "none")
+    metadata["failed_records"] = dg.MetadataValue.int(len(result.failed_records))
+    return metadata
+
+
+def _metadata_value(value):
+    if isinstance(value, bool):
+        return dg.MetadataValue.bool(value)
+    if isinstance(value, int):
+        return dg.MetadataValue.int(value)
+    if isinstance(value, float):
+        return dg.MetadataValue.float(round(value, 4))
+    return dg.MetadataValue.text(str(value))
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(name, asset=validated_batch, blocking=True, description=_DESCRIPTIONS[name])
+        for name in SUITE_NAMES
+    ],
+)
+def quality_suites(context: dg.AssetCheckExecutionContext, tdm: TdmHomeResource) -> Iterator[dg.AssetCheckResult]:
+    home = tdm.home()
+    batch_id = context.partition_key
+    store = BatchStore(home)
+    schema = store.load_validated(batch_id)
+    settings = tdm.config().quality
+    suites = run_quality(schema.conversations, settings)
+    outcome = decide(schema, suites, batch_id)
+    save_outcome(home, batch_id, store.load_generated(batch_id), outcome)
+    records = outcome.report["records"]
+    context.log.info(
+        f"batch {batch_id}: {records['approved']} approved, {records['rejected']} rejected "
+        f"({outcome.report['recommendation']})"
+    )
+    for name in SUITE_NAMES:
+        result = suites[name]
+        yield dg.AssetCheckResult(
+            asset_key=validated_batch.key,
+            check_name=name,
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=_check_metadata(result),
+        )

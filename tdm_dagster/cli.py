@@ -1,0 +1,282 @@
+"""``tdm``: the command line for people and cron.
+
+Every command takes ``--json`` for scripts. Commands that change data (``generate``) run
+through Dagster, so with ``DAGSTER_HOME`` set their runs show in the UI like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from tdm_dagster.config import ConfigError, describe, load_config
+from tdm_dagster.home import PRIORITIES, TdmHome
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+def _home() -> TdmHome:
+    return TdmHome.from_env().ensure()
+
+
+def _config(home: TdmHome):
+    try:
+        return load_config(home)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.version_option(package_name="tdm-dagster")
+def main() -> None:
+    """tdm: training-data manager (generate -> test -> queue) on Dagster.
+
+    State lives under $TDM_HOME (default ~/.tdm); config in $TDM_HOME/config.yaml.
+    """
+
+
+# --- status -----------------------------------------------------------------------------
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Queue depth, inference server health, cooldown and the last batch."""
+    from tdm_dagster.generation import decide_trigger, last_generation
+    from tdm_dagster.inference_client import InferenceClient
+    from tdm_dagster.http_retry import RetryPolicy
+    from tdm_dagster.reports import load_report
+    from tdm_dagster.training_queue import TrainingQueue, count_lines
+
+    home = _home()
+    config = _config(home)
+    settings = config.auto_generate
+    files = TrainingQueue(home).files()
+    queue = {p: {"files": 0, "examples": 0} for p in PRIORITIES}
+    for queued in files:
+        queue[queued.priority]["files"] += 1
+        queue[queued.priority]["examples"] += count_lines(queued.path)
+    with InferenceClient(config.inference_base_url, timeout_s=2.0, retry=RetryPolicy(max_attempts=1)) as client:
+        health = client.health()
+    last = last_generation(home)
+    decision = decide_trigger(settings, len(files), (last or {}).get("started_at"), time.time())
+    last_batch = None
+    if last:
+        last_batch = {"batch_id": last["batch_id"], "started_at": last["started_at"]}
+        try:
+            last_batch["records"] = load_report(home, last["batch_id"])["records"]
+            last_batch["recommendation"] = load_report(home, last["batch_id"])["recommendation"]
+        except FileNotFoundError:
+            last_batch["recommendation"] = "no report (still running, or failed before its checks)"
+    data = {
+        "home": str(home.root),
+        "queue": queue,
+        "queue_depth": len(files),
+        "threshold": settings.threshold,
+        "auto_generate_enabled": settings.enabled,
+        "source": settings.source,
+        "inference": {"url": config.inference_base_url, **asdict(health)},
+        "cooldown_left_sec": round(decision.cooldown_left_sec),
+        "would_generate": decision.generate,
+        "trigger_reason": decision.reason,
+        "last_batch": last_batch,
+    }
+    lines = [f"home: {home.root}", f"queue depth: {len(files)} file(s) (threshold {settings.threshold})"]
+    lines += [f"  {p:<7} {queue[p]['files']:>4} files {queue[p]['examples']:>8} examples" for p in PRIORITIES]
+    server = "healthy" if health.ok else f"unavailable ({health.detail})"
+    lines.append(f"inference server {config.inference_base_url}: {server}")
+    for gpu in health.gpus or []:
+        lines.append(f"  gpu {gpu.name}: {gpu.memory_used_mb} / {gpu.memory_total_mb} MB used, {gpu.utilization_pct}% busy")
+    lines.append(f"auto-generate: {'on' if settings.enabled else 'off'}, source {settings.source}; {decision.reason}")
+    lines.append(f"cooldown left: {decision.cooldown_left_sec:.0f}s")
+    if last_batch:
+        lines.append(f"last batch: {last_batch['batch_id']}: {last_batch['recommendation']}")
+    else:
+        lines.append("last batch: none yet")
+    _emit(data, as_json, "\n".join(lines))
+
+
+# --- generate ---------------------------------------------------------------------------
+
+def dagster_instance():
+    """The persistent instance when DAGSTER_HOME is set (runs show in the UI), else an
+    ephemeral one."""
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Generate even if disabled, in cooldown or the queue is full.")
+@click.option("--count", type=click.IntRange(min=1), help="Examples to generate (default: auto_generate.count).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed, for a reproducible batch.")
+@click.option("--skill", help="Skill to generate (default: config, then the curriculum's active skill).")
+@click.option("--priority", type=click.Choice(PRIORITIES), help="Queue priority (default: auto_generate.priority).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def generate(force: bool, count: int | None, seed: int | None, skill: str | None, priority: str | None, as_json: bool) -> None:
+    """Run generate_and_queue once through Dagster: generate, test, queue."""
+    from tdm_dagster.generation import decide_trigger, last_generation
+    from tdm_dagster.training_queue import TrainingQueue
+
+    home = _home()
+    settings = _config(home).auto_generate
+    instance = dagster_instance()
+    if not force:
+        from tdm_dagster.sensors.queue_low import runs_in_flight
+
+        last = (last_generation(home) or {}).get("started_at")
+        decision = decide_trigger(settings, TrainingQueue(home).total_depth(), last, time.time(), runs_in_flight(instance))
+        if not decision.generate:
+            _emit({"generated": False, "reason": decision.reason}, as_json, f"not generating: {decision.reason} (use --force to override)")
+            return
+    from tdm_dagster.definitions import defs
+    from tdm_dagster.jobs import GENERATE_AND_QUEUE
+
+    overrides = {"count": count, "seed": seed, "skill": skill, "priority": priority}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    click.echo(f"running {GENERATE_AND_QUEUE} (state in {home.root})", err=True)
+    result = defs.resolve_job_def(GENERATE_AND_QUEUE).execute_in_process(
+        run_config={
+            "ops": {"run_one_batch": {"config": given}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        },
+        instance=instance,
+        raise_on_error=False,
+        tags={"tdm/trigger": "cli"},
+    )
+    outcome = _batch_outcome(home, result)
+    text = (
+        f"batch {outcome['batch_id']}: {outcome['recommendation']}\n"
+        f"  generated {outcome.get('generated', 0)}, approved {outcome.get('approved', 0)}, rejected {outcome.get('rejected', 0)}"
+        + (f"\n  queued: {outcome['queue_file']}" if outcome.get("queue_file") else "")
+        + (f"\n  report: {outcome['report']}" if outcome.get("report") else "")
+    )
+    _emit(outcome, as_json, text)
+    if not result.success:
+        sys.exit(1)
+
+
+def _batch_outcome(home: TdmHome, result) -> dict[str, Any]:
+    from tdm_dagster.generation import last_generation
+    from tdm_dagster.reports import load_report
+
+    batch_id = result.output_for_node("run_one_batch") if result.success else (last_generation(home) or {}).get("batch_id")
+    outcome: dict[str, Any] = {"generated": result.success, "run_id": result.run_id, "batch_id": batch_id, "queued": False}
+    if not result.success:
+        errors = [event.message for event in result.all_events if event.is_failure and event.message]
+        outcome["error"] = errors[-1] if errors else "run failed"
+    try:
+        report = load_report(home, batch_id)
+    except (FileNotFoundError, TypeError):
+        outcome["recommendation"] = outcome.get("error", "no report")
+        return outcome
+    outcome.update(report["records"])
+    outcome["recommendation"] = report["recommendation"]
+    outcome["report"] = str(home.reports_dir / f"{batch_id}.json")
+    for priority in PRIORITIES:
+        path = home.queue_dir(priority) / f"{batch_id}.jsonl"
+        if path.exists():
+            outcome.update(queued=True, queue_file=str(path))
+    return outcome
+
+
+# --- stats ------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats(as_json: bool) -> None:
+    """Totals over every batch tested: generated, approved, rejected, per-check pass rates."""
+    from tdm_dagster.reports import iter_reports, summarize
+
+    summary = summarize(iter_reports(_home()))
+    lines = [
+        f"batches: {summary['batches']} ({summary['batches_approved']} approved)",
+        f"examples: {summary['total_generated']} generated, {summary['total_approved']} approved, "
+        f"{summary['total_rejected']} rejected (approval rate {summary['approval_rate']:.1%})",
+    ]
+    for name, check in summary["checks"].items():
+        rate = "n/a" if check["avg_pass_rate"] is None else f"{check['avg_pass_rate']:.1%}"
+        lines.append(f"  {name:<10} avg pass rate {rate:>7}, passed {check['batches_passed']}/{check['batches_run']} batches")
+    _emit(summary, as_json, "\n".join(lines))
+
+
+# --- curriculum -------------------------------------------------------------------------
+
+@main.group()
+def curriculum() -> None:
+    """The curriculum: active skill, level per skill, accuracy history."""
+
+
+@curriculum.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def curriculum_status(as_json: bool) -> None:
+    """Show levels, recent accuracy and what it takes to advance."""
+    from tdm_dagster.curriculum import CurriculumState, curriculum_path
+
+    path = curriculum_path(_home())
+    try:
+        state = CurriculumState.load(path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(state.to_dict(), as_json, state.format_status())
+
+
+@curriculum.command("set-skill")
+@click.argument("skill")
+def curriculum_set_skill(skill: str) -> None:
+    """Make SKILL the one generated next."""
+    from tdm_dagster.curriculum import CurriculumState, curriculum_path
+
+    path = curriculum_path(_home())
+    try:
+        state = CurriculumState.load(path)
+        state.set_active(skill)
+    except (KeyError, ValueError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from exc
+    state.save(path)
+    click.echo(f"active skill: {state.active_skill}")
+
+
+# --- skills -----------------------------------------------------------------------------
+
+@main.group()
+def skills() -> None:
+    """The built-in skill generators as an HTTP API."""
+
+
+@skills.command("serve")
+@click.option("--skill", "skill_names", multiple=True, help="Serve only these skills (repeatable); default all.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+def skills_serve(skill_names: tuple[str, ...], host: str, port: int) -> None:
+    """Serve generators, e.g. `--skill syllo --port 8080` and `--skill binary --port 8090`."""
+    from tdm_dagster.skill_api import serve
+
+    serve(host=host, port=port, skills=list(skill_names) or None)
+
+
+# --- config -----------------------------------------------------------------------------
+
+@main.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show_config(as_json: bool) -> None:
+    """The effective config (file + env overrides), validated."""
+    from dataclasses import is_dataclass
+
+    data = describe(_config(_home()))
+    if as_json:
+        _emit(data, True, "")
+        return
+    lines = [f"# from {data.pop('source')}"]
+    for section, values in data.items():
+        lines.append(f"{section}:")
+        for key, value in (asdict(values) if is_dataclass(values) else values).items():
+            lines.append(f"  {key}: {json.dumps(value, default=str)}")
+    click.echo("\n".join(lines))

@@ -1,0 +1,281 @@
+"""The one config file, ``$TDM_HOME/config.yaml``, with env-var overrides.
+
+Precedence, lowest to highest: built-in defaults, the config file, env vars
+``TDM_<SECTION>_<KEY>`` (e.g. ``TDM_AUTO_GENERATE_COUNT=500``), then Dagster run config
+for the run at hand. Invalid values fail at load with a message that names the key,
+the bad value, where it came from and what is allowed: a typo must never silently fall
+back to a default. The ``auto_generate`` keys are the seed design's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tdm_dagster.home import PRIORITIES, TdmHome
+from tdm_dagster.quality.settings import QualitySettings
+
+GENERATION_SOURCES = ("builtin", "skill_api", "inference")
+CONFIG_ENV = "TDM_CONFIG"
+"""Points at a config file other than ``$TDM_HOME/config.yaml``."""
+
+
+class ConfigError(ValueError):
+    """A config value is missing, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class AutoGenerateConfig:
+    enabled: bool = True
+    source: str = "builtin"
+    """Where batches come from: ``builtin`` generators in-process, the ``skill_api``
+    HTTP servers, or the ``inference`` server (the 3090) answering curriculum prompts."""
+    host: str = "127.0.0.1"
+    port: int = 8765
+    count: int = 100
+    priority: str = "normal"
+    threshold: int = 2
+    """Generate when the queue holds this many batch files or fewer."""
+    seed: int | None = None
+    """Fixed seed for reproducible batches; ``None`` derives one per batch."""
+    cooldown_sec: int = 300
+    payload: dict[str, Any] = field(default_factory=dict)
+    """Extra request fields for the inference server (temperature, max_tokens, ...)."""
+    skill: str | None = None
+    """Skill to generate; ``None`` follows the curriculum's active skill."""
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    model: str = "default"
+    timeout_sec: float = 60.0
+    max_concurrency: int = 4
+    max_attempts: int = 4
+    api_key_env: str = "TDM_INFERENCE_API_KEY"
+    """Name of the env var holding the API key; the key itself never lives in config."""
+
+
+@dataclass(frozen=True)
+class SkillApiConfig:
+    syllo_url: str = "http://127.0.0.1:8080"
+    binary_url: str = "http://127.0.0.1:8090"
+    timeout_sec: float = 30.0
+
+    def urls(self) -> dict[str, str]:
+        return {"syllo": self.syllo_url, "binary": self.binary_url}
+
+
+@dataclass(frozen=True)
+class TdmConfig:
+    auto_generate: AutoGenerateConfig = field(default_factory=AutoGenerateConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    skill_api: SkillApiConfig = field(default_factory=SkillApiConfig)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    source: str = "defaults"
+    """Where the config was read from, for messages."""
+
+    @property
+    def inference_base_url(self) -> str:
+        return f"http://{self.auto_generate.host}:{self.auto_generate.port}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(value: Any) -> str | None:
+    return None if _is_int(value) and value > 0 else "a positive integer"
+
+
+def _non_negative_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 0 else "an integer >= 0"
+
+
+def _port(value: Any) -> str | None:
+    return None if _is_int(value) and 1 <= value <= 65535 else "an integer port between 1 and 65535"
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda value: None if value in allowed else f"one of {', '.join(allowed)}"
+
+
+def _bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "a non-empty string"
+
+
+def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    def optional(value: Any) -> str | None:
+        problem = check(value)
+        return None if value is None or problem is None else f"{problem} or null"
+
+    return optional
+
+
+def _mapping(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "a mapping of request fields"
+
+
+def _positive_number(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    return None if ok else "a positive number"
+
+
+def _http_url(value: Any) -> str | None:
+    ok = isinstance(value, str) and value.startswith(("http://", "https://"))
+    return None if ok else "an http:// or https:// URL"
+
+
+_RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
+    "auto_generate": {
+        "enabled": _bool,
+        "source": _one_of(GENERATION_SOURCES),
+        "host": _text,
+        "port": _port,
+        "count": _positive_int,
+        "priority": _one_of(PRIORITIES),
+        "threshold": _non_negative_int,
+        "seed": _optional(_non_negative_int),
+        "cooldown_sec": _non_negative_int,
+        "payload": _mapping,
+        "skill": _optional(_text),
+    },
+    "inference": {
+        "model": _text,
+        "timeout_sec": _positive_number,
+        "max_concurrency": _positive_int,
+        "max_attempts": _positive_int,
+        "api_key_env": _text,
+    },
+    "skill_api": {
+        "syllo_url": _http_url,
+        "binary_url": _http_url,
+        "timeout_sec": _positive_number,
+    },
+}
+_SECTION_TYPES = {
+    "auto_generate": AutoGenerateConfig,
+    "inference": InferenceConfig,
+    "skill_api": SkillApiConfig,
+}
+SECTIONS = (*_RULES, "quality")
+
+
+def validate_section(section: str, values: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """Check every key and value of one section; raise ConfigError naming the first bad one."""
+    rules = _RULES[section]
+    for key, value in values.items():
+        if key not in rules:
+            raise ConfigError(
+                f"{origin}: unknown key {section}.{key}; allowed keys: {', '.join(rules)}"
+            )
+        problem = rules[key](value)
+        if problem:
+            raise ConfigError(f"{origin}: {section}.{key} is {value!r}; expected {problem}")
+    return dict(values)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, tuple[Any, str]]]:
+    """``TDM_AUTO_GENERATE_COUNT=500`` -> {"auto_generate": {"count": (500, "env TDM_...")}}.
+
+    Values are parsed as YAML scalars, so ``true``, ``12``, ``null`` and ``{"a": 1}`` mean
+    what they look like.
+    """
+    overrides: dict[str, dict[str, tuple[Any, str]]] = {}
+    for section in SECTIONS:
+        prefix = f"TDM_{section.upper()}_"
+        for name, raw in environ.items():
+            if not name.startswith(prefix):
+                continue
+            key = name[len(prefix):].lower()
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"env {name}: cannot parse {raw!r}: {exc}") from exc
+            overrides.setdefault(section, {})[key] = (value, f"env {name}")
+    return overrides
+
+
+def config_path_for(home: TdmHome, environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    explicit = environ.get(CONFIG_ENV)
+    return Path(explicit).expanduser() if explicit else home.config_path
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections ({', '.join(SECTIONS)})")
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section {section!r}; allowed sections: {', '.join(SECTIONS)}")
+        if values is not None and not isinstance(values, dict):
+            raise ConfigError(f"{path}: section {section} must be a mapping of keys to values")
+    return data
+
+
+def load_config(home: TdmHome | None = None, environ: Mapping[str, str] | None = None) -> TdmConfig:
+    """Defaults, then the config file, then env vars; every value validated."""
+    environ = os.environ if environ is None else environ
+    home = home or TdmHome.from_env(environ.get("TDM_HOME"))
+    path = config_path_for(home, environ)
+    file_data = _read_file(path)
+    env_data = _env_overrides(environ)
+    built: dict[str, Any] = {}
+    for section in SECTIONS:
+        merged: dict[str, Any] = {}
+        for key, value in (file_data.get(section) or {}).items():
+            merged[key] = (value, str(path))
+        merged.update(env_data.get(section, {}))
+        built[section] = _build_section(section, merged)
+    origin = str(path) if path.exists() else "defaults"
+    return TdmConfig(**built, source=origin)
+
+
+def _build_section(section: str, merged: Mapping[str, tuple[Any, str]]) -> Any:
+    if section == "quality":
+        values = {key: value for key, (value, _origin) in merged.items()}
+        origins = sorted({origin for _value, origin in merged.values()}) or ["defaults"]
+        try:
+            return QualitySettings.from_mapping(values)
+        except ValueError as exc:
+            raise ConfigError(f"{', '.join(origins)}: {exc}") from exc
+    values: dict[str, Any] = {}
+    for key, (value, origin) in merged.items():
+        values.update(validate_section(section, {key: value}, origin))
+    return _SECTION_TYPES[section](**values)
+
+
+def with_overrides(config: TdmConfig, section: str, overrides: Mapping[str, Any], origin: str) -> TdmConfig:
+    """Apply run-config overrides (``None`` values mean "not given") with the same checks."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if not given:
+        return config
+    validate_section(section, given, origin)
+    return replace(config, **{section: replace(getattr(config, section), **given)})
+
+
+def describe(config: TdmConfig) -> dict[str, Any]:
+    """The effective config as plain data (the API key is never part of it)."""
+    out: dict[str, Any] = {"source": config.source}
+    for section in SECTIONS:
+        obj = getattr(config, section)
+        out[section] = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    return out

@@ -1,0 +1,51 @@
+"""The code location: every asset, check, job, sensor, schedule and resource, in one place.
+
+Loading it reads ``$TDM_HOME/config.yaml`` (an invalid file fails the load with a
+message naming the key) and must stay fast: no great_expectations, torch or
+transformers at import time; the checks and resources import them when they run.
+"""
+
+import os
+
+import dagster as dg
+
+from tdm_dagster.assets import batch_assets
+from tdm_dagster.checks import quality_suites
+from tdm_dagster.config import load_config
+from tdm_dagster.jobs import batch_pipeline, generate_and_queue
+from tdm_dagster.resources import InferenceServerResource, SkillApiResource, TdmHomeResource
+from tdm_dagster.schedules import schedules
+from tdm_dagster.sensors import queue_low_sensor
+
+_config = load_config()
+
+
+def _api_key():
+    """The key is read from its env var at run time (``dg.EnvVar``), never stored."""
+    name = _config.inference.api_key_env
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+defs = dg.Definitions(
+    assets=batch_assets,
+    asset_checks=[quality_suites],
+    jobs=[batch_pipeline, generate_and_queue],
+    sensors=[queue_low_sensor],
+    schedules=schedules,
+    resources={
+        "tdm": TdmHomeResource(),
+        "inference": InferenceServerResource(
+            base_url=_config.inference_base_url,
+            api_key=_api_key(),
+            model=_config.inference.model,
+            timeout_sec=_config.inference.timeout_sec,
+            max_concurrency=_config.inference.max_concurrency,
+            max_attempts=_config.inference.max_attempts,
+        ),
+        "skill_api": SkillApiResource(
+            syllo_url=_config.skill_api.syllo_url,
+            binary_url=_config.skill_api.binary_url,
+            timeout_sec=_config.skill_api.timeout_sec,
+        ),
+    },
+)

@@ -1,0 +1,97 @@
+"""Jobs: ``batch_pipeline`` materializes one batch partition end to end;
+``generate_and_queue`` runs the loop once with no partition made beforehand.
+
+``dagster job execute`` has no ``--partition`` flag, and a dynamic partition must exist
+before a run can target it, so ``generate_and_queue`` is a plain one-op job: the op
+names a new batch, adds its partition, and runs ``batch_pipeline`` for it on the same
+Dagster instance. Both runs show in the UI when ``DAGSTER_HOME`` is set.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import dagster as dg
+
+from tdm_dagster.assets import batch_assets
+from tdm_dagster.batches import new_batch_id
+from tdm_dagster.generators import get_generator
+from tdm_dagster.partitions import batch_partitions
+from tdm_dagster.reports import load_report
+from tdm_dagster.resources import TdmHomeResource
+from tdm_dagster.curriculum import CurriculumState, curriculum_path
+
+BATCH_PIPELINE = "batch_pipeline"
+GENERATE_AND_QUEUE = "generate_and_queue"
+
+batch_pipeline = dg.define_asset_job(
+    BATCH_PIPELINE,
+    selection=dg.AssetSelection.assets(*batch_assets),
+    partitions_def=batch_partitions,
+    description="Generate, test and queue one batch (one partition of the batches).",
+)
+
+
+class LoopConfig(dg.Config):
+    """Overrides for this one run; empty means the config file's ``auto_generate``."""
+
+    count: Optional[int] = None
+    seed: Optional[int] = None
+    priority: Optional[str] = None
+    skill: Optional[str] = None
+    source: Optional[str] = None
+
+
+def new_batch_run_config(overrides: dict) -> dict:
+    """Run config that hands overrides to ``generated_batch`` in a ``batch_pipeline`` run."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return {"ops": {"generated_batch": {"config": given}}} if given else {}
+
+
+@dg.op(description="Name a new batch, add its partition, and run batch_pipeline for it.")
+def run_one_batch(context: dg.OpExecutionContext, config: LoopConfig, tdm: TdmHomeResource) -> str:
+    from tdm_dagster.definitions import defs  # the full job, with resources bound
+
+    home = tdm.home()
+    settings = tdm.config().auto_generate
+    skill = config.skill or settings.skill or CurriculumState.load(curriculum_path(home)).active_skill
+    skill = get_generator(skill).skill
+    taken = set(context.instance.get_dynamic_partitions(batch_partitions.name))
+    batch_id = new_batch_id(skill, config.source or settings.source, config.count or settings.count, taken=taken)
+    context.instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
+    context.log.info(f"running {BATCH_PIPELINE} for new batch {batch_id}")
+    result = defs.resolve_job_def(BATCH_PIPELINE).execute_in_process(
+        run_config=new_batch_run_config(config.model_dump()),
+        instance=context.instance,
+        partition_key=batch_id,
+        raise_on_error=False,
+        tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": "generate_and_queue"},
+    )
+    if not result.success:
+        try:
+            verdict = load_report(home, batch_id)["recommendation"]
+        except FileNotFoundError:
+            verdict = "no report: the batch failed before its checks (see the run's logs)"
+        raise dg.Failure(
+            f"batch {batch_id} was not queued: {verdict}",
+            metadata={"batch_id": batch_id, "batch_run_id": result.run_id},
+        )
+    report = load_report(home, batch_id)
+    context.add_output_metadata(
+        {
+            "batch_id": batch_id,
+            "batch_run_id": result.run_id,
+            "approved": dg.MetadataValue.int(report["records"]["approved"]),
+            "rejected": dg.MetadataValue.int(report["records"]["rejected"]),
+        }
+    )
+    return batch_id
+
+
+@dg.job(
+    name=GENERATE_AND_QUEUE,
+    executor_def=dg.in_process_executor,
+    description="Run the loop once: generate a batch, test it, queue it if it passes. Works from cron with `dagster job execute`.",
+)
+def generate_and_queue() -> None:
+    run_one_batch()

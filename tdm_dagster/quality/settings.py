@@ -1,0 +1,99 @@
+"""Thresholds of the five quality suites, validated once so the suites can trust them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+DEFAULT_TOP_NGRAM_CHAR_FRACS: Mapping[int, float] = MappingProxyType({2: 0.20, 3: 0.18, 4: 0.16})
+"""Gopher (Rae et al. 2021, table A1) top n-gram character fractions."""
+
+
+def _fraction(key: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(f"quality.{key}: {value!r} is not between 0 and 1")
+
+
+def _positive_int(key: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"quality.{key}: {value!r} is not a whole number >= 1")
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Every knob of the quality suites; defaults suit chat fine-tuning data.
+
+    Construct directly or with :meth:`from_mapping` (the ``quality:`` section of
+    config.yaml); both validate, so a bad value fails at load time, not mid-batch.
+    """
+
+    tokenizer_path: str | None = None
+    """Hugging Face tokenizer folder of the model being trained; None: the bundled default."""
+    min_tokens: int = 4
+    max_tokens: int = 4096
+    min_unique_response_ratio: float = 0.70
+    balance_tolerance: float = 0.10
+    """Assistant/user turn ratio must lie within 1 ± this, per record and for the batch."""
+    min_pass_rate: float = 0.95
+    """Per suite: share of records that must pass its per-record expectations."""
+    dup_line_frac: float = 0.30
+    top_ngram_char_fracs: Mapping[int, float] = field(
+        default_factory=lambda: DEFAULT_TOP_NGRAM_CHAR_FRACS
+    )
+    ngram_min_words: int = 100
+    """Turns with fewer words skip the top n-gram rules: in a short turn one n-gram is
+    a large share of the text by construction, which says nothing about repetition."""
+    dup_line_min_lines: int = 4
+    """Turns with fewer non-empty lines skip the duplicate-line rule, for the same reason."""
+
+    def __post_init__(self) -> None:
+        if self.tokenizer_path is not None and not (
+            isinstance(self.tokenizer_path, str) and self.tokenizer_path.strip()
+        ):
+            raise ValueError(
+                f"quality.tokenizer_path: {self.tokenizer_path!r} is not a non-empty path or null"
+            )
+        for key in ("min_tokens", "max_tokens", "ngram_min_words", "dup_line_min_lines"):
+            _positive_int(key, getattr(self, key))
+        if self.max_tokens < self.min_tokens:
+            raise ValueError(
+                f"quality.max_tokens: {self.max_tokens} is below min_tokens {self.min_tokens}"
+            )
+        for key in ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac"):
+            _fraction(key, getattr(self, key))
+        object.__setattr__(self, "top_ngram_char_fracs", _ngram_fracs(self.top_ngram_char_fracs))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> QualitySettings:
+        """Settings from a config mapping; unknown keys and bad values raise ValueError."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"quality: {values!r} is not a mapping of settings")
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in allowed:
+                raise ValueError(
+                    f"quality.{key}: unknown setting; allowed: {', '.join(allowed)}"
+                )
+        return cls(**values)
+
+
+def _ngram_fracs(value: Any) -> Mapping[int, float]:
+    """Read-only {n: fraction}; keys may arrive as strings from YAML/JSON."""
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError(
+            f"quality.top_ngram_char_fracs: {value!r} is not a non-empty mapping of n to fraction"
+        )
+    fracs: dict[int, float] = {}
+    for raw_n, frac in value.items():
+        try:
+            n = int(raw_n)
+        except (TypeError, ValueError):
+            n = 0
+        if n < 2 or isinstance(raw_n, bool):
+            raise ValueError(f"quality.top_ngram_char_fracs: key {raw_n!r} is not an n-gram size >= 2")
+        _fraction(f"top_ngram_char_fracs.{n}", frac)
+        fracs[n] = float(frac)
+    return MappingProxyType(dict(sorted(fracs.items())))

@@ -1,0 +1,71 @@
+"""Ask for a new batch when the training queue runs low.
+
+Each tick: read the config (a bad file skips the tick with the reason, it never crashes
+the daemon), count the queue, and let ``decide_trigger`` weigh threshold, cooldown and
+runs already in flight. A request adds the batch's partition and a ``batch_pipeline``
+run whose run key is the batch id, so a re-evaluated tick never starts it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+from tdm_dagster.batches import new_batch_id
+from tdm_dagster.config import ConfigError, load_config
+from tdm_dagster.curriculum import CurriculumState, curriculum_path
+from tdm_dagster.generation import decide_trigger, last_generation
+from tdm_dagster.generators import get_generator
+from tdm_dagster.home import TdmHome
+from tdm_dagster.jobs import BATCH_PIPELINE, GENERATE_AND_QUEUE, batch_pipeline
+from tdm_dagster.partitions import batch_partitions
+from tdm_dagster.training_queue import TrainingQueue
+
+
+def runs_in_flight(instance: dg.DagsterInstance) -> int:
+    """Generation runs queued or running now, whichever way they were started."""
+    return sum(
+        len(instance.get_run_ids(dg.RunsFilter(job_name=job, statuses=IN_PROGRESS_RUN_STATUSES), limit=5))
+        for job in (BATCH_PIPELINE, GENERATE_AND_QUEUE)
+    )
+
+
+@dg.sensor(
+    job=batch_pipeline,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Requests a new batch when the queue depth is at or below auto_generate.threshold (honours enabled and cooldown_sec).",
+)
+def queue_low_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    home = TdmHome.from_env().ensure()
+    try:
+        settings = load_config(home).auto_generate
+        skill = get_generator(settings.skill or CurriculumState.load(curriculum_path(home)).active_skill).skill
+    except (ConfigError, KeyError, ValueError) as exc:
+        return dg.SkipReason(f"cannot plan a batch: {exc}")
+
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    now = time.time()
+    started = (last_generation(home) or {}).get("started_at")
+    last = max(filter(None, (started, cursor.get("last_request_at"))), default=None)
+    depth = TrainingQueue(home).total_depth()
+    decision = decide_trigger(settings, depth, last, now, in_flight=runs_in_flight(context.instance))
+    if not decision.generate:
+        return dg.SkipReason(decision.reason)
+
+    batch_id = new_batch_id(skill, settings.source, settings.count)
+    context.log.info(f"{decision.reason}: requesting batch {batch_id}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=batch_id,
+                partition_key=batch_id,
+                tags={"tdm/trigger": "queue_low_sensor", "tdm/queue_depth": str(depth)},
+            )
+        ],
+        dynamic_partitions_requests=[batch_partitions.build_add_request([batch_id])],
+        cursor=json.dumps({"last_request_at": now, "last_batch_id": batch_id}),
+    )

@@ -1,0 +1,141 @@
+"""Real Dagster materializations of generate -> validate -> report -> queue."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from tdm_dagster.assets import batch_assets
+from tdm_dagster.checks import quality_suites
+from tdm_dagster.partitions import batch_partitions
+from tdm_dagster.quality import SUITE_NAMES
+from tdm_dagster.resources import InferenceServerResource, SkillApiResource, TdmHomeResource
+from tdm_dagster.training_queue import TrainingQueue
+from tests.fake_inference_server import fake_inference_server
+from tests.http_servers import refused_port
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def materialize_batch(instance, batch_id, *, inference_url="http://127.0.0.1:9", run_config=None):
+    instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
+    return dg.materialize(
+        [*batch_assets, quality_suites],
+        partition_key=batch_id,
+        instance=instance,
+        resources={
+            "tdm": TdmHomeResource(),
+            "inference": InferenceServerResource(base_url=inference_url, max_attempts=2, timeout_sec=5),
+            "skill_api": SkillApiResource(),
+        },
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+
+def check_evaluations(result):
+    return {
+        event.asset_check_evaluation_data.check_name: event.asset_check_evaluation_data.passed
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def test_builtin_batch_is_tested_and_queued(home, instance):
+    batch_id = "syllo_autogen_20251122_130000_count60"
+    result = materialize_batch(instance, batch_id)
+    assert result.success
+    assert check_evaluations(result) == dict.fromkeys(SUITE_NAMES, True)
+
+    report = json.loads((home.reports_dir / f"{batch_id}.json").read_text())
+    assert set(report) >= {"total_checks", "passed_checks", "failed_checks", "overall_pass", "recommendation", "results"}
+    assert set(report["results"]) == set(SUITE_NAMES)
+    assert report["overall_pass"] is True
+    records = report["records"]
+    assert records["generated"] == 60 == records["approved"] + records["rejected"]
+
+    queued = home.queue_dir("normal") / f"{batch_id}.jsonl"
+    lines = [json.loads(line) for line in queued.read_text().splitlines()]
+    assert len(lines) == records["approved"]
+    assert all(line["metadata"]["skill"] == "syllo" for line in lines)
+
+    materialized = instance.get_latest_materialization_event(dg.AssetKey("queued_batch"))
+    assert materialized.asset_materialization.partition == batch_id
+
+
+def test_failing_check_blocks_the_queue_and_keeps_every_record(home, instance):
+    batch_id = "binary_infer_20251122_130000_count40"
+    home.config_path.write_text("auto_generate:\n  source: inference\n")
+    with fake_inference_server(reply=lambda messages: "I can't help with that.") as (_fake, url):
+        result = materialize_batch(instance, batch_id, inference_url=url)
+    assert not result.success
+    evaluations = check_evaluations(result)
+    assert evaluations["diversity"] is False
+    assert TrainingQueue(home).total_depth() == 0
+
+    report = json.loads((home.reports_dir / f"{batch_id}.json").read_text())
+    assert report["overall_pass"] is False
+    assert "diversity" in report["recommendation"]
+    rejected = [json.loads(line) for line in (home.rejected_dir / f"{batch_id}.jsonl").read_text().splitlines()]
+    assert len(rejected) == 40 == report["records"]["rejected"]
+    assert all(row["reasons"] and row["record"]["messages"] for row in rejected)
+    assert any(reason["code"] == "batch.rejected" for reason in rejected[0]["reasons"])
+    assert not instance.get_latest_materialization_event(dg.AssetKey("queued_batch"))
+
+
+def test_inference_server_down_queues_nothing_and_says_why(home, instance):
+    home.config_path.write_text("auto_generate:\n  source: inference\n")
+    with refused_port() as url:
+        result = materialize_batch(instance, "syllo_infer_20251122_130000_count5", inference_url=url)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "inference server failed 5 of 5 requests" in failure.message or "inference server failed" in str(failure.event_specific_data.error)
+    assert TrainingQueue(home).total_depth() == 0
+    assert not list(home.reports_dir.iterdir())
+
+
+def test_inference_batch_with_answers_is_queued_with_metadata(home, instance):
+    home.config_path.write_text("auto_generate:\n  source: inference\n  priority: high\n  payload: {temperature: 0.1}\n")
+    with fake_inference_server() as (fake, url):
+        result = materialize_batch(instance, "binary_infer_20251122_130000_count20", inference_url=url)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    assert len(fake.chat_requests) == 20
+    assert all(r.body["temperature"] == 0.1 for r in fake.chat_requests)
+    queued = home.queue_dir("high") / "binary_infer_20251122_130000_count20.jsonl"
+    first = json.loads(queued.read_text().splitlines()[0])
+    assert first["metadata"]["source"] == "inference"
+    assert first["messages"][-1]["content"].startswith("reply to:")
+
+
+def test_run_config_overrides_count_and_seed(home, instance):
+    run_config = {"ops": {"generated_batch": {"config": {"count": 12, "seed": 7}}}}
+    result = materialize_batch(instance, "my-hand-made-batch", run_config=run_config)
+    assert result.success
+    plan = json.loads((home.batch_dir("my-hand-made-batch") / "batch.json").read_text())
+    assert (plan["count"], plan["seed"]) == (12, 7)
+
+
+def test_schema_rejections_are_kept_with_line_and_field(home, instance):
+    """Records that break the spec are rejected before content checks, with where and why."""
+    from tdm_dagster.batches import BatchPlan, BatchStore
+    from tdm_dagster.gate import decide
+    from tdm_dagster.quality import QualitySettings, run_quality
+    from tdm_dagster.reports import save_outcome
+    from tdm_dagster.schemas import schema_gate
+    from tdm_dagster.generators import get_generator
+
+    good = get_generator("binary").generate(1, 30, 3)
+    records = [*good, {"messages": "oops"}, {"prompt": "x", "completion": "y"}]
+    schema = schema_gate(records, "chat_sft_v1")
+    outcome = decide(schema, run_quality(schema.conversations, QualitySettings()), "b1")
+    BatchStore(home).save_generated(BatchPlan("b1", "binary", 1, 32, 3, "builtin", "normal", "chat_sft_v1", ""), records)
+    save_outcome(home, "b1", records, outcome)
+    rows = {row["line"]: row for row in map(json.loads, (home.rejected_dir / "b1.jsonl").read_text().splitlines())}
+    assert rows[31]["reasons"][0]["field"] == "messages"
+    assert rows[32]["reasons"][0]["code"] == "schema.unknown_field"
+    assert rows[32]["record"] == {"prompt": "x", "completion": "y"}
+    assert outcome.report["records"]["generated"] == 32 == outcome.report["records"]["approved"] + outcome.report["records"]["rejected"]
