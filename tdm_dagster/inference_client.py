@@ -196,8 +196,7 @@ class InferenceClient:
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        root = base_url.rstrip("/")
-        self.base_url = root.removesuffix("/v1")
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self.model = model
         self.retry = retry
         self.max_concurrency = max_concurrency
@@ -251,7 +250,8 @@ class InferenceClient:
 
         Each success becomes ``{"messages": prompt + [assistant reply], "metadata":
         {**metadata, "source": "inference", "model": model}}``; each failure becomes
-        ``(index, reason)``. ``progress(done, total)`` is called on the caller's thread.
+        ``(index, reason)``. Plain ``(messages, metadata)`` tuples work as requests.
+        ``progress(done, total)`` is called on the caller's thread.
         """
         extra = dict(payload or {})
         model = extra.get("model", self.model)
@@ -259,8 +259,8 @@ class InferenceClient:
         failures: list[tuple[int, str]] = []
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="inference") as pool:
             pending = {
-                pool.submit(self.chat, request.messages, **extra): index
-                for index, request in enumerate(requests)
+                pool.submit(self.chat, messages, **extra): index
+                for index, (messages, _) in enumerate(requests)
             }
             for done, future in enumerate(as_completed(pending), start=1):
                 index = pending[future]
@@ -272,11 +272,11 @@ class InferenceClient:
                     progress(done, len(requests))
         examples = [
             {
-                "messages": [dict(message) for message in request.messages]
+                "messages": [dict(message) for message in messages]
                 + [{"role": "assistant", "content": replies[index]}],
-                "metadata": {**request.metadata, "source": "inference", "model": model},
+                "metadata": {**metadata, "source": "inference", "model": model},
             }
-            for index, request in enumerate(requests)
+            for index, (messages, metadata) in enumerate(requests)
             if index in replies
         ]
         return BatchResult(examples=examples, failures=sorted(failures))

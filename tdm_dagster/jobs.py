@@ -43,9 +43,13 @@ class LoopConfig(dg.Config):
 
 
 def new_batch_run_config(overrides: dict) -> dict:
-    """Run config that hands overrides to ``generated_batch`` in a ``batch_pipeline`` run."""
+    """Run config for a ``batch_pipeline`` run: the overrides go to ``generated_batch``,
+    and the console shows INFO (progress) rather than every debug event."""
     given = {key: value for key, value in overrides.items() if value is not None}
-    return {"ops": {"generated_batch": {"config": given}}} if given else {}
+    return {
+        "ops": {"generated_batch": {"config": given}},
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
 
 
 @dg.op(description="Name a new batch, add its partition, and run batch_pipeline for it.")

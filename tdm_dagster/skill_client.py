@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 
 from tdm_dagster.http_retry import RequestFailedError, RetryPolicy, body_excerpt, send_with_retries
-from tdm_dagster.inference_client import HealthReport, check_health
+from tdm_dagster.inference_client import HEALTH_PATH, HealthReport, check_health
 
 GENERATE_PATH = "/v1/generate"
-HEALTH_PATH = "/health"
 
 
 class SkillApiError(Exception):

@@ -252,6 +252,6 @@ def test_generate_batch_reports_failures_by_index(fake: FakeInference, client: I
 def test_generate_batch_payload_model_overrides_the_metadata_model(
     fake: FakeInference, client: InferenceClient
 ) -> None:
-    result = client.generate_batch([GenerationRequest(HELLO, {})], payload={"model": "big"})
+    result = client.generate_batch([(HELLO, {})], payload={"model": "big"})  # a plain tuple works
     assert result.examples[0]["metadata"]["model"] == "big"
     assert fake.chat_requests[0].body["model"] == "big"

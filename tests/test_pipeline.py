@@ -21,7 +21,7 @@ def instance():
         yield instance
 
 
-def materialize_batch(instance, batch_id, *, inference_url="http://127.0.0.1:9", run_config=None):
+def materialize_batch(instance, batch_id, *, inference_url="http://127.0.0.1:9", skill_urls=None, run_config=None):
     instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
     return dg.materialize(
         [*batch_assets, quality_suites],
@@ -30,7 +30,7 @@ def materialize_batch(instance, batch_id, *, inference_url="http://127.0.0.1:9",
         resources={
             "tdm": TdmHomeResource(),
             "inference": InferenceServerResource(base_url=inference_url, max_attempts=2, timeout_sec=5),
-            "skill_api": SkillApiResource(),
+            "skill_api": SkillApiResource(**(skill_urls or {})),
         },
         run_config=run_config,
         raise_on_error=False,
@@ -139,3 +139,21 @@ def test_schema_rejections_are_kept_with_line_and_field(home, instance):
     assert rows[32]["reasons"][0]["code"] == "schema.unknown_field"
     assert rows[32]["record"] == {"prompt": "x", "completion": "y"}
     assert outcome.report["records"]["generated"] == 32 == outcome.report["records"]["approved"] + outcome.report["records"]["rejected"]
+
+
+def test_skill_api_source_matches_local_generation(home, instance):
+    """The remote path is real: the same generators behind their HTTP servers (one per
+    skill, as in the seed design) give the same batch as in-process generation."""
+    from tdm_dagster.skill_api import create_app
+    from tests.http_servers import running_server
+
+    home.config_path.write_text("auto_generate:\n  source: skill_api\n  seed: 11\n")
+    with running_server(create_app(["syllo"])) as syllo_url, running_server(create_app(["binary"])) as binary_url:
+        result = materialize_batch(
+            instance, "binary_skillapi_20251122_130000_count25", skill_urls={"syllo_url": syllo_url, "binary_url": binary_url}
+        )
+    assert result.success
+    from tdm_dagster.generators import get_generator
+
+    generated = [json.loads(line) for line in (home.batch_dir("binary_skillapi_20251122_130000_count25") / "generated.jsonl").read_text().splitlines()]
+    assert generated == get_generator("binary").generate(1, 25, 11)

@@ -82,10 +82,6 @@ def words_for_level(level: int) -> int:
     return level + 3
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def parse_word_list(response: str) -> list[str]:
     """The words a response gives, lower-cased.
 
@@ -125,7 +121,7 @@ class SylloGenerator(BuiltinGenerator[SylloPuzzle]):
     def render(self, problem: SylloPuzzle) -> RenderedProblem:
         count = len(problem.entries)
         clues = "\n".join(
-            f"{number}. {entry.clue} ({_plural(len(entry.syllables), 'syllable')})"
+            f"{number}. {entry.clue} ({len(entry.syllables)} syllables)"
             for number, entry in enumerate(problem.entries, start=1)
         )
         user = (

@@ -117,20 +117,43 @@ def repetition_issue(text: str, settings: QualitySettings) -> str | None:
 def _top_ngram_issue(text: str, words: list[str], fracs: dict[int, float]) -> str | None:
     """datatrove's top n-gram rule: count(top n-gram) * len(top n-gram) / len(text) > frac.
 
-    Certain shortcut: every word of an n-gram occurring c times occurs at least c times
-    itself, so c * len(n-gram) <= n * max(count(w) * len(w)) + (n - 1) * max(count(w)).
+    Certain shortcut: each word of an n-gram occurring c >= 2 times occurs at least c
+    times itself, so c * len(n-gram) <= c * (n * L(c) + n - 1), where L(c) is the longest
+    word occurring at least c times. The n-grams are only counted when the largest such
+    bound over c exceeds the threshold.
     """
-    word_counts = Counter(words)
-    repeated = [(count, len(word)) for word, count in word_counts.items() if count > 1]
+    repeated = sorted(((count, len(word)) for word, count in Counter(words).items() if count > 1), reverse=True)
     if not repeated:
         return None
-    most_chars = max(count * length for count, length in repeated)
-    most_count = max(count for count, _ in repeated)
+    longest = 0
+    bounds: list[tuple[int, int]] = []  # (c, L(c)) for each count present, highest c first
+    for count, length in repeated:
+        longest = max(longest, length)
+        bounds.append((count, longest))
     for n, frac in fracs.items():
         limit = frac * len(text)
-        if n * most_chars + (n - 1) * most_count <= limit:
+        if max(count * (n * length + n - 1) for count, length in bounds) <= limit:
             continue
         ngram, count = Counter(zip(*(words[i:] for i in range(n)))).most_common(1)[0]
         if count > 1 and count * (sum(map(len, ngram)) + n - 1) > limit:
             return gopher_top_ngram(n)
     return None
+
+
+ISSUE_DESCRIPTIONS: dict[str, str] = {
+    BLANK_TURN: "turn is empty or whitespace only",
+    REPLACEMENT_CHAR: "contains U+FFFD replacement characters (broken encoding)",
+    CONTROL_CHAR: "contains control characters other than tab/newline/carriage return",
+    REFUSAL_BOILERPLATE: "contains model-refusal boilerplate ('as an AI language model', ...)",
+    TEMPLATE_PLACEHOLDER: "contains an unfilled template placeholder ({{...}}, <placeholder>, [INSERT ...)",
+    LOREM_IPSUM: "contains lorem ipsum filler text",
+    GOPHER_DUP_LINES: "too many duplicate lines (Gopher duplicate-line fraction)",
+}
+
+
+def describe_issue(code: str) -> str:
+    """Human-readable reason for an issue code."""
+    if code.startswith("content.gopher_top_"):
+        n = code.removeprefix("content.gopher_top_").removesuffix("gram")
+        return f"one repeated {n}-gram covers too much of the text (Gopher top {n}-gram fraction)"
+    return ISSUE_DESCRIPTIONS[code]

@@ -1,0 +1,112 @@
+"""Benchmark: the whole test step vs. tokenizing every conversation once.
+
+    python bench/bench_gate.py [--n 100000] [--seed 7]
+
+Builds N chat examples from the built-in generators (all skills and levels, mixed),
+then measures side by side (a) raw batch tokenization of the conversation texts with the
+same tokenizer the gate uses (``backend_tokenizer.encode_batch``, texts/s) and (b) the
+whole gate, ``tdm_dagster.gate.run_gate`` (schema gate + quality suites), examples/s,
+after a one-time GX/tokenizer warm-up that is reported separately. Goal: (b)/(a) >= 1.
+Writes bench/results/gate.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from tdm_dagster.generators import SKILLS  # noqa: E402
+from tdm_dagster.quality import QualitySettings, TokenCounter  # noqa: E402
+from tdm_dagster.quality.features import compute_features  # noqa: E402
+from tdm_dagster.quality.suites import run_suites, warm_up  # noqa: E402
+
+SPEC = "chat_sft_v1"
+"""Every built-in skill writes plain user/assistant chats, which this spec accepts."""
+
+
+def build_examples(n: int, seed: int) -> list[dict[str, Any]]:
+    """N examples, an even mix of every skill and level."""
+    plans = [(gen, level) for gen in SKILLS.values() for level in range(1, gen.max_level + 1)]
+    examples: list[dict[str, Any]] = []
+    for index, (generator, level) in enumerate(plans):
+        count = n // len(plans) + (index < n % len(plans))
+        examples.extend(generator.generate(level, count, seed + index))
+    return examples
+
+
+def conversation_text(example: dict[str, Any]) -> str:
+    return "\n".join(message["content"] for message in example["messages"])
+
+
+def timed(action):  # noqa: ANN001, ANN202 - tiny local helper
+    started = time.perf_counter()
+    value = action()
+    return value, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    from tdm_dagster.gate import run_gate
+
+    examples, generate_s = timed(lambda: build_examples(args.n, args.seed))
+    settings = QualitySettings()
+    counter = TokenCounter(settings.tokenizer_path)
+    gx_warm_up_s = warm_up()
+    _, tokenizer_load_s = timed(lambda: counter.backend)
+    run_gate(examples[:200], SPEC, settings)  # first-call costs (tokenizer cache, GX suites)
+
+    texts = [conversation_text(example) for example in examples]
+    _, tokenize_s = timed(lambda: counter.backend.encode_batch(texts, add_special_tokens=False))
+    outcome, gate_s = timed(lambda: run_gate(examples, SPEC, settings))
+
+    # Stage breakdown of the quality part, measured on its own pass.
+    features, features_s = timed(lambda: compute_features([e["messages"] for e in examples], settings, counter))
+    suites, suites_s = timed(lambda: run_suites(features, settings))
+    tokenizer_texts_per_s = len(texts) / tokenize_s
+    gate_examples_per_s = len(examples) / gate_s
+    results = {
+        "n": len(examples),
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "mean_conversation_chars": sum(map(len, texts)) / len(texts),
+        "tokenizer_texts_per_s": tokenizer_texts_per_s,
+        "gate_examples_per_s": gate_examples_per_s,
+        "ratio_gate_to_tokenizer": gate_examples_per_s / tokenizer_texts_per_s,
+        "seconds": {
+            "generate": generate_s,
+            "gx_warm_up": gx_warm_up_s,
+            "tokenizer_load": tokenizer_load_s,
+            "tokenize_all": tokenize_s,
+            "gate_total": gate_s,
+            "quality_features": features_s,
+            "quality_features_stages": features.attrs.get("timings_s", {}),
+            "quality_suites": suites_s,
+            "quality_suite_each": {name: result.details.get("seconds") for name, result in suites.items()},
+        },
+        "exact_token_counts": features.attrs.get("refined_texts"),
+        "gate": {"approved": len(outcome.approved_indices), "rejected": len(outcome.rejected),
+                 "recommendation": outcome.report["recommendation"]},
+    }  # fmt: skip
+    out = REPO_ROOT / "bench" / "results" / "gate.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    print(
+        f"\ntokenizer {tokenizer_texts_per_s:,.0f} texts/s | gate {gate_examples_per_s:,.0f} examples/s | "
+        f"ratio {results['ratio_gate_to_tokenizer']:.2f} (goal >= 1.0) | GX warm-up {gx_warm_up_s:.1f}s"
+    )
+
+
+if __name__ == "__main__":
+    main()
