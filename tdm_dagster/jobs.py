@@ -7,13 +7,10 @@ names a new batch, adds its partition, and runs ``batch_pipeline`` for it on the
 Dagster instance. Both runs show in the UI when ``DAGSTER_HOME`` is set.
 """
 
-from __future__ import annotations
-
-from typing import Optional
-
 import dagster as dg
 
 from tdm_dagster.assets import batch_assets
+from tdm_dagster.assets.batches import GenerateConfig
 from tdm_dagster.batches import new_batch_id
 from tdm_dagster.generators import get_generator
 from tdm_dagster.partitions import batch_partitions
@@ -32,16 +29,6 @@ batch_pipeline = dg.define_asset_job(
 )
 
 
-class LoopConfig(dg.Config):
-    """Overrides for this one run; empty means the config file's ``auto_generate``."""
-
-    count: Optional[int] = None
-    seed: Optional[int] = None
-    priority: Optional[str] = None
-    skill: Optional[str] = None
-    source: Optional[str] = None
-
-
 def new_batch_run_config(overrides: dict) -> dict:
     """Run config for a ``batch_pipeline`` run: the overrides go to ``generated_batch``,
     and the console shows INFO (progress) rather than every debug event."""
@@ -53,7 +40,7 @@ def new_batch_run_config(overrides: dict) -> dict:
 
 
 @dg.op(description="Name a new batch, add its partition, and run batch_pipeline for it.")
-def run_one_batch(context: dg.OpExecutionContext, config: LoopConfig, tdm: TdmHomeResource) -> str:
+def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: TdmHomeResource) -> str:
     from tdm_dagster.definitions import defs  # the full job, with resources bound
 
     home = tdm.home()

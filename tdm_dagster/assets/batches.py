@@ -7,8 +7,6 @@ checks write the report and the rejected records themselves, so a rejected batch
 has both on disk.
 """
 
-from __future__ import annotations
-
 import time
 from typing import Optional
 

@@ -7,8 +7,6 @@ suite has ERROR severity and is blocking, so the batch stops before the queue. T
 also writes the batch's report and its rejected records, so a rejected batch keeps both.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Iterator
 

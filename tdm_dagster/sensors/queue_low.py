@@ -6,8 +6,6 @@ runs already in flight. A request adds the batch's partition and a ``batch_pipel
 run whose run key is the batch id, so a re-evaluated tick never starts it twice.
 """
 
-from __future__ import annotations
-
 import json
 import time
 
@@ -39,7 +37,7 @@ def runs_in_flight(instance: dg.DagsterInstance) -> int:
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Requests a new batch when the queue depth is at or below auto_generate.threshold (honours enabled and cooldown_sec).",
 )
-def queue_low_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def queue_low_sensor(context: dg.SensorEvaluationContext):
     home = TdmHome.from_env().ensure()
     try:
         settings = load_config(home).auto_generate
