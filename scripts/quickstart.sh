@@ -7,6 +7,8 @@ bash scripts/install.sh
 export TDM_HOME=${TDM_HOME:-$PWD/.tdm}
 export DAGSTER_HOME=${DAGSTER_HOME:-$TDM_HOME/dagster}
 mkdir -p "$DAGSTER_HOME"
+# Dagster's instance settings; telemetry off (this tool never phones home).
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
 .venv/bin/dagster job execute -m tdm_dagster.definitions -j generate_and_queue
 .venv/bin/tdm status
 cat <<MSG

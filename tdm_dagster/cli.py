@@ -134,7 +134,7 @@ def generate(force: bool, count: int | None, seed: int | None, skill: str | None
         last = (last_generation(home) or {}).get("started_at")
         decision = decide_trigger(settings, TrainingQueue(home).total_depth(), last, time.time(), runs_in_flight(instance))
         if not decision.generate:
-            _emit({"generated": False, "reason": decision.reason}, as_json, f"not generating: {decision.reason} (use --force to override)")
+            _emit({"ran": False, "reason": decision.reason}, as_json, f"not generating: {decision.reason} (use --force to override)")
             return
     from tdm_dagster.definitions import defs
     from tdm_dagster.jobs import GENERATE_AND_QUEUE
@@ -168,7 +168,7 @@ def _batch_outcome(home: TdmHome, result) -> dict[str, Any]:
     from tdm_dagster.reports import load_report
 
     batch_id = result.output_for_node("run_one_batch") if result.success else (last_generation(home) or {}).get("batch_id")
-    outcome: dict[str, Any] = {"generated": result.success, "run_id": result.run_id, "batch_id": batch_id, "queued": False}
+    outcome: dict[str, Any] = {"ran": True, "success": result.success, "run_id": result.run_id, "batch_id": batch_id, "queued": False}
     if not result.success:
         errors = [event.message for event in result.all_events if event.is_failure and event.message]
         outcome["error"] = errors[-1] if errors else "run failed"

@@ -33,6 +33,7 @@ def webserver(tmp_path, home):
     port = free_port()
     dagster_home = tmp_path / "dagster-home"
     dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
