@@ -1,6 +1,9 @@
+from collections.abc import Iterator
+
 import pytest
 
 from tdm_dagster.home import TdmHome
+from tests.fake_inference_server import FakeInference, fake_inference_server
 
 
 @pytest.fixture
@@ -14,3 +17,16 @@ def home(tmp_path, monkeypatch) -> TdmHome:
     root = tmp_path / "tdm-home"
     monkeypatch.setenv("TDM_HOME", str(root))
     return TdmHome(root).ensure()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[FakeInference, str]]:
+    """One fake inference server per test module (fast), reset for each test by ``fake``."""
+    with fake_inference_server() as running:
+        yield running
+
+
+@pytest.fixture
+def fake(server: tuple[FakeInference, str]) -> FakeInference:
+    server[0].reset()
+    return server[0]

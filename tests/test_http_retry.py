@@ -16,24 +16,12 @@ from tdm_dagster.http_retry import (
     safe_url,
     send_with_retries,
 )
-from tests.fake_inference_server import FakeInference, fake_inference_server
+from tests.fake_inference_server import FakeInference
 from tests.http_servers import refused_port
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 NO_JITTER = RetryPolicy(max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.04, jitter=False)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[FakeInference, str]]:
-    with fake_inference_server() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(server: tuple[FakeInference, str]) -> FakeInference:
-    server[0].reset()
-    return server[0]
 
 
 @pytest.fixture

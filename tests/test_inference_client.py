@@ -15,24 +15,12 @@ from tdm_dagster.inference_client import (
     InferenceError,
     parse_gpu_stats,
 )
-from tests.fake_inference_server import FakeInference, fake_inference_server
+from tests.fake_inference_server import FakeInference
 from tests.http_servers import refused_port
 
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.02, jitter=False)
 SECRET = "sk-test-0123456789abcdef"
 HELLO = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[FakeInference, str]]:
-    with fake_inference_server() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(server: tuple[FakeInference, str]) -> FakeInference:
-    server[0].reset()
-    return server[0]
 
 
 @pytest.fixture

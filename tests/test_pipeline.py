@@ -37,12 +37,16 @@ def materialize_batch(instance, batch_id, *, inference_url="http://127.0.0.1:9",
     )
 
 
-def check_evaluations(result):
+def check_events(result):
     return {
-        event.asset_check_evaluation_data.check_name: event.asset_check_evaluation_data.passed
+        event.asset_check_evaluation_data.check_name: event.asset_check_evaluation_data
         for event in result.all_events
         if event.event_type_value == "ASSET_CHECK_EVALUATION"
     }
+
+
+def check_evaluations(result):
+    return {name: data.passed for name, data in check_events(result).items()}
 
 
 def test_builtin_batch_is_tested_and_queued(home, instance):
@@ -75,6 +79,12 @@ def test_failing_check_blocks_the_queue_and_keeps_every_record(home, instance):
     assert not result.success
     evaluations = check_evaluations(result)
     assert evaluations["diversity"] is False
+    diversity = check_events(result)["diversity"]
+    assert diversity.severity == dg.AssetCheckSeverity.ERROR
+    metadata = {key: value.value for key, value in diversity.metadata.items()}
+    assert metadata["threshold.diversity.unique_responses.min_value"] == 0.7
+    assert metadata["observed.diversity.unique_responses"] < 0.7
+    assert metadata["sample_failures"] != "none"
     assert TrainingQueue(home).total_depth() == 0
 
     report = json.loads((home.reports_dir / f"{batch_id}.json").read_text())

@@ -29,15 +29,30 @@ _DESCRIPTIONS = {
 
 
 def _check_metadata(result: SuiteResult) -> dict:
-    metadata: dict = {"pass_rate": dg.MetadataValue.float(round(result.pass_rate, 4))}
-    for key, value in result.observed.items():
-        metadata[f"observed_{key}"] = _metadata_value(value)
-    for key, value in result.thresholds.items():
-        metadata[f"threshold_{key}"] = _metadata_value(value)
-    failures = [f"- {sample}" if isinstance(sample, str) else f"- `{json.dumps(sample, ensure_ascii=False)[:300]}`" for sample in result.samples[:5]]
+    """What a user reads in the UI: pass rate, observed values, thresholds, samples."""
+    metadata: dict = {
+        "pass_rate": dg.MetadataValue.float(round(result.pass_rate, 4)),
+        "failed_records": dg.MetadataValue.int(len(result.failed_records)),
+    }
+    metadata.update(_flatten("observed", result.observed))
+    metadata.update(_flatten("threshold", result.thresholds))
+    failures = [
+        f"- {sample}" if isinstance(sample, str) else f"- `{json.dumps(sample, ensure_ascii=False)[:300]}`"
+        for sample in result.samples[:5]
+    ]
     metadata["sample_failures"] = dg.MetadataValue.md("\n".join(failures) or "none")
-    metadata["failed_records"] = dg.MetadataValue.int(len(result.failed_records))
     return metadata
+
+
+def _flatten(prefix: str, values: dict) -> dict:
+    flat: dict = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(name, value))
+        else:
+            flat[name] = _metadata_value(value)
+    return flat
 
 
 def _metadata_value(value):
@@ -47,7 +62,7 @@ def _metadata_value(value):
         return dg.MetadataValue.int(value)
     if isinstance(value, float):
         return dg.MetadataValue.float(round(value, 4))
-    return dg.MetadataValue.text(str(value))
+    return dg.MetadataValue.text(json.dumps(value, default=str) if isinstance(value, (list, tuple)) else str(value))
 
 
 @dg.multi_asset_check(
