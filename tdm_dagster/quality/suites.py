@@ -226,6 +226,7 @@ def _run_suite(runtime: _GxRuntime, name: str, features: pd.DataFrame, settings:
     failed: dict[int, list[RecordIssue]] = {}
     observed: dict[str, Any] = {"records": len(features)}
     thresholds: dict[str, Any] = {}
+    failed_batch_rules: list[str] = []
     for result in outcome.results:
         rule = rules[result.expectation_config.meta["rule"]]
         if result.exception_info.get("raised_exception"):
@@ -234,6 +235,8 @@ def _run_suite(runtime: _GxRuntime, name: str, features: pd.DataFrame, settings:
         thresholds[rule.name] = {k: kwargs[k] for k in ("min_value", "max_value", "mostly", "value_set") if kwargs.get(k) is not None}
         if rule.describe is None:
             observed[rule.name] = result.result.get("observed_value")
+            if not result.success:
+                failed_batch_rules.append(rule.name)
             continue
         rows = np.asarray(result.result.get("unexpected_index_list") or [], dtype=np.int64)
         observed[rule.name] = {"failing_records": int(rows.size)}
@@ -251,7 +254,7 @@ def _run_suite(runtime: _GxRuntime, name: str, features: pd.DataFrame, settings:
         {"record": row, "code": issue.code, "field": issue.field, "reason": issue.message}
         for row, issues in list(failed.items())[:SAMPLES_PER_SUITE]
         for issue in issues[:1]
-    ]
+    ] + [_batch_rule_sample(rule, observed[rule], thresholds[rule], features) for rule in failed_batch_rules]
     details = {
         "records": len(features),
         "pass_rate": pass_rate,
@@ -268,6 +271,19 @@ def _run_suite(runtime: _GxRuntime, name: str, features: pd.DataFrame, settings:
         name=name, passed=passed, pass_rate=pass_rate, observed=observed,
         thresholds=thresholds, failed_records=failed, samples=samples, details=json_safe(details),
     )  # fmt: skip
+
+
+def _batch_rule_sample(rule: str, observed: Any, thresholds: dict[str, Any], features: pd.DataFrame) -> dict[str, Any]:
+    """A batch-level failure has no failing record to show; say what was seen instead,
+    and for low diversity, which responses repeat most (first record and how often)."""
+    sample: dict[str, Any] = {"rule": rule, "reason": f"{rule}: observed {observed}, expected {thresholds}"}
+    if rule == "diversity.unique_responses":
+        hashes = features["response_hash"]
+        sample["most_repeated"] = [
+            {"record": int(hashes.index[hashes == value][0]), "times": int(times)}
+            for value, times in hashes.value_counts().head(3).items()
+        ]
+    return sample
 
 
 def json_safe(value: Any) -> Any:
