@@ -22,9 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.atomic import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from tdm_dagster.atomic import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    read_json,
+    read_jsonl,
+)
 from tdm_dagster.home import TdmHome
-from tdm_dagster.quality import RecordIssue
+from tdm_dagster.record_issues import RecordIssue
 from tdm_dagster.schemas import SchemaGateResult
 
 _BATCH_ID = re.compile(r"^(?P<skill>[a-z0-9]+)_(?P<source>[a-z0-9]+)_(?P<stamp>\d{8}_\d{6})(?:_\d+)?_count(?P<count>\d+)$")

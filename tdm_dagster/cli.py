@@ -50,8 +50,8 @@ def main() -> None:
 def status(as_json: bool) -> None:
     """Queue depth, inference server health, cooldown and the last batch."""
     from tdm_dagster.generation import decide_trigger, last_generation
-    from tdm_dagster.inference_client import InferenceClient
     from tdm_dagster.http_retry import RetryPolicy
+    from tdm_dagster.inference_client import InferenceClient
     from tdm_dagster.reports import load_report
     from tdm_dagster.training_queue import TrainingQueue, count_lines
 

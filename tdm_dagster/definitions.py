@@ -13,7 +13,11 @@ from tdm_dagster.assets import batch_assets
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.config import load_config
 from tdm_dagster.jobs import batch_pipeline, generate_and_queue
-from tdm_dagster.resources import InferenceServerResource, SkillApiResource, TdmHomeResource
+from tdm_dagster.resources import (
+    InferenceServerResource,
+    SkillApiResource,
+    TdmHomeResource,
+)
 from tdm_dagster.schedules import schedules
 from tdm_dagster.sensors import queue_low_sensor
 

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tdm_dagster.quality import QualitySettings, RecordIssue, SuiteResult, build_report, run_quality
+from tdm_dagster.quality import QualitySettings, SuiteResult, build_report, run_quality
+from tdm_dagster.record_issues import RecordIssue
 from tdm_dagster.schemas import SchemaGateResult, schema_gate
 
 

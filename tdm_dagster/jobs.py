@@ -12,11 +12,11 @@ import dagster as dg
 from tdm_dagster.assets import batch_assets
 from tdm_dagster.assets.batches import GenerateConfig
 from tdm_dagster.batches import new_batch_id
+from tdm_dagster.curriculum import CurriculumState, curriculum_path
 from tdm_dagster.generators import get_generator
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.reports import load_report
 from tdm_dagster.resources import TdmHomeResource
-from tdm_dagster.curriculum import CurriculumState, curriculum_path
 
 BATCH_PIPELINE = "batch_pipeline"
 GENERATE_AND_QUEUE = "generate_and_queue"

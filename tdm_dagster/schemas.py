@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tdm_dagster.quality import RecordIssue
+from tdm_dagster.record_issues import RecordIssue
 
 Messages = list[dict[str, str]]
 _MESSAGE_KEYS = frozenset({"role", "content"})

@@ -15,7 +15,12 @@ from typing import Any
 
 import httpx
 
-from tdm_dagster.http_retry import RequestFailedError, RetryPolicy, body_excerpt, send_with_retries
+from tdm_dagster.http_retry import (
+    RequestFailedError,
+    RetryPolicy,
+    body_excerpt,
+    send_with_retries,
+)
 from tdm_dagster.inference_client import HEALTH_PATH, HealthReport, check_health
 
 GENERATE_PATH = "/v1/generate"

@@ -17,7 +17,11 @@ from tdm_dagster.config import with_overrides
 from tdm_dagster.generation import plan_batch, produce_records, record_generation_start
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.reports import load_report
-from tdm_dagster.resources import InferenceServerResource, SkillApiResource, TdmHomeResource
+from tdm_dagster.resources import (
+    InferenceServerResource,
+    SkillApiResource,
+    TdmHomeResource,
+)
 from tdm_dagster.schemas import schema_gate
 from tdm_dagster.training_queue import TrainingQueue
 

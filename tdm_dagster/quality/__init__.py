@@ -7,15 +7,27 @@ Light to import: Great Expectations and transformers load on first use, so impor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tdm_dagster.quality.results import SUITE_NAMES, SuiteResult
 from tdm_dagster.quality.settings import QualitySettings
-from tdm_dagster.quality.suites import SUITE_NAMES, RecordIssue, SuiteResult
-from tdm_dagster.quality.tokens import TokenCounter
+from tdm_dagster.record_issues import RecordIssue
+
+if TYPE_CHECKING:
+    from tdm_dagster.quality.tokens import TokenCounter
 
 __all__ = ["QualitySettings", "RecordIssue", "SUITE_NAMES", "SuiteResult", "TokenCounter", "build_report", "run_quality"]
 
-_counters: dict[str | None, TokenCounter] = {}
+_counters: dict[str | None, "TokenCounter"] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """``TokenCounter`` loads numpy; import it only when asked for."""
+    if name == "TokenCounter":
+        from tdm_dagster.quality.tokens import TokenCounter
+
+        return TokenCounter
+    raise AttributeError(name)
 
 
 def run_quality(
@@ -30,6 +42,7 @@ def run_quality(
     """
     from tdm_dagster.quality.features import compute_features
     from tdm_dagster.quality.suites import run_suites
+    from tdm_dagster.quality.tokens import TokenCounter
 
     if counter is None:
         counter = _counters.setdefault(settings.tokenizer_path, TokenCounter(settings.tokenizer_path))

@@ -13,45 +13,22 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from tdm_dagster.quality.heuristics import describe_issue
+from tdm_dagster.quality.results import SUITE_NAMES, SuiteResult
 from tdm_dagster.quality.settings import QualitySettings
+from tdm_dagster.record_issues import RecordIssue
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
 
-SUITE_NAMES = ("format", "length", "diversity", "balance", "content")
 SAMPLES_PER_SUITE = 5
 RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 0}
-
-
-@dataclass(frozen=True)
-class RecordIssue:
-    """Why one record fails one suite: ``code`` is stable, ``message`` says what and where."""
-
-    suite: str
-    code: str
-    message: str
-    field: str
-
-
-@dataclass
-class SuiteResult:
-    name: str
-    passed: bool
-    pass_rate: float
-    """Share of records that pass this suite's per-record expectations."""
-    observed: dict[str, Any]
-    thresholds: dict[str, Any]
-    failed_records: dict[int, list[RecordIssue]] = field(default_factory=dict)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    """JSON-safe summary for the quality report."""
 
 
 Describe = Callable[[pd.DataFrame, np.ndarray, QualitySettings], list[RecordIssue]]

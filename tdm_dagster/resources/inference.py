@@ -1,11 +1,11 @@
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import dagster as dg
 from pydantic import Field
 
-from tdm_dagster.http_retry import RetryPolicy
-from tdm_dagster.inference_client import InferenceClient
+if TYPE_CHECKING:
+    from tdm_dagster.inference_client import InferenceClient
 
 
 class InferenceServerResource(dg.ConfigurableResource):
@@ -23,8 +23,13 @@ class InferenceServerResource(dg.ConfigurableResource):
     max_attempts: int = 4
 
     @contextmanager
-    def client(self, *, quick: bool = False) -> Iterator[InferenceClient]:
+    def client(self, *, quick: bool = False) -> Iterator["InferenceClient"]:
         """A client; ``quick`` = one short try, for status displays that must not hang."""
+        from tdm_dagster.http_retry import (
+            RetryPolicy,  # httpx loads here, not at code-location load
+        )
+        from tdm_dagster.inference_client import InferenceClient
+
         retry = RetryPolicy(max_attempts=1) if quick else RetryPolicy(max_attempts=self.max_attempts)
         with InferenceClient(
             self.base_url,

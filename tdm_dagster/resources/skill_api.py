@@ -1,9 +1,10 @@
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import dagster as dg
 
-from tdm_dagster.skill_client import SkillApiClient
+if TYPE_CHECKING:
+    from tdm_dagster.skill_client import SkillApiClient
 
 
 class SkillApiResource(dg.ConfigurableResource):
@@ -15,6 +16,10 @@ class SkillApiResource(dg.ConfigurableResource):
     timeout_sec: float = 30.0
 
     @contextmanager
-    def client(self) -> Iterator[SkillApiClient]:
+    def client(self) -> Iterator["SkillApiClient"]:
+        from tdm_dagster.skill_client import (
+            SkillApiClient,  # httpx loads here, not at load time
+        )
+
         with SkillApiClient({"syllo": self.syllo_url, "binary": self.binary_url}, timeout_s=self.timeout_sec) as client:
             yield client
