@@ -129,3 +129,16 @@ def test_definitions_import_is_light():
     report = json.loads(completed.stdout)
     assert report["heavy"] == []
     assert report["assets"] == 4
+
+
+def test_status_shows_server_health_and_gpu_memory(home):
+    from tests.fake_inference_server import fake_inference_server
+
+    with fake_inference_server() as (_fake, url):
+        port = url.rsplit(":", 1)[1]
+        home.config_path.write_text(f"auto_generate:\n  host: 127.0.0.1\n  port: {port}\n")
+        data = json.loads(run_cli("status", "--json").stdout)
+        text = run_cli("status").stdout
+    assert data["inference"]["ok"] is True
+    assert data["inference"]["gpus"][0]["memory_total_mb"] == 24576
+    assert "gpu NVIDIA GeForce RTX 3090: 10240" in text and "healthy" in text
