@@ -71,10 +71,31 @@ class SkillApiConfig:
 
 
 @dataclass(frozen=True)
+class GateConfig:
+    level: str = "standard"
+    """quick: structure only; standard: all five suites; deep: adds duplicates and leakage."""
+    eval_sets: tuple[str, ...] = ()
+    """Evaluation data files (any format tdm reads) that training data must not leak into."""
+    near_duplicate_threshold: float = 0.8
+    min_completeness: float = 0.95
+    min_consistency: float = 0.90
+    min_validity: float = 0.95
+    min_overall: float = 0.90
+    max_record_bytes: int = 8 * 1024 * 1024
+    """A single input record larger than this is rejected (memory stays bounded)."""
+
+    def thresholds(self):
+        from tdm_dagster.scoring import MetricThresholds
+
+        return MetricThresholds(self.min_completeness, self.min_consistency, self.min_validity, self.min_overall)
+
+
+@dataclass(frozen=True)
 class TdmConfig:
     auto_generate: AutoGenerateConfig = field(default_factory=AutoGenerateConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     skill_api: SkillApiConfig = field(default_factory=SkillApiConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
     quality: QualitySettings = field(default_factory=QualitySettings)
     source: str = "defaults"
     """Where the config was read from, for messages."""
@@ -129,6 +150,16 @@ def _positive_number(value: Any) -> str | None:
     return None if ok else "a positive number"
 
 
+def _fraction(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+    return None if ok else "a number between 0 and 1"
+
+
+def _paths(value: Any) -> str | None:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value)
+    return None if ok else "a list of file paths"
+
+
 def _http_url(value: Any) -> str | None:
     ok = isinstance(value, str) and value.startswith(("http://", "https://"))
     return None if ok else "an http:// or https:// URL"
@@ -160,11 +191,22 @@ _RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "binary_url": _http_url,
         "timeout_sec": _positive_number,
     },
+    "gate": {
+        "level": _one_of(("quick", "standard", "deep")),
+        "eval_sets": _paths,
+        "near_duplicate_threshold": _fraction,
+        "min_completeness": _fraction,
+        "min_consistency": _fraction,
+        "min_validity": _fraction,
+        "min_overall": _fraction,
+        "max_record_bytes": _positive_int,
+    },
 }
 _SECTION_TYPES = {
     "auto_generate": AutoGenerateConfig,
     "inference": InferenceConfig,
     "skill_api": SkillApiConfig,
+    "gate": GateConfig,
 }
 SECTIONS = (*_RULES, "quality")
 
@@ -260,6 +302,8 @@ def _build_section(section: str, merged: Mapping[str, tuple[Any, str]]) -> Any:
     values: dict[str, Any] = {}
     for key, (value, origin) in merged.items():
         values.update(validate_section(section, {key: value}, origin))
+    if "eval_sets" in values:
+        values["eval_sets"] = tuple(values["eval_sets"])
     return _SECTION_TYPES[section](**values)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from tdm_dagster.atomic import atomic_write_json, atomic_write_jsonl, read_json
 from tdm_dagster.batches import BatchStore
-from tdm_dagster.gate import GateOutcome, rejection_rows
+from tdm_dagster.gate import GateOutcome, rejection_rows, score_rows
 from tdm_dagster.home import TdmHome
 
 
@@ -20,7 +20,9 @@ def save_outcome(home: TdmHome, batch_id: str, records: Sequence[dict[str, Any]]
     """
     if len(records) != outcome.total:
         raise ValueError(f"batch {batch_id}: {len(records)} records but the gate judged {outcome.total}")
-    BatchStore(home).save_approved(batch_id, [records[i] for i in outcome.approved_indices])
+    store = BatchStore(home)
+    store.save_approved(batch_id, [records[i] for i in outcome.approved_indices])
+    atomic_write_jsonl(store.folder(batch_id) / "scores.jsonl", score_rows(outcome))
     rejected_path = home.rejected_dir / f"{batch_id}.jsonl"
     if outcome.rejected:
         atomic_write_jsonl(rejected_path, rejection_rows(batch_id, records, outcome.rejected))

@@ -14,6 +14,7 @@ Specs:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -186,26 +187,38 @@ class SchemaGateResult:
     """Set when the batch as a whole is refused: unknown spec, or no record conforms."""
 
 
-def schema_gate(records: Sequence[Any], spec_name: str) -> SchemaGateResult:
-    """Check every record against ``spec_name``; deny anything not explicitly allowed."""
-    try:
-        spec = get_spec(spec_name)
-    except UnknownSpecError as exc:
-        issue = _issue("unknown_spec", str(exc), "")
-        return SchemaGateResult(spec_name, len(records), [], [], {i: [issue] for i in range(len(records))}, str(exc))
+def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str]) -> SchemaGateResult:
+    """Check every record against its spec; deny anything not explicitly allowed.
+
+    ``spec_names`` is one spec for the whole batch, or one per record (an inbox file
+    whose records came in different shapes).
+    """
+    if isinstance(spec_names, str):
+        try:
+            get_spec(spec_names)
+        except UnknownSpecError as exc:
+            issue = _issue("unknown_spec", str(exc), "")
+            return SchemaGateResult(spec_names, len(records), [], [], {i: [issue] for i in range(len(records))}, str(exc))
+        per_record: Sequence[str] = [spec_names] * len(records)
+        batch_spec = spec_names
+    else:
+        if len(spec_names) != len(records):
+            raise ValueError(f"{len(spec_names)} spec names for {len(records)} records")
+        per_record = spec_names
+        batch_spec = Counter(spec_names).most_common(1)[0][0] if spec_names else "none"
     valid: list[int] = []
     conversations: list[Messages] = []
     rejected: dict[int, list[RecordIssue]] = {}
-    check, to_messages = spec.check, spec.to_messages
-    for position, record in enumerate(records):
-        problem = check(record)
+    for position, (record, name) in enumerate(zip(records, per_record)):
+        spec = SPECS.get(name)
+        problem = spec.check(record) if spec else _issue("unknown_spec", str(UnknownSpecError(name)), "")
         if problem is None:
             valid.append(position)
-            conversations.append(to_messages(record))
+            conversations.append(spec.to_messages(record))
         else:
             rejected[position] = [problem]
     batch_error = None
     if records and not valid:
         first = rejected[0][0].message
-        batch_error = f"no record matches spec {spec_name} (first problem: {first})"
-    return SchemaGateResult(spec_name, len(records), valid, conversations, rejected, batch_error)
+        batch_error = f"no record matches spec {batch_spec} (first problem: {first})"
+    return SchemaGateResult(batch_spec, len(records), valid, conversations, rejected, batch_error)

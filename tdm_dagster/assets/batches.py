@@ -150,6 +150,11 @@ def quality_report(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> d
         "approval_rate": dg.MetadataValue.float(records["approval_rate"]),
         "path": dg.MetadataValue.path(str(home.reports_dir / f"{context.partition_key}.json")),
     }
+    for name, value in report.get("metrics", {}).items():
+        if value is not None:
+            metadata[f"metric_{name}"] = dg.MetadataValue.float(value)
+    for name, count in report.get("tiers", {}).items():
+        metadata[f"tier_{name}"] = dg.MetadataValue.int(count)
     return dg.MaterializeResult(metadata=metadata)
 
 

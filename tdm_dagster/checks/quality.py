@@ -14,17 +14,19 @@ import dagster as dg
 
 from tdm_dagster.assets.batches import validated_batch
 from tdm_dagster.batches import BatchStore
-from tdm_dagster.gate import decide
+from tdm_dagster.gate import decide, suites_for
 from tdm_dagster.quality import SUITE_NAMES, SuiteResult, run_quality
 from tdm_dagster.reports import save_outcome
 from tdm_dagster.resources import TdmHomeResource
 
+METRICS_CHECK = "batch_metrics"
 _DESCRIPTIONS = {
     "format": "Conversation structure: known roles, user/assistant alternation, non-empty turns.",
     "length": "Token count of each conversation within quality.min_tokens..max_tokens (real tokenizer).",
     "diversity": "Unique-response ratio at least quality.min_unique_response_ratio; no duplicate examples.",
     "balance": "User/assistant turn ratio about 1:1, within quality.balance_tolerance.",
     "content": "No empty, malformed, boilerplate or excessively repetitive turns (Gopher repetition thresholds).",
+    METRICS_CHECK: "Batch metrics at or above gate.min_completeness, min_consistency, min_validity and min_overall.",
 }
 
 
@@ -68,7 +70,7 @@ def _metadata_value(value):
 @dg.multi_asset_check(
     specs=[
         dg.AssetCheckSpec(name, asset=validated_batch, blocking=True, description=_DESCRIPTIONS[name])
-        for name in SUITE_NAMES
+        for name in (*SUITE_NAMES, METRICS_CHECK)
     ],
 )
 def quality_suites(context: dg.AssetCheckExecutionContext, tdm: TdmHomeResource) -> Iterator[dg.AssetCheckResult]:
@@ -76,17 +78,29 @@ def quality_suites(context: dg.AssetCheckExecutionContext, tdm: TdmHomeResource)
     batch_id = context.partition_key
     store = BatchStore(home)
     schema = store.load_validated(batch_id)
-    settings = tdm.config().quality
-    suites = run_quality(schema.conversations, settings)
-    outcome = decide(schema, suites, batch_id)
-    save_outcome(home, batch_id, store.load_generated(batch_id), outcome)
+    config = tdm.config()
+    level = config.gate.level
+    records = store.load_generated(batch_id)
+    suites = run_quality(schema.conversations, config.quality, names=suites_for(level))
+    outcome = decide(schema, suites, batch_id, records=records, level=level, thresholds=config.gate.thresholds())
+    save_outcome(home, batch_id, records, outcome)
     records = outcome.report["records"]
     context.log.info(
         f"batch {batch_id}: {records['approved']} approved, {records['rejected']} rejected "
         f"({outcome.report['recommendation']})"
     )
     for name in SUITE_NAMES:
-        result = suites[name]
+        result = suites.get(name)
+        if result is None:
+            yield dg.AssetCheckResult(
+                asset_key=validated_batch.key,
+                check_name=name,
+                passed=True,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"not run: gate level {level} runs {', '.join(suites_for(level))} only",
+                metadata={"skipped": True, "gate_level": level},
+            )
+            continue
         yield dg.AssetCheckResult(
             asset_key=validated_batch.key,
             check_name=name,
@@ -94,3 +108,17 @@ def quality_suites(context: dg.AssetCheckExecutionContext, tdm: TdmHomeResource)
             severity=dg.AssetCheckSeverity.ERROR,
             metadata=_check_metadata(result),
         )
+    metrics = outcome.report["metrics"]
+    shortfalls = config.gate.thresholds().failures(metrics)
+    yield dg.AssetCheckResult(
+        asset_key=validated_batch.key,
+        check_name=METRICS_CHECK,
+        passed=not shortfalls,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(shortfalls) or "all batch metrics meet their thresholds",
+        metadata={
+            **{f"observed.{name}": _metadata_value(value) for name, value in metrics.items() if value is not None},
+            **_flatten("threshold", outcome.report["metric_thresholds"]),
+            **{f"tier.{name}": dg.MetadataValue.int(count) for name, count in outcome.report["tiers"].items()},
+        },
+    )
