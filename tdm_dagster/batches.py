@@ -73,6 +73,8 @@ class BatchPlan:
     priority: str
     spec: str
     created_at: str
+    source_file: str | None = None
+    """For inbox batches: the archived file the records were read from."""
 
 
 class BatchStore:

@@ -207,6 +207,47 @@ def stats(as_json: bool) -> None:
     _emit(summary, as_json, "\n".join(lines))
 
 
+# --- validate ---------------------------------------------------------------------------
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--spec", help="Require this spec (chat_sft_v1, syllo_v1, completion_v1, instruction_v1).")
+@click.option("--level", type=click.Choice(("quick", "standard", "deep")), help="Gate depth (default: gate.level).")
+@click.option("--against", "against", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Evaluation file to check leakage against (repeatable; deep level).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def validate(path: str, spec: str | None, level: str | None, against: tuple[str, ...], as_json: bool) -> None:
+    """Check a file without ingesting it. Exit 1 if it would be rejected, 2 if unreadable."""
+    from dataclasses import replace
+
+    from tdm_dagster.schemas import UnknownSpecError
+    from tdm_dagster.validate import validate_file
+
+    config = _config(_home())
+    if against:
+        config = replace(config, gate=replace(config.gate, eval_sets=tuple(against)))
+    try:
+        result = validate_file(path, config, spec=spec, level=level)
+    except UnknownSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--spec") from exc
+    totals = result["totals"]
+    lines = [
+        f"{result['file']}: {totals['records']} records, {totals['accepted']} accepted, {totals['rejected']} rejected "
+        f"(level {result['level']}, spec {result['spec']})",
+        f"verdict: {result['recommendation']}",
+    ]
+    if result["file_problem"]:
+        lines.append(f"file problem: {result['file_problem']}")
+    shown = result["issues"][:50]
+    lines += [f"  line {i['line']}: {i['severity']} {i['code']}: {i['message']}" for i in shown]
+    if len(result["issues"]) > len(shown):
+        lines.append(f"  ... {len(result['issues']) - len(shown)} more (use --json for all)")
+    _emit(result, as_json, "\n".join(lines))
+    if totals["accepted"] == 0 and not result["readable"]:
+        sys.exit(2)
+    if not result["overall_pass"]:
+        sys.exit(1)
+
+
 # --- curriculum -------------------------------------------------------------------------
 
 @main.group()

@@ -156,19 +156,23 @@ def decide(
 
 def run_gate(
     records: Sequence[Any],
-    spec: str | Sequence[str],
+    spec: str | Sequence[str | None],
     settings: QualitySettings,
     batch_id: str = "",
     *,
     level: str = "standard",
     thresholds: MetricThresholds = MetricThresholds(),
+    extra_issues: Mapping[int, Sequence[RecordIssue]] | None = None,
 ) -> GateOutcome:
     """The whole test step in one call (the CLI and the benchmark use it; the Dagster
-    assets run the same pieces as separate, visible steps)."""
+    assets run the same pieces as separate, visible steps). ``extra_issues`` carries what
+    earlier stages found by position (read and mapping problems, duplicates, leakage)."""
     schema = schema_gate(records, spec)
     suites = run_quality(schema.conversations, settings, names=suites_for(level))
     specs = None if isinstance(spec, str) else list(spec)
-    return decide(schema, suites, batch_id, records=records, level=level, thresholds=thresholds, specs=specs)
+    return decide(
+        schema, suites, batch_id, records=records, extra_issues=extra_issues, level=level, thresholds=thresholds, specs=specs
+    )
 
 
 def rejection_rows(

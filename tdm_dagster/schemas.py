@@ -187,11 +187,12 @@ class SchemaGateResult:
     """Set when the batch as a whole is refused: unknown spec, or no record conforms."""
 
 
-def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str]) -> SchemaGateResult:
+def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str | None]) -> SchemaGateResult:
     """Check every record against its spec; deny anything not explicitly allowed.
 
     ``spec_names`` is one spec for the whole batch, or one per record (an inbox file
-    whose records came in different shapes).
+    whose records came in different shapes; ``None`` for a record that could not be
+    read, whose reason the caller keeps).
     """
     if isinstance(spec_names, str):
         try:
@@ -205,11 +206,15 @@ def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str]) -> Sche
         if len(spec_names) != len(records):
             raise ValueError(f"{len(spec_names)} spec names for {len(records)} records")
         per_record = spec_names
-        batch_spec = Counter(spec_names).most_common(1)[0][0] if spec_names else "none"
+        named = Counter(name for name in spec_names if name is not None)
+        batch_spec = named.most_common(1)[0][0] if named else "none"
     valid: list[int] = []
     conversations: list[Messages] = []
     rejected: dict[int, list[RecordIssue]] = {}
     for position, (record, name) in enumerate(zip(records, per_record)):
+        if name is None:  # could not be read or mapped: the caller holds the reason
+            rejected[position] = []
+            continue
         spec = SPECS.get(name)
         problem = spec.check(record) if spec else _issue("unknown_spec", str(UnknownSpecError(name)), "")
         if problem is None:
@@ -219,6 +224,6 @@ def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str]) -> Sche
             rejected[position] = [problem]
     batch_error = None
     if records and not valid:
-        first = rejected[0][0].message
+        first = next((found[0].message for found in rejected.values() if found), "no record could be read")
         batch_error = f"no record matches spec {batch_spec} (first problem: {first})"
     return SchemaGateResult(batch_spec, len(records), valid, conversations, rejected, batch_error)
