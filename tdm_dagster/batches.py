@@ -11,6 +11,8 @@ Files of a batch:
   validated.jsonl     the schema-valid records read as chats
   schema.json         the schema gate's verdict per record
   approved.jsonl      the records that passed the whole gate
+  sources.jsonl       inbox batches: where each record came from, with its raw bytes
+  ingest.json         inbox batches: spec per record, read and mapping problems
 """
 
 from __future__ import annotations
@@ -97,8 +99,38 @@ class BatchStore:
             raise FileNotFoundError(f"batch {batch_id} has not been generated yet (no {self._path(batch_id, 'batch.json')})")
         return BatchPlan(**data)
 
+    def is_inbox_batch(self, batch_id: str) -> bool:
+        """True for a batch claimed from the inbox (its plan was written at claim time)."""
+        data = read_json(self._path(batch_id, "batch.json"))
+        return bool(data) and data.get("source") == "inbox"
+
     def load_generated(self, batch_id: str) -> list[dict[str, Any]]:
         return read_jsonl(self._path(batch_id, "generated.jsonl"))
+
+    def save_ingested(self, batch_id: str, loaded: Any) -> None:
+        """An inbox file as read (``tdm_dagster.ingest.load.LoadedFile``): records (null
+        where unreadable), the spec of each, where each came from with its raw bytes, and
+        the read and mapping problems by position."""
+        atomic_write_jsonl(self._path(batch_id, "generated.jsonl"), loaded.records)
+        atomic_write_jsonl(self._path(batch_id, "sources.jsonl"), loaded.sources)
+        atomic_write_json(
+            self._path(batch_id, "ingest.json"),
+            {
+                "specs": loaded.specs,
+                "input_records": loaded.input_records,
+                "file_problem": str(loaded.file_problem) if loaded.file_problem else None,
+                "issues": {str(i): [asdict(issue) for issue in found] for i, found in loaded.issues.items()},
+            },
+        )
+
+    def load_ingest(self, batch_id: str) -> dict[str, Any] | None:
+        """What ``save_ingested`` wrote (issues as RecordIssue), or None for a generated batch."""
+        data = read_json(self._path(batch_id, "ingest.json"))
+        if data is None:
+            return None
+        data["issues"] = {int(i): [RecordIssue(**issue) for issue in found] for i, found in data["issues"].items()}
+        data["sources"] = read_jsonl(self._path(batch_id, "sources.jsonl"))
+        return data
 
     def save_validated(self, batch_id: str, schema: SchemaGateResult) -> None:
         atomic_write_jsonl(self._path(batch_id, "validated.jsonl"), schema.conversations)

@@ -187,6 +187,34 @@ def _batch_outcome(home: TdmHome, result) -> dict[str, Any]:
     return outcome
 
 
+# --- ingest -----------------------------------------------------------------------------
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def ingest(as_json: bool) -> None:
+    """Process every file in $TDM_HOME/inbox once, through Dagster (job ingest_inbox)."""
+    from tdm_dagster.definitions import defs
+    from tdm_dagster.inbox import inbox_dir
+    from tdm_dagster.jobs import INGEST_INBOX
+
+    home = _home()
+    inbox_dir(home).mkdir(exist_ok=True)
+    result = defs.resolve_job_def(INGEST_INBOX).execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        instance=dagster_instance(),
+        raise_on_error=False,
+        tags={"tdm/trigger": "cli"},
+    )
+    if not result.success:
+        raise click.ClickException("ingest_inbox failed; see the log above")
+    outcomes = result.output_for_node("ingest_inbox_files")
+    lines = [f"{len(outcomes)} file(s) from {inbox_dir(home)}"]
+    lines += [f"  {o['file']} -> {o['batch_id']}: {'queued' if o['queued'] else 'not queued'} ({o['verdict']})" for o in outcomes]
+    _emit(outcomes, as_json, "\n".join(lines))
+    if any(not o["queued"] for o in outcomes):
+        sys.exit(1)
+
+
 # --- stats ------------------------------------------------------------------------------
 
 @main.command()

@@ -12,14 +12,14 @@ import dagster as dg
 from tdm_dagster.assets import batch_assets
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.config import load_config
-from tdm_dagster.jobs import batch_pipeline, generate_and_queue
+from tdm_dagster.jobs import batch_pipeline, generate_and_queue, ingest_inbox
 from tdm_dagster.resources import (
     InferenceServerResource,
     SkillApiResource,
     TdmHomeResource,
 )
 from tdm_dagster.schedules import schedules
-from tdm_dagster.sensors import queue_low_sensor
+from tdm_dagster.sensors import inbox_sensor, queue_low_sensor
 
 _config = load_config()
 
@@ -33,8 +33,8 @@ def _api_key():
 defs = dg.Definitions(
     assets=batch_assets,
     asset_checks=[quality_suites],
-    jobs=[batch_pipeline, generate_and_queue],
-    sensors=[queue_low_sensor],
+    jobs=[batch_pipeline, generate_and_queue, ingest_inbox],
+    sensors=[queue_low_sensor, inbox_sensor],
     schedules=schedules,
     resources={
         "tdm": TdmHomeResource(),

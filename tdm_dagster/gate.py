@@ -41,6 +41,8 @@ class GateOutcome:
     """Every issue per record, warnings and notes included."""
     scores: dict[int, float] = field(default_factory=dict)
     """Quality score of each approved record."""
+    specs: list[str | None] | None = None
+    """The spec of each record when they differ (inbox files), else None."""
 
     @property
     def batch_approved(self) -> bool:
@@ -151,7 +153,7 @@ def decide(
     )
     if schema.batch_error:
         report["schema_error"] = schema.batch_error
-    return GateOutcome(schema.total, accepted, rejected, report, issues, scores)
+    return GateOutcome(schema.total, accepted, rejected, report, issues, scores, list(specs) if specs else None)
 
 
 def run_gate(

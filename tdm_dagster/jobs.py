@@ -14,12 +14,14 @@ from tdm_dagster.assets.batches import GenerateConfig
 from tdm_dagster.batches import new_batch_id
 from tdm_dagster.curriculum import CurriculumState, curriculum_path
 from tdm_dagster.generators import get_generator
+from tdm_dagster.inbox import claim, pending_files
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.reports import load_report
 from tdm_dagster.resources import TdmHomeResource
 
 BATCH_PIPELINE = "batch_pipeline"
 GENERATE_AND_QUEUE = "generate_and_queue"
+INGEST_INBOX = "ingest_inbox"
 
 batch_pipeline = dg.define_asset_job(
     BATCH_PIPELINE,
@@ -39,32 +41,42 @@ def new_batch_run_config(overrides: dict) -> dict:
     }
 
 
-@dg.op(description="Name a new batch, add its partition, and run batch_pipeline for it.")
-def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: TdmHomeResource) -> str:
+def run_batch_pipeline(instance: dg.DagsterInstance, batch_id: str, *, run_config: dict, tags: dict) -> dg.ExecuteInProcessResult:
+    """Add the batch's partition and run ``batch_pipeline`` for it on ``instance``."""
     from tdm_dagster.definitions import defs  # the full job, with resources bound
 
+    if not instance.has_dynamic_partition(batch_partitions.name, batch_id):
+        instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
+    return defs.resolve_job_def(BATCH_PIPELINE).execute_in_process(
+        run_config=run_config, instance=instance, partition_key=batch_id, raise_on_error=False, tags=tags
+    )
+
+
+def batch_verdict(home, batch_id: str) -> str:
+    try:
+        return load_report(home, batch_id)["recommendation"]
+    except FileNotFoundError:
+        return "no report: the batch failed before its checks (see the run's logs)"
+
+
+@dg.op(description="Name a new batch, add its partition, and run batch_pipeline for it.")
+def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: TdmHomeResource) -> str:
     home = tdm.home()
     settings = tdm.config().auto_generate
     skill = config.skill or settings.skill or CurriculumState.load(curriculum_path(home)).active_skill
     skill = get_generator(skill).skill
     taken = set(context.instance.get_dynamic_partitions(batch_partitions.name))
     batch_id = new_batch_id(skill, config.source or settings.source, config.count or settings.count, taken=taken)
-    context.instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
     context.log.info(f"running {BATCH_PIPELINE} for new batch {batch_id}")
-    result = defs.resolve_job_def(BATCH_PIPELINE).execute_in_process(
+    result = run_batch_pipeline(
+        context.instance,
+        batch_id,
         run_config=new_batch_run_config(config.model_dump()),
-        instance=context.instance,
-        partition_key=batch_id,
-        raise_on_error=False,
-        tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": "generate_and_queue"},
+        tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": GENERATE_AND_QUEUE},
     )
     if not result.success:
-        try:
-            verdict = load_report(home, batch_id)["recommendation"]
-        except FileNotFoundError:
-            verdict = "no report: the batch failed before its checks (see the run's logs)"
         raise dg.Failure(
-            f"batch {batch_id} was not queued: {verdict}",
+            f"batch {batch_id} was not queued: {batch_verdict(home, batch_id)}",
             metadata={"batch_id": batch_id, "batch_run_id": result.run_id},
         )
     report = load_report(home, batch_id)
@@ -77,6 +89,35 @@ def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: T
         }
     )
     return batch_id
+
+
+@dg.op(description="Claim every file waiting in the inbox and run batch_pipeline for each.")
+def ingest_inbox_files(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> list:
+    home = tdm.home()
+    priority = tdm.config().auto_generate.priority
+    claims = [c for c in (claim(home, path, priority) for path in pending_files(home, settle_sec=0)) if c]
+    outcomes = []
+    for claimed in claims:
+        context.log.info(f"{claimed.original_name} -> batch {claimed.batch_id}")
+        result = run_batch_pipeline(
+            context.instance,
+            claimed.batch_id,
+            run_config=new_batch_run_config({}),
+            tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": INGEST_INBOX},
+        )
+        outcomes.append({"file": claimed.original_name, "batch_id": claimed.batch_id, "queued": result.success,
+                         "verdict": batch_verdict(home, claimed.batch_id)})  # fmt: skip
+    context.add_output_metadata({"files": dg.MetadataValue.int(len(outcomes)), "outcomes": dg.MetadataValue.json(outcomes)})
+    return outcomes
+
+
+@dg.job(
+    name=INGEST_INBOX,
+    executor_def=dg.in_process_executor,
+    description="Process every file in $TDM_HOME/inbox once: each becomes a batch that is tested and queued if it passes.",
+)
+def ingest_inbox() -> None:
+    ingest_inbox_files()
 
 
 @dg.job(

@@ -11,21 +11,35 @@ from tdm_dagster.atomic import atomic_write_json, atomic_write_jsonl, read_json
 from tdm_dagster.batches import BatchStore
 from tdm_dagster.gate import GateOutcome, rejection_rows, score_rows
 from tdm_dagster.home import TdmHome
+from tdm_dagster.schemas import as_chat_record
 
 
-def save_outcome(home: TdmHome, batch_id: str, records: Sequence[dict[str, Any]], outcome: GateOutcome) -> None:
+def save_outcome(
+    home: TdmHome,
+    batch_id: str,
+    records: Sequence[dict[str, Any] | None],
+    outcome: GateOutcome,
+    sources: Sequence[dict[str, Any]] | None = None,
+) -> None:
     """Persist one batch's verdict: approved records, rejected records with reasons, report.
 
-    The report is written last, so its presence means the other two are complete.
+    ``sources`` (inbox batches) gives each rejected record its place in the original file
+    and its bytes exactly as they arrived. The report is written last, so its presence
+    means the other files are complete.
     """
     if len(records) != outcome.total:
         raise ValueError(f"batch {batch_id}: {len(records)} records but the gate judged {outcome.total}")
     store = BatchStore(home)
-    store.save_approved(batch_id, [records[i] for i in outcome.approved_indices])
+    specs = outcome.specs or [outcome.report["spec"]] * outcome.total
+    store.save_approved(batch_id, [as_chat_record(records[i], specs[i]) for i in outcome.approved_indices])
     atomic_write_jsonl(store.folder(batch_id) / "scores.jsonl", score_rows(outcome))
     rejected_path = home.rejected_dir / f"{batch_id}.jsonl"
     if outcome.rejected:
-        atomic_write_jsonl(rejected_path, rejection_rows(batch_id, records, outcome.rejected))
+        rows = rejection_rows(batch_id, records, outcome.rejected)
+        if sources is not None:
+            for row in rows:
+                row["source"] = sources[row["line"] - 1]
+        atomic_write_jsonl(rejected_path, rows)
     elif rejected_path.exists():
         rejected_path.unlink()
     atomic_write_json(home.reports_dir / f"{batch_id}.json", outcome.report)

@@ -227,3 +227,15 @@ def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str | None]) 
         first = next((found[0].message for found in rejected.values() if found), "no record could be read")
         batch_error = f"no record matches spec {batch_spec} (first problem: {first})"
     return SchemaGateResult(batch_spec, len(records), valid, conversations, rejected, batch_error)
+
+
+def as_chat_record(record: dict[str, Any], spec_name: str) -> dict[str, Any]:
+    """Any conforming record as a ``chat_sft_v1`` record, what the trainer reads; the
+    original spec is kept in ``metadata.spec`` when it was not a chat already."""
+    spec = get_spec(spec_name)
+    if spec.to_messages is _chat_messages:
+        return record
+    out: dict[str, Any] = {"messages": spec.to_messages(record), "metadata": {**record.get("metadata", {}), "spec": spec_name}}
+    if "id" in record:
+        out["id"] = record["id"]
+    return out

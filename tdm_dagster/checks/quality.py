@@ -81,9 +81,13 @@ def quality_suites(context: dg.AssetCheckExecutionContext, tdm: TdmHomeResource)
     config = tdm.config()
     level = config.gate.level
     records = store.load_generated(batch_id)
+    ingest = store.load_ingest(batch_id)
     suites = run_quality(schema.conversations, config.quality, names=suites_for(level))
-    outcome = decide(schema, suites, batch_id, records=records, level=level, thresholds=config.gate.thresholds())
-    save_outcome(home, batch_id, records, outcome)
+    outcome = decide(
+        schema, suites, batch_id, records=records, level=level, thresholds=config.gate.thresholds(),
+        extra_issues=ingest["issues"] if ingest else None, specs=ingest["specs"] if ingest else None,
+    )  # fmt: skip
+    save_outcome(home, batch_id, records, outcome, sources=ingest["sources"] if ingest else None)
     records = outcome.report["records"]
     context.log.info(
         f"batch {batch_id}: {records['approved']} approved, {records['rejected']} rejected "

@@ -1,0 +1,178 @@
+"""The inbox: atomic claims, the sensor, ingestion through Dagster, and `tdm validate`."""
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from click.testing import CliRunner
+
+from tdm_dagster.cli import main
+from tdm_dagster.inbox import archive_dir, claim, inbox_dir, pending_files, unprocessed_claims
+from tdm_dagster.jobs import run_batch_pipeline
+from tdm_dagster.sensors import inbox_sensor
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def drop(home, name, data: bytes, age_sec=60):
+    folder = inbox_dir(home)
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    old = path.stat().st_mtime - age_sec
+    os.utime(path, (old, old))
+    return path
+
+
+GOOD_LINES = b"".join(
+    json.dumps({"instruction": f"Write the number {n} in words.", "input": "", "output": f"The number {n} is written as {n}-word form, spelled out fully."}).encode() + b"\n"
+    for n in range(30)
+)
+
+
+def test_only_settled_visible_files_are_pending(home):
+    drop(home, "ready.jsonl", GOOD_LINES)
+    drop(home, "fresh.jsonl", GOOD_LINES, age_sec=0)
+    drop(home, ".hidden.jsonl", GOOD_LINES)
+    drop(home, "upload.jsonl.part", GOOD_LINES)
+    assert [p.name for p in pending_files(home, settle_sec=5)] == ["ready.jsonl"]
+
+
+def test_racing_claims_take_each_file_once(home):
+    paths = [drop(home, f"f{n}.jsonl", GOOD_LINES) for n in range(20)]
+    won = []
+
+    def grab():
+        for path in paths:
+            result = claim(home, path, "normal")
+            if result:
+                won.append(result.original_name)
+
+    threads = [threading.Thread(target=grab) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(won) == sorted(p.name for p in paths)
+    assert list(inbox_dir(home).iterdir()) == []
+
+
+def test_sensor_claims_and_requests_once_even_after_restart(home, instance):
+    drop(home, "data set #1 (ünïcode).jsonl", GOOD_LINES)
+    result = inbox_sensor(dg.build_sensor_context(instance=instance))
+    [request] = result.run_requests
+    assert request.run_key == request.partition_key and request.partition_key.startswith("inbox_data-set-1-n-code_")
+    archived = next(archive_dir(home).glob("*/*.jsonl"))
+    assert archived.read_bytes() == GOOD_LINES  # the original, untouched
+    # A restart before the run happened: the claim is requested again, same run key, no new claim.
+    again = inbox_sensor(dg.build_sensor_context(instance=instance))
+    assert [r.run_key for r in again.run_requests] == [request.run_key]
+    assert len(list(archive_dir(home).iterdir())) == 1
+
+
+def test_sensor_survives_directories_and_bad_config(home, instance):
+    (inbox_dir(home) / "a-folder").mkdir(parents=True)
+    assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+    home.config_path.write_text("gate:\n  level: extreme\n")
+    drop(home, "x.jsonl", GOOD_LINES)
+    skipped = inbox_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(skipped, dg.SkipReason) and "gate.level" in skipped.skip_message
+
+
+def ingest_one(home, instance, name, data):
+    path = drop(home, name, data)
+    claimed = claim(home, path, "normal")
+    result = run_batch_pipeline(instance, claimed.batch_id, run_config={}, tags={})
+    report = json.loads((home.reports_dir / f"{claimed.batch_id}.json").read_text())
+    return claimed, result, report
+
+
+def test_good_file_is_queued_as_chats(home, instance):
+    claimed, result, report = ingest_one(home, instance, "good.jsonl", GOOD_LINES)
+    assert result.success
+    assert report["records"] == {**report["records"], "generated": 30, "approved": 30, "rejected": 0}
+    queued = [json.loads(line) for line in (home.queue_dir("normal") / f"{claimed.batch_id}.jsonl").read_text().splitlines()]
+    assert queued[0]["messages"][0]["role"] == "user" and queued[0]["metadata"]["spec"] == "instruction_v1"
+    assert unprocessed_claims(home) == []
+
+
+def test_bad_records_are_kept_byte_for_byte_with_reasons(home, instance):
+    bad = b'{"prompt": "unterminated\n\xff\xfe not utf-8\n[1, 2]\n{"question": "?", "answer": "!"}\n'
+    claimed, result, report = ingest_one(home, instance, "mixed.jsonl", GOOD_LINES + bad)
+    rows = [json.loads(line) for line in (home.rejected_dir / f"{claimed.batch_id}.jsonl").read_text().splitlines()]
+    by_line = {row["source"]["line"]: row for row in rows}
+    codes = {line: [r["code"] for r in row["reasons"]] for line, row in by_line.items()}
+    assert codes[31][0] == "read.invalid_json"
+    assert codes[32][0] == "read.invalid_utf8"
+    assert codes[33][0] == "read.not_an_object"
+    assert codes[34][0].startswith("shape.")
+    import base64
+
+    assert base64.b64decode(by_line[32]["source"]["raw_base64"]) == b"\xff\xfe not utf-8"
+    assert by_line[31]["source"]["raw"] == '{"prompt": "unterminated'
+    assert report["records"]["generated"] == 34 == report["records"]["approved"] + report["records"]["rejected"]
+    archived = next(archive_dir(home).glob(f"{claimed.batch_id}/*"))
+    assert hashlib.sha256(archived.read_bytes()).digest() == hashlib.sha256(GOOD_LINES + bad).digest()
+
+
+def test_empty_file_is_rejected_clearly(home, instance):
+    claimed, result, report = ingest_one(home, instance, "empty.jsonl", b"")
+    assert not result.success
+    row = json.loads((home.rejected_dir / f"{claimed.batch_id}.jsonl").read_text().splitlines()[0])
+    assert row["reasons"][0]["code"] == "read.empty_file"
+
+
+def run_validate(*args):
+    return CliRunner().invoke(main, ["validate", *args])
+
+
+def test_validate_json_totals_and_issues(home, tmp_path):
+    path = tmp_path / "file.jsonl"
+    path.write_bytes(GOOD_LINES + b"not json\n")
+    result = run_validate(str(path), "--json", "--level", "quick")
+    data = json.loads(result.stdout)
+    assert data["totals"]["records"] == 31
+    assert data["totals"]["accepted"] + data["totals"]["rejected"] == 31
+    [issue] = data["issues"]
+    assert (issue["line"], issue["severity"], issue["code"]) == (31, "ERROR", "read.invalid_json")
+    assert issue["message"]
+    assert result.exit_code == 0  # 30/31 valid: validity 0.968 passes
+
+
+def test_validate_exit_codes(home, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"[1]\n[2]\n")
+    assert run_validate(str(bad)).exit_code == 1
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert run_validate(str(empty), "--json").exit_code == 2
+    assert run_validate(str(tmp_path / "missing.jsonl")).exit_code != 0
+    wrong = run_validate(str(bad), "--spec", "chat_v9")
+    assert wrong.exit_code == 2 and "unknown schema spec" in wrong.output
+
+
+def test_validate_spec_mismatch(home, tmp_path):
+    path = tmp_path / "alpaca.jsonl"
+    path.write_bytes(GOOD_LINES)
+    data = json.loads(run_validate(str(path), "--spec", "chat_sft_v1", "--json").stdout)
+    assert data["totals"]["accepted"] == 0
+    assert data["issues"][0]["code"] == "schema.spec_mismatch"
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared data not beside the checkout")
+def test_validate_real_seed_tasks_one_example_per_instance(home):
+    raw = [json.loads(line) for line in (SHARED / "alpaca_seed_tasks.jsonl").read_text().splitlines() if line.strip()]
+    instances = sum(len(task["instances"]) for task in raw)
+    data = json.loads(run_validate(str(SHARED / "alpaca_seed_tasks.jsonl"), "--json").stdout)
+    assert data["totals"]["input_records"] == len(raw) == 175
+    assert data["totals"]["records"] == instances
