@@ -250,11 +250,12 @@ def validate(path: str, spec: str | None, level: str | None, against: tuple[str,
     from tdm_dagster.schemas import UnknownSpecError
     from tdm_dagster.validate import validate_file
 
-    config = _config(_home())
+    home = _home()
+    config = _config(home)
     if against:
         config = replace(config, gate=replace(config.gate, eval_sets=tuple(against)))
     try:
-        result = validate_file(path, config, spec=spec, level=level)
+        result = validate_file(path, config, spec=spec, level=level, home=home)
     except UnknownSpecError as exc:
         raise click.BadParameter(str(exc), param_hint="--spec") from exc
     totals = result["totals"]

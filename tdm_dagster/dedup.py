@@ -38,7 +38,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -232,7 +232,7 @@ def _probes(columns: np.ndarray, attempt: int, bins: int) -> np.ndarray:
     return ((_mix64(seeds) & _LOW32) * _U64(bins) >> _U64(32)).astype(np.int64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def lsh_shape(threshold: float, num_perm: int, false_negative_weight: float = 0.8) -> tuple[int, int]:
     """(bands, rows) minimising weighted false-positive and false-negative areas.
 

@@ -21,10 +21,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tdm_dagster.quality import SUITE_NAMES, QualitySettings, SuiteResult, build_report, run_quality
+from tdm_dagster.quality import (
+    SUITE_NAMES,
+    QualitySettings,
+    SuiteResult,
+    build_report,
+    run_quality,
+)
 from tdm_dagster.record_issues import RecordIssue
 from tdm_dagster.schemas import SchemaGateResult, schema_gate
-from tdm_dagster.scoring import MetricThresholds, batch_metrics, example_score, tier, tier_counts
+from tdm_dagster.scoring import (
+    MetricThresholds,
+    batch_metrics,
+    example_score,
+    tier,
+    tier_counts,
+)
 
 LEVELS = ("quick", "standard", "deep")
 LEVEL_SUITES = {"quick": ("format",), "standard": SUITE_NAMES, "deep": SUITE_NAMES}

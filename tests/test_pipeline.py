@@ -53,7 +53,7 @@ def test_builtin_batch_is_tested_and_queued(home, instance):
     batch_id = "syllo_autogen_20251122_130000_count60"
     result = materialize_batch(instance, batch_id)
     assert result.success
-    assert check_evaluations(result) == dict.fromkeys([*SUITE_NAMES, "batch_metrics"], True)
+    assert check_evaluations(result) == dict.fromkeys([*SUITE_NAMES, "duplicates", "leakage", "batch_metrics"], True)
 
     report = json.loads((home.reports_dir / f"{batch_id}.json").read_text())
     assert set(report) >= {"total_checks", "passed_checks", "failed_checks", "overall_pass", "recommendation", "results"}

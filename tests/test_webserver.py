@@ -72,5 +72,5 @@ def test_asset_graph_and_checks_in_the_ui(webserver):
     assert nodes[("quality_report",)]["dependencyKeys"] == [{"path": ["validated_batch"]}]
     assert nodes[("queued_batch",)]["dependencyKeys"] == [{"path": ["quality_report"]}]
     checks = nodes[("validated_batch",)]["assetChecksOrError"]["checks"]
-    assert {c["name"] for c in checks} == {"format", "length", "diversity", "balance", "content", "batch_metrics"}
+    assert {c["name"] for c in checks} == {"format", "length", "diversity", "balance", "content", "duplicates", "leakage", "batch_metrics"}
     assert all(c["blocking"] for c in checks)

@@ -203,8 +203,14 @@ def queued_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.
         raise dg.Failure(f"batch {batch_id} was rejected ({report['recommendation']}); it will not be queued")
     store = BatchStore(home)
     plan = store.load_plan(batch_id)
-    path, written = TrainingQueue(home).enqueue(batch_id, store.load_approved(batch_id), plan.priority)
+    approved = store.load_approved(batch_id)
+    path, written = TrainingQueue(home).enqueue(batch_id, approved, plan.priority)
     context.log.info(f"queued {written} examples at {path}")
+    from tdm_dagster.deep_gate import (
+        remember_queued,  # numpy loads here, not at code-location load
+    )
+
+    indexed = remember_queued(home, batch_id, [r["messages"] for r in approved], tdm.config().gate.near_duplicate_threshold)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
@@ -212,5 +218,6 @@ def queued_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.
             "examples": dg.MetadataValue.int(written),
             "approval_rate": dg.MetadataValue.float(report["records"]["approval_rate"]),
             "queue_depth": dg.MetadataValue.int(TrainingQueue(home).total_depth()),
+            "dedup_index_records": dg.MetadataValue.int(indexed),
         }
     )

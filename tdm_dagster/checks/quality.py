@@ -8,7 +8,9 @@ also writes the batch's report and its rejected records, so a rejected batch kee
 """
 
 import json
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 
@@ -20,12 +22,15 @@ from tdm_dagster.reports import save_outcome
 from tdm_dagster.resources import TdmHomeResource
 
 METRICS_CHECK = "batch_metrics"
+DEEP_CHECKS = ("duplicates", "leakage")
 _DESCRIPTIONS = {
     "format": "Conversation structure: known roles, user/assistant alternation, non-empty turns.",
     "length": "Token count of each conversation within quality.min_tokens..max_tokens (real tokenizer).",
     "diversity": "Unique-response ratio at least quality.min_unique_response_ratio; no duplicate examples.",
     "balance": "User/assistant turn ratio about 1:1, within quality.balance_tolerance.",
     "content": "No empty, malformed, boilerplate or excessively repetitive turns (Gopher repetition thresholds).",
+    "duplicates": "Deep level: exact copies (rejected) and near-duplicates (kept, scored lower) within the batch and of queued data.",
+    "leakage": "Deep level: no n-gram overlap with the evaluation sets and no reference answer inside a prompt.",
     METRICS_CHECK: "Batch metrics at or above gate.min_completeness, min_consistency, min_validity and min_overall.",
 }
 
@@ -44,6 +49,44 @@ def _check_metadata(result: SuiteResult) -> dict:
     ]
     metadata["sample_failures"] = dg.MetadataValue.md("\n".join(failures) or "none")
     return metadata
+
+
+def _deep_findings(home, config, batch_id: str, schema, ingest) -> dict:
+    from tdm_dagster.deep_gate import deep_findings, load_eval_sets, load_queued_index
+
+    if ingest:
+        keys = [f"{Path(s.get('file', batch_id)).name}:{s.get('line', i + 1)}" for i, s in enumerate(ingest["sources"])]
+    else:
+        keys = [f"{batch_id}:{i + 1}" for i in range(schema.total)]
+    gate = config.gate
+    return deep_findings(
+        schema.valid_indices, schema.conversations, keys,
+        eval_sets=load_eval_sets(gate.eval_sets, gate.max_record_bytes),
+        threshold=gate.near_duplicate_threshold,
+        queued=load_queued_index(home, gate.near_duplicate_threshold),
+    )  # fmt: skip
+
+
+def _deep_check_result(name: str, findings: dict | None, level: str) -> dg.AssetCheckResult:
+    """Deep findings reject or down-score records; they warn, they never block the batch."""
+    if findings is None:
+        return dg.AssetCheckResult(
+            asset_key=validated_batch.key, check_name=name, passed=True, severity=dg.AssetCheckSeverity.WARN,
+            description=f"not run: gate level {level} (deep only)", metadata={"skipped": True, "gate_level": level},
+        )  # fmt: skip
+    issues = [issue for found in findings.values() for issue in found]
+    codes = Counter(issue.code for issue in issues)
+    return dg.AssetCheckResult(
+        asset_key=validated_batch.key,
+        check_name=name,
+        passed=not issues,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "records_flagged": dg.MetadataValue.int(len(findings)),
+            **{f"found.{code}": dg.MetadataValue.int(count) for code, count in codes.items()},
+            "sample_findings": dg.MetadataValue.md("\n".join(f"- record {p + 1}: {f[0].message}" for p, f in list(findings.items())[:5]) or "none"),
+        },
+    )
 
 
 def _flatten(prefix: str, values: dict) -> dict:
@@ -70,7 +113,7 @@ def _metadata_value(value):
 @dg.multi_asset_check(
     specs=[
         dg.AssetCheckSpec(name, asset=validated_batch, blocking=True, description=_DESCRIPTIONS[name])
-        for name in (*SUITE_NAMES, METRICS_CHECK)
+        for name in (*SUITE_NAMES, *DEEP_CHECKS, METRICS_CHECK)
     ],
 )
 def quality_suites(context: dg.AssetCheckExecutionContext, tdm: TdmHomeResource) -> Iterator[dg.AssetCheckResult]:
@@ -83,9 +126,14 @@ def quality_suites(context: dg.AssetCheckExecutionContext, tdm: TdmHomeResource)
     records = store.load_generated(batch_id)
     ingest = store.load_ingest(batch_id)
     suites = run_quality(schema.conversations, config.quality, names=suites_for(level))
+    extra: dict = {i: list(found) for i, found in (ingest["issues"] if ingest else {}).items()}
+    deep = _deep_findings(home, config, batch_id, schema, ingest) if level == "deep" else {}
+    for findings in deep.values():
+        for position, found in findings.items():
+            extra.setdefault(position, []).extend(found)
     outcome = decide(
         schema, suites, batch_id, records=records, level=level, thresholds=config.gate.thresholds(),
-        extra_issues=ingest["issues"] if ingest else None, specs=ingest["specs"] if ingest else None,
+        extra_issues=extra, specs=ingest["specs"] if ingest else None,
     )  # fmt: skip
     save_outcome(home, batch_id, records, outcome, sources=ingest["sources"] if ingest else None)
     records = outcome.report["records"]
@@ -112,6 +160,8 @@ def quality_suites(context: dg.AssetCheckExecutionContext, tdm: TdmHomeResource)
             severity=dg.AssetCheckSeverity.ERROR,
             metadata=_check_metadata(result),
         )
+    for name in DEEP_CHECKS:
+        yield _deep_check_result(name, deep.get(name), level)
     metrics = outcome.report["metrics"]
     shortfalls = config.gate.thresholds().failures(metrics)
     yield dg.AssetCheckResult(
