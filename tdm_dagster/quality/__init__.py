@@ -44,9 +44,9 @@ def run_quality(
     from tdm_dagster.quality.suites import run_suites
     from tdm_dagster.quality.tokens import TokenCounter
 
-    if counter is None:
+    if counter is None and "length" in names:
         counter = _counters.setdefault(settings.tokenizer_path, TokenCounter(settings.tokenizer_path))
-    return run_suites(compute_features(conversations, settings, counter), settings, names)
+    return run_suites(compute_features(conversations, settings, counter, names), settings, names)
 
 
 def build_report(results: dict[str, SuiteResult]) -> dict[str, Any]:

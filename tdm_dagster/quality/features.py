@@ -9,7 +9,7 @@ conversations whose byte-length token bounds straddle a limit (see ``tokens``).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tdm_dagster.quality.heuristics import turn_issues
+from tdm_dagster.quality.results import SUITE_NAMES
 from tdm_dagster.quality.settings import QualitySettings
 from tdm_dagster.quality.tokens import TokenCounter, needs_exact_count
 
@@ -48,12 +49,17 @@ class _FlatBatch:
 
 
 def compute_features(
-    conversations: Sequence[Any], settings: QualitySettings, counter: TokenCounter
+    conversations: Sequence[Any],
+    settings: QualitySettings,
+    counter: TokenCounter | None,
+    names: Collection[str] = SUITE_NAMES,
 ) -> pd.DataFrame:
     """Feature frame (index 0..n-1, columns ``FEATURE_COLUMNS``) of ``conversations``.
 
     A conversation is a list of ``{"role", "content"}`` messages, or a record holding one
-    under ``"messages"``. Token length is that of all contents joined by newlines.
+    under ``"messages"``. Token length is that of all contents joined by newlines. Only
+    the columns the suites in ``names`` read are computed (the quick level needs the
+    structure alone; ``counter`` may then be None).
     """
     timings: dict[str, float] = {}
     with _stage(timings, "flatten_and_format"):
@@ -66,10 +72,12 @@ def compute_features(
          "format_code": pd.Series(batch.format_code, dtype=object)},
         index=pd.RangeIndex(n),
     )  # fmt: skip
-    with _stage(timings, "token_bounds_and_refinement"):
-        _add_token_bounds(frame, batch, record, settings, counter, timings)
-    with _stage(timings, "diversity"):
-        _add_diversity(frame, batch, record, role)
+    if "length" in names:
+        with _stage(timings, "token_bounds_and_refinement"):
+            _add_token_bounds(frame, batch, record, settings, counter, timings)
+    if "diversity" in names:
+        with _stage(timings, "diversity"):
+            _add_diversity(frame, batch, record, role)
     user = np.bincount(record[role == USER], minlength=n)
     assistant = np.bincount(record[role == ASSISTANT], minlength=n)
     frame["user_turns"] = user
@@ -77,9 +85,10 @@ def compute_features(
     with np.errstate(divide="ignore", invalid="ignore"):
         # No user turn: infinite ratio (or 0 with no turns at all), never a silent NaN.
         frame["turn_ratio"] = np.where(user > 0, assistant / np.maximum(user, 1), np.where(assistant > 0, np.inf, 0.0))
-    with _stage(timings, "content_heuristics"):
-        _add_content_issues(frame, batch, settings)
-    frame = frame[list(FEATURE_COLUMNS)]
+    if "content" in names:
+        with _stage(timings, "content_heuristics"):
+            _add_content_issues(frame, batch, settings)
+    frame = frame[[column for column in FEATURE_COLUMNS if column in frame]]
     frame.attrs["timings_s"] = timings
     return frame
 
