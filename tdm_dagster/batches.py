@@ -77,6 +77,9 @@ class BatchPlan:
     created_at: str
     source_file: str | None = None
     """For inbox batches: the archived file the records were read from."""
+    record_start: int = 0
+    """For inbox batches: input records of the file before this part (a large file is
+    read in consecutive parts, each its own batch, so memory stays bounded)."""
 
 
 class BatchStore:
@@ -107,7 +110,7 @@ class BatchStore:
     def load_generated(self, batch_id: str) -> list[dict[str, Any]]:
         return read_jsonl(self._path(batch_id, "generated.jsonl"))
 
-    def save_ingested(self, batch_id: str, loaded: Any) -> None:
+    def save_ingested(self, batch_id: str, loaded: Any, continues_in: str | None = None) -> None:
         """An inbox file as read (``tdm_dagster.ingest.load.LoadedFile``): records (null
         where unreadable), the spec of each, where each came from with its raw bytes, and
         the read and mapping problems by position."""
@@ -119,6 +122,7 @@ class BatchStore:
                 "specs": loaded.specs,
                 "input_records": loaded.input_records,
                 "file_problem": str(loaded.file_problem) if loaded.file_problem else None,
+                "continues_in": continues_in,
                 "issues": {str(i): [asdict(issue) for issue in found] for i, found in loaded.issues.items()},
             },
         )

@@ -83,6 +83,9 @@ class GateConfig:
     min_overall: float = 0.90
     max_record_bytes: int = 8 * 1024 * 1024
     """A single input record larger than this is rejected (memory stays bounded)."""
+    max_batch_records: int = 100_000
+    """An inbox file with more records is processed in consecutive parts of this size,
+    each its own batch, so memory stays bounded whatever the file size."""
 
     def thresholds(self):
         from tdm_dagster.scoring import MetricThresholds
@@ -200,6 +203,7 @@ _RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "min_validity": _fraction,
         "min_overall": _fraction,
         "max_record_bytes": _positive_int,
+        "max_batch_records": _positive_int,
     },
 }
 _SECTION_TYPES = {

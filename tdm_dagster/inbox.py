@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -94,18 +94,26 @@ def claim(home: TdmHome, path: Path, priority: str) -> Claim | None:
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         source_file=str(target),
     )
-    atomic_write_json(BatchStore(home).folder(batch_id) / "batch.json", plan.__dict__)
+    atomic_write_json(BatchStore(home).folder(batch_id) / "batch.json", asdict(plan))
     return Claim(batch_id, target, path.name)
 
 
+def plan_next_part(home: TdmHome, plan: BatchPlan, records_in_part: int) -> str:
+    """Write the plan of the part after ``plan`` and return its batch id
+    (``<first part's id>_part0002``, ``_part0003``, ...)."""
+    base, _, number = plan.batch_id.partition("_part")
+    next_id = f"{base}_part{(int(number) if number else 1) + 1:04d}"
+    following = replace(plan, batch_id=next_id, record_start=plan.record_start + records_in_part)
+    atomic_write_json(BatchStore(home).folder(next_id) / "batch.json", asdict(following))
+    return next_id
+
+
 def unprocessed_claims(home: TdmHome) -> list[str]:
-    """Batch ids claimed from the inbox whose gate has not finished (no report yet),
-    e.g. because the process died between claiming and running."""
-    folder = archive_dir(home)
-    if not folder.is_dir():
-        return []
-    return sorted(
-        entry.name
-        for entry in folder.iterdir()
-        if entry.is_dir() and not (home.reports_dir / f"{entry.name}.json").exists()
-    )
+    """Inbox batches (claimed files and their later parts) whose gate has not finished
+    (no report yet), e.g. because the process died between claiming and running."""
+    pending = []
+    for plan_path in home.batches_dir.glob("inbox_*/batch.json"):
+        batch_id = plan_path.parent.name
+        if not (home.reports_dir / f"{batch_id}.json").exists():
+            pending.append(batch_id)
+    return sorted(pending)

@@ -4,17 +4,20 @@
 ``dagster job execute`` has no ``--partition`` flag, and a dynamic partition must exist
 before a run can target it, so ``generate_and_queue`` is a plain one-op job: the op
 names a new batch, adds its partition, and runs ``batch_pipeline`` for it on the same
-Dagster instance. Both runs show in the UI when ``DAGSTER_HOME`` is set.
+Dagster instance. Both runs show in the UI when ``DAGSTER_HOME`` is set. ``ingest_inbox``
+does the same for each file in the inbox (and each part of a large one).
 """
+
+from pathlib import Path
 
 import dagster as dg
 
 from tdm_dagster.assets import batch_assets
 from tdm_dagster.assets.batches import GenerateConfig
-from tdm_dagster.batches import new_batch_id
+from tdm_dagster.batches import BatchStore, new_batch_id
 from tdm_dagster.curriculum import CurriculumState, curriculum_path
 from tdm_dagster.generators import get_generator
-from tdm_dagster.inbox import claim, pending_files
+from tdm_dagster.inbox import claim, pending_files, unprocessed_claims
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.reports import load_report
 from tdm_dagster.resources import TdmHomeResource
@@ -91,23 +94,31 @@ def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: T
     return batch_id
 
 
-@dg.op(description="Claim every file waiting in the inbox and run batch_pipeline for each.")
+@dg.op(description="Claim every file waiting in the inbox and run batch_pipeline for each (and each part of a large file).")
 def ingest_inbox_files(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> list:
     home = tdm.home()
     priority = tdm.config().auto_generate.priority
-    claims = [c for c in (claim(home, path, priority) for path in pending_files(home, settle_sec=0)) if c]
+    for path in pending_files(home, settle_sec=0):
+        claim(home, path, priority)
+    todo = unprocessed_claims(home)  # new claims, and parts an earlier run left unfinished
     outcomes = []
-    for claimed in claims:
-        context.log.info(f"{claimed.original_name} -> batch {claimed.batch_id}")
+    store = BatchStore(home)
+    while todo:
+        batch_id = todo.pop(0)
+        plan = store.load_plan(batch_id)
+        context.log.info(f"{plan.source_file} (from record {plan.record_start + 1}) -> batch {batch_id}")
         result = run_batch_pipeline(
             context.instance,
-            claimed.batch_id,
+            batch_id,
             run_config=new_batch_run_config({}),
             tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": INGEST_INBOX},
         )
-        outcomes.append({"file": claimed.original_name, "batch_id": claimed.batch_id, "queued": result.success,
-                         "verdict": batch_verdict(home, claimed.batch_id)})  # fmt: skip
-    context.add_output_metadata({"files": dg.MetadataValue.int(len(outcomes)), "outcomes": dg.MetadataValue.json(outcomes)})
+        outcomes.append({"file": Path(plan.source_file).name, "batch_id": batch_id, "queued": result.success,
+                         "verdict": batch_verdict(home, batch_id)})  # fmt: skip
+        following = (store.load_ingest(batch_id) or {}).get("continues_in")
+        if following and following not in todo:
+            todo.append(following)
+    context.add_output_metadata({"batches": dg.MetadataValue.int(len(outcomes)), "outcomes": dg.MetadataValue.json(outcomes)})
     return outcomes
 
 

@@ -176,3 +176,32 @@ def test_validate_real_seed_tasks_one_example_per_instance(home):
     data = json.loads(run_validate(str(SHARED / "alpaca_seed_tasks.jsonl"), "--json").stdout)
     assert data["totals"]["input_records"] == len(raw) == 175
     assert data["totals"]["records"] == instances
+
+
+def test_large_file_is_processed_in_bounded_parts(home, instance):
+    """A file longer than gate.max_batch_records becomes consecutive batches; every
+    record is accounted for once, with its line in the original file."""
+    home.config_path.write_text(
+        "gate:\n  max_batch_records: 12\n  min_completeness: 0.5\n  min_consistency: 0.5\n  min_validity: 0.5\n  min_overall: 0.5\n"
+    )
+    drop(home, "big.jsonl", GOOD_LINES + b"oops\n")  # 31 records: parts of 12, 12, 7
+    result = CliRunner().invoke(main, ["ingest", "--json"], catch_exceptions=False)
+    outcomes = json.loads(result.stdout)
+    assert [o["batch_id"].rsplit("_part", 1)[-1] if "_part" in o["batch_id"] else "1" for o in outcomes] == ["1", "0002", "0003"]
+    reports = [json.loads((home.reports_dir / f"{o['batch_id']}.json").read_text()) for o in outcomes]
+    assert [r["records"]["generated"] for r in reports] == [12, 12, 7]
+    rejected = [json.loads(l) for o in outcomes if (home.rejected_dir / f"{o['batch_id']}.jsonl").exists()
+                for l in (home.rejected_dir / f"{o['batch_id']}.jsonl").read_text().splitlines()]  # fmt: skip
+    assert [row["source"]["line"] for row in rejected] == [31]
+    queued = sum(len((home.queue_dir("normal") / f"{o['batch_id']}.jsonl").read_text().splitlines()) for o in outcomes if o["queued"])
+    assert queued + len(rejected) == 31
+    assert unprocessed_claims(home) == []
+
+
+def test_sensor_requests_the_next_part(home, instance):
+    home.config_path.write_text("gate:\n  max_batch_records: 20\n")
+    drop(home, "big.jsonl", GOOD_LINES)
+    [first] = inbox_sensor(dg.build_sensor_context(instance=instance)).run_requests
+    assert run_batch_pipeline(instance, first.partition_key, run_config={}, tags={}).success
+    [following] = inbox_sensor(dg.build_sensor_context(instance=instance)).run_requests
+    assert following.partition_key == f"{first.partition_key}_part0002"

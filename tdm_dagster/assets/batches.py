@@ -14,8 +14,9 @@ from typing import Optional
 import dagster as dg
 
 from tdm_dagster.batches import BatchStore
-from tdm_dagster.config import with_overrides
+from tdm_dagster.config import GateConfig, with_overrides
 from tdm_dagster.generation import plan_batch, produce_records, record_generation_start
+from tdm_dagster.inbox import plan_next_part
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.reports import load_report
 from tdm_dagster.resources import (
@@ -65,7 +66,7 @@ def generated_batch(
     home = tdm.home()
     store = BatchStore(home)
     if store.is_inbox_batch(context.partition_key):
-        return _ingest_inbox_file(context, store, tdm.config().gate.max_record_bytes)
+        return _ingest_inbox_file(context, store, tdm.config().gate)
     settings = with_overrides(
         tdm.config(),
         "auto_generate",
@@ -102,14 +103,21 @@ def generated_batch(
     )
 
 
-def _ingest_inbox_file(context: dg.AssetExecutionContext, store: BatchStore, max_record_bytes: int) -> dg.MaterializeResult:
-    """An inbox batch: the claimed file, read (streamed) and mapped to our specs."""
+def _ingest_inbox_file(context: dg.AssetExecutionContext, store: BatchStore, gate: GateConfig) -> dg.MaterializeResult:
+    """An inbox batch: the claimed file (or its next part), read streamed and mapped to
+    our specs. A file longer than ``gate.max_batch_records`` continues in a next part,
+    which the inbox sensor (or ``tdm ingest``) runs as its own batch."""
     from tdm_dagster.ingest.load import load_file
 
     plan = store.load_plan(context.partition_key)
-    context.log.info(f"reading {plan.source_file}")
-    loaded = load_file(plan.source_file, max_record_bytes=max_record_bytes)
-    store.save_ingested(plan.batch_id, loaded)
+    context.log.info(f"reading {plan.source_file} from record {plan.record_start + 1}")
+    loaded = load_file(
+        plan.source_file, max_record_bytes=gate.max_record_bytes, start=plan.record_start, limit=gate.max_batch_records
+    )
+    next_part = plan_next_part(store.home, plan, loaded.input_records) if loaded.has_more else None
+    store.save_ingested(plan.batch_id, loaded, continues_in=next_part)
+    if next_part:
+        context.log.info(f"{plan.source_file} continues in batch {next_part}")
     if loaded.file_problem:
         context.log.warning(f"file problem: {loaded.file_problem}")
     shapes = Counter(spec for spec in loaded.specs if spec)
@@ -122,6 +130,8 @@ def _ingest_inbox_file(context: dg.AssetExecutionContext, store: BatchStore, max
             "unreadable": dg.MetadataValue.int(len(loaded.issues)),
             "specs": ", ".join(f"{name}: {count}" for name, count in shapes.most_common()) or "none",
             "file_problem": str(loaded.file_problem or ""),
+            "first_record": dg.MetadataValue.int(plan.record_start + 1),
+            "continues_in": next_part or "",
         }
     )
 

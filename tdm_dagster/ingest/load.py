@@ -38,6 +38,8 @@ class LoadedFile:
     input_records: int = 0
     """Records in the file as read (before seed tasks expand into their instances)."""
     file_problem: FileProblem | None = None
+    has_more: bool = False
+    """The file has records after ``limit``: they belong to the next part."""
 
     def _add(self, record: dict[str, Any] | None, spec: str | None, source: dict[str, Any], issue: RecordIssue | None) -> None:
         if issue is not None:
@@ -60,10 +62,19 @@ def iter_mapped(path: str | os.PathLike[str], *, max_record_bytes: int) -> Itera
         yield source, map_source(source)
 
 
-def load_file(path: str | os.PathLike[str], *, max_record_bytes: int = 8 * 1024 * 1024) -> LoadedFile:
+def load_file(
+    path: str | os.PathLike[str], *, max_record_bytes: int = 8 * 1024 * 1024, start: int = 0, limit: int | None = None
+) -> LoadedFile:
+    """Input records ``start`` to ``start + limit`` of the file (all by default), streamed:
+    earlier records are read past, not kept."""
     loaded = LoadedFile(str(path))
     try:
-        for source, mapped in iter_mapped(path, max_record_bytes=max_record_bytes):
+        for seen, (source, mapped) in enumerate(iter_mapped(path, max_record_bytes=max_record_bytes)):
+            if seen < start:
+                continue
+            if limit is not None and loaded.input_records >= limit:
+                loaded.has_more = True
+                break
             loaded.input_records += 1
             raw = raw_field(source.raw)
             if isinstance(mapped, RecordIssue):
@@ -72,6 +83,8 @@ def load_file(path: str | os.PathLike[str], *, max_record_bytes: int = 8 * 1024 
             for example in mapped:
                 loaded._add(example.record, example.spec, {**_location(source, example.sub_index), **raw}, None)
     except FileProblem as problem:
+        if problem.code == "read.empty_file" and start > 0:
+            return loaded  # the previous part ended exactly at the end of the file
         loaded.file_problem = problem
         loaded._add(None, None, {"file": str(path), "records_read_before": problem.records_read}, problem.as_issue())
     return loaded
