@@ -34,7 +34,13 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import numpy as np
 
-from tdm_dagster.dedup import NearDuplicateIndex, exact_key, jaccard, normalize_text, shingle_sets
+from tdm_dagster.dedup import (
+    NearDuplicateIndex,
+    exact_key,
+    jaccard,
+    normalize_text,
+    shingle_sets,
+)
 from tdm_dagster.generators import get_generator
 
 DATA = REPO_ROOT.parent / "shared" / "data"
