@@ -338,8 +338,6 @@ def skills_serve(skill_names: tuple[str, ...], host: str, port: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show_config(as_json: bool) -> None:
     """The effective config (file + env overrides), validated."""
-    from dataclasses import is_dataclass
-
     data = describe(_config(_home()))
     if as_json:
         _emit(data, True, "")
@@ -347,6 +345,5 @@ def show_config(as_json: bool) -> None:
     lines = [f"# from {data.pop('source')}"]
     for section, values in data.items():
         lines.append(f"{section}:")
-        for key, value in (asdict(values) if is_dataclass(values) else values).items():
-            lines.append(f"  {key}: {json.dumps(value, default=str)}")
+        lines += [f"  {key}: {json.dumps(value, default=dict)}" for key, value in values.items()]
     click.echo("\n".join(lines))

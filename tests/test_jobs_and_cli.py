@@ -142,3 +142,12 @@ def test_status_shows_server_health_and_gpu_memory(home):
     assert data["inference"]["ok"] is True
     assert data["inference"]["gpus"][0]["memory_total_mb"] == 24576
     assert "gpu NVIDIA GeForce RTX 3090: 10240" in text and "healthy" in text
+
+
+def test_cli_config_shows_effective_values(home, monkeypatch):
+    home.config_path.write_text("auto_generate:\n  count: 42\n")
+    monkeypatch.setenv("TDM_GATE_LEVEL", "deep")
+    data = json.loads(run_cli("config", "--json").stdout)
+    assert set(data) == {"source", "auto_generate", "inference", "skill_api", "gate", "quality"}
+    assert data["auto_generate"]["count"] == 42 and data["gate"]["level"] == "deep"
+    assert "count: 42" in run_cli("config").stdout
