@@ -104,3 +104,10 @@ def test_decide_trigger_rules():
     assert not waiting.generate and waiting.cooldown_left_sec == pytest.approx(50.0)
     assert decide_trigger(settings, 0, 900.0, 1000.0).generate
     assert not decide_trigger(settings, 0, None, 1000.0, in_flight=1).generate
+
+
+def test_inbox_batches_in_flight_do_not_block_generation(home, instance):
+    create_run_for_test(instance, job_name="batch_pipeline", status=dg.DagsterRunStatus.STARTED, tags={"tdm/trigger": "inbox_sensor"})
+    assert isinstance(evaluate(instance)[0], dg.SensorResult)
+    create_run_for_test(instance, job_name="generate_and_queue", status=dg.DagsterRunStatus.STARTED)
+    assert isinstance(evaluate(instance)[0], dg.SkipReason)

@@ -23,12 +23,15 @@ from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.training_queue import TrainingQueue
 
 
+INBOX_TRIGGERS = ("inbox_sensor", "ingest_inbox")
+
+
 def runs_in_flight(instance: dg.DagsterInstance) -> int:
-    """Generation runs queued or running now, whichever way they were started."""
-    return sum(
-        len(instance.get_run_ids(dg.RunsFilter(job_name=job, statuses=IN_PROGRESS_RUN_STATUSES), limit=5))
-        for job in (BATCH_PIPELINE, GENERATE_AND_QUEUE)
-    )
+    """Generation runs queued or running now, whichever way they were started (inbox
+    batches use the same job but are not generation, so they do not count)."""
+    generating = len(instance.get_run_ids(dg.RunsFilter(job_name=GENERATE_AND_QUEUE, statuses=IN_PROGRESS_RUN_STATUSES), limit=5))
+    batches = instance.get_runs(dg.RunsFilter(job_name=BATCH_PIPELINE, statuses=IN_PROGRESS_RUN_STATUSES), limit=50)
+    return generating + sum(1 for run in batches if run.tags.get("tdm/trigger") not in INBOX_TRIGGERS)
 
 
 @dg.sensor(
