@@ -1,0 +1,127 @@
+"""spaCy ``DocBin`` files (``.spacy``), the training input of ``spacy train``.
+
+Each record becomes one ``Doc`` (tokenized by ``spacy.blank("en")``; no model needed):
+
+- its text: the record's ``text`` string, or else its chat (any record spec) with the
+  messages' contents joined by blank lines;
+- text classification: a string ``label`` (or ``metadata.label``) sets ``doc.cats`` to
+  1.0 for that label and 0.0 for every other label in the export;
+- entities: ``entities: [[start, end, label], ...]`` (character offsets into ``text``)
+  set ``doc.ents``; each span must start and end on token boundaries and spans must not
+  overlap, as spaCy requires.
+
+The whole record is also kept in the Doc's ``user_data``, so our own exports import as
+the identical records. A DocBin made elsewhere imports as ``{"text", "label"?,
+"entities"?}``: the highest-scoring category and the entity spans.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tdm_dagster.atomic import atomic_open
+from tdm_dagster.formats.chat import record_messages
+from tdm_dagster.formats.errors import FormatError
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc
+
+RECORD_KEY = "tdm_dagster.record"
+SUPPORTED_SHAPES = (
+    "records with a string 'text' or any chat/alpaca/completion record; "
+    "optional string 'label' or 'metadata.label'; optional 'entities' as [[start, end, label], ...]"
+)
+
+
+def _doc_text(record: dict[str, Any]) -> str:
+    if isinstance(record.get("text"), str):
+        return record["text"]
+    return "\n\n".join(message["content"] for message in record_messages(record))
+
+
+def _label(record: dict[str, Any]) -> str | None:
+    metadata = record.get("metadata")
+    label = record.get("label", metadata.get("label") if isinstance(metadata, dict) else None)
+    if label is not None and not isinstance(label, str):
+        raise ValueError(f"label must be a string, got {type(label).__name__}")
+    return label
+
+
+def _set_entities(doc: Doc, entities: Any) -> None:
+    if not isinstance(entities, list):
+        raise ValueError(f"entities: expected a list of [start, end, label], got {type(entities).__name__}")
+    spans = []
+    for entity in entities:
+        if not (
+            isinstance(entity, list | tuple)
+            and len(entity) == 3
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in entity[:2])
+            and isinstance(entity[2], str)
+        ):
+            raise ValueError(f"entities: expected [start, end, label] items, got {entity!r}")
+        span = doc.char_span(entity[0], entity[1], label=entity[2], alignment_mode="strict")
+        if span is None:
+            raise ValueError(f"entity {list(entity)} does not fall on token boundaries of {doc.text!r}")
+        spans.append(span)
+    try:
+        doc.ents = spans
+    except ValueError as exc:
+        raise ValueError(f"entities overlap: {exc}") from exc
+
+
+def write_spacy(records: list[dict[str, Any]], path: Path) -> int:
+    import spacy
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    labels: list[str] = []
+    per_record: list[tuple[str, str | None]] = []
+    for position, record in enumerate(records):
+        try:
+            text, label = _doc_text(record), _label(record)
+        except ValueError as exc:
+            raise FormatError(path, f"record {position}: {exc}; supported: {SUPPORTED_SHAPES}") from exc
+        per_record.append((text, label))
+        if label is not None and label not in labels:
+            labels.append(label)
+    doc_bin = DocBin(store_user_data=True)
+    for position, (record, (text, label)) in enumerate(zip(records, per_record, strict=True)):
+        doc = nlp.make_doc(text)
+        if label is not None:
+            doc.cats = {name: float(name == label) for name in labels}
+        if "entities" in record:
+            try:
+                _set_entities(doc, record["entities"])
+            except ValueError as exc:
+                raise FormatError(path, f"record {position}: {exc}") from exc
+        doc.user_data[RECORD_KEY] = json.dumps(record, ensure_ascii=False)
+        doc_bin.add(doc)
+    with atomic_open(path, "wb") as handle:
+        handle.write(doc_bin.to_bytes())
+    return len(records)
+
+
+def _doc_record(doc: Doc) -> dict[str, Any]:
+    if RECORD_KEY in doc.user_data:
+        return json.loads(doc.user_data[RECORD_KEY])
+    record: dict[str, Any] = {"text": doc.text}
+    if doc.cats:
+        record["label"] = max(doc.cats, key=doc.cats.__getitem__)
+    if doc.ents:
+        record["entities"] = [[ent.start_char, ent.end_char, ent.label_] for ent in doc.ents]
+    return record
+
+
+def read_spacy(path: Path) -> list[dict[str, Any]]:
+    import spacy
+    from spacy.tokens import DocBin
+
+    try:
+        doc_bin = DocBin().from_bytes(path.read_bytes())
+    except OSError as exc:
+        raise FormatError(path, f"cannot read: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FormatError(path, f"not a spaCy DocBin: {exc}") from exc
+    return [_doc_record(doc) for doc in doc_bin.get_docs(spacy.blank("en").vocab)]
