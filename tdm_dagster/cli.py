@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from tdm_dagster.cli_datasets import datasets
 from tdm_dagster.config import ConfigError, describe, load_config
 from tdm_dagster.home import PRIORITIES, TdmHome
 
@@ -41,6 +42,9 @@ def main() -> None:
 
     State lives under $TDM_HOME (default ~/.tdm); config in $TDM_HOME/config.yaml.
     """
+
+
+main.add_command(datasets)
 
 
 # --- status -----------------------------------------------------------------------------

@@ -94,11 +94,19 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class DatasetConfig:
+    name: str = "training"
+    """The dataset that approved batches accumulate into (asset ``training_dataset``)."""
+    description: str = "Approved batches, as queued for training"
+
+
+@dataclass(frozen=True)
 class TdmConfig:
     auto_generate: AutoGenerateConfig = field(default_factory=AutoGenerateConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     skill_api: SkillApiConfig = field(default_factory=SkillApiConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
     quality: QualitySettings = field(default_factory=QualitySettings)
     source: str = "defaults"
     """Where the config was read from, for messages."""
@@ -205,12 +213,17 @@ _RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "max_record_bytes": _positive_int,
         "max_batch_records": _positive_int,
     },
+    "dataset": {
+        "name": _text,
+        "description": _text,
+    },
 }
 _SECTION_TYPES = {
     "auto_generate": AutoGenerateConfig,
     "inference": InferenceConfig,
     "skill_api": SkillApiConfig,
     "gate": GateConfig,
+    "dataset": DatasetConfig,
 }
 SECTIONS = (*_RULES, "quality")
 

@@ -9,7 +9,7 @@ import os
 
 import dagster as dg
 
-from tdm_dagster.assets import batch_assets
+from tdm_dagster.assets import batch_assets, training_dataset
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.config import load_config
 from tdm_dagster.jobs import batch_pipeline, generate_and_queue, ingest_inbox
@@ -31,7 +31,7 @@ def _api_key():
 
 
 defs = dg.Definitions(
-    assets=batch_assets,
+    assets=[*batch_assets, training_dataset],
     asset_checks=[quality_suites],
     jobs=[batch_pipeline, generate_and_queue, ingest_inbox],
     sensors=[queue_low_sensor, inbox_sensor],

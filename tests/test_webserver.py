@@ -67,7 +67,8 @@ def test_asset_graph_and_checks_in_the_ui(webserver):
         if nodes or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert set(nodes) == {("generated_batch",), ("validated_batch",), ("quality_report",), ("queued_batch",)}
+    assert set(nodes) == {("generated_batch",), ("validated_batch",), ("quality_report",), ("queued_batch",), ("training_dataset",)}
+    assert nodes[("training_dataset",)]["dependencyKeys"] == [{"path": ["queued_batch"]}]
     assert nodes[("validated_batch",)]["dependencyKeys"] == [{"path": ["generated_batch"]}]
     assert nodes[("quality_report",)]["dependencyKeys"] == [{"path": ["validated_batch"]}]
     assert nodes[("queued_batch",)]["dependencyKeys"] == [{"path": ["quality_report"]}]

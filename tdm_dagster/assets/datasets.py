@@ -1,0 +1,79 @@
+"""training_dataset: approved batches accumulate into immutable dataset versions.
+
+Each materialization appends the batches approved since the last version as a new
+version of the configured dataset (``dataset.name``), so the lineage in the UI runs from
+the batches to the dataset, and the version, checksum, size and quality of every
+version are plotted across materializations.
+"""
+
+import dagster as dg
+
+from tdm_dagster.assets.batches import queued_batch
+from tdm_dagster.atomic import read_jsonl
+from tdm_dagster.batches import BatchStore
+from tdm_dagster.reports import iter_reports
+from tdm_dagster.resources import TdmHomeResource
+
+_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn("messages", "list<struct<role: string, content: string>>", description="the chat"),
+        dg.TableColumn("metadata", "struct", description="skill, level, source, spec, ..."),
+        dg.TableColumn("id", "string", description="optional record id"),
+    ]
+)
+
+
+@dg.asset(
+    group_name="datasets",
+    kinds={"duckdb", "parquet"},
+    deps=[queued_batch],
+    description="The training dataset: a new immutable, checksummed version with every batch approved since the last one.",
+)
+def training_dataset(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    from tdm_dagster.datasets import DatasetRegistry
+    from tdm_dagster.datasets.errors import DatasetNotFoundError
+
+    home = tdm.home()
+    settings = tdm.config().dataset
+    registry = DatasetRegistry(home)
+    try:
+        info = registry.describe(settings.name)
+    except DatasetNotFoundError:
+        info = registry.create(settings.name, description=settings.description, spec="chat_sft_v1", tags=["sft"])
+    included = {batch for version in registry.versions(settings.name) for batch in version.source_batches}
+    approved = [r for r in iter_reports(home) if r.get("overall_pass") and r.get("batch_id") and r["batch_id"] not in included]
+    store = BatchStore(home)
+    if not approved:
+        context.log.info(f"dataset {settings.name}: no newly approved batches; current version {info.current_version}")
+        version = registry.version_info(settings.name) if info.current_version else None
+    else:
+        paths = [store.folder(r["batch_id"]) / "approved.jsonl" for r in approved]
+        records = sum(r["records"]["approved"] for r in approved)
+        metrics = {
+            "approval_rate": round(records / max(1, sum(r["records"]["generated"] for r in approved)), 4),
+            **{f"mean_{name}": round(sum(r["metrics"][name] for r in approved if r.get("metrics", {}).get(name) is not None) / len(approved), 4)
+               for name in ("overall", "validity", "diversity")},
+        }  # fmt: skip
+        version = registry.append(
+            settings.name,
+            [record for path in paths for record in read_jsonl(path)],
+            source_batches=[r["batch_id"] for r in approved],
+            metrics=metrics,
+            description=f"{len(approved)} approved batch(es)",
+        )
+        context.log.info(f"dataset {settings.name} {version.version}: +{records} records from {len(approved)} batch(es)")
+    if version is None:
+        return dg.MaterializeResult(metadata={"dataset": settings.name, "version": "none", "dagster/row_count": 0})
+    return dg.MaterializeResult(
+        metadata={
+            "dataset": settings.name,
+            "version": version.version,
+            "checksum": version.checksum,
+            "dagster/row_count": dg.MetadataValue.int(version.record_count),
+            "dagster/column_schema": _COLUMNS,
+            "source_batches": dg.MetadataValue.int(len(version.source_batches)),
+            "new_batches": dg.MetadataValue.json([r["batch_id"] for r in approved]),
+            **{f"metric_{k}": dg.MetadataValue.float(float(v)) for k, v in version.metrics.items() if isinstance(v, (int, float))},
+        },
+        data_version=dg.DataVersion(version.checksum),
+    )

@@ -1,0 +1,250 @@
+"""``tdm datasets``: the dataset registry from the command line; every command has ``--json``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tdm_dagster.home import TdmHome
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _registry():
+    from tdm_dagster.datasets import DatasetRegistry
+
+    return DatasetRegistry(TdmHome.from_env().ensure())
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+class _DatasetErrors(click.Group):
+    """Registry errors become clean CLI errors (exit 1) instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from tdm_dagster.datasets.errors import DatasetError
+
+        try:
+            return super().invoke(ctx)
+        except (DatasetError, ValueError) as exc:
+            raise click.ClickException(str(exc).strip("'\"")) from exc
+
+
+@click.group(cls=_DatasetErrors)
+def datasets() -> None:
+    """Versioned datasets: immutable, checksummed, with lineage, diff and rollback."""
+
+
+def _version_line(v) -> str:
+    return f"{v.version:>7}  {v.record_count:>9,} records  {v.created_at}  {v.checksum[:12]}  {v.description}"
+
+
+@datasets.command()
+@click.argument("name")
+@click.option("--description", default="")
+@click.option("--owner")
+@click.option("--tag", "tags", multiple=True, help="Repeatable.")
+@click.option("--spec", help="The spec its records follow, e.g. chat_sft_v1.")
+@_JSON
+def create(name: str, description: str, owner: str | None, tags: tuple[str, ...], spec: str | None, as_json: bool) -> None:
+    """Create an empty dataset."""
+    info = _registry().create(name, description=description, owner=owner, tags=tags, spec=spec)
+    _emit(asdict(info), as_json, f"created dataset {info.name}")
+
+
+@datasets.command("list")
+@_JSON
+def list_datasets(as_json: bool) -> None:
+    """Every dataset with its current version."""
+    infos = _registry().list_datasets()
+    lines = [f"{i.name:<24} current {i.current_version or '-':>7}  {', '.join(i.tags)}  {i.description}" for i in infos]
+    _emit([asdict(i) for i in infos], as_json, "\n".join(lines) or "no datasets yet")
+
+
+@datasets.command()
+@click.argument("name")
+@_JSON
+def show(name: str, as_json: bool) -> None:
+    """A dataset and its current version."""
+    registry = _registry()
+    info = registry.describe(name)
+    current = registry.version_info(name) if info.current_version else None
+    data = {**asdict(info), "current": asdict(current) if current else None}
+    text = f"{info.name}: {info.description}\nowner {info.owner}, tags {', '.join(info.tags) or '-'}, spec {info.spec or '-'}"
+    if current:
+        text += f"\ncurrent {_version_line(current)}\nfrom {len(current.source_batches)} batch(es); metrics {current.metrics}"
+    _emit(data, as_json, text)
+
+
+@datasets.command()
+@click.argument("name")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--major", is_flag=True, help="Bump the major version.")
+@click.option("--description", default="")
+@_JSON
+def add(name: str, files: tuple[str, ...], major: bool, description: str, as_json: bool) -> None:
+    """Append approved batch files (JSONL of records, e.g. from the queue) as a new version."""
+    version = _registry().append_batch_files(name, list(files), major=major, description=description)
+    _emit(asdict(version), as_json, f"{name} {_version_line(version)}")
+
+
+@datasets.command()
+@click.argument("name")
+@_JSON
+def versions(name: str, as_json: bool) -> None:
+    """Every version, oldest first."""
+    found = _registry().versions(name)
+    _emit([asdict(v) for v in found], as_json, "\n".join(_version_line(v) for v in found) or "no versions yet")
+
+
+@datasets.command()
+@click.argument("name")
+@click.argument("old")
+@click.argument("new")
+@_JSON
+def diff(name: str, old: str, new: str, as_json: bool) -> None:
+    """Added, removed and changed records between two versions, and metric deltas."""
+    summary = _registry().diff(name, old, new).summary()
+    text = "\n".join(f"{key}: {value}" for key, value in summary.items())
+    _emit(summary, as_json, text)
+
+
+@datasets.command()
+@click.argument("name")
+@click.argument("version")
+@_JSON
+def rollback(name: str, version: str, as_json: bool) -> None:
+    """Make VERSION current again (history is kept)."""
+    info = _registry().rollback(name, version)
+    _emit(asdict(info), as_json, f"{name}: current version is now {info.current_version}")
+
+
+@datasets.command()
+@click.argument("name")
+@click.option("--from", "parent", help="Version to derive from (default: current).")
+@click.option("--where", "where", multiple=True, help="Keep records with FIELD=VALUE (dotted field; repeatable).")
+@click.option("--remap", nargs=2, multiple=True, metavar="FIELD OLD=NEW", help="Rename a label value.")
+@click.option("--confidence", nargs=3, type=(str, float, float), multiple=True, metavar="FIELD SCALE OFFSET", help="field = clip(value*scale+offset, 0, 1).")
+@click.option("--clean", is_flag=True, help="Whitespace and Unicode NFC on every message.")
+@click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
+@click.option("--balance", "balance_by", help="Downsample every class of this field to the smallest.")
+@click.option("--description", default="")
+@_JSON
+def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, description: str, as_json: bool) -> None:
+    """A new version from an existing one with modifications; each step reports its counts."""
+    from tdm_dagster.datasets.steps import (
+        AdjustConfidence,
+        BalanceClasses,
+        CleanText,
+        DropExactDuplicates,
+        DropNearDuplicates,
+        FieldFilter,
+        RemapLabel,
+    )  # fmt: skip
+
+    steps: list = []
+    if where:
+        steps.append(FieldFilter(dict(_pair(item, "--where") for item in where)))
+    for field, mapping in remap:
+        old, new = _pair(mapping, "--remap")
+        steps.append(RemapLabel(field, {old: new}))
+    steps += [AdjustConfidence(field, scale=scale, offset=offset) for field, scale, offset in confidence]
+    if clean:
+        steps.append(CleanText())
+    if dedup:
+        steps += [DropExactDuplicates(), DropNearDuplicates()]
+    if balance_by:
+        steps.append(BalanceClasses(balance_by))
+    if not steps:
+        raise click.UsageError("say what to change: --where, --remap, --confidence, --clean, --dedup or --balance")
+    version = _registry().derive(name, steps, parent=parent, description=description)
+    reports = version.operation.get("steps", [])
+    _emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
+
+
+def _pair(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint=option)
+    return key, value
+
+
+@datasets.command()
+@click.argument("name")
+@click.option("--version")
+@click.option("--ratios", default="train=0.8,val=0.1,test=0.1", show_default=True)
+@click.option("--stratify", help="Field to stratify by, e.g. metadata.skill.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Write each split as <out>/<split>.jsonl.")
+@_JSON
+def split(name: str, version: str | None, ratios: str, stratify: str | None, seed: int, out: str | None, as_json: bool) -> None:
+    """Deterministic train/val/test splits; duplicates never cross splits."""
+    from tdm_dagster.atomic import atomic_write_jsonl
+
+    parsed = {}
+    for part in ratios.split(","):
+        key, value = _pair(part, "--ratios")
+        parsed[key] = float(value)
+    result = _registry().split(name, version, ratios=parsed, stratify_by=stratify, seed=seed)
+    counts = {split_name: len(records) for split_name, records in result.splits.items()}
+    if out:
+        for split_name, records in result.splits.items():
+            atomic_write_jsonl(Path(out) / f"{split_name}.jsonl", records)
+    data = {"counts": counts, "duplicate_groups": result.groups, "grouped_records": result.grouped_records, "out": out}
+    _emit(data, as_json, ", ".join(f"{k}: {v}" for k, v in counts.items()) + f" ({result.grouped_records} records kept with their duplicates)")
+
+
+@datasets.command("export")
+@click.argument("name")
+@click.argument("path", type=click.Path())
+@click.option("--version")
+@click.option("--format", "fmt", help="jsonl, json, csv, parquet, hf, spacy, chat_jsonl, pickle (default: from PATH).")
+@_JSON
+def export_dataset(name: str, path: str, version: str | None, fmt: str | None, as_json: bool) -> None:
+    """Write a version in a format your trainer reads."""
+    from tdm_dagster.formats import export_records
+
+    info = _registry().version_info(name, version)
+    written = export_records(_registry().records(name, info.version), path, fmt)
+    _emit({"dataset": name, "version": info.version, "path": path, "records": written}, as_json, f"wrote {written} records of {name} {info.version} to {path}")
+
+
+@datasets.command("import")
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--format", "fmt", help="Default: from PATH.")
+@click.option("--allow-pickle", is_flag=True, help="Unpickle PATH. Only for a file you trust: unpickling runs code.")
+@click.option("--description", default="")
+@_JSON
+def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, description: str, as_json: bool) -> None:
+    """Append records from a file (creating the dataset if needed) as a new version."""
+    from tdm_dagster.datasets.errors import DatasetNotFoundError
+    from tdm_dagster.formats import import_records
+
+    registry = _registry()
+    records = import_records(path, fmt, allow_pickle=allow_pickle)
+    try:
+        registry.describe(name)
+    except DatasetNotFoundError:
+        registry.create(name, description=description)
+    version = registry.append(name, records, description=description or f"imported from {Path(path).name}")
+    _emit(asdict(version), as_json, f"{name} {_version_line(version)}")
+
+
+@datasets.command()
+@click.argument("name", required=False)
+@click.option("--version")
+@_JSON
+def verify(name: str | None, version: str | None, as_json: bool) -> None:
+    """Check every object and checksum; exit 1 on any problem."""
+    report = _registry().verify(name, version)
+    text = f"{'ok' if report.ok else 'PROBLEMS'}: {report.versions} versions, {report.objects} objects, {report.records} records"
+    _emit(asdict(report), as_json, "\n".join([text, *report.problems]))
+    if not report.ok:
+        raise SystemExit(1)

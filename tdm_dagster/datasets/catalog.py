@@ -1,0 +1,156 @@
+"""The DuckDB catalog: datasets, their versions and each version's manifest.
+
+A manifest is an ordered list of *segments*: (chunk, start row, stop row). A version
+that appends to another repeats its parent's segments and adds segments for the new
+chunk only, so unchanged data is referenced, never copied.
+
+A connection is opened per operation and closed at once: DuckDB lets one process hold
+a file open for writing, and other processes (the Dagster daemon, the CLI) need it too.
+The file uses 16 KiB blocks instead of DuckDB's 256 KiB: each commit writes a few new
+blocks, and at 256 KiB the catalog, not the data, would dominate what a small append adds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    name VARCHAR PRIMARY KEY,
+    description VARCHAR NOT NULL,
+    owner VARCHAR NOT NULL,
+    tags VARCHAR[] NOT NULL,
+    spec VARCHAR,
+    created_at VARCHAR NOT NULL,
+    current_version VARCHAR
+);
+CREATE TABLE IF NOT EXISTS versions (
+    dataset VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    major INTEGER NOT NULL,
+    minor INTEGER NOT NULL,
+    parents VARCHAR[] NOT NULL,
+    creator VARCHAR NOT NULL,
+    description VARCHAR NOT NULL,
+    created_at VARCHAR NOT NULL,
+    record_count BIGINT NOT NULL,
+    checksum VARCHAR NOT NULL,
+    metrics VARCHAR NOT NULL,
+    source_batches VARCHAR[] NOT NULL,
+    operation VARCHAR NOT NULL,
+    PRIMARY KEY (dataset, version)
+);
+CREATE TABLE IF NOT EXISTS segments (
+    dataset VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    seq INTEGER NOT NULL,
+    chunk VARCHAR NOT NULL,
+    start_row INTEGER NOT NULL,
+    stop_row INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    owner: str
+    tags: list[str]
+    spec: str | None
+    created_at: str
+    current_version: str | None
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    dataset: str
+    version: str
+    parents: list[str]
+    creator: str
+    description: str
+    created_at: str
+    record_count: int
+    checksum: str
+    """sha256 (hex) over the version's record hashes in manifest order."""
+    metrics: dict[str, Any]
+    source_batches: list[str]
+    """Every batch whose records the version holds (a parent's batches are inherited)."""
+    operation: dict[str, Any] = field(default_factory=dict)
+    """How the version was made: the operation and what each step reported."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    chunk: str
+    start: int
+    stop: int
+
+
+DATASET_COLUMNS = "name, description, owner, tags, spec, created_at, current_version"
+VERSION_COLUMNS = (
+    "dataset, version, parents, creator, description, created_at, record_count, checksum, metrics, "
+    "source_batches, operation"
+)
+
+
+def dataset_from_row(row: tuple[Any, ...]) -> DatasetInfo:
+    return DatasetInfo(*row[:3], list(row[3]), *row[4:])
+
+
+def version_from_row(row: tuple[Any, ...]) -> VersionInfo:
+    dataset, version, parents, creator, description, created_at, count, checksum, metrics, batches, operation = row
+    return VersionInfo(
+        dataset, version, list(parents), creator, description, created_at, int(count), checksum,
+        json.loads(metrics), list(batches), json.loads(operation),
+    )
+
+
+def parse_version(version: str) -> tuple[int, int]:
+    major, _, minor = version.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        raise ValueError(f"version {version!r} is not of the form major.minor, e.g. 1.0")
+    return int(major), int(minor)
+
+
+BLOCK_SIZE = 16384
+LOCK_WAIT_SECONDS = 30.0
+"""Operations hold the catalog for milliseconds; waiting beats failing when two processes meet."""
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _attach(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Attach the catalog, waiting up to ``LOCK_WAIT_SECONDS`` while another process holds its lock."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            connection.execute(f"ATTACH '{_quoted(path)}' AS catalog (BLOCK_SIZE {BLOCK_SIZE})")
+            return
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = duckdb.connect()
+    try:
+        _attach(connection, path)
+        connection.execute("USE catalog")
+        connection.execute(SCHEMA)
+        yield connection
+    finally:
+        connection.close()

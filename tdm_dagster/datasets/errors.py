@@ -1,0 +1,41 @@
+"""Errors of the dataset registry; each message names the dataset, version or object."""
+
+from __future__ import annotations
+
+
+class DatasetError(Exception):
+    """Base of every dataset registry error."""
+
+
+class DatasetNotFoundError(DatasetError, KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class VersionNotFoundError(DatasetError, KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DatasetExistsError(DatasetError):
+    pass
+
+
+class VersionExistsError(DatasetError):
+    """Versions are immutable: writing into an existing version is refused."""
+
+
+class DeletionRefusedError(DatasetError):
+    """A delete that would remove the current version or a parent of another one, without ``force``."""
+
+
+class IntegrityError(DatasetError):
+    """Stored data does not match its checksum (or is missing): it is never served."""
+
+
+class MissingObjectError(IntegrityError):
+    pass
+
+
+class CorruptObjectError(IntegrityError):
+    pass

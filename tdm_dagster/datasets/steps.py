@@ -1,0 +1,191 @@
+"""Steps that turn one version's records into the next one's, each reporting its counts.
+
+Modifications (``Filter``, ``FieldFilter``, ``RemapLabel``, ``AdjustConfidence``) and
+enhancements (``CleanText``, ``DropExactDuplicates``, ``DropNearDuplicates``,
+``BalanceClasses``) share one shape, ``apply(records) -> (records, report)``, so that
+``DatasetRegistry.derive`` can chain any of them and store every report with the new
+version: what was done to the data is part of its history.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tdm_dagster.datasets.records import (
+    Record,
+    conversation_text,
+    get_field,
+    with_field,
+)
+from tdm_dagster.dedup import NearDuplicateIndex, exact_key
+
+StepReport = dict[str, Any]
+
+
+class Step(Protocol):
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]: ...
+
+
+def _report(name: str, before: int, after: list[Record], **counts: Any) -> StepReport:
+    return {"step": name, "input": before, "output": len(after), "removed": before - len(after), **counts}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Keep the records for which ``keep(record)`` is true."""
+
+    keep: Callable[[Record], bool]
+    label: str = "filter"
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        kept = [record for record in records if self.keep(record)]
+        return kept, _report(self.label, len(records), kept)
+
+
+@dataclass(frozen=True)
+class FieldFilter:
+    """Keep records whose dotted fields equal the given values (a list value means "one of")."""
+
+    equals: Mapping[str, Any]
+
+    def _matches(self, record: Record) -> bool:
+        for path, wanted in self.equals.items():
+            value = get_field(record, path)
+            if not (value in wanted if isinstance(wanted, (list, tuple, set, frozenset)) else value == wanted):
+                return False
+        return True
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        kept = [record for record in records if self._matches(record)]
+        return kept, _report("field_filter", len(records), kept, equals=dict(self.equals))
+
+
+@dataclass(frozen=True)
+class RemapLabel:
+    """Rename label values of a field (e.g. ``metadata.label``); values not in ``mapping`` stay."""
+
+    field: str
+    mapping: Mapping[Any, Any]
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        out, changed = [], 0
+        for record in records:
+            value = get_field(record, self.field)
+            if value in self.mapping:
+                record = with_field(record, self.field, self.mapping[value])
+                changed += 1
+            out.append(record)
+        return out, _report("remap_label", len(records), out, field=self.field, changed=changed)
+
+
+@dataclass(frozen=True)
+class AdjustConfidence:
+    """``field = clip(value * scale + offset, lower, upper)`` for records whose field is a number."""
+
+    field: str
+    scale: float = 1.0
+    offset: float = 0.0
+    lower: float = 0.0
+    upper: float = 1.0
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        out, changed = [], 0
+        for record in records:
+            value = get_field(record, self.field)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                adjusted = min(self.upper, max(self.lower, value * self.scale + self.offset))
+                if adjusted != value:
+                    record = with_field(record, self.field, adjusted)
+                    changed += 1
+            out.append(record)
+        return out, _report("adjust_confidence", len(records), out, field=self.field, changed=changed)
+
+
+_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
+_SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def clean_text(text: str) -> str:
+    """Unicode NFC, runs of spaces/tabs to one space, at most one blank line, ends stripped."""
+    text = _HORIZONTAL_SPACE.sub(" ", unicodedata.normalize("NFC", text))
+    return _BLANK_LINES.sub("\n\n", _SPACE_AROUND_NEWLINE.sub("\n", text)).strip()
+
+
+@dataclass(frozen=True)
+class CleanText:
+    """``clean_text`` on every message's content."""
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        out, changed = [], 0
+        for record in records:
+            messages = record.get("messages")
+            if isinstance(messages, list):
+                cleaned = [
+                    {**m, "content": clean_text(m["content"])} if isinstance(m, dict) and isinstance(m.get("content"), str) else m
+                    for m in messages
+                ]
+                if cleaned != messages:
+                    record = {**record, "messages": cleaned}
+                    changed += 1
+            out.append(record)
+        return out, _report("clean_text", len(records), out, changed=changed)
+
+
+@dataclass(frozen=True)
+class DropExactDuplicates:
+    """Keep the first record of each ``dedup.exact_key`` of the conversation text."""
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        seen: set[bytes] = set()
+        kept = []
+        for record in records:
+            key = exact_key(conversation_text(record))
+            if key not in seen:
+                seen.add(key)
+                kept.append(record)
+        return kept, _report("drop_exact_duplicates", len(records), kept)
+
+
+def near_duplicate_matches(records: Sequence[Record], threshold: float) -> list[tuple[int, int]]:
+    """(later, earlier) record positions of near-duplicate pairs (Jaccard >= ``threshold``)."""
+    keys = [str(position) for position in range(len(records))]
+    matches = NearDuplicateIndex(threshold).find_within(keys, [conversation_text(r) for r in records])
+    return [(int(match.key_a), int(match.key_b)) for match in matches]
+
+
+@dataclass(frozen=True)
+class DropNearDuplicates:
+    """Drop every record that near-duplicates an earlier one (word-shingle Jaccard >= threshold)."""
+
+    threshold: float = 0.8
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        dropped = {later for later, _ in near_duplicate_matches(records, self.threshold)}
+        kept = [record for position, record in enumerate(records) if position not in dropped]
+        return kept, _report("drop_near_duplicates", len(records), kept, threshold=self.threshold)
+
+
+@dataclass(frozen=True)
+class BalanceClasses:
+    """Downsample every class of ``field`` to the smallest class's size (seeded; order kept)."""
+
+    field: str
+    seed: int = 0
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        by_class: dict[str, list[int]] = defaultdict(list)
+        for position, record in enumerate(records):
+            by_class[repr(get_field(record, self.field))].append(position)
+        smallest = min((len(positions) for positions in by_class.values()), default=0)
+        rng = random.Random(self.seed)
+        keep = {p for label in sorted(by_class) for p in rng.sample(by_class[label], smallest)}
+        kept = [record for position, record in enumerate(records) if position in keep]
+        counts_before = {label: len(positions) for label, positions in sorted(by_class.items())}
+        return kept, _report("balance_classes", len(records), kept, field=self.field, per_class=smallest, classes_before=counts_before)
