@@ -238,6 +238,22 @@ def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, de
 
 
 @datasets.command()
+@click.argument("name")
+@click.option("--version", help="Delete only this version (default: the whole dataset).")
+@click.option("--force", is_flag=True, help="Also when current, or a parent of another version.")
+@_JSON
+def delete(name: str, version: str | None, force: bool, as_json: bool) -> None:
+    """Delete a version or a dataset; refused for the current version or a parent unless --force."""
+    registry = _registry()
+    if version:
+        registry.delete_version(name, version, force=force)
+    else:
+        registry.delete_dataset(name, force=force)
+    what = f"{name} {version}" if version else name
+    _emit({"deleted": what}, as_json, f"deleted {what}")
+
+
+@datasets.command()
 @click.argument("name", required=False)
 @click.option("--version")
 @_JSON
