@@ -101,12 +101,38 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
+class TrainingConfig:
+    model_path: str | None = None
+    """A local Hugging Face model folder (e.g. a Qwen checkpoint); None: a tiny model built from a config."""
+    tokenizer_path: str | None = None
+    learning_rate: float = 5e-4
+    batch_size: int = 8
+    max_length: int = 512
+    max_steps: int = 60
+    min_examples: int = 32
+    """Training waits until the queue holds at least this many examples."""
+    lora: bool = False
+    eval_per_level: int = 20
+    """Held-out examples per skill and level in each evaluation."""
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    remote_host: str | None = None
+    """Deploy with rsync to this host (user@host:path) instead of a local copy."""
+
+
+@dataclass(frozen=True)
 class TdmConfig:
     auto_generate: AutoGenerateConfig = field(default_factory=AutoGenerateConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     skill_api: SkillApiConfig = field(default_factory=SkillApiConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     quality: QualitySettings = field(default_factory=QualitySettings)
     source: str = "defaults"
     """Where the config was read from, for messages."""
@@ -217,6 +243,22 @@ _RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "name": _text,
         "description": _text,
     },
+    "training": {
+        "model_path": _optional(_text),
+        "tokenizer_path": _optional(_text),
+        "learning_rate": _positive_number,
+        "batch_size": _positive_int,
+        "max_length": _positive_int,
+        "max_steps": _positive_int,
+        "min_examples": _positive_int,
+        "lora": _bool,
+        "eval_per_level": _positive_int,
+    },
+    "serving": {
+        "host": _text,
+        "port": _port,
+        "remote_host": _optional(_text),
+    },
 }
 _SECTION_TYPES = {
     "auto_generate": AutoGenerateConfig,
@@ -224,6 +266,8 @@ _SECTION_TYPES = {
     "skill_api": SkillApiConfig,
     "gate": GateConfig,
     "dataset": DatasetConfig,
+    "training": TrainingConfig,
+    "serving": ServingConfig,
 }
 SECTIONS = (*_RULES, "quality")
 
