@@ -336,6 +336,21 @@ def skills_serve(skill_names: tuple[str, ...], host: str, port: int) -> None:
     serve(host=host, port=port, skills=list(skill_names) or None)
 
 
+# --- serve ------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", help="Default: serving.host.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Default: serving.port.")
+@click.option("--dir", "serving_dir", type=click.Path(file_okay=False), help="Default: $TDM_HOME/serving.")
+def serve(host: str | None, port: int | None, serving_dir: str | None) -> None:
+    """OpenAI-compatible server for the deployed checkpoint (reloads on each deployment)."""
+    from tdm_dagster.serving.server import serve as run_server
+
+    home = _home()
+    settings = _config(home).serving
+    run_server(serving_dir or home.root / "serving", host=host or settings.host, port=port or settings.port)
+
+
 # --- config -----------------------------------------------------------------------------
 
 @main.command("config")

@@ -1,0 +1,18 @@
+"""Serving and deployment of fine-tuned checkpoints (plain Python, no Dagster).
+
+- :mod:`tdm_dagster.serving.server`: ``create_app(serving_dir)`` / ``serve(...)``, an
+  OpenAI-compatible HTTP server for the checkpoint named by ``serving_dir/current``,
+  with hot reload when that pointer changes.
+- :mod:`tdm_dagster.serving.deploy`: ``deploy(...)`` / ``rollback(...)``, which copy a
+  checkpoint into ``serving_dir``, switch the pointer atomically, reload, verify and
+  roll back on failure, recording every deployment in ``serving_dir/deployments.json``.
+
+This package imports neither torch, transformers nor fastapi at import time.
+"""
+
+from __future__ import annotations
+
+POINTER_FILE = "current"
+DEPLOYMENTS_FILE = "deployments.json"
+
+__all__ = ["DEPLOYMENTS_FILE", "POINTER_FILE"]
