@@ -336,6 +336,78 @@ def skills_serve(skill_names: tuple[str, ...], host: str, port: int) -> None:
     serve(host=host, port=port, skills=list(skill_names) or None)
 
 
+# --- train, evaluate, deploy -----------------------------------------------------------
+
+def _run_assets(job_name: str, *, partition_key: str | None = None, assets: list[str] | None = None, run_config: dict | None = None):
+    import dagster as dg
+
+    from tdm_dagster.definitions import defs
+
+    selection = [dg.AssetKey(name) for name in assets] if assets else None
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=dagster_instance(),
+        partition_key=partition_key,
+        asset_selection=selection,
+        raise_on_error=False,
+        tags={"tdm/trigger": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})},
+    )
+
+
+def _step_metadata(result, asset: str) -> dict[str, Any]:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.path == [asset]:
+            return {key: value.value for key, value in event.materialization.metadata.items()}
+    return {}
+
+
+def _finish(result, asset: str, as_json: bool, text) -> None:
+    if not result.success:
+        failures = [e.message for e in result.all_events if e.is_failure and e.message]
+        raise click.ClickException(failures[-1] if failures else f"{asset} failed")
+    data = _step_metadata(result, asset)
+    _emit(data, as_json, text(data))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def train(as_json: bool) -> None:
+    """Train a new checkpoint on the queue (asset checkpoint, through Dagster)."""
+    from tdm_dagster.assets.training import checkpoint_partitions
+    from tdm_dagster.jobs import TRAINING_PIPELINE, new_checkpoint_key
+
+    key = new_checkpoint_key()
+    instance = dagster_instance()
+    instance.add_dynamic_partitions(checkpoint_partitions.name, [key])
+    result = _run_assets(TRAINING_PIPELINE, partition_key=key, assets=["checkpoint"])
+    _finish(result, "checkpoint", as_json, lambda d: f"{key}: {d['steps']} steps, loss {d['first_loss']:.3f} -> {d['final_loss']:.3f}, {d['path']}")
+
+
+@main.command()
+@click.argument("key", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def evaluate(key: str | None, as_json: bool) -> None:
+    """Evaluate checkpoint KEY (default: the newest) on held-out skill sets."""
+    from tdm_dagster.assets.training import checkpoint_partitions
+    from tdm_dagster.jobs import TRAINING_PIPELINE
+
+    keys = dagster_instance().get_dynamic_partitions(checkpoint_partitions.name)
+    if not keys:
+        raise click.ClickException("no checkpoint yet: run `tdm train` first")
+    key = key or sorted(keys)[-1]
+    result = _run_assets(TRAINING_PIPELINE, partition_key=key, assets=["checkpoint_evaluation"])
+    _finish(result, "checkpoint_evaluation", as_json, lambda d: f"{key}: accuracy {d['overall_accuracy']:.1%}, held-out loss {d['held_out_loss']:.4f}")
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Deploy even if it scores below the deployed checkpoint.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def deploy(force: bool, as_json: bool) -> None:
+    """Deploy the best evaluated checkpoint to the serving folder (asset deployed_model)."""
+    result = _run_assets("deploy_best", run_config={"ops": {"deployed_model": {"config": {"force": force}}}})
+    _finish(result, "deployed_model", as_json, lambda d: f"{d['checkpoint']}: {d['reason']} ({d['latency_s']} s)")
+
+
 # --- serve ------------------------------------------------------------------------------
 
 @main.command()

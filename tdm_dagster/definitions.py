@@ -10,9 +10,21 @@ import os
 import dagster as dg
 
 from tdm_dagster.assets import batch_assets, training_dataset
+from tdm_dagster.assets.training import (
+    checkpoint,
+    checkpoint_evaluation,
+    deployed_model,
+)
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.config import load_config
-from tdm_dagster.jobs import batch_pipeline, generate_and_queue, ingest_inbox
+from tdm_dagster.jobs import (
+    batch_pipeline,
+    deploy_best,
+    generate_and_queue,
+    ingest_inbox,
+    train_evaluate_deploy,
+    training_pipeline,
+)
 from tdm_dagster.resources import (
     InferenceServerResource,
     SkillApiResource,
@@ -31,9 +43,9 @@ def _api_key():
 
 
 defs = dg.Definitions(
-    assets=[*batch_assets, training_dataset],
+    assets=[*batch_assets, training_dataset, checkpoint, checkpoint_evaluation, deployed_model],
     asset_checks=[quality_suites],
-    jobs=[batch_pipeline, generate_and_queue, ingest_inbox],
+    jobs=[batch_pipeline, generate_and_queue, ingest_inbox, training_pipeline, deploy_best, train_evaluate_deploy],
     sensors=[queue_low_sensor, inbox_sensor],
     schedules=schedules,
     resources={

@@ -14,6 +14,12 @@ import dagster as dg
 
 from tdm_dagster.assets import batch_assets
 from tdm_dagster.assets.batches import GenerateConfig
+from tdm_dagster.assets.training import (
+    checkpoint,
+    checkpoint_evaluation,
+    checkpoint_partitions,
+    deployed_model,
+)
 from tdm_dagster.batches import BatchStore, new_batch_id
 from tdm_dagster.curriculum import CurriculumState, curriculum_path
 from tdm_dagster.generators import get_generator
@@ -138,3 +144,51 @@ def ingest_inbox() -> None:
 )
 def generate_and_queue() -> None:
     run_one_batch()
+
+
+TRAINING_PIPELINE = "training_pipeline"
+TRAIN_EVALUATE_DEPLOY = "train_evaluate_deploy"
+
+training_pipeline = dg.define_asset_job(
+    TRAINING_PIPELINE,
+    selection=dg.AssetSelection.assets(checkpoint, checkpoint_evaluation),
+    partitions_def=checkpoint_partitions,
+    description="Train one checkpoint on the queue and evaluate it.",
+)
+deploy_best = dg.define_asset_job("deploy_best", selection=dg.AssetSelection.assets(deployed_model), description="Deploy the best evaluated checkpoint.")
+
+
+def new_checkpoint_key() -> str:
+    from datetime import datetime, timezone
+
+    return f"ckpt_{datetime.now(timezone.utc).strftime('%Y%m%d_%H%M%S_%f')}"
+
+
+@dg.op(description="Name a new checkpoint, add its partition, train and evaluate it, then deploy the best.")
+def train_evaluate_and_deploy(context: dg.OpExecutionContext) -> str:
+    from tdm_dagster.definitions import defs
+
+    key = new_checkpoint_key()
+    context.instance.add_dynamic_partitions(checkpoint_partitions.name, [key])
+    tags = {"tdm/parent_run_id": context.run_id, "tdm/trigger": TRAIN_EVALUATE_DEPLOY}
+    logs = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    trained = defs.resolve_job_def(TRAINING_PIPELINE).execute_in_process(
+        instance=context.instance, partition_key=key, raise_on_error=False, tags=tags, run_config=logs
+    )
+    if not trained.success:
+        raise dg.Failure(f"training or evaluation of {key} failed; see run {trained.run_id}")
+    deployed = defs.resolve_job_def("deploy_best").execute_in_process(
+        instance=context.instance, raise_on_error=False, tags=tags, run_config=logs
+    )
+    if not deployed.success:
+        raise dg.Failure(f"deployment after {key} failed; see run {deployed.run_id}")
+    return key
+
+
+@dg.job(
+    name=TRAIN_EVALUATE_DEPLOY,
+    executor_def=dg.in_process_executor,
+    description="Train on the queue, evaluate, deploy the best checkpoint. Works from cron with `dagster job execute`.",
+)
+def train_evaluate_deploy() -> None:
+    train_evaluate_and_deploy()

@@ -6,7 +6,11 @@ from tdm_dagster.assets import batch_assets, training_dataset
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.partitions import batch_partitions
-from tdm_dagster.resources import InferenceServerResource, SkillApiResource, TdmHomeResource
+from tdm_dagster.resources import (
+    InferenceServerResource,
+    SkillApiResource,
+    TdmHomeResource,
+)
 
 RESOURCES = {"tdm": TdmHomeResource(), "inference": InferenceServerResource(), "skill_api": SkillApiResource()}
 

@@ -6,7 +6,14 @@ from click.testing import CliRunner
 
 from tdm_dagster.cli import main
 from tdm_dagster.curriculum import CurriculumState, curriculum_path
-from tdm_dagster.evaluation import HELD_OUT_SEED_BASE, evaluate, held_out_sets, load_history, rank, record
+from tdm_dagster.evaluation import (
+    HELD_OUT_SEED_BASE,
+    evaluate,
+    held_out_sets,
+    load_history,
+    rank,
+    record,
+)
 
 
 def answering(correct_every: int):

@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from tdm_dagster.formats import FormatError, export_records, import_records, infer_format
+from tdm_dagster.formats import (
+    FormatError,
+    export_records,
+    import_records,
+    infer_format,
+)
 from tdm_dagster.quality.tokens import DEFAULT_TOKENIZER_PATH
 from tdm_dagster.schemas import get_spec
 

@@ -8,7 +8,12 @@ import time
 import pytest
 
 from tdm_dagster.generators import SKILLS, UnknownSkillError, get_generator, skill_names
-from tdm_dagster.generators.binary import OPERAND_RANGES, OPERATIONS, BinaryGenerator, multiplier_level
+from tdm_dagster.generators.binary import (
+    OPERAND_RANGES,
+    OPERATIONS,
+    BinaryGenerator,
+    multiplier_level,
+)
 from tdm_dagster.generators.builtin import MAX_DRAWS_PER_EXAMPLE
 from tdm_dagster.generators.syllo import SylloGenerator, load_lexicon, parse_lexicon
 

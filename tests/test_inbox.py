@@ -11,7 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from tdm_dagster.cli import main
-from tdm_dagster.inbox import archive_dir, claim, inbox_dir, pending_files, unprocessed_claims
+from tdm_dagster.inbox import (
+    archive_dir,
+    claim,
+    inbox_dir,
+    pending_files,
+    unprocessed_claims,
+)
 from tdm_dagster.jobs import run_batch_pipeline
 from tdm_dagster.sensors import inbox_sensor
 

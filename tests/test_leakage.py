@@ -10,7 +10,13 @@ import pytest
 
 from bench.bench_near_dup import DATA, edited_copy
 from tdm_dagster.dedup import normalize_text
-from tdm_dagster.leakage import EvalItem, EvalSet, find_answer_leaks, find_ngram_leaks, find_own_answer_leaks
+from tdm_dagster.leakage import (
+    EvalItem,
+    EvalSet,
+    find_answer_leaks,
+    find_ngram_leaks,
+    find_own_answer_leaks,
+)
 
 
 def alpaca_text(record: dict[str, Any]) -> str:

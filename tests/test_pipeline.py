@@ -9,7 +9,11 @@ from tdm_dagster.assets import batch_assets
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.quality import SUITE_NAMES
-from tdm_dagster.resources import InferenceServerResource, SkillApiResource, TdmHomeResource
+from tdm_dagster.resources import (
+    InferenceServerResource,
+    SkillApiResource,
+    TdmHomeResource,
+)
 from tdm_dagster.training_queue import TrainingQueue
 from tests.fake_inference_server import fake_inference_server
 from tests.http_servers import refused_port
@@ -133,10 +137,10 @@ def test_schema_rejections_are_kept_with_line_and_field(home, instance):
     """Records that break the spec are rejected before content checks, with where and why."""
     from tdm_dagster.batches import BatchPlan, BatchStore
     from tdm_dagster.gate import decide
+    from tdm_dagster.generators import get_generator
     from tdm_dagster.quality import QualitySettings, run_quality
     from tdm_dagster.reports import save_outcome
     from tdm_dagster.schemas import schema_gate
-    from tdm_dagster.generators import get_generator
 
     good = get_generator("binary").generate(1, 30, 3)
     records = [*good, {"messages": "oops"}, {"prompt": "x", "completion": "y"}]

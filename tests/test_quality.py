@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tdm_dagster.quality import SUITE_NAMES, QualitySettings, TokenCounter, build_report, run_quality
+from tdm_dagster.quality import (
+    SUITE_NAMES,
+    QualitySettings,
+    TokenCounter,
+    build_report,
+    run_quality,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GSM8K = DATA / "gsm8k_train.alpaca.json"

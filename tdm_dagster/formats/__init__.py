@@ -29,12 +29,24 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.formats.arrow_files import read_hf, read_parquet, write_hf, write_parquet
+from tdm_dagster.formats.arrow_files import (
+    read_hf,
+    read_parquet,
+    write_hf,
+    write_parquet,
+)
 from tdm_dagster.formats.chat import write_chat_jsonl
 from tdm_dagster.formats.errors import FormatError
 from tdm_dagster.formats.pickled import read_pickle, write_pickle
 from tdm_dagster.formats.spacy_docbin import read_spacy, write_spacy
-from tdm_dagster.formats.text_files import read_csv, read_json, read_jsonl, write_csv, write_json, write_jsonl
+from tdm_dagster.formats.text_files import (
+    read_csv,
+    read_json,
+    read_jsonl,
+    write_csv,
+    write_json,
+    write_jsonl,
+)
 
 __all__ = ["EXPORT_FORMATS", "IMPORT_FORMATS", "FormatError", "export_records", "import_records", "infer_format"]
 

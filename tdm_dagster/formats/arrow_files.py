@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tdm_dagster.atomic import atomic_open, atomic_write_json
-from tdm_dagster.formats.columns import Column, encode_cell, plan_columns, rows_to_records
+from tdm_dagster.formats.columns import (
+    Column,
+    encode_cell,
+    plan_columns,
+    rows_to_records,
+)
 from tdm_dagster.formats.errors import FormatError
 from tdm_dagster.formats.files import atomic_directory
 

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from tdm_dagster.atomic import atomic_open
-from tdm_dagster.formats.columns import Column, encode_cell, plan_columns, rows_to_records
+from tdm_dagster.formats.columns import (
+    Column,
+    encode_cell,
+    plan_columns,
+    rows_to_records,
+)
 from tdm_dagster.formats.errors import FormatError
 
 JSON_COLUMN_SUFFIX = ":json"

@@ -22,7 +22,6 @@ from tdm_dagster.jobs import BATCH_PIPELINE, GENERATE_AND_QUEUE, batch_pipeline
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.training_queue import TrainingQueue
 
-
 INBOX_TRIGGERS = ("inbox_sensor", "ingest_inbox")
 
 

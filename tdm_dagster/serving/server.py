@@ -158,6 +158,7 @@ class LoadedModel:
 
 class PromptTooLong(ValueError):
     def __init__(self, prompt_tokens: int, max_tokens: int, limit: int) -> None:
+        self.prompt_tokens, self.max_tokens, self.limit = prompt_tokens, max_tokens, limit
         super().__init__(
             f"prompt is {prompt_tokens} tokens; with max_tokens={max_tokens} it exceeds "
             f"this model's limit of {limit} tokens"
