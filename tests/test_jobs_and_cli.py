@@ -128,7 +128,7 @@ def test_definitions_import_is_light():
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)
     assert report["heavy"] == []
-    assert report["assets"] == 5
+    assert report["assets"] == 8
 
 
 def test_status_shows_server_health_and_gpu_memory(home):

@@ -111,3 +111,19 @@ def test_inbox_batches_in_flight_do_not_block_generation(home, instance):
     assert isinstance(evaluate(instance)[0], dg.SensorResult)
     create_run_for_test(instance, job_name="generate_and_queue", status=dg.DagsterRunStatus.STARTED)
     assert isinstance(evaluate(instance)[0], dg.SkipReason)
+
+
+def test_train_ready_sensor_waits_for_enough_examples(home, instance):
+    from tdm_dagster.sensors import train_ready_sensor
+
+    home.config_path.write_text("training:\n  min_examples: 3\n")
+    TrainingQueue(home).enqueue("a", [{"n": 1}, {"n": 2}], "normal")
+    skipped = train_ready_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(skipped, dg.SkipReason) and "2 example(s) queued; training starts at 3" in skipped.skip_message
+    TrainingQueue(home).enqueue("b", [{"n": 3}], "low")
+    result = train_ready_sensor(dg.build_sensor_context(instance=instance))
+    [request] = result.run_requests
+    assert request.run_key == "train-1" and request.tags["tdm/queued_examples"] == "3"
+    create_run_for_test(instance, job_name="train_evaluate_deploy", status=dg.DagsterRunStatus.STARTED)
+    busy = train_ready_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+    assert isinstance(busy, dg.SkipReason) and "in flight" in busy.skip_message

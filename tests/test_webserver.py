@@ -67,7 +67,12 @@ def test_asset_graph_and_checks_in_the_ui(webserver):
         if nodes or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert set(nodes) == {("generated_batch",), ("validated_batch",), ("quality_report",), ("queued_batch",), ("training_dataset",)}
+    assert set(nodes) == {
+        ("generated_batch",), ("validated_batch",), ("quality_report",), ("queued_batch",), ("training_dataset",),
+        ("checkpoint",), ("checkpoint_evaluation",), ("deployed_model",),
+    }  # fmt: skip
+    assert nodes[("checkpoint",)]["dependencyKeys"] == [{"path": ["queued_batch"]}]
+    assert nodes[("deployed_model",)]["dependencyKeys"] == [{"path": ["checkpoint_evaluation"]}]
     assert nodes[("training_dataset",)]["dependencyKeys"] == [{"path": ["queued_batch"]}]
     assert nodes[("validated_batch",)]["dependencyKeys"] == [{"path": ["generated_batch"]}]
     assert nodes[("quality_report",)]["dependencyKeys"] == [{"path": ["validated_batch"]}]
