@@ -29,6 +29,7 @@ from tdm_dagster.resources import (
     InferenceServerResource,
     SkillApiResource,
     TdmHomeResource,
+    TrainerResource,
 )
 from tdm_dagster.schedules import schedules
 from tdm_dagster.sensors import inbox_sensor, queue_low_sensor, train_ready_sensor
@@ -58,6 +59,7 @@ defs = dg.Definitions(
             max_concurrency=_config.inference.max_concurrency,
             max_attempts=_config.inference.max_attempts,
         ),
+        "trainer": TrainerResource(device=os.environ.get("TDM_TRAINER_DEVICE", "auto")),
         "skill_api": SkillApiResource(
             syllo_url=_config.skill_api.syllo_url,
             binary_url=_config.skill_api.binary_url,

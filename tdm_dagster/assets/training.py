@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from tdm_dagster.assets.batches import queued_batch
-from tdm_dagster.resources import TdmHomeResource
+from tdm_dagster.resources import TdmHomeResource, TrainerResource
 
 checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")
 
@@ -33,23 +33,16 @@ def serving_dir(home) -> Path:
     deps=[queued_batch],
     description="A fine-tuned checkpoint trained on the queue (high, then normal, then low; oldest first).",
 )
-def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
-    from tdm_dagster.training.trainer import TrainConfig, train_from_queue
-
+def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer: TrainerResource) -> dg.MaterializeResult:
     home = tdm.home()
     settings = tdm.config().training
-    config = TrainConfig(
-        model_path=settings.model_path, tokenizer_path=settings.tokenizer_path, learning_rate=settings.learning_rate,
-        batch_size=settings.batch_size, max_length=settings.max_length, max_steps=settings.max_steps,
-        min_examples=settings.min_examples, lora=settings.lora,
-    )  # fmt: skip
     progress_every = max(1, settings.max_steps // 10)
 
     def progress(step: int, total: int, loss: float) -> None:
         if step % progress_every == 0 or step == total:
             context.log.info(f"step {step}/{total} loss {loss:.4f}")
 
-    trained = train_from_queue(home, config, training_root(home) / context.partition_key, progress=progress)
+    trained = trainer.train_from_queue(home, settings, training_root(home) / context.partition_key, progress=progress)
     if trained is None:
         raise dg.Failure("the training queue is empty: nothing to train on")
     result, archived = trained
