@@ -319,3 +319,18 @@ def test_concurrent_claims_never_share_a_file(home):
     for c in stale:
         queue_claims.release(c)
     assert queue_claims.claimable_examples(home) == sum(len(r) for r, p in zip(results, procs))
+
+
+def test_lora_training_ends_in_a_servable_whole_model(tmp_path):
+    """LoRA (peft) trains the adapters; the final checkpoint is merged, so `tdm serve`
+    loads it without the base weights."""
+    pytest.importorskip("peft")
+    from tdm_dagster.serving.server import load_checkpoint
+    from tdm_dagster.training.trainer import TrainConfig, train
+
+    examples = get_generator("binary").generate(1, 32, 5)
+    result = train(examples, TrainConfig(max_steps=12, lora=True, learning_rate=1e-2, batch_size=8, max_length=256), tmp_path)
+    assert result.loss_curve[-1] < result.loss_curve[0]
+    assert not (Path(result.checkpoint_path) / "adapter_config.json").exists()
+    reply = load_checkpoint(result.checkpoint_path).generate([{"role": "user", "content": "1 + 1"}], max_tokens=4, temperature=0.0)
+    assert reply["completion_tokens"] >= 1

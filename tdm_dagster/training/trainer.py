@@ -239,6 +239,8 @@ def train(
             if config.save_every and step % config.save_every == 0 and step < total_steps:
                 checkpoint_path = checkpoint(step)
         epoch += 1
+    if config.lora:  # the final checkpoint is a whole model, so serving needs no base weights
+        model = model.merge_and_unload()
     checkpoint_path = checkpoint(step)
     seconds = time.perf_counter() - started
     return TrainResult(
