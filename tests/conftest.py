@@ -30,3 +30,13 @@ def server() -> Iterator[tuple[FakeInference, str]]:
 def fake(server: tuple[FakeInference, str]) -> FakeInference:
     server[0].reset()
     return server[0]
+
+
+@pytest.fixture
+def dagster_home(tmp_path, monkeypatch):
+    """A persistent Dagster instance folder (as users set DAGSTER_HOME), telemetry off."""
+    folder = tmp_path / "dagster-home"
+    folder.mkdir()
+    (folder / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(folder))
+    return folder

@@ -16,15 +16,6 @@ from tdm_dagster.training_queue import TrainingQueue
 VENV_BIN = Path(sys.executable).parent
 
 
-@pytest.fixture
-def dagster_home(tmp_path, monkeypatch):
-    folder = tmp_path / "dagster-home"
-    folder.mkdir()
-    (folder / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(folder))
-    return folder
-
-
 def run_cli(*args):
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return result

@@ -20,15 +20,6 @@ def tdm(*args):
     return json.loads(result.stdout)
 
 
-@pytest.fixture
-def dagster_home(tmp_path, monkeypatch):
-    folder = tmp_path / "dagster-home"
-    folder.mkdir()
-    (folder / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(folder))
-    return folder
-
-
 def test_generate_to_serve(home, dagster_home):
     home.config_path.write_text(
         "auto_generate:\n  skill: binary\n"
