@@ -32,7 +32,13 @@ from tdm_dagster.resources import (
     TrainerResource,
 )
 from tdm_dagster.schedules import schedules
-from tdm_dagster.sensors import inbox_sensor, queue_low_sensor, train_ready_sensor
+from tdm_dagster.sensors import (
+    check_failure_alert_sensor,
+    inbox_sensor,
+    queue_low_sensor,
+    run_failure_alert_sensor,
+    train_ready_sensor,
+)
 
 _config = load_config()
 
@@ -47,7 +53,7 @@ defs = dg.Definitions(
     assets=[*batch_assets, training_dataset, checkpoint, checkpoint_evaluation, deployed_model],
     asset_checks=[quality_suites],
     jobs=[batch_pipeline, generate_and_queue, ingest_inbox, training_pipeline, deploy_best, train_evaluate_deploy],
-    sensors=[queue_low_sensor, inbox_sensor, train_ready_sensor],
+    sensors=[queue_low_sensor, inbox_sensor, train_ready_sensor, check_failure_alert_sensor, run_failure_alert_sensor],
     schedules=schedules,
     resources={
         "tdm": TdmHomeResource(),
