@@ -19,7 +19,9 @@ from tdm_dagster.checks import quality_suites
 from tdm_dagster.config import load_config
 from tdm_dagster.jobs import (
     batch_pipeline,
+    deduplicate_dataset,
     deploy_best,
+    export_dataset,
     generate_and_queue,
     ingest_inbox,
     train_evaluate_deploy,
@@ -52,7 +54,10 @@ def _api_key():
 defs = dg.Definitions(
     assets=[*batch_assets, training_dataset, checkpoint, checkpoint_evaluation, deployed_model],
     asset_checks=[quality_suites],
-    jobs=[batch_pipeline, generate_and_queue, ingest_inbox, training_pipeline, deploy_best, train_evaluate_deploy],
+    jobs=[
+        batch_pipeline, generate_and_queue, ingest_inbox, training_pipeline, deploy_best, train_evaluate_deploy,
+        deduplicate_dataset, export_dataset,
+    ],
     sensors=[queue_low_sensor, inbox_sensor, train_ready_sensor, check_failure_alert_sensor, run_failure_alert_sensor],
     schedules=schedules,
     resources={

@@ -192,3 +192,32 @@ def train_evaluate_and_deploy(context: dg.OpExecutionContext) -> str:
 )
 def train_evaluate_deploy() -> None:
     train_evaluate_and_deploy()
+
+
+@dg.op(description="A new version of dataset.name without exact and near-duplicates.")
+def deduplicate_current_version(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> dict:
+    from tdm_dagster.maintenance import deduplicate
+
+    config = tdm.config()
+    outcome = deduplicate(tdm.home(), config.dataset.name, config.gate.near_duplicate_threshold)
+    context.log.info(f"{outcome}")
+    return outcome
+
+
+@dg.job(executor_def=dg.in_process_executor, description="De-duplicate the training dataset (a new version).")
+def deduplicate_dataset() -> None:
+    deduplicate_current_version()
+
+
+@dg.op(description="Export the current version of dataset.name to $TDM_HOME/exports/.")
+def export_current_version(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> dict:
+    from tdm_dagster.maintenance import export_current
+
+    outcome = export_current(tdm.home(), tdm.config().dataset.name)
+    context.log.info(f"{outcome}")
+    return outcome
+
+
+@dg.job(executor_def=dg.in_process_executor, description="Export the current training dataset (JSONL and Hugging Face).")
+def export_dataset() -> None:
+    export_current_version()

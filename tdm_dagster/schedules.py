@@ -1,16 +1,24 @@
-"""Schedules. The queue-low sensor is the main trigger; this schedule is the in-Dagster
-equivalent of a cron line, for users who want a batch on a clock instead (off by default)."""
+"""Schedules (the SAM design's cadence). Every one is off by default (turn it on in the
+UI), and each job also runs from cron with `dagster job execute`.
+
+- generate_and_queue, hourly: a batch on a clock (the queue-low sensor is the main trigger);
+- deduplicate_dataset, every 24 h: a new dataset version without duplicates;
+- export_dataset, every 24 h: the current version exported as JSONL and Hugging Face.
+"""
 
 import dagster as dg
 
-from tdm_dagster.jobs import generate_and_queue
+from tdm_dagster.jobs import deduplicate_dataset, export_dataset, generate_and_queue
 
-generate_and_queue_hourly = dg.ScheduleDefinition(
-    name="generate_and_queue_hourly",
-    job=generate_and_queue,
-    cron_schedule="0 * * * *",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Runs generate_and_queue at the top of every hour.",
-)
 
-schedules = [generate_and_queue_hourly]
+def _schedule(job, cron: str, description: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=f"{job.name}_schedule", job=job, cron_schedule=cron, default_status=dg.DefaultScheduleStatus.STOPPED, description=description
+    )
+
+
+schedules = [
+    _schedule(generate_and_queue, "0 * * * *", "A batch at the top of every hour."),
+    _schedule(deduplicate_dataset, "30 2 * * *", "De-duplicate the training dataset daily (02:30)."),
+    _schedule(export_dataset, "0 3 * * *", "Export the current training dataset daily (03:00)."),
+]

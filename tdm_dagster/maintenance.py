@@ -1,0 +1,51 @@
+"""Scheduled upkeep of the training dataset: de-duplication and export (plain Python).
+
+Both act on the current version of ``dataset.name`` and leave a new version or an
+export folder; neither changes an existing version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tdm_dagster.home import TdmHome
+
+EXPORT_FORMATS = ("jsonl", "hf")
+
+
+def deduplicate(home: TdmHome, dataset: str, threshold: float = 0.8) -> dict[str, Any]:
+    """A new version without exact and near-duplicates (or nothing, if there are none)."""
+    from tdm_dagster.datasets import (
+        DatasetRegistry,
+        DropExactDuplicates,
+        DropNearDuplicates,
+    )
+
+    registry = DatasetRegistry(home)
+    current = registry.version_info(dataset)
+    records = list(registry.records(dataset, current.version))
+    kept, exact = DropExactDuplicates().apply(records)
+    kept, near = DropNearDuplicates(threshold).apply(kept)
+    if len(kept) == len(records):
+        return {"dataset": dataset, "version": current.version, "removed": 0, "new_version": None}
+    version = registry.derive(
+        dataset, [DropExactDuplicates(), DropNearDuplicates(threshold)], parent=current.version, description="scheduled de-duplication"
+    )
+    return {"dataset": dataset, "version": current.version, "removed": exact["removed"] + near["removed"], "new_version": version.version}
+
+
+def export_current(home: TdmHome, dataset: str, formats: tuple[str, ...] = EXPORT_FORMATS) -> dict[str, Any]:
+    """``$TDM_HOME/exports/<dataset>-<version>/`` in each format (skipped if already there)."""
+    from tdm_dagster.datasets import DatasetRegistry
+    from tdm_dagster.formats import export_records
+
+    registry = DatasetRegistry(home)
+    current = registry.version_info(dataset)
+    folder = home.root / "exports" / f"{dataset}-{current.version}"
+    written = {}
+    for fmt in formats:
+        target = folder / (f"{dataset}.{fmt}" if fmt != "hf" else f"{dataset}_hf")
+        if not Path(target).exists():
+            written[fmt] = export_records(registry.records(dataset, current.version), target, fmt)
+    return {"dataset": dataset, "version": current.version, "folder": str(folder), "written": written}
