@@ -221,10 +221,13 @@ def ingest(as_json: bool) -> None:
 
 # --- stats ------------------------------------------------------------------------------
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def stats(as_json: bool) -> None:
-    """Totals over every batch tested: generated, approved, rejected, per-check pass rates."""
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Totals over every batch tested; `summary`, `daily` and `sources` go deeper."""
+    if ctx.invoked_subcommand:
+        return
     from tdm_dagster.reports import iter_reports, summarize
 
     summary = summarize(iter_reports(_home()))
@@ -237,6 +240,46 @@ def stats(as_json: bool) -> None:
         rate = "n/a" if check["avg_pass_rate"] is None else f"{check['avg_pass_rate']:.1%}"
         lines.append(f"  {name:<10} avg pass rate {rate:>7}, passed {check['batches_passed']}/{check['batches_run']} batches")
     _emit(summary, as_json, "\n".join(lines))
+
+
+@stats.command("summary")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats_summary(as_json: bool) -> None:
+    """Totals by source, spec and tier; token lengths; storage."""
+    from tdm_dagster import stats as stats_module
+
+    data = stats_module.summary(_home())
+    totals = data["totals"]
+    lines = [f"{totals['generated']} generated, {totals['approved']} approved, {totals['rejected']} rejected in {totals['batches']} batches"]
+    lines += [f"  source {name}: {json.dumps(value, default=str)}" for name, value in data["by_source"].items()]
+    lines += [f"  spec {name}: {json.dumps(value, default=str)}" for name, value in data["by_spec"].items()]
+    lines.append(f"  tiers: {json.dumps(data['by_tier'])}")
+    lines.append(f"  tokens: {json.dumps(data['tokens'])}")
+    lines.append(f"  storage: {data['storage_bytes'].get('total', 0):,} bytes")
+    _emit(data, as_json, "\n".join(lines))
+
+
+@stats.command("daily")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 366))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats_daily(days: int, as_json: bool) -> None:
+    """Generated, approved and rejected per day."""
+    from tdm_dagster import stats as stats_module
+
+    rows = stats_module.daily(_home(), days)
+    lines = [f"{r['date']}  {r['batches']:>4} batches  {r['generated']:>7} gen  {r['approved']:>7} ok  {r['rejected']:>7} rejected" for r in rows]
+    _emit(rows, as_json, "\n".join(lines))
+
+
+@stats.command("sources")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats_sources(as_json: bool) -> None:
+    """Per-source health: volume in the last 24 h, tiers, last update, health score."""
+    from tdm_dagster import stats as stats_module
+
+    data = stats_module.sources(_home())
+    lines = [f"{name:<14} health {h['health']:.3f}  {h['records_24h']:>6} records/24h  last {h['last_update']}" for name, h in data.items()]
+    _emit(data, as_json, "\n".join(lines) or "no sources yet")
 
 
 # --- validate ---------------------------------------------------------------------------
