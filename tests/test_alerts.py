@@ -10,7 +10,11 @@ from fastapi import FastAPI, Request
 from tdm_dagster.assets import batch_assets
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.partitions import batch_partitions
-from tdm_dagster.resources import InferenceServerResource, SkillApiResource, TdmHomeResource
+from tdm_dagster.resources import (
+    InferenceServerResource,
+    SkillApiResource,
+    TdmHomeResource,
+)
 from tdm_dagster.sensors import check_failure_alert_sensor
 from tests.fake_inference_server import fake_inference_server
 from tests.http_servers import running_server
