@@ -125,6 +125,17 @@ class ServingConfig:
 
 
 @dataclass(frozen=True)
+class CollectorsConfig:
+    git_repos: tuple[str, ...] = ()
+    """Repositories whose commit history becomes "write the commit message" examples."""
+    docs: tuple[str, ...] = ()
+    """Folders (or files) of markdown whose sections become instruction examples."""
+    conversation_logs: tuple[str, ...] = ()
+    """Chat JSONL logs with feedback; positively rated conversations are kept."""
+    max_commits: int = 500
+
+
+@dataclass(frozen=True)
 class TdmConfig:
     auto_generate: AutoGenerateConfig = field(default_factory=AutoGenerateConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
@@ -133,6 +144,7 @@ class TdmConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     quality: QualitySettings = field(default_factory=QualitySettings)
     source: str = "defaults"
     """Where the config was read from, for messages."""
@@ -259,6 +271,12 @@ _RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "port": _port,
         "remote_host": _optional(_text),
     },
+    "collectors": {
+        "git_repos": _paths,
+        "docs": _paths,
+        "conversation_logs": _paths,
+        "max_commits": _positive_int,
+    },
 }
 _SECTION_TYPES = {
     "auto_generate": AutoGenerateConfig,
@@ -268,6 +286,7 @@ _SECTION_TYPES = {
     "dataset": DatasetConfig,
     "training": TrainingConfig,
     "serving": ServingConfig,
+    "collectors": CollectorsConfig,
 }
 SECTIONS = (*_RULES, "quality")
 
@@ -363,8 +382,9 @@ def _build_section(section: str, merged: Mapping[str, tuple[Any, str]]) -> Any:
     values: dict[str, Any] = {}
     for key, (value, origin) in merged.items():
         values.update(validate_section(section, {key: value}, origin))
-    if "eval_sets" in values:
-        values["eval_sets"] = tuple(values["eval_sets"])
+    for key in ("eval_sets", "git_repos", "docs", "conversation_logs"):
+        if key in values:
+            values[key] = tuple(values[key])
     return _SECTION_TYPES[section](**values)
 
 

@@ -10,6 +10,7 @@ import os
 import dagster as dg
 
 from tdm_dagster.assets import batch_assets, training_dataset
+from tdm_dagster.assets.collect import mined_sources
 from tdm_dagster.assets.training import (
     checkpoint,
     checkpoint_evaluation,
@@ -52,7 +53,7 @@ def _api_key():
 
 
 defs = dg.Definitions(
-    assets=[*batch_assets, training_dataset, checkpoint, checkpoint_evaluation, deployed_model],
+    assets=[mined_sources, *batch_assets, training_dataset, checkpoint, checkpoint_evaluation, deployed_model],
     asset_checks=[quality_suites],
     jobs=[
         batch_pipeline, generate_and_queue, ingest_inbox, training_pipeline, deploy_best, train_evaluate_deploy,

@@ -29,5 +29,27 @@ def test_schedules_are_off_by_default():
     from tdm_dagster.definitions import defs
 
     assert {s.name: s.default_status for s in defs.schedules} == dict.fromkeys(
-        ["generate_and_queue_schedule", "deduplicate_dataset_schedule", "export_dataset_schedule"], dg.DefaultScheduleStatus.STOPPED
+        ["generate_and_queue_schedule", "mine_sources_schedule", "deduplicate_dataset_schedule", "export_dataset_schedule"],
+        dg.DefaultScheduleStatus.STOPPED,
     )
+
+
+def test_mined_sources_feed_the_inbox(home):
+    """This repository's own history and README, collected into inbox files whose records
+    pass the schema gate."""
+    import json
+    from pathlib import Path
+
+    from tdm_dagster.assets.collect import mined_sources
+    from tdm_dagster.resources import TdmHomeResource
+    from tdm_dagster.schemas import schema_gate
+
+    root = Path(__file__).resolve().parents[1]
+    home.config_path.write_text(f"collectors:\n  git_repos: [{json.dumps(str(root))}]\n  docs: [{json.dumps(str(root / 'README.md'))}]\n  max_commits: 20\n")
+    result = dg.materialize([mined_sources], resources={"tdm": TdmHomeResource()})
+    assert result.success
+    files = sorted((home.root / "inbox").glob("mined_*.jsonl"))
+    assert {f.name.split("_")[1] for f in files} == {"git", "docs"}
+    for path in files:
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        assert records and len(schema_gate(records, "chat_sft_v1").valid_indices) == len(records)
