@@ -16,12 +16,21 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file, or a folder's entries (so a rename in it survives a crash), to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_tree(folder: str | os.PathLike[str]) -> None:
+    """``fsync_path`` on every file and folder below ``folder`` (before renaming it into place)."""
+    for dirpath, _dirnames, filenames in os.walk(folder):
+        for filename in filenames:
+            fsync_path(Path(dirpath) / filename)
+        fsync_path(dirpath)
 
 
 @contextmanager
@@ -42,7 +51,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
     except BaseException:
         try:
             os.unlink(tmp_name)

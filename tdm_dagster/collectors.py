@@ -41,11 +41,6 @@ COLLECTOR_SOURCES = (GIT_SOURCE, DOCS_SOURCE, CONVERSATIONS_SOURCE, MANUAL_SOURC
 COMMIT_INSTRUCTION = "Write the commit message for this change summary"
 
 
-def as_home(home: TdmHome | str | Path) -> TdmHome:
-    """A :class:`TdmHome` from a home or a path."""
-    return home if isinstance(home, TdmHome) else TdmHome(Path(home).expanduser().resolve())
-
-
 class CollectorError(ValueError):
     """A collector cannot read its source at all (not a repository, no such folder...)."""
 
@@ -318,7 +313,7 @@ def manual_files(home: TdmHome | str | Path) -> list[dict[str, Any]]:
     "bytes", "modified"}`` (ISO UTC), oldest first."""
     from tdm_dagster.inbox import IGNORED_SUFFIXES, archive_dir, inbox_dir
 
-    home = as_home(home)
+    home = TdmHome.of(home)
     rows = []
     inbox = inbox_dir(home)
     if inbox.is_dir():
@@ -404,7 +399,7 @@ def load_batches(home: TdmHome | str | Path) -> list[BatchInfo]:
     """Every batch with a plan (``batches/*/batch.json``) and its report, if written;
     reports with no plan count too (source ``unknown``). Created time: the plan's
     ``created_at``, else the report file's mtime."""
-    home = as_home(home)
+    home = TdmHome.of(home)
     out: dict[str, BatchInfo] = {}
     batches_dir = home.root / "batches"
     reports_dir = home.root / "reports"

@@ -35,6 +35,11 @@ class TdmHome:
     def from_env(cls, explicit: str | os.PathLike[str] | None = None) -> "TdmHome":
         return cls(resolve_home(explicit))
 
+    @classmethod
+    def of(cls, home: "TdmHome | str | os.PathLike[str]") -> "TdmHome":
+        """``home`` itself, or the home at a path: for functions that take either."""
+        return home if isinstance(home, TdmHome) else cls.from_env(home)
+
     @property
     def config_path(self) -> Path:
         return self.root / "config.yaml"

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.collectors import as_home, load_batches, report_counts, source_health
+from tdm_dagster.collectors import load_batches, report_counts, source_health
 from tdm_dagster.home import TdmHome
 
 
@@ -80,7 +80,7 @@ def token_stats(home: TdmHome | str | Path, *, max_records: int = 20000) -> dict
     over that sample and ``total_tokens`` is the average times the number of records
     (``estimated: true``).
     """
-    home = as_home(home)
+    home = TdmHome.of(home)
     batch_ids = [b.batch_id for b in load_batches(home)]
     texts, total = _approved_texts(home, batch_ids, max_records)
     if not texts:
@@ -103,7 +103,7 @@ def token_stats(home: TdmHome | str | Path, *, max_records: int = 20000) -> dict
 def storage_bytes(home: TdmHome | str | Path) -> dict[str, int]:
     """Bytes of regular files under each top-level entry of ``$TDM_HOME`` (files at the
     top level under ``"."``), plus ``"total"``. Symlinks are not followed."""
-    home = as_home(home)
+    home = TdmHome.of(home)
     sizes: Counter[str] = Counter()
     if not home.root.is_dir():
         return {"total": 0}
@@ -135,7 +135,7 @@ def summary(home: TdmHome | str | Path, *, tokens: bool = True, max_token_record
     reports); ``tokens``: :func:`token_stats` (None with ``tokens=False``, which avoids
     loading the tokenizer); ``storage_bytes``: :func:`storage_bytes`.
     """
-    home = as_home(home)
+    home = TdmHome.of(home)
     batches = load_batches(home)
     by_source: dict[str, Counter[str]] = defaultdict(Counter)
     by_spec: dict[str, Counter[str]] = defaultdict(Counter)
@@ -195,4 +195,4 @@ def daily(home: TdmHome | str | Path, days: int = 14, now: datetime | None = Non
 
 def sources(home: TdmHome | str | Path, now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """Per-source health: :func:`tdm_dagster.collectors.source_health`."""
-    return source_health(as_home(home), now)
+    return source_health(TdmHome.of(home), now)

@@ -11,11 +11,10 @@ class TrainerResource(dg.ConfigurableResource):
     device: str = "auto"
 
     def train_from_queue(self, home, settings, output_dir, progress: Optional[Callable[[int, int, float], None]] = None) -> Any:
+        from dataclasses import asdict, fields
+
         from tdm_dagster.training.trainer import TrainConfig, train_from_queue
 
-        config = TrainConfig(
-            model_path=settings.model_path, tokenizer_path=settings.tokenizer_path, learning_rate=settings.learning_rate,
-            batch_size=settings.batch_size, max_length=settings.max_length, max_steps=settings.max_steps,
-            min_examples=settings.min_examples, lora=settings.lora, device=self.device,
-        )  # fmt: skip
-        return train_from_queue(home, config, output_dir, progress=progress)
+        trainer_keys = {f.name for f in fields(TrainConfig)}
+        shared = {key: value for key, value in asdict(settings).items() if key in trainer_keys}
+        return train_from_queue(home, TrainConfig(**shared, device=self.device), output_dir, progress=progress)

@@ -45,7 +45,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.atomic import atomic_write_json, atomic_write_text, read_json
+from tdm_dagster.atomic import (
+    atomic_write_json,
+    atomic_write_text,
+    fsync_tree,
+    read_json,
+)
 from tdm_dagster.serving import DEPLOYMENTS_FILE, POINTER_FILE
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
@@ -183,21 +188,11 @@ def _run(argv: list[str]) -> None:
         raise DeployError(f"{shlex.join(argv[:2])} ... failed ({proc.returncode}): {proc.stderr.strip()[:500]}")
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
 def _copy_local(checkpoint_dir: Path, serving_dir: Path, name: str) -> None:
     tmp = serving_dir / f".{name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
     try:
         shutil.copytree(checkpoint_dir, tmp, symlinks=False)
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         os.rename(tmp, serving_dir / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.atomic import atomic_write_json, read_json
+from tdm_dagster.atomic import atomic_write_json, fsync_path, fsync_tree, read_json
 
 CHECKPOINTS_DIR = "checkpoints"
 META_FILE = "tdm_checkpoint.json"
@@ -36,21 +36,6 @@ class CheckpointInfo:
     step: int
     path: Path
     meta: dict[str, Any]
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for dirpath, _dirnames, filenames in os.walk(folder):
-        for filename in filenames:
-            _fsync_path(Path(dirpath) / filename)
-        _fsync_path(Path(dirpath))
 
 
 def _rename_into_place(tmp: Path, final: Path) -> None:
@@ -94,10 +79,10 @@ def save_checkpoint(
             **(extra or {}),
         }
         atomic_write_json(tmp / META_FILE, meta)  # written last: its presence marks "complete"
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         _rename_into_place(tmp, final)
-        _fsync_path(final_dir)
-        _fsync_path(root)
+        fsync_path(final_dir)
+        fsync_path(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.atomic import _fsync_dir, atomic_write_json, read_json, read_jsonl
+from tdm_dagster.atomic import atomic_write_json, fsync_path, read_json, read_jsonl
 from tdm_dagster.home import PRIORITIES, TdmHome
 
 CLAIMED_DIR = ".claimed"
@@ -79,16 +79,12 @@ HomeLike = TdmHome | str | os.PathLike
 """A ``TdmHome`` or a path to one."""
 
 
-def as_home(home: HomeLike) -> TdmHome:
-    return home if isinstance(home, TdmHome) else TdmHome.from_env(home)
-
-
 def claims_root(home: HomeLike) -> Path:
-    return as_home(home).queue_root / CLAIMED_DIR
+    return TdmHome.of(home).queue_root / CLAIMED_DIR
 
 
 def archive_root(home: HomeLike) -> Path:
-    return as_home(home).root / "archive" / "trained"
+    return TdmHome.of(home).root / "archive" / "trained"
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -108,7 +104,7 @@ def _count_lines(path: Path) -> int:
 
 def _waiting(home: HomeLike) -> list[tuple[str, Path, float]]:
     """Queue files in serving order; tolerant of files vanishing while listed."""
-    home = as_home(home)
+    home = TdmHome.of(home)
     found: list[tuple[str, Path, float]] = []
     for priority in PRIORITIES:
         folder = home.queue_dir(priority)
@@ -148,7 +144,7 @@ def claim(
     Stops after ``max_files`` files, or once ``max_examples`` examples are taken (whole
     files only, at least one). Returns None when nothing could be claimed.
     """
-    home = as_home(home)
+    home = TdmHome.of(home)
     claim_id = claim_id or f"{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     folder = claims_root(home) / claim_id
     folder.mkdir(parents=True, exist_ok=False)
@@ -182,10 +178,10 @@ def claim(
     if not taken:
         shutil.rmtree(folder, ignore_errors=True)
         return None
-    _fsync_dir(folder)
+    fsync_path(folder)
     for priority in PRIORITIES:
         if home.queue_dir(priority).is_dir():
-            _fsync_dir(home.queue_dir(priority))
+            fsync_path(home.queue_dir(priority))
     info["order"] = order
     info["files"] = sorted(order, key=order.get)
     atomic_write_json(folder / CLAIM_FILE, info)
@@ -193,7 +189,7 @@ def claim(
 
 
 def load_claim(home: HomeLike, claim_id: str) -> Claim:
-    home = as_home(home)
+    home = TdmHome.of(home)
     folder = claims_root(home) / claim_id
     info = read_json(folder / CLAIM_FILE, default={}) or {}
     return Claim(claim_id, home, folder, info)
@@ -265,7 +261,7 @@ def release(claim: Claim) -> list[Path]:
             target = folder / f"{Path(claimed.name).stem}.released-{claim.claim_id}.jsonl"
         os.rename(claimed.path, target)
         restored.append(target)
-        _fsync_dir(folder)
+        fsync_path(folder)
     _remove_claim_dir(claim)
     return restored
 
@@ -298,7 +294,7 @@ def archive(claim: Claim, checkpoint_name: str, extra: dict[str, Any] | None = N
     atomic_write_json(dest / MANIFEST_FILE, manifest)
     for f in files:
         os.rename(f.path, dest / f.path.name)
-    _fsync_dir(dest)
+    fsync_path(dest)
     _remove_claim_dir(claim)
     return dest
 
@@ -309,4 +305,4 @@ def _remove_claim_dir(claim: Claim) -> None:
         raise RuntimeError(f"claim {claim.dir} still holds {[p.name for p in leftovers]}; not removed")
     shutil.rmtree(claim.dir, ignore_errors=True)
     if claim.dir.parent.is_dir():
-        _fsync_dir(claim.dir.parent)
+        fsync_path(claim.dir.parent)
