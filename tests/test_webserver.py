@@ -1,15 +1,12 @@
 """The code location loads in the real Dagster webserver: the asset graph and its checks."""
 
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.dagster_processes import dagster_env, dagster_process, free_port, instance_folder
+
 QUERY = """
 {
   assetNodes {
@@ -22,41 +19,14 @@ QUERY = """
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def webserver(tmp_path, home):
     port = free_port()
-    dagster_home = tmp_path / "dagster-home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
-        env={**__import__("os").environ, "DAGSTER_HOME": str(dagster_home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"webserver did not start: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
+    env = dagster_env(instance_folder(tmp_path / "dagster-home"))
+    with dagster_process(["dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                         env=env, log=tmp_path / "webserver.log", ready_url=url):  # fmt: skip
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_asset_graph_and_checks_in_the_ui(webserver):

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages the system tests use: Chromium (the browser test drives the Dagster UI
+# with Playwright) and PostgreSQL (the test of a PostgreSQL-backed Dagster instance).
+# Optional for users: without them those tests are skipped, unless TDM_REQUIRE_SYSTEM_TESTS=1
+# (CI sets it), which turns a missing package into a failure.
+set -euo pipefail
+packages=(chromium chromium-driver postgresql)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages present: ${packages[*]}" >&2
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing ${missing[*]} with apt-get" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
