@@ -10,6 +10,7 @@ back to a default. The ``auto_generate`` keys are the seed design's.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -136,6 +137,18 @@ class CollectorsConfig:
 
 
 @dataclass(frozen=True)
+class SchedulesConfig:
+    """Cron expressions (UTC) of the schedules; each schedule is off until turned on."""
+
+    generate_and_queue: str = "0 * * * *"
+    mine_sources: str = "15 */6 * * *"
+    recheck_quality: str = "45 */12 * * *"
+    deduplicate_dataset: str = "30 2 * * *"
+    export_dataset: str = "0 3 * * *"
+    refresh_stats: str = "5 * * * *"
+
+
+@dataclass(frozen=True)
 class TdmConfig:
     auto_generate: AutoGenerateConfig = field(default_factory=AutoGenerateConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
@@ -145,6 +158,7 @@ class TdmConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
+    schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     quality: QualitySettings = field(default_factory=QualitySettings)
     source: str = "defaults"
     """Where the config was read from, for messages."""
@@ -207,6 +221,15 @@ def _fraction(value: Any) -> str | None:
 def _paths(value: Any) -> str | None:
     ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value)
     return None if ok else "a list of file paths"
+
+
+_CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
+
+
+def _cron(value: Any) -> str | None:
+    fields = value.split() if isinstance(value, str) else []
+    ok = len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields)
+    return None if ok else 'a cron expression of 5 fields, e.g. "0 */12 * * *"'
 
 
 def _http_url(value: Any) -> str | None:
@@ -277,6 +300,7 @@ _RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "conversation_logs": _paths,
         "max_commits": _positive_int,
     },
+    "schedules": dict.fromkeys(SchedulesConfig.__dataclass_fields__, _cron),
 }
 _SECTION_TYPES = {
     "auto_generate": AutoGenerateConfig,
@@ -287,6 +311,7 @@ _SECTION_TYPES = {
     "training": TrainingConfig,
     "serving": ServingConfig,
     "collectors": CollectorsConfig,
+    "schedules": SchedulesConfig,
 }
 SECTIONS = (*_RULES, "quality")
 

@@ -11,6 +11,8 @@ import dagster as dg
 
 from tdm_dagster.assets import batch_assets, training_dataset
 from tdm_dagster.assets.collect import mined_sources
+from tdm_dagster.assets.recheck import queue_recheck
+from tdm_dagster.assets.stats import data_stats
 from tdm_dagster.assets.training import (
     checkpoint,
     checkpoint_evaluation,
@@ -34,7 +36,7 @@ from tdm_dagster.resources import (
     TdmHomeResource,
     TrainerResource,
 )
-from tdm_dagster.schedules import schedules
+from tdm_dagster.schedules import build_schedules
 from tdm_dagster.sensors import (
     check_failure_alert_sensor,
     inbox_sensor,
@@ -53,14 +55,16 @@ def _api_key():
 
 
 defs = dg.Definitions(
-    assets=[mined_sources, *batch_assets, training_dataset, checkpoint, checkpoint_evaluation, deployed_model],
+    assets=[
+        mined_sources, *batch_assets, queue_recheck, data_stats, training_dataset, checkpoint, checkpoint_evaluation, deployed_model
+    ],
     asset_checks=[quality_suites],
     jobs=[
         batch_pipeline, generate_and_queue, ingest_inbox, training_pipeline, deploy_best, train_evaluate_deploy,
         deduplicate_dataset, export_dataset,
     ],
     sensors=[queue_low_sensor, inbox_sensor, train_ready_sensor, check_failure_alert_sensor, run_failure_alert_sensor],
-    schedules=schedules,
+    schedules=build_schedules(_config.schedules),
     resources={
         "tdm": TdmHomeResource(),
         "inference": InferenceServerResource(

@@ -196,3 +196,35 @@ def daily(home: TdmHome | str | Path, days: int = 14, now: datetime | None = Non
 def sources(home: TdmHome | str | Path, now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """Per-source health: :func:`tdm_dagster.collectors.source_health`."""
     return source_health(TdmHome.of(home), now)
+
+
+def trend_metrics(home: TdmHome | str | Path, now: datetime | None = None) -> dict[str, int | float]:
+    """The numbers worth charting over time, flat and numeric (the ``data_stats`` asset
+    records them as metadata on each materialization, which the Dagster UI plots):
+    totals, approval rate, tokens, storage, queue depth, today's counts, and per source,
+    format and tier."""
+    from tdm_dagster.training_queue import TrainingQueue
+
+    home = TdmHome.of(home)
+    overview = summary(home)
+    totals = overview["totals"]
+    tokens = overview["tokens"] or {}
+    today = daily(home, days=1, now=now)[0]
+    metrics: dict[str, int | float] = {
+        **{key: totals[key] for key in ("batches", "passed_batches", "generated", "approved", "rejected")},
+        "approval_rate": round(totals["approved"] / totals["generated"], 4) if totals["generated"] else 0.0,
+        "avg_tokens": float(tokens.get("avg_tokens", 0.0)),
+        "total_tokens": int(tokens.get("total_tokens", 0)),
+        "storage_mb": round(overview["storage_bytes"]["total"] / 2**20, 3),
+        "queue_files": TrainingQueue(home).total_depth(),
+        **{f"today_{key}": today[key] for key in ("generated", "approved", "rejected")},
+    }
+    for name, row in overview["by_source"].items():
+        metrics[f"source.{name}.approved"] = row["approved"]
+    for name, row in overview["by_spec"].items():
+        metrics[f"format.{name}.approved"] = row["approved"]
+    for name, count in overview["by_tier"].items():
+        metrics[f"tier.{name}"] = count
+    for name, health in sources(home, now).items():
+        metrics[f"source.{name}.health"] = health["health"]
+    return metrics

@@ -119,7 +119,7 @@ def test_definitions_import_is_light():
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)
     assert report["heavy"] == []
-    assert report["assets"] == 9
+    assert report["assets"] == 11
 
 
 def test_status_shows_server_health_and_gpu_memory(home):
@@ -139,6 +139,6 @@ def test_cli_config_shows_effective_values(home, monkeypatch):
     home.config_path.write_text("auto_generate:\n  count: 42\n")
     monkeypatch.setenv("TDM_GATE_LEVEL", "deep")
     data = json.loads(run_cli("config", "--json").stdout)
-    assert set(data) == {"source", "auto_generate", "inference", "skill_api", "gate", "dataset", "training", "serving", "collectors", "quality"}
+    assert set(data) == {"source", "auto_generate", "inference", "skill_api", "gate", "dataset", "training", "serving", "collectors", "schedules", "quality"}
     assert data["auto_generate"]["count"] == 42 and data["gate"]["level"] == "deep"
     assert "count: 42" in run_cli("config").stdout

@@ -1,9 +1,12 @@
 """The scheduled jobs that keep the training dataset tidy, run for real."""
 
 import dagster as dg
+import pytest
 
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.generators import get_generator
+
+STOPPED = dg.DefaultScheduleStatus.STOPPED
 
 
 def test_deduplicate_then_export(home):
@@ -25,13 +28,29 @@ def test_deduplicate_then_export(home):
     assert len(datasets.load_from_disk(str(folder / "training_hf"))) == 30
 
 
-def test_schedules_are_off_by_default():
+def test_schedules_are_off_by_default_at_the_sam_cadence():
     from tdm_dagster.definitions import defs
 
-    assert {s.name: s.default_status for s in defs.schedules} == dict.fromkeys(
-        ["generate_and_queue_schedule", "mine_sources_schedule", "deduplicate_dataset_schedule", "export_dataset_schedule"],
-        dg.DefaultScheduleStatus.STOPPED,
-    )
+    assert {s.name: (s.default_status, s.cron_schedule) for s in defs.schedules} == {
+        "generate_and_queue_schedule": (STOPPED, "0 * * * *"),
+        "mine_sources_schedule": (STOPPED, "15 */6 * * *"),
+        "recheck_quality_schedule": (STOPPED, "45 */12 * * *"),
+        "deduplicate_dataset_schedule": (STOPPED, "30 2 * * *"),
+        "export_dataset_schedule": (STOPPED, "0 3 * * *"),
+        "refresh_stats_schedule": (STOPPED, "5 * * * *"),
+    }
+
+
+def test_schedules_follow_the_config(home):
+    from tdm_dagster.config import ConfigError, load_config
+    from tdm_dagster.schedules import build_schedules
+
+    home.config_path.write_text('schedules:\n  recheck_quality: "0 6,18 * * *"\n')
+    crons = {s.name: s.cron_schedule for s in build_schedules(load_config(home).schedules)}
+    assert crons["recheck_quality_schedule"] == "0 6,18 * * *" and crons["mine_sources_schedule"] == "15 */6 * * *"
+    home.config_path.write_text('schedules:\n  recheck_quality: "every noon"\n')
+    with pytest.raises(ConfigError, match="schedules.recheck_quality is 'every noon'; expected a cron expression"):
+        load_config(home)
 
 
 def test_mined_sources_feed_the_inbox(home):

@@ -19,9 +19,11 @@ from tdm_dagster.alerts import (
     check_failure_alert,
     run_failure_alert,
 )
+from tdm_dagster.assets.recheck import queue_recheck
 from tdm_dagster.checks import quality_suites
 
 BATCH = 100
+ALERTED_CHECKS = (*quality_suites.check_keys, *queue_recheck.check_keys)
 
 
 def _failed_executions(instance: dg.DagsterInstance, limit: int) -> list:
@@ -32,7 +34,7 @@ def _failed_executions(instance: dg.DagsterInstance, limit: int) -> list:
     storage = instance.event_log_storage
     records = [
         record
-        for key in quality_suites.check_keys
+        for key in ALERTED_CHECKS
         for record in storage.get_asset_check_execution_history(key, limit=limit, status={AssetCheckExecutionRecordStatus.FAILED})
     ]
     return sorted(records, key=lambda record: record.id)
@@ -40,7 +42,7 @@ def _failed_executions(instance: dg.DagsterInstance, limit: int) -> list:
 
 def _latest_execution_id(instance: dg.DagsterInstance) -> int:
     storage = instance.event_log_storage
-    ids = [record.id for key in quality_suites.check_keys for record in storage.get_asset_check_execution_history(key, limit=1)]
+    ids = [record.id for key in ALERTED_CHECKS for record in storage.get_asset_check_execution_history(key, limit=1)]
     return max(ids, default=0)
 
 
