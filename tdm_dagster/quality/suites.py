@@ -57,28 +57,23 @@ def _token_count_text(low: int, high: int, bound: str) -> str:
     return f"{low} tokens" if low == high else f"{bound} {high if bound == 'at most' else low} tokens"
 
 
-def _too_short_issues(features: pd.DataFrame, rows: np.ndarray, settings: QualitySettings) -> list[RecordIssue]:
-    low, high = features["tokens_low"].to_numpy()[rows], features["tokens_high"].to_numpy()[rows]
-    return [
-        RecordIssue(
-            "length", "length.too_short",
-            f"messages: {_token_count_text(lo, hi, 'at most')} is below min_tokens {settings.min_tokens}",
-            "messages",
-        )
-        for lo, hi in zip(low.tolist(), high.tolist())
-    ]  # fmt: skip
+def _token_bound_issues(code: str, bound: str, setting: str, side: str) -> Callable[..., list[RecordIssue]]:
+    """Issue builder for a record outside one token bound: ``too_short`` (its token count is
+    ``at most`` some count, below ``min_tokens``) or ``too_long`` (``at least``, above ``max_tokens``)."""
+
+    def issues(features: pd.DataFrame, rows: np.ndarray, settings: QualitySettings) -> list[RecordIssue]:
+        low, high = features["tokens_low"].to_numpy()[rows], features["tokens_high"].to_numpy()[rows]
+        limit = getattr(settings, setting)
+        return [
+            RecordIssue("length", code, f"messages: {_token_count_text(lo, hi, bound)} is {side} {setting} {limit}", "messages")
+            for lo, hi in zip(low.tolist(), high.tolist())
+        ]
+
+    return issues
 
 
-def _too_long_issues(features: pd.DataFrame, rows: np.ndarray, settings: QualitySettings) -> list[RecordIssue]:
-    low, high = features["tokens_low"].to_numpy()[rows], features["tokens_high"].to_numpy()[rows]
-    return [
-        RecordIssue(
-            "length", "length.too_long",
-            f"messages: {_token_count_text(lo, hi, 'at least')} is above max_tokens {settings.max_tokens}",
-            "messages",
-        )
-        for lo, hi in zip(low.tolist(), high.tolist())
-    ]  # fmt: skip
+_too_short_issues = _token_bound_issues("length.too_short", "at most", "min_tokens", "below")
+_too_long_issues = _token_bound_issues("length.too_long", "at least", "max_tokens", "above")
 
 
 def _duplicate_issues(features: pd.DataFrame, rows: np.ndarray, _: QualitySettings) -> list[RecordIssue]:
