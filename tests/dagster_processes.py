@@ -142,3 +142,9 @@ def execute_job(job: str, *, env: dict[str, str], timeout: float = 300) -> subpr
         [str(BIN / "dagster"), "job", "execute", "-m", "tdm_dagster.definitions", "-j", job],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+def dagster_command(args: list[str], *, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """``dagster ARGS`` (e.g. ``["sensor", "start", NAME, "-w", "workspace.yaml"]``) in the
+    repository root, to completion; its output is captured."""
+    return subprocess.run([str(BIN / "dagster"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

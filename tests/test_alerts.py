@@ -1,11 +1,9 @@
 """Slack alerts for failed checks, end to end against a local Slack-compatible server."""
 
 import json
-from urllib.parse import parse_qs
 
 import dagster as dg
 import pytest
-from fastapi import FastAPI, Request
 
 from tdm_dagster.assets import batch_assets
 from tdm_dagster.checks import quality_suites
@@ -18,23 +16,9 @@ from tdm_dagster.resources import (
 from tdm_dagster.sensors import check_failure_alert_sensor
 from tests.fake_inference_server import fake_inference_server
 from tests.http_servers import running_server
+from tests.slack_server import slack_app
 
 TOKEN = "xoxb-test-secret-0123456789"
-
-
-def slack_app(received: list):
-    app = FastAPI()
-
-    @app.post("/api/chat.postMessage")
-    async def post_message(request: Request):
-        raw = (await request.body()).decode()
-        body = json.loads(raw) if raw.startswith("{") else {k: v[0] for k, v in parse_qs(raw).items()}
-        if isinstance(body.get("blocks"), str):
-            body["blocks"] = json.loads(body["blocks"])
-        received.append({"authorization": request.headers.get("authorization"), "body": body, "raw": raw})
-        return {"ok": True, "channel": body.get("channel"), "ts": str(len(received))}
-
-    return app
 
 
 def run_batch(instance, batch_id, inference_url):

@@ -60,3 +60,27 @@ def test_stats_are_recorded_as_plottable_metadata_on_each_refresh(home):
     assert all(isinstance(value, (dg.IntMetadataValue, dg.FloatMetadataValue)) for value in after.values()), json.dumps(
         {k: type(v).__name__ for k, v in after.items()}
     )
+
+
+def test_a_held_file_is_posted_to_slack(home, monkeypatch):
+    from tdm_dagster.definitions import defs
+    from tdm_dagster.sensors import check_failure_alert_sensor
+    from tests.http_servers import running_server
+    from tests.slack_server import slack_app
+
+    same = {"messages": [{"role": "user", "content": "Say something."}, {"role": "assistant", "content": "Same answer every time."}]}
+    TrainingQueue(home).enqueue("copied_in_by_hand", [same] * 40, "normal")
+    received: list = []
+    with running_server(slack_app(received)) as url, dg.instance_for_test() as instance:
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-recheck-secret")
+        monkeypatch.setenv("TDM_SLACK_CHANNEL", "#training-data")
+        monkeypatch.setenv("TDM_SLACK_API_URL", f"{url}/api/")
+        context = dg.build_sensor_context(instance=instance)
+        check_failure_alert_sensor(context)  # alerts start now
+        result = defs.resolve_job_def("recheck_quality").execute_in_process(instance=instance)
+        check_failure_alert_sensor(context)
+    [message] = received
+    blocks = json.dumps(message["body"]["blocks"])
+    assert message["body"]["blocks"][0]["text"]["text"] == f"Check failed: queue_recheck · {QUEUE_CHECK}"
+    assert "observed.held" in blocks and result.run_id in blocks
+    assert "xoxb-recheck-secret" not in message["raw"]
