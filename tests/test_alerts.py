@@ -57,13 +57,14 @@ def test_one_message_per_failed_check_and_none_again(home, slack):
         assert not bad.success
         failed = [e.asset_check_evaluation_data for e in bad.all_events
                   if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed]  # fmt: skip
+        assert {e.partition for e in failed} == {"binary_infer_20251122_130000_count30"}  # checks are per batch
         cursor = tick(instance, cursor)
         assert len(slack) == len(failed) >= 1
         texts = [json.dumps(m["body"]["blocks"]) for m in slack]
         headers = sorted(m["body"]["blocks"][0]["text"]["text"] for m in slack)
         assert headers == sorted(f"Check failed: validated_batch · {e.check_name}" for e in failed)
         for text in texts:
-            assert "binary_infer_20251122_130000_count30" in text  # the batch, from the run's partition
+            assert "binary_infer_20251122_130000_count30" in text  # the batch, from the evaluation's partition
             assert f"/runs/{bad.run_id}" in text and "ERROR" in text
         assert all(m["authorization"] == f"Bearer {TOKEN}" for m in slack)
         assert all(TOKEN not in m["raw"] for m in slack)

@@ -93,6 +93,8 @@ def test_batch_lineage_in_the_asset_graph(dagster_dev, shots):
             page.goto(f"{dagster_dev.url}/assets/{downstream}")
             upstreams[downstream] = lineage_section(page, "Upstream assets", upstream)
         shots.save(page, "02-asset-page-lineage")
+        # The description renders as markdown: the path's placeholders must not vanish as HTML tags.
+        expect(page.get_by_text("queue/<priority>/<batch>.jsonl").first, "queued_batch's description").to_be_visible()
         assert upstreams == {"validated_batch": {"generated_batch"}, "quality_report": {"validated_batch"},
                              "queued_batch": {"quality_report"}}, upstreams  # fmt: skip
 
@@ -141,6 +143,8 @@ def test_materialize_a_batch_by_clicking_and_read_its_checks(dagster_dev, shots)
         expect(result, "format's latest evaluation").to_contain_text("Passed")
         timestamp = page.get_by_text("Timestamp", exact=True).locator("xpath=..").get_by_role("link")
         expect(timestamp, "format's latest evaluation links to the run").to_have_attribute("href", re.compile(run_id))
+        partition = page.get_by_text("Partition", exact=True).locator("xpath=..")
+        expect(partition, "the evaluation names its batch (checks are partitioned)").to_contain_text(batch)
         pass_rate = page.get_by_role("row").filter(has=page.get_by_role("cell", name="pass_rate", exact=True))
         expect(pass_rate.first).to_be_visible()
         rate = float(pass_rate.first.get_by_role("cell").nth(1).inner_text())

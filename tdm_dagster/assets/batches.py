@@ -173,7 +173,7 @@ def validated_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> 
     group_name="test",
     kinds={"json"},
     deps=[validated_batch],
-    description="The batch's quality report (reports/<batch>.json): every check, pass rates and the approval split.",
+    description="The batch's quality report (`reports/<batch>.json`): every check, pass rates and the approval split.",
 )
 def quality_report(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
     home = tdm.home()
@@ -203,7 +203,7 @@ def quality_report(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> d
     group_name="queue",
     kinds={"jsonl"},
     deps=[quality_report],
-    description="The approved records, written atomically to queue/<priority>/<batch>.jsonl for the trainer.",
+    description="The approved records, written atomically to `queue/<priority>/<batch>.jsonl` for the trainer.",
 )
 def queued_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
     home = tdm.home()

@@ -8,6 +8,7 @@ also writes the batch's report and its rejected records, so a rejected batch kee
 """
 
 import json
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import dagster as dg
 from tdm_dagster.assets.batches import validated_batch
 from tdm_dagster.batches import BatchStore
 from tdm_dagster.gate import decide, suites_for
+from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.quality import SUITE_NAMES, SuiteResult, run_quality
 from tdm_dagster.reports import save_outcome
 from tdm_dagster.resources import TdmHomeResource
@@ -110,12 +112,19 @@ def _metadata_value(value):
     return dg.MetadataValue.text(json.dumps(value, default=str) if isinstance(value, (list, tuple)) else str(value))
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(name, asset=validated_batch, blocking=True, description=_DESCRIPTIONS[name])
-        for name in (*SUITE_NAMES, *DEEP_CHECKS, METRICS_CHECK)
-    ],
-)
+def _check_specs() -> list[dg.AssetCheckSpec]:
+    """One spec per check, partitioned like the batch, so each evaluation records its batch
+    and the UI shows check results per batch. Dagster 1.13 marks partitioned check specs as
+    preview; tests/test_alerts.py pins the behaviour we rely on (the evaluation's partition)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(name, asset=validated_batch, blocking=True, description=_DESCRIPTIONS[name], partitions_def=batch_partitions)
+            for name in (*SUITE_NAMES, *DEEP_CHECKS, METRICS_CHECK)
+        ]
+
+
+@dg.multi_asset_check(specs=_check_specs())
 def quality_suites(context: dg.AssetCheckExecutionContext, tdm: TdmHomeResource) -> Iterator[dg.AssetCheckResult]:
     home = tdm.home()
     batch_id = context.partition_key
