@@ -21,6 +21,7 @@ from tests.dagster_processes import (
     graphql,
     instance_folder,
     require_system,
+    wait_for,
 )
 
 pytest.importorskip("playwright")
@@ -150,3 +151,27 @@ def test_materialize_a_batch_by_clicking_and_read_its_checks(dagster_dev, shots)
         rate = float(pass_rate.first.get_by_role("cell").nth(1).inner_text())
         assert rate >= 0.95, f"format's pass_rate is {rate}"
         shots.save(page, "05-checks-tab")
+
+
+def materializations(url: str, asset: str) -> int:
+    data = graphql(url, '{ assetOrError(assetKey: {path: ["%s"]}) { ... on Asset { assetMaterializations(limit: 20) { runId } } } }' % asset)
+    return len(data["assetOrError"].get("assetMaterializations") or [])
+
+
+def test_stats_are_plotted_in_the_ui(dagster_dev, shots):
+    """data_stats materialized twice from its page; its Metadata section plots each number."""
+    with chromium() as browser, browser_page(browser, shots, logs=(dagster_dev.log,)) as page:
+        page.goto(f"{dagster_dev.url}/assets/data_stats")
+        for done in (1, 2):
+            page.get_by_role("button", name=re.compile(r"Materialize$")).first.click(timeout=120_000)
+            page.get_by_role("button", name="Confirm").click()  # queued_batch was never materialized here
+            page.get_by_text("Launched run").first.wait_for()
+            wait_for(lambda: materializations(dagster_dev.url, "data_stats") >= done, timeout=RUN_TIMEOUT_MS / 1000,
+                     what=f"materialization {done} of data_stats")  # fmt: skip
+        page.reload()
+        metadata = page.get_by_text("Metadata", exact=True).locator("xpath=ancestor::*[.//button[contains(., 'Plots')]][1]")
+        metadata.get_by_role("button", name=re.compile("Plots")).click()
+        for name in ("approved", "approval_rate", "total_tokens", "queue_files"):
+            expect(page.get_by_text(name, exact=True).first, f"a plot of {name}").to_be_visible()
+        expect(page.locator("canvas, svg.recharts-surface").first, "the charts are drawn").to_be_visible()
+        shots.save(page, "06-stats-plots")
