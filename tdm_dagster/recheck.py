@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,7 +193,9 @@ def recover_interrupted(home: TdmHome) -> list[Path]:
     return restored
 
 
-def recheck_queue(home: TdmHome, config: TdmConfig, *, apply: bool = True, progress=None) -> RecheckResult:
+def recheck_queue(
+    home: TdmHome, config: TdmConfig, *, apply: bool = True, progress: Callable[[FileVerdict], None] | None = None
+) -> RecheckResult:
     """Re-check every file waiting in the queue; with ``apply=False`` only report.
 
     ``progress`` (optional) is called with each :class:`FileVerdict` as it is decided."""
