@@ -15,11 +15,12 @@ acts on the verdict:
   with ``<batch>.reasons.json`` beside it, where no trainer looks, until a person
   releases it (:func:`release`) or deletes it.
 
-While a file is being checked it is renamed to a dotted name in its folder, which the
-trainer's claim (a rename of the plain name) cannot take, so a file is never trained and
-trimmed at once; a re-check that dies mid-way leaves that dotted file, and the next one
-puts it back first. Every record stays accounted for: in the queue, in the held file, or
-in the re-check's rejected file.
+While a file is being checked it is moved to ``queue/.rechecking/<priority>/``, where
+the trainer's claim (a rename out of the priority folder) cannot take it, so a file is
+never trained and trimmed at once; a re-check that dies mid-way leaves it there, and the
+next one puts it back first. Every record stays accounted for: in the queue, in the held
+file, or in the re-check's rejected file, with the bytes of a line that is not JSON kept
+as they were.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ from tdm_dagster.atomic import atomic_write_json, atomic_write_jsonl, fsync_path
 from tdm_dagster.config import TdmConfig
 from tdm_dagster.gate import rejection_rows, run_gate
 from tdm_dagster.home import PRIORITIES, TdmHome
+from tdm_dagster.ingest.load import raw_field
+from tdm_dagster.ingest.readers import FileProblem, read_records
+from tdm_dagster.record_issues import RecordIssue
 from tdm_dagster.schemas import schema_gate
 
-CHECKING_PREFIX = ".recheck-"
+CHECKING_DIR = ".rechecking"
 HELD_DIR = "held"
 QUEUE_SPEC = "chat_sft_v1"
 
@@ -104,19 +108,32 @@ def last_result_path(home: TdmHome) -> Path:
     return home.state_dir / "recheck.json"
 
 
-def _read_records(path: Path) -> list[Any]:
-    """Every line of a queue file; a line that is not JSON becomes ``None``, which the
-    schema gate rejects with its line number, rather than stopping the re-check."""
-    records: list[Any] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                records.append(None)
-    return records
+def checking_dir(home: TdmHome, priority: str) -> Path:
+    return home.queue_root / CHECKING_DIR / priority
+
+
+@dataclass
+class _QueueFile:
+    """A queue file as read: each record (``None`` where a line could not be read), the
+    read problems by position, and where each unreadable line was, with its bytes."""
+
+    records: list[Any]
+    read_issues: dict[int, list[RecordIssue]]
+    unreadable: dict[int, dict[str, Any]]
+
+
+def _read(path: Path, config: TdmConfig) -> _QueueFile:
+    """With the inbox's JSONL reader: a bad line is a record with a read issue naming the
+    file, line and problem, not the end of the re-check. Raises ``FileProblem`` for a
+    file with no records or one that cannot be read at all."""
+    read = _QueueFile([], {}, {})
+    for source in read_records(path, max_record_bytes=config.gate.max_record_bytes):
+        position = len(read.records)
+        read.records.append(source.value if source.issue is None else None)
+        if source.issue is not None:
+            read.read_issues[position] = [source.issue]
+            read.unreadable[position] = {"line": source.line, **raw_field(source.raw)}
+    return read
 
 
 def _leakage_issues(records: list[Any], batch_id: str, config: TdmConfig) -> dict[int, list]:
@@ -144,13 +161,23 @@ def _batch_reasons(report: dict[str, Any], config: TdmConfig) -> list[str]:
 
 
 def _judge(path: Path, priority: str, batch_id: str, config: TdmConfig, home: TdmHome, apply: bool) -> FileVerdict:
-    records = _read_records(path)
-    level = config.gate.level
-    extra = _leakage_issues(records, batch_id, config) if level == "deep" and records else None
+    verdict = FileVerdict(batch_id, priority, 0, "passed", path=str(home.queue_dir(priority) / f"{batch_id}.jsonl"))
+    try:
+        read = _read(path, config)
+    except FileProblem as problem:
+        verdict.verdict, verdict.reasons = "held", [str(problem)]
+        if apply:
+            verdict.path = str(_hold(home, path, priority, batch_id, verdict, {"file_problem": problem.code}))
+        return verdict
+    records = read.records
+    verdict.records = len(records)
+    extra = read.read_issues
+    if config.gate.level == "deep":
+        for position, found in _leakage_issues(records, batch_id, config).items():
+            extra.setdefault(position, []).extend(found)
     outcome = run_gate(
-        records, QUEUE_SPEC, config.quality, batch_id, level=level, thresholds=config.gate.thresholds(), extra_issues=extra
+        records, QUEUE_SPEC, config.quality, batch_id, level=config.gate.level, thresholds=config.gate.thresholds(), extra_issues=extra
     )
-    verdict = FileVerdict(batch_id, priority, len(records), "passed", path=str(home.queue_dir(priority) / f"{batch_id}.jsonl"))
     if not outcome.batch_approved:
         verdict.verdict, verdict.reasons = "held", _batch_reasons(outcome.report, config)
         if apply:
@@ -161,7 +188,11 @@ def _judge(path: Path, priority: str, batch_id: str, config: TdmConfig, home: Td
         codes = sorted({issue.code for found in outcome.rejected.values() for issue in found})
         verdict.reasons = [f"{len(outcome.rejected)} record(s) no longer pass: {', '.join(codes)}"]
         if apply:
-            atomic_write_jsonl(home.rejected_dir / f"{batch_id}.recheck.jsonl", rejection_rows(batch_id, records, outcome.rejected))
+            rows = rejection_rows(batch_id, records, outcome.rejected)
+            for row in rows:
+                if row["line"] - 1 in read.unreadable:
+                    row["source"] = {"file": verdict.path, **read.unreadable[row["line"] - 1]}
+            atomic_write_jsonl(home.rejected_dir / f"{batch_id}.recheck.jsonl", rows)
             modified = path.stat().st_mtime
             atomic_write_jsonl(path, [records[i] for i in outcome.approved_indices])
             os.utime(path, (modified, modified))  # keeps its place in the trainer's order
@@ -182,14 +213,14 @@ def _hold(home: TdmHome, path: Path, priority: str, batch_id: str, verdict: File
 
 
 def recover_interrupted(home: TdmHome) -> list[Path]:
-    """Put back files an interrupted re-check left under their dotted name."""
+    """Put back in the queue the files an interrupted re-check left being checked."""
     restored = []
     for priority in PRIORITIES:
-        folder = home.queue_dir(priority)
-        for dotted in sorted(folder.glob(f"{CHECKING_PREFIX}*.jsonl")) if folder.is_dir() else []:
-            plain = folder / dotted.name.removeprefix(CHECKING_PREFIX)
-            os.replace(dotted, plain)
-            restored.append(plain)
+        folder = checking_dir(home, priority)
+        for checking in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+            queued = home.queue_dir(priority) / checking.name
+            os.replace(checking, queued)
+            restored.append(queued)
     return restored
 
 
@@ -207,7 +238,8 @@ def recheck_queue(
     for queued in TrainingQueue(home).files():
         current = queued.path
         if apply:
-            current = queued.path.with_name(CHECKING_PREFIX + queued.path.name)
+            current = checking_dir(home, queued.priority) / queued.path.name
+            current.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(queued.path, current)
             except FileNotFoundError:  # a trainer claimed it between the listing and now

@@ -7,7 +7,7 @@ import pytest
 from tdm_dagster.config import load_config
 from tdm_dagster.generators import get_generator
 from tdm_dagster.recheck import (
-    CHECKING_PREFIX,
+    checking_dir,
     held_files,
     last_result_path,
     recheck_queue,
@@ -69,6 +69,10 @@ def test_records_that_no_longer_pass_are_trimmed_and_kept_with_their_reasons(hom
     rejected = [json.loads(line) for line in (home.rejected_dir / "b1.recheck.jsonl").read_text().splitlines()]
     assert [row["line"] for row in rejected] == [5, 10]
     assert all(row["reasons"] and row["batch_id"] == "b1" for row in rejected)
+    unreadable = rejected[0]
+    assert unreadable["source"] == {"file": str(path), "line": 5, "raw": "{not json"}  # the bytes as they were
+    [read_issue] = [r for r in unreadable["reasons"] if r["suite"] == "read"]
+    assert read_issue["code"] == "read.invalid_json" and "b1.jsonl line 5" in read_issue["message"]
     assert len(kept) + len(rejected) == 60
 
 
@@ -94,7 +98,8 @@ def test_dry_run_changes_nothing(home, binary):
 
 def test_an_interrupted_recheck_is_put_back_first(home, binary):
     path = queue(home, "b1", binary)
-    path.rename(path.with_name(CHECKING_PREFIX + path.name))  # as a re-check killed mid-way leaves it
+    checking_dir(home, "normal").mkdir(parents=True)
+    path.rename(checking_dir(home, "normal") / path.name)  # as a re-check killed mid-way leaves it
     assert TrainingQueue(home).files() == []
     result = recheck_queue(home, load_config(home))
     assert [f.verdict for f in result.files] == ["passed"] and path.exists()
@@ -134,3 +139,12 @@ def test_the_cli_reports_lists_and_releases(home, binary):
     assert "released b1" in runner.invoke(main, ["recheck", "release", "b1"]).output
     missing = runner.invoke(main, ["recheck", "release", "b1"])
     assert missing.exit_code == 1 and "no held batch named 'b1' (held: none)" in missing.output
+
+
+def test_an_empty_or_unreadable_file_is_held_with_the_reason(home, binary):
+    queue(home, "b1", binary)
+    (home.queue_dir("low") / "empty.jsonl").write_bytes(b"")
+    result = recheck_queue(home, load_config(home))
+    assert {f.batch_id: f.verdict for f in result.files} == {"b1": "passed", "empty": "held"}
+    [held] = held_files(home)
+    assert held["batch_id"] == "empty" and "file is empty (0 bytes)" in held["reasons"][0]
