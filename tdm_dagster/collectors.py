@@ -432,7 +432,9 @@ def report_counts(report: dict[str, Any] | None) -> tuple[int, int, int]:
     return int(records.get("generated", 0)), int(records.get("approved", 0)), int(records.get("rejected", 0))
 
 
-def source_health(home: TdmHome | str | Path, now: datetime | None = None, *, window_hours: float = 24.0) -> dict[str, dict[str, Any]]:
+def source_health(
+    home: TdmHome | str | Path, now: datetime | None = None, *, window_hours: float = 24.0, batches: list[BatchInfo] | None = None
+) -> dict[str, dict[str, Any]]:
     """Per source: records and batches in the last ``window_hours``, approval rate,
     tier distribution of approved records (reports' ``tiers``), last update, and a
     health score in 0..1.
@@ -442,7 +444,7 @@ def source_health(home: TdmHome | str | Path, now: datetime | None = None, *, wi
     empty), ``freshness`` is 1 for an update within the window falling linearly to 0 at
     seven windows old, and ``pass`` is the share of the window's reported batches
     (all time if none) whose report passed (``overall_pass``). Rounded to 3 places.
-    A source with no reports scores 0.
+    A source with no reports scores 0. ``batches``: already loaded (:func:`load_batches`).
     """
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
@@ -450,7 +452,7 @@ def source_health(home: TdmHome | str | Path, now: datetime | None = None, *, wi
     window_start = now - timedelta(hours=window_hours)
     by_source: dict[str, list[BatchInfo]] = defaultdict(list)
     source_of: dict[str, str] = {}
-    for batch in load_batches(home):
+    for batch in load_batches(home) if batches is None else batches:
         by_source[batch.source].append(batch)
         source_of[batch.batch_id] = batch.source
     # archived inbox files whose records a collector made count for that collector

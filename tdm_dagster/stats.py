@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.collectors import load_batches, report_counts, source_health
+from tdm_dagster.collectors import BatchInfo, load_batches, report_counts, source_health
 from tdm_dagster.home import TdmHome
 
 
@@ -73,7 +73,7 @@ def _tokenizer_path(home: TdmHome) -> str | None:
         return None
 
 
-def token_stats(home: TdmHome | str | Path, *, max_records: int = 20000) -> dict[str, Any]:
+def token_stats(home: TdmHome | str | Path, *, max_records: int = 20000, batches: list[BatchInfo] | None = None) -> dict[str, Any]:
     """Token lengths of approved records (all turns' contents joined by newlines).
 
     At most ``max_records`` records are tokenized; when there are more, the average is
@@ -81,7 +81,7 @@ def token_stats(home: TdmHome | str | Path, *, max_records: int = 20000) -> dict
     (``estimated: true``).
     """
     home = TdmHome.of(home)
-    batch_ids = [b.batch_id for b in load_batches(home)]
+    batch_ids = [b.batch_id for b in (load_batches(home) if batches is None else batches)]
     texts, total = _approved_texts(home, batch_ids, max_records)
     if not texts:
         return {"records": total, "counted": 0, "avg_tokens": 0.0, "total_tokens": 0, "estimated": False}
@@ -127,7 +127,9 @@ def storage_bytes(home: TdmHome | str | Path) -> dict[str, int]:
     return result
 
 
-def summary(home: TdmHome | str | Path, *, tokens: bool = True, max_token_records: int = 20000) -> dict[str, Any]:
+def summary(
+    home: TdmHome | str | Path, *, tokens: bool = True, max_token_records: int = 20000, batches: list[BatchInfo] | None = None
+) -> dict[str, Any]:
     """Totals across every batch.
 
     ``by_source`` / ``by_spec``: ``{"batches", "generated", "approved", "rejected"}``;
@@ -136,7 +138,7 @@ def summary(home: TdmHome | str | Path, *, tokens: bool = True, max_token_record
     loading the tokenizer); ``storage_bytes``: :func:`storage_bytes`.
     """
     home = TdmHome.of(home)
-    batches = load_batches(home)
+    batches = load_batches(home) if batches is None else batches
     by_source: dict[str, Counter[str]] = defaultdict(Counter)
     by_spec: dict[str, Counter[str]] = defaultdict(Counter)
     by_tier: Counter[str] = Counter()
@@ -163,12 +165,14 @@ def summary(home: TdmHome | str | Path, *, tokens: bool = True, max_token_record
         "by_source": plain(by_source),
         "by_spec": plain(by_spec),
         "by_tier": dict(sorted(by_tier.items())),
-        "tokens": token_stats(home, max_records=max_token_records) if tokens else None,
+        "tokens": token_stats(home, max_records=max_token_records, batches=batches) if tokens else None,
         "storage_bytes": storage_bytes(home),
     }
 
 
-def daily(home: TdmHome | str | Path, days: int = 14, now: datetime | None = None) -> list[dict[str, Any]]:
+def daily(
+    home: TdmHome | str | Path, days: int = 14, now: datetime | None = None, *, batches: list[BatchInfo] | None = None
+) -> list[dict[str, Any]]:
     """One row per UTC day, oldest first, for the ``days`` days ending today:
     ``{"date": "YYYY-MM-DD", "batches", "generated", "approved", "rejected"}``. A batch
     counts on the day it was created (its plan's ``created_at``)."""
@@ -180,7 +184,7 @@ def daily(home: TdmHome | str | Path, days: int = 14, now: datetime | None = Non
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     rows = {first + timedelta(days=i): Counter() for i in range(days)}
-    for batch in load_batches(home):
+    for batch in load_batches(home) if batches is None else batches:
         if batch.created_at is None:
             continue
         day = batch.created_at.astimezone(UTC).date()
@@ -193,9 +197,11 @@ def daily(home: TdmHome | str | Path, days: int = 14, now: datetime | None = Non
     ]
 
 
-def sources(home: TdmHome | str | Path, now: datetime | None = None) -> dict[str, dict[str, Any]]:
+def sources(
+    home: TdmHome | str | Path, now: datetime | None = None, *, batches: list[BatchInfo] | None = None
+) -> dict[str, dict[str, Any]]:
     """Per-source health: :func:`tdm_dagster.collectors.source_health`."""
-    return source_health(TdmHome.of(home), now)
+    return source_health(TdmHome.of(home), now, batches=batches)
 
 
 def trend_metrics(home: TdmHome | str | Path, now: datetime | None = None) -> dict[str, int | float]:
@@ -206,10 +212,11 @@ def trend_metrics(home: TdmHome | str | Path, now: datetime | None = None) -> di
     from tdm_dagster.training_queue import TrainingQueue
 
     home = TdmHome.of(home)
-    overview = summary(home)
+    batches = load_batches(home)  # read once for the four views below
+    overview = summary(home, batches=batches)
     totals = overview["totals"]
     tokens = overview["tokens"] or {}
-    today = daily(home, days=1, now=now)[0]
+    today = daily(home, days=1, now=now, batches=batches)[0]
     metrics: dict[str, int | float] = {
         **{key: totals[key] for key in ("batches", "passed_batches", "generated", "approved", "rejected")},
         "approval_rate": round(totals["approved"] / totals["generated"], 4) if totals["generated"] else 0.0,
@@ -225,6 +232,6 @@ def trend_metrics(home: TdmHome | str | Path, now: datetime | None = None) -> di
         metrics[f"format.{name}.approved"] = row["approved"]
     for name, count in overview["by_tier"].items():
         metrics[f"tier.{name}"] = count
-    for name, health in sources(home, now).items():
+    for name, health in sources(home, now, batches=batches).items():
         metrics[f"source.{name}.health"] = health["health"]
     return metrics
