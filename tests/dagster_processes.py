@@ -138,10 +138,7 @@ def graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> di
 
 def execute_job(job: str, *, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     """``dagster job execute -m tdm_dagster.definitions -j JOB``, as cron runs it."""
-    return subprocess.run(
-        [str(BIN / "dagster"), "job", "execute", "-m", "tdm_dagster.definitions", "-j", job],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+    return dagster_command(["job", "execute", "-m", "tdm_dagster.definitions", "-j", job], env=env, timeout=timeout)
 
 
 def dagster_command(args: list[str], *, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
