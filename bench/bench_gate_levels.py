@@ -1,10 +1,11 @@
 """Gate throughput per level (quick, standard, deep) at 100,000 and 1,000,000 records,
 with peak memory, each measured in its own process so the peaks do not mix.
 
-    python bench/bench_gate_levels.py [--sizes 100000 1000000] [--levels quick standard deep]
+    python bench/bench_gate_levels.py [--sizes 100000 1000000] [--levels quick standard deep] [--data DIR]
 
 Records: the built-in generators across all their levels (chat examples); deep compares
-them with a 500-item GSM8K evaluation set from ../shared/data. Writes
+them with a 500-item GSM8K evaluation set from the ``--data`` folder (default: the
+subsets in tests/data; ``--data ../shared/data`` for the full files). Writes
 bench/results/gate_levels.json.
 """
 
@@ -21,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k_train.alpaca.json"
+
+from bench.data_option import add_data_option
 
 
 def make_records(n: int, path: Path) -> None:
@@ -84,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--levels", nargs="+", default=["quick", "standard", "deep"])
+    add_data_option(parser)
     parser.add_argument("--one", nargs=3, metavar=("RECORDS", "LEVEL", "EVAL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -92,7 +95,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         eval_path = Path(tmp) / "eval.json"
-        eval_path.write_text(json.dumps(json.loads(GSM8K.read_text())[:500]))
+        eval_path.write_text(json.dumps(json.loads(args.data.gsm8k.read_text())[:500]))
         for size in args.sizes:
             records_path = Path(tmp) / f"records_{size}.jsonl"
             make_records(size, records_path)

@@ -1,13 +1,15 @@
 """Benchmark: streaming ingest keeps memory flat as files grow.
 
-    python bench/bench_ingest.py [--sizes-mb 50 500]
+    python bench/bench_ingest.py [--sizes-mb 50 500] [--data DIR]
 
 Builds a JSONL file and a JSON-array file of each size by repeating the public alpaca
-data in ../shared/data (in a temp dir, never in the repo), then reads and maps every
-record (``read_records`` + ``map_source``) in a fresh subprocess per file, twice: once
-for peak RSS (``ru_maxrss``, before and after reading) and records/s, once under
-tracemalloc for the peak of Python allocations while reading. Flat peaks across sizes
-are the point; the absolute numbers depend on the machine. Writes bench/results/ingest.json.
+data (GSM8K and GPTeacher roleplay) in the ``--data`` folder (default: the subsets in
+tests/data; ``--data ../shared/data`` for the full files), in a temp dir, never in the
+repo, then reads and maps every record (``read_records`` + ``map_source``) in a fresh
+subprocess per file, twice: once for peak RSS (``ru_maxrss``, before and after reading)
+and records/s, once under tracemalloc for the peak of Python allocations while reading.
+Flat peaks across sizes are the point; the absolute numbers depend on the machine.
+Writes bench/results/ingest.json.
 """
 
 from __future__ import annotations
@@ -25,13 +27,20 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-SOURCES = ("gsm8k_train.alpaca.json", "gpteacher_roleplay.alpaca.json")
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.data_option import add_data_option
+from tests.fixture_data import PublicData
+
 MB = 1024 * 1024
 
 
-def source_records() -> list[dict[str, Any]]:
-    return [record for name in SOURCES for record in json.loads((SHARED_DATA / name).read_bytes())]
+def source_files(data: PublicData) -> tuple[Path, ...]:
+    return data.gsm8k, data.roleplay
+
+
+def source_records(data: PublicData) -> list[dict[str, Any]]:
+    return [record for path in source_files(data) for record in json.loads(path.read_bytes())]
 
 
 def repeated(records: list[dict[str, Any]], render: Callable[[dict[str, Any]], str], target_bytes: int) -> Iterator[bytes]:
@@ -118,18 +127,18 @@ def bench_file(path: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[50, 500])
+    add_data_option(parser)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["rss", "tracemalloc"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        sys.path.insert(0, str(REPO_ROOT))
         print(json.dumps(measure(args.child, args.mode)))
         return
 
-    records = source_records()
+    records = source_records(args.data)
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "source": list(SOURCES),
+        "source": [str(path) for path in source_files(args.data)],
         "runs": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as folder:

@@ -1,9 +1,10 @@
 """Benchmark: NearDuplicateIndex vs. datasketch's MinHashLSH on the same records.
 
-    python bench/bench_near_dup.py [--n 100000] [--threshold 0.8] [--num-perm 128] [--seed 7]
+    python bench/bench_near_dup.py [--n 100000] [--threshold 0.8] [--num-perm 128] [--seed 7] [--data DIR]
 
-Builds N records: the real public texts in ../shared/data (GSM8K, GPTeacher roleplay,
-alpaca seed tasks) plus built-in SYLLO and binary examples (all levels), exact
+Builds N records: the real public texts in the ``--data`` folder (GSM8K, GPTeacher
+roleplay, alpaca seed tasks; default: the subsets in tests/data, ``--data ../shared/data``
+for the full files) plus built-in SYLLO and binary examples (all levels), exact
 duplicates removed, then 5% of them replaced by lightly edited copies of other records
 (1-4% of the words replaced, deleted, inserted or swapped). Ground truth: the injected
 (original, copy) pairs whose exact shingle Jaccard is >= threshold.
@@ -34,6 +35,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import numpy as np
 
+from bench.data_option import add_data_option
 from tdm_dagster.dedup import (
     NearDuplicateIndex,
     exact_key,
@@ -42,21 +44,21 @@ from tdm_dagster.dedup import (
     shingle_sets,
 )
 from tdm_dagster.generators import get_generator
+from tests.fixture_data import PublicData
 
-DATA = REPO_ROOT.parent / "shared" / "data"
 SHINGLE_SIZE = 3
 INJECTED_SHARE = 0.05
 MIN_WORDS_TO_COPY = 20
 T = TypeVar("T")
 
 
-def real_texts(data: Path = DATA) -> list[str]:
+def real_texts(data: PublicData) -> list[str]:
     """Prompt and answer of every record of the public data sets, one text each."""
     texts = []
-    for name in ("gsm8k_train.alpaca.json", "gpteacher_roleplay.alpaca.json"):
-        for record in json.loads((data / name).read_text(encoding="utf-8")):
+    for path in (data.gsm8k, data.roleplay):
+        for record in json.loads(path.read_text(encoding="utf-8")):
             texts.append("\n".join(filter(None, (record["instruction"], record["input"], record["output"]))))
-    with open(data / "alpaca_seed_tasks.jsonl", encoding="utf-8") as handle:
+    with open(data.seed_tasks, encoding="utf-8") as handle:
         for task in map(json.loads, filter(str.strip, handle)):
             for instance in task["instances"]:
                 texts.append("\n".join(filter(None, (task["instruction"], instance["input"], instance["output"]))))
@@ -103,11 +105,11 @@ def distinct(texts: list[str]) -> list[str]:
     return kept
 
 
-def build_records(n: int, seed: int) -> tuple[list[str], list[tuple[int, int]]]:
+def build_records(n: int, seed: int, data: PublicData) -> tuple[list[str], list[tuple[int, int]]]:
     """N distinct texts in random order, and (original, copy) positions of the injected copies."""
     rng = random.Random(seed)
     injected = int(n * INJECTED_SHARE)
-    base = distinct(real_texts())
+    base = distinct(real_texts(data))
     base = distinct(base + generated_texts(2 * (n - injected), seed))
     rng.shuffle(base)
     base = base[: n - injected]
@@ -170,9 +172,10 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--num-perm", type=int, default=128)
     parser.add_argument("--seed", type=int, default=7)
+    add_data_option(parser)
     args = parser.parse_args()
 
-    (texts, injected), build_s = timed(lambda: build_records(args.n, args.seed))
+    (texts, injected), build_s = timed(lambda: build_records(args.n, args.seed, args.data))
     sets = shingle_sets(texts, SHINGLE_SIZE)
     rows = np.array(injected, np.int64)
     injected_jaccard = jaccard(sets, rows[:, 0], sets, rows[:, 1])
@@ -187,6 +190,7 @@ def main() -> None:
     ours_pairs = [(int(m.key_a), int(m.key_b)) for m in matches]
     results: dict[str, Any] = {
         "n": len(texts),
+        "data": str(args.data.folder),
         "threshold": args.threshold,
         "num_perm": args.num_perm,
         "shingle_size": SHINGLE_SIZE,

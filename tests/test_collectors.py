@@ -1,5 +1,5 @@
-"""Collectors on real material: this repository's git history and README, the shared
-GPTeacher data as a conversation log, and a real inbox run through ``tdm ingest``."""
+"""Collectors on real material: this repository's git history and README, the public
+GPTeacher data (tests/data) as a conversation log, and a real inbox run through ``tdm ingest``."""
 
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from tdm_dagster.gate import run_gate
 from tdm_dagster.inbox import claim, inbox_dir
 from tdm_dagster.quality import QualitySettings
 from tdm_dagster.schemas import schema_gate
+from tests.fixture_data import ROLEPLAY
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-GPTEACHER = Path("/work/shared/data/gpteacher_roleplay.alpaca.json")
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -150,7 +150,7 @@ def test_doc_sections_folder_glob_and_short_sections(tmp_path):
 
 
 def _write_log(path: Path) -> list[dict]:
-    rows = json.loads(GPTEACHER.read_text())[:8]
+    rows = json.loads(ROLEPLAY.read_text())[:8]
     feedback = ["up", "down", 5, 2, "4", None, True, 0.9]
     lines = []
     for row, value in zip(rows, feedback):

@@ -30,8 +30,7 @@ from tdm_dagster.datasets import (
 from tdm_dagster.datasets.records import conversation_text
 from tdm_dagster.dedup import NearDuplicateIndex, exact_key
 from tdm_dagster.generators import get_generator
-
-GSM8K = Path("/work/shared/data/gsm8k_train.alpaca.json")
+from tests.fixture_data import GSM8K
 
 
 def chat(prompt: str, answer: str, **metadata) -> dict:

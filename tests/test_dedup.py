@@ -1,4 +1,4 @@
-"""Exact and near-duplicate detection on real public texts (../shared/data), no mocks."""
+"""Exact and near-duplicate detection on real public texts (tests/data), no mocks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from bench.bench_near_dup import edited_copy, real_texts
 from tdm_dagster.dedup import Match, NearDuplicateIndex, exact_key, normalize_text
+from tests.fixture_data import FIXTURES
 
 THRESHOLD = 0.8
 
@@ -27,7 +28,7 @@ def true_jaccard(a: str, b: str) -> float:
 
 @pytest.fixture(scope="module")
 def corpus() -> list[str]:
-    texts = sorted(set(real_texts()), key=exact_key)  # distinct, in an order unrelated to the files
+    texts = sorted(set(real_texts(FIXTURES)), key=exact_key)  # distinct, in an order unrelated to the files
     return [text for text in texts if len(text.split()) >= 20][:4000]
 
 

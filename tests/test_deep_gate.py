@@ -2,7 +2,6 @@
 
 import json
 import random
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -11,9 +10,7 @@ from click.testing import CliRunner
 from tdm_dagster.cli import main
 from tdm_dagster.inbox import claim, inbox_dir
 from tdm_dagster.jobs import run_batch_pipeline
-
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_train.alpaca.json"
-pytestmark = pytest.mark.skipif(not GSM8K.exists(), reason="shared data not beside the checkout")
+from tests.fixture_data import GSM8K
 
 
 def edit(record, rng):

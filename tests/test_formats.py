@@ -17,10 +17,7 @@ from tdm_dagster.formats import (
 )
 from tdm_dagster.quality.tokens import DEFAULT_TOKENIZER_PATH
 from tdm_dagster.schemas import get_spec
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-ROLEPLAY = DATA / "gpteacher_roleplay.alpaca.json"
-needs_data = pytest.mark.skipif(not ROLEPLAY.exists(), reason="public data in ../shared/data not present")
+from tests.fixture_data import ROLEPLAY
 
 ROUND_TRIP_FILES = {
     "jsonl": "records.jsonl",
@@ -67,7 +64,6 @@ def test_mixed_records_round_trip_identically(tmp_path: Path, fmt: str) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left behind
 
 
-@needs_data
 @pytest.mark.parametrize("fmt", ROUND_TRIP_FILES)
 def test_real_alpaca_data_round_trips_identically(tmp_path: Path, roleplay: list[dict[str, Any]], fmt: str) -> None:
     path = tmp_path / ROUND_TRIP_FILES[fmt]

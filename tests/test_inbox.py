@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import threading
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -20,8 +19,7 @@ from tdm_dagster.inbox import (
 )
 from tdm_dagster.jobs import run_batch_pipeline
 from tdm_dagster.sensors import inbox_sensor
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests.fixture_data import SEED_TASKS
 
 
 @pytest.fixture
@@ -175,11 +173,10 @@ def test_validate_spec_mismatch(home, tmp_path):
     assert data["issues"][0]["code"] == "schema.spec_mismatch"
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="shared data not beside the checkout")
 def test_validate_real_seed_tasks_one_example_per_instance(home):
-    raw = [json.loads(line) for line in (SHARED / "alpaca_seed_tasks.jsonl").read_text().splitlines() if line.strip()]
+    raw = [json.loads(line) for line in SEED_TASKS.read_text().splitlines() if line.strip()]
     instances = sum(len(task["instances"]) for task in raw)
-    data = json.loads(run_validate(str(SHARED / "alpaca_seed_tasks.jsonl"), "--json").stdout)
+    data = json.loads(run_validate(str(SEED_TASKS), "--json").stdout)
     assert data["totals"]["input_records"] == len(raw) == 175
     assert data["totals"]["records"] == instances
 

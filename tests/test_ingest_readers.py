@@ -15,8 +15,8 @@ from tdm_dagster.ingest import (
     SourceRecord,
     read_records,
 )
+from tests.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MB = 1024 * 1024
 GOOD = {"instruction": "Say hi.", "input": "", "output": "hi"}
 
@@ -57,9 +57,8 @@ def assert_one_of_value_or_issue(records: list[SourceRecord]) -> None:
 # --- the real public data --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["gpteacher_roleplay.alpaca.json", "gsm8k_train.alpaca.json"])
-def test_real_json_arrays_stream_to_the_same_records_as_json_load(name):
-    path = SHARED_DATA / name
+@pytest.mark.parametrize("path", [ROLEPLAY, GSM8K], ids=lambda path: path.name)
+def test_real_json_arrays_stream_to_the_same_records_as_json_load(path):
     expected = json.loads(path.read_bytes())
     records, problem = read_all(path)
     assert problem is None
@@ -70,7 +69,7 @@ def test_real_json_arrays_stream_to_the_same_records_as_json_load(name):
 
 
 def test_real_jsonl_reads_every_line():
-    path = SHARED_DATA / "alpaca_seed_tasks.jsonl"
+    path = SEED_TASKS
     lines = path.read_bytes().splitlines()
     records, problem = read_all(path)
     assert problem is None and len(records) == len(lines) == 175

@@ -2,7 +2,6 @@
 
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ from tdm_dagster.ingest import (
 )
 from tdm_dagster.record_issues import RecordIssue
 from tdm_dagster.schemas import schema_gate
+from tests.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHAT = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
 SEED_TASK = {
     "id": "seed_task_9",
@@ -165,10 +164,10 @@ def test_map_source_passes_read_issues_through(tmp_path):
 # --- the real public data --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["gpteacher_roleplay.alpaca.json", "gsm8k_train.alpaca.json"])
-def test_real_alpaca_arrays_map_one_to_one_and_pass_the_gate(name):
-    expected = json.loads((SHARED_DATA / name).read_bytes())
-    mapped = [item for record in read_records(SHARED_DATA / name) for item in map_source(record)]
+@pytest.mark.parametrize("path", [ROLEPLAY, GSM8K], ids=lambda path: path.name)
+def test_real_alpaca_arrays_map_one_to_one_and_pass_the_gate(path):
+    expected = json.loads(path.read_bytes())
+    mapped = [item for record in read_records(path) for item in map_source(record)]
     assert len(mapped) == len(expected)
     assert common_spec(mapped) == "instruction_v1" and {item.shape for item in mapped} == {"alpaca"}
     assert [item.record["output"] for item in mapped] == [value["output"] for value in expected]
@@ -176,7 +175,7 @@ def test_real_alpaca_arrays_map_one_to_one_and_pass_the_gate(name):
 
 
 def test_real_seed_tasks_map_to_exactly_one_example_per_instance():
-    path = SHARED_DATA / "alpaca_seed_tasks.jsonl"
+    path = SEED_TASKS
     tasks = [json.loads(line) for line in path.read_text().splitlines()]
     instances = [(task["id"], position) for task in tasks for position in range(len(task["instances"]))]
     mapped = [item for record in read_records(path) for item in map_source(record)]

@@ -1,4 +1,4 @@
-"""Train/eval leakage on real GSM8K (../shared/data), a held-out slice put back, no mocks."""
+"""Train/eval leakage on real GSM8K (tests/data), a held-out slice put back, no mocks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.bench_near_dup import DATA, edited_copy
+from bench.bench_near_dup import edited_copy
 from tdm_dagster.dedup import normalize_text
 from tdm_dagster.leakage import (
     EvalItem,
@@ -17,6 +17,7 @@ from tdm_dagster.leakage import (
     find_ngram_leaks,
     find_own_answer_leaks,
 )
+from tests.fixture_data import GSM8K, ROLEPLAY
 
 
 def alpaca_text(record: dict[str, Any]) -> str:
@@ -35,10 +36,10 @@ def changed_words(text: str, count: int, rng: random.Random) -> str:
 
 @pytest.fixture(scope="module")
 def gsm8k() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(held-out 200 items, 3,000 other training items), a fixed random split."""
-    records = json.loads((DATA / "gsm8k_train.alpaca.json").read_text(encoding="utf-8"))
+    """(held-out 200 items, the other 1,300 of the shipped subset as training items), a fixed random split."""
+    records = json.loads(GSM8K.read_text(encoding="utf-8"))
     random.Random(3).shuffle(records)
-    return records[:200], records[200:3200]
+    return records[:200], records[200:]
 
 
 def test_held_out_items_put_back_verbatim_and_edited_are_flagged_with_their_pairs(gsm8k) -> None:
@@ -75,10 +76,10 @@ def test_edited_questions_alone_are_caught_and_other_data_is_not_flagged(gsm8k) 
     eval_set = EvalSet.from_alpaca(held_out, "gsm8k_test")
     rng = random.Random(9)
     questions = [changed_words(r["instruction"], 2, rng) for r in held_out]
-    roleplay = json.loads((DATA / "gpteacher_roleplay.alpaca.json").read_text(encoding="utf-8"))[:2000]
+    roleplay = json.loads(ROLEPLAY.read_text(encoding="utf-8"))
 
     caught = find_ngram_leaks(eval_set, [f"q:{i}" for i in range(200)], questions)
-    unrelated = find_ngram_leaks(eval_set, [f"r:{i}" for i in range(2000)], [alpaca_text(r) for r in roleplay])
+    unrelated = find_ngram_leaks(eval_set, [f"r:{i}" for i in range(len(roleplay))], [alpaca_text(r) for r in roleplay])
 
     correct = {leak.train_key for leak in caught if leak.eval_key == f"gsm8k_test:{leak.train_key[2:]}"}
     assert len(correct) / 200 >= 0.85

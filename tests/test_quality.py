@@ -21,11 +21,8 @@ from tdm_dagster.quality import (
     build_report,
     run_quality,
 )
+from tests.fixture_data import GSM8K, ROLEPLAY
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-GSM8K = DATA / "gsm8k_train.alpaca.json"
-ROLEPLAY = DATA / "gpteacher_roleplay.alpaca.json"
-needs_data = pytest.mark.skipif(not GSM8K.exists(), reason="public data in ../shared/data not present")
 SETTINGS = QualitySettings()
 
 
@@ -60,7 +57,6 @@ def test_good_batch_passes_every_suite(counter):
         assert result.pass_rate == 1.0 and not result.failed_records
 
 
-@needs_data
 def test_real_gsm8k_sample_passes(counter):
     rows = json.loads(GSM8K.read_text())[:500]
     results = run([chat(r["instruction"], r["output"]) for r in rows], counter)
@@ -172,7 +168,6 @@ def test_content_flags_the_offending_turn(counter, assistant, code):
     assert issue.message.startswith("messages[1].content: ")
 
 
-@needs_data
 def test_roleplay_data_is_not_flagged_as_repetitive(counter):
     """The roleplay set is long and stylistically repetitive, but it is good data."""
     rows = json.loads(ROLEPLAY.read_text())
@@ -233,7 +228,6 @@ def test_unloadable_tokenizer_names_the_path(tmp_path):
         TokenCounter(str(tmp_path)).count(["hello"])
 
 
-@needs_data
 def test_byte_bounds_hold_on_real_data(counter):
     texts = []
     for path in (GSM8K, ROLEPLAY):

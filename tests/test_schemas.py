@@ -3,6 +3,7 @@ import json
 import pytest
 
 from tdm_dagster.schemas import SPECS, schema_gate
+from tests.fixture_data import GSM8K
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
 
@@ -68,12 +69,7 @@ def test_syllo_spec_requires_puzzle_metadata():
 
 
 def test_real_alpaca_data_passes_instruction_spec():
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_train.alpaca.json"
-    if not path.exists():
-        pytest.skip("shared data not beside the checkout")
-    records = json.loads(path.read_text(encoding="utf-8"))[:500]
+    records = json.loads(GSM8K.read_text(encoding="utf-8"))[:500]
     result = schema_gate(records, "instruction_v1")
     assert len(result.valid_indices) == 500
     assert schema_gate(records, "completion_v1").batch_error
