@@ -3,6 +3,14 @@ from collections.abc import Iterator
 import pytest
 
 from tdm_dagster.home import TdmHome
+
+# The hooks that fail every test touching a path beside the checkout (tests/checkout_guard.py).
+from tests.checkout_guard import (  # noqa: F401
+    pytest_configure,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+)
 from tests.fake_inference_server import FakeInference, fake_inference_server
 
 
