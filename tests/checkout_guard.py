@@ -10,8 +10,9 @@ the path.
 
 Not recorded: the Python installation and its site-packages (a virtual environment
 may live beside the checkout, e.g. through a ``.venv`` link), the temp folder and
-pytest's ``--basetemp``, and hidden folders beside the checkout (``~/.cache`` and the
-like when the checkout sits in a home folder). Folders that contain the checkout's
+pytest's ``--basetemp``, the home folder, system folders (for a checkout such as
+``/app``), and hidden folders beside the checkout (``~/.cache`` and the like when the
+checkout sits in a home folder). Folders that contain the checkout's
 parent (``/tmp`` for a checkout in ``/tmp/x/repo``) are never exempt, or they would
 exempt everything. The hook cannot be removed, so it returns at once for other events.
 Reads by native code (e.g. pyarrow's C++ file system) and by child processes are not
@@ -31,6 +32,8 @@ from pathlib import Path
 import pytest
 
 WATCHED_EVENTS = frozenset({"open", "os.listdir", "os.scandir", "subprocess.Popen"})
+# Never flagged, for a checkout whose parent is the file system's root (e.g. /app).
+SYSTEM_FOLDERS = ("/bin", "/dev", "/etc", "/lib", "/lib64", "/opt", "/proc", "/run", "/sbin", "/snap", "/sys", "/tmp", "/usr", "/var")
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -81,6 +84,8 @@ def _paths(event: str, args: tuple) -> Iterator[str]:
         executable, argv, cwd, _env = args
         argv = [argv] if isinstance(argv, (str, bytes, os.PathLike)) else list(argv or ())
         candidates = [executable, cwd, *argv]
+    elif event == "open" and args[1] is None and isinstance(args[0], (str, bytes)) and not os.path.isabs(args[0]):
+        return  # os.open of a bare name: maybe relative to a dir_fd (shutil.rmtree), not to the working folder
     else:
         candidates = [args[0]] if args else []
     for candidate in candidates:
@@ -94,7 +99,7 @@ def _paths(event: str, args: tuple) -> Iterator[str]:
 def exempt_folders(config: pytest.Config) -> list[str]:
     """Folders a test may read although they may lie beside the checkout."""
     folders = [sys.prefix, sys.base_prefix, sys.exec_prefix, tempfile.gettempdir(), *site.getsitepackages()]
-    folders.append(site.getusersitepackages())
+    folders += [site.getusersitepackages(), str(Path.home()), *SYSTEM_FOLDERS]
     if config.option.basetemp:
         folders.append(str(config.option.basetemp))
     return folders

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checkout_guard import CheckoutGuard
+from tests.checkout_guard import SYSTEM_FOLDERS, CheckoutGuard
 from tests.fixture_data import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +99,34 @@ def test_guard_exempts_only_folders_beside_the_checkout_it_was_told_about() -> N
     not_beside = ["/srv/x/repo/tests/data/a.json", "/srv/x/repo", "/srv/x/venv/lib/a.py", "/srv/x/.cache/a", "/srv/y/a", "/etc/passwd"]
     assert [path for path in beside if guard.beside(path)] == beside
     assert [path for path in not_beside if guard.beside(path)] == []
+
+
+def test_guard_for_a_checkout_at_the_root_flags_only_what_is_not_a_system_folder() -> None:
+    guard = CheckoutGuard(Path("/app"), SYSTEM_FOLDERS)
+    assert [path for path in ("/shared/data/a.json", "/app2/x") if guard.beside(path)] == ["/shared/data/a.json", "/app2/x"]
+    assert [path for path in ("/etc/passwd", "/proc/self/status", "/dev/null", "/tmp/a", "/app/x") if guard.beside(path)] == []
+
+
+def test_guard_reads_the_paths_of_each_watched_event() -> None:
+    guard = CheckoutGuard(Path("/srv/x/repo"), [])
+    guard.audit("open", ("/srv/x/shared/a.json", "r", 0))
+    guard.audit("os.listdir", (b"/srv/x/shared",))
+    guard.audit("os.scandir", (Path("/srv/x/data"),))
+    guard.audit("subprocess.Popen", ("/usr/bin/tdm", ["tdm", "validate", "/srv/x/shared/b.json"], "/srv/x/other", None))
+    guard.audit("subprocess.Popen", ("/usr/bin/sh", "/srv/x/run.sh", None, None))
+    guard.audit("open", ("/srv/x/shared/a.json", "r", 0))  # reported once
+    guard.audit("open", ("child", None, 0))  # os.open of a bare name, e.g. relative to shutil.rmtree's dir_fd
+    guard.audit("open", (3, "r", 0))  # a file descriptor
+    guard.audit("import", ("/srv/x/shared/a.py",))  # not watched
+    assert guard.take() == [
+        "open /srv/x/shared/a.json",
+        "os.listdir /srv/x/shared",
+        "os.scandir /srv/x/data",
+        "subprocess.Popen /srv/x/other",
+        "subprocess.Popen /srv/x/shared/b.json",
+        "subprocess.Popen /srv/x/run.sh",
+    ]
+    assert guard.take() == []
 
 
 def test_guard_fails_each_test_that_reads_beside_the_checkout(tmp_path: Path) -> None:
