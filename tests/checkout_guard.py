@@ -48,6 +48,7 @@ class CheckoutGuard:
         self.parent = os.path.dirname(self.checkout)
         folders = {os.path.abspath(folder) for folder in exempt} | {os.path.realpath(folder) for folder in exempt}
         self.exempt = tuple(sorted(f for f in folders if self.beside_checkout(f) and not _inside(self.checkout, f)))
+        self._parent_prefix = self.parent.rstrip(os.sep) + os.sep
         self._lock = threading.Lock()
         self._escapes: list[str] = []
 
@@ -66,6 +67,9 @@ class CheckoutGuard:
     def audit(self, event: str, args: tuple) -> None:
         if event not in WATCHED_EVENTS:
             return
+        if event == "open" and type(args[0]) is str and args[0].startswith(os.sep):  # most opens: cheap test first
+            if not args[0].startswith(self._parent_prefix) and os.sep + ".." not in args[0]:
+                return
         for path in _paths(event, args):
             if self.beside(path):
                 with self._lock:
