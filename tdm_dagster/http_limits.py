@@ -159,8 +159,9 @@ def uvicorn_settings(request_timeout_s: float = REQUEST_READ_TIMEOUT_S) -> dict[
     }
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
+def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, for messages that may quote client input."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
 def validation_problems(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -168,8 +169,8 @@ def validation_problems(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ``ctx`` (they can hold the whole offending value), at most ``MAX_SHOWN_PROBLEMS``."""
     return [
         {
-            "loc": [part if isinstance(part, int) else _cut(str(part)) for part in err.get("loc", ())],
-            "msg": _cut(str(err.get("msg", ""))),
+            "loc": [part if isinstance(part, int) else shorten(str(part)) for part in err.get("loc", ())],
+            "msg": shorten(str(err.get("msg", ""))),
             "type": str(err.get("type", "")),
         }
         for err in errors[:MAX_SHOWN_PROBLEMS]

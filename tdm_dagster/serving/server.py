@@ -359,7 +359,7 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from tdm_dagster.http_limits import BodyLimit, validation_problems
+    from tdm_dagster.http_limits import BodyLimit, shorten, validation_problems
 
     admin_token = admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
     manager = ModelManager(serving_dir)
@@ -381,7 +381,7 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
         # e.g. a body JSON cannot parse (an integer of 5,000 digits): the OpenAI error shape too
-        return _error(exc.status_code, str(exc.detail)[:300], code="invalid_request")
+        return _error(exc.status_code, shorten(str(exc.detail)), code="invalid_request")
 
     def _reject(status: int, message: str) -> Any:
         return _error(status, message, code="request_too_large" if status == 413 else "invalid_request")
