@@ -241,6 +241,10 @@ class ModelManager:
             return False
         return not (not force and self._failed == (name, mtime))
 
+    def pointer_moved(self) -> bool:
+        """Whether the pointer names a checkpoint to load (a file read: cheap enough for the event loop)."""
+        return self._needs_load(*read_pointer(self.serving_dir), force=False)
+
     def maybe_reload(self, *, force: bool = False, wait: bool = False) -> dict[str, Any]:
         """Load the checkpoint the pointer names if it is not the one loaded.
 
@@ -388,15 +392,18 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, reject=_reject)
 
-    def _checked_model() -> LoadedModel | None:
-        manager.maybe_reload(wait=False)
+    async def _checked_model() -> LoadedModel | None:
+        """The served model, after loading the one the pointer names if it moved. Runs on
+        the event loop; only a load goes to a worker thread."""
+        if manager.pointer_moved():
+            await run_in_threadpool(manager.maybe_reload, wait=False)
         return manager.current
 
     @app.get("/health")
-    def health() -> Any:
+    async def health() -> Any:
         from fastapi.responses import JSONResponse
 
-        current = _checked_model()
+        current = await _checked_model()
         pointer, _ = read_pointer(manager.serving_dir)
         body = {
             "status": "ok" if current is not None else "no_model",
@@ -412,8 +419,8 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
         return JSONResponse(status_code=200 if current is not None else 503, content=body)
 
     @app.get("/v1/models")
-    def models() -> Any:
-        current = _checked_model()
+    async def models() -> Any:
+        current = await _checked_model()
         data = []
         if current is not None:
             data.append({"id": current.name, "object": "model", "created": int(current.loaded_at),
@@ -435,7 +442,7 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
     async def chat_completions(request: ChatRequest) -> Any:
         if request.stream:
             return _error(400, "stream=true is not supported by this server", "stream", "unsupported")
-        current = await run_in_threadpool(_checked_model)
+        current = await _checked_model()
         if current is None:
             return _error(503, "no model is deployed (serving_dir/current is missing or failed to load)",
                           code="no_model")
