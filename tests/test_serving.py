@@ -521,3 +521,38 @@ def test_tdm_serve_process_keeps_the_token_out_of_its_log(serving, tmp_path):
     text = log.read_text()
     assert "POST /admin/reload" in text  # the access log is on ...
     assert ADMIN_TOKEN not in text  # ... and never shows the token
+
+
+def test_generation_queue_runs_one_at_a_time_and_refuses_beyond_its_bound():
+    from tdm_dagster.serving.server import GenerationQueue, ServerBusy
+
+    running: list[int] = []
+    overlaps: list[int] = []
+    release = threading.Event()
+
+    def work(n: int) -> int:
+        running.append(n)
+        overlaps.append(len(running))
+        release.wait(10)
+        running.remove(n)
+        return n
+
+    async def scenario() -> tuple[list[int], str]:
+        queue = GenerationQueue(concurrency=1, max_pending=3)
+        tasks = [asyncio.create_task(queue.run(work, n)) for n in range(3)]
+        await asyncio.sleep(0.2)
+        try:
+            await queue.run(work, 99)
+            refusal = ""
+        except ServerBusy as exc:
+            refusal = str(exc)
+        release.set()
+        return list(await asyncio.gather(*tasks)), refusal
+
+    for _ in range(10):
+        release.clear()
+        overlaps.clear()
+        results, refusal = asyncio.run(scenario())
+        assert results == [0, 1, 2]
+        assert "server busy: 3 completion requests are already waiting" in refusal
+        assert max(overlaps) == 1
