@@ -26,7 +26,7 @@ from tdm_dagster.generators import get_generator, skill_names
 from tdm_dagster.http_limits import BodyLimit, shorten, uvicorn_settings, validation_problems
 
 MAX_COUNT = 10_000
-"""Examples per request: a batch larger than this is several requests (other seeds)."""
+"""Examples per request; a larger ``count`` gets 422 (ask in several requests, other seeds)."""
 MAX_BODY_BYTES = 1024 * 1024
 MAX_SHOWN_SKILL_CHARS = 64
 

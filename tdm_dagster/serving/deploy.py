@@ -7,10 +7,10 @@
 2. copies it into ``serving_dir/<name>`` atomically (copy to a dot-temp folder, rename;
    with ``remote_host``, rsync to a temp folder on that host and ``mv`` it there);
 3. switches ``serving_dir/current`` to ``<name>`` atomically;
-4. with ``server_url``: POST /admin/reload (with ``$TDM_SERVING_ADMIN_TOKEN``), then checks /health and one test completion
-   report the new checkpoint; on any failure switches the pointer back (the previous
-   model keeps serving: the server never swaps in a model that fails to load) and
-   removes the copy;
+4. with ``server_url``: POST /admin/reload (with ``$TDM_SERVING_ADMIN_TOKEN``), then
+   checks /health and one test completion report the new checkpoint; on any failure
+   switches the pointer back (the previous model keeps serving: the server never swaps
+   in a model that fails to load) and removes the copy;
 5. records every attempt (checkpoint, score, latency, time, outcome, reason) in
    ``serving_dir/deployments.json``.
 

@@ -11,7 +11,7 @@ Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``,
 ``POST /admin/reload`` (needs ``Authorization: Bearer $TDM_SERVING_ADMIN_TOKEN``).
 
 Generation runs in a worker thread, one request at a time (``GENERATION_CONCURRENCY``),
-with at most ``MAX_WAITING_GENERATIONS`` requests waiting for it; the event loop stays
+with at most ``MAX_PENDING_GENERATIONS`` requests running or waiting; the event loop stays
 free, so ``/health`` answers at once however many requests are generating.
 
 Reload: every request reads the ``current`` pointer; when it names another folder than
@@ -59,8 +59,8 @@ GREEDY_BELOW_TEMPERATURE = 1e-2
 temperature overflows to inf (1e-300 made the sampler fail), and the distribution it
 would sample from is already all but one-hot."""
 GENERATION_CONCURRENCY = 1
-MAX_WAITING_GENERATIONS = 256
-"""Completion requests beyond this many waiting for the model get 503 at once."""
+MAX_PENDING_GENERATIONS = 256
+"""Completion requests beyond this many running or waiting for the model get 503 at once."""
 
 DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent.parent / "quality" / "default_tokenizer"
 
@@ -318,7 +318,7 @@ class GenerationQueue:
     threads, so the thread pool stays free for ``/health`` and the other endpoints.
     """
 
-    def __init__(self, concurrency: int = GENERATION_CONCURRENCY, max_pending: int = MAX_WAITING_GENERATIONS) -> None:
+    def __init__(self, concurrency: int = GENERATION_CONCURRENCY, max_pending: int = MAX_PENDING_GENERATIONS) -> None:
         import anyio
 
         self._limiter = anyio.CapacityLimiter(concurrency)
