@@ -4,11 +4,12 @@ request, never how long the server may take to answer it. Real uvicorn on 127.0.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import httpx
 
-from tdm_dagster.http_limits import uvicorn_settings
+from tdm_dagster.http_limits import MAX_HEADER_BYTES, uvicorn_settings
 from tests.http_servers import running_server
 
 DEADLINE_S = 0.5
@@ -38,3 +39,17 @@ def test_slow_answers_and_reused_connections_outlive_the_read_deadline() -> None
                 assert client.post(url + "/", content=b"abc").text == "3"
             assert time.monotonic() - started > 3 * DEADLINE_S
             assert client.get(url + "/").status_code == 200
+
+
+def test_a_header_section_growing_past_the_limit_is_refused() -> None:
+    """h11 buffers at most ``MAX_HEADER_BYTES`` of an unfinished header section (a whole
+    request that arrives in one read is parsed as it is)."""
+    with running_server(slow_app, **uvicorn_settings(request_timeout_s=5)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"a" * (MAX_HEADER_BYTES + 100))
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+        assert httpx.get(url + "/", timeout=10).status_code == 200
