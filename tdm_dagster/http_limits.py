@@ -5,10 +5,12 @@ A client, slow or hostile, must not be able to hold a server's memory or connect
 - ``BodyLimit``: request bodies over a byte limit get a 413 before they are read whole
   (Content-Length is checked up front; a chunked body is counted as it arrives).
 - ``uvicorn_settings``: the uvicorn options every server runs with. Uvicorn closes a
-  connection idle *between* requests after ``timeout_keep_alive`` and caps the header
-  section at ``h11_max_incomplete_event_size`` bytes, but it has no timeout for reading
-  a request: a client that connects and sends nothing, half the headers or half the
-  body would hold its connection forever. ``request_timeout_protocol`` adds that timeout.
+  connection idle *between* requests after ``timeout_keep_alive``, and h11 refuses (400)
+  an unfinished header section buffered past ``h11_max_incomplete_event_size`` bytes, but
+  uvicorn has no timeout for reading a request: a client that connects and sends
+  nothing, half the headers or half the body holds its connection forever.
+  ``request_timeout_protocol`` adds that timeout (uvicorn's h11 protocol is used, as
+  httptools' has the same gap and is an optional dependency).
 - ``validation_problems``: request-validation errors without the offending input, so an
   error reply never echoes a huge (or secret) value back.
 
