@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -37,9 +39,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    from tdm_dagster.serving import ADMIN_TOKEN_ENV
     from tdm_dagster.serving.deploy import deploy
     from tdm_dagster.serving.server import create_app
     from tests.http_servers import running_server
+
+    os.environ.setdefault(ADMIN_TOKEN_ENV, secrets.token_hex(16))  # deploy's reload sends it to the server
 
     latencies = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -316,6 +316,24 @@ _SECTION_TYPES = {
 SECTIONS = (*_RULES, "quality")
 
 
+SECRET_ENV_VARS = ("TDM_INFERENCE_API_KEY", "TDM_SERVING_ADMIN_TOKEN")
+"""Secrets that live only in the environment and look like ``TDM_<SECTION>_<KEY>``
+overrides: the env-override reader skips them (they are no config keys) and never shows
+their values. The inference key is read through ``dg.EnvVar``
+(``inference.api_key_env``); the serving admin token by ``tdm serve`` and ``deploy``."""
+
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config file larger than this is refused before it is parsed."""
+
+_SHOWN_VALUE_CHARS = 200
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to a readable length for error messages."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + f"... ({len(text)} chars)"
+
+
 def validate_section(section: str, values: Mapping[str, Any], origin: str) -> dict[str, Any]:
     """Check every key and value of one section; raise ConfigError naming the first bad one."""
     rules = _RULES[section]
@@ -326,27 +344,52 @@ def validate_section(section: str, values: Mapping[str, Any], origin: str) -> di
             )
         problem = rules[key](value)
         if problem:
-            raise ConfigError(f"{origin}: {section}.{key} is {value!r}; expected {problem}")
+            raise ConfigError(f"{origin}: {section}.{key} is {_shown(value)}; expected {problem}")
     return dict(values)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases (``*name``).
+
+    A config file has no use for them, and aliases are how a few hundred bytes expand
+    into gigabytes (the "billion laughs" bomb); refusing them at the first ``*alias``
+    keeps memory and time bounded by the file size.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed in tdm config", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _parse_yaml(text: str) -> Any:
+    """YAML without aliases; too deep nesting is reported as a YAML error too."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError as exc:
+        raise yaml.YAMLError("nesting is too deep") from exc
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, tuple[Any, str]]]:
     """``TDM_AUTO_GENERATE_COUNT=500`` -> {"auto_generate": {"count": (500, "env TDM_...")}}.
 
     Values are parsed as YAML scalars, so ``true``, ``12``, ``null`` and ``{"a": 1}`` mean
-    what they look like.
+    what they look like. ``SECRET_ENV_VARS`` are skipped.
     """
     overrides: dict[str, dict[str, tuple[Any, str]]] = {}
     for section in SECTIONS:
         prefix = f"TDM_{section.upper()}_"
         for name, raw in environ.items():
-            if not name.startswith(prefix):
+            if not name.startswith(prefix) or name in SECRET_ENV_VARS:
                 continue
             key = name[len(prefix):].lower()
             try:
-                value = yaml.safe_load(raw) if raw.strip() else None
+                value = _parse_yaml(raw) if raw.strip() else None
             except yaml.YAMLError as exc:
-                raise ConfigError(f"env {name}: cannot parse {raw!r}: {exc}") from exc
+                raise ConfigError(f"env {name}: cannot parse {_shown(raw)}: {exc}") from exc
             overrides.setdefault(section, {})[key] = (value, f"env {name}")
     return overrides
 
@@ -361,11 +404,16 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: the config file is larger than {MAX_CONFIG_BYTES} bytes; refused unread")
+    try:
+        data = _parse_yaml(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

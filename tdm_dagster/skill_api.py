@@ -6,6 +6,10 @@ an instance serves. Generation is deterministic, so a client gets exactly the ex
 would have generated locally for the same (skill, level, count, seed).
 
 Run one with ``serve(port=8080, skills=["syllo"])``.
+
+Limits: a request body over ``MAX_BODY_BYTES`` gets 413 before it is read whole; ``count``
+is 1..``MAX_COUNT``; error replies never echo the request's values back (a validation
+error names the field and the rule, and a skill name is shown cut to a few characters).
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ from __future__ import annotations
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tdm_dagster.generators import get_generator, skill_names
+from tdm_dagster.http_limits import BodyLimit, shorten, uvicorn_settings, validation_problems
 
-MAX_COUNT = 100_000
+MAX_COUNT = 10_000
+"""Examples per request; a larger ``count`` gets 422 (ask in several requests, other seeds)."""
+MAX_BODY_BYTES = 1024 * 1024
+MAX_SHOWN_SKILL_CHARS = 64
 
 
 class GenerateRequest(BaseModel):
@@ -49,6 +59,16 @@ def create_app(skills: list[str] | None = None) -> FastAPI:
 
     app = FastAPI(title="tdm skill API", version="1")
 
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default reply carries each offending ``input`` whole: 1 MiB in, 1 MiB out
+        return JSONResponse(status_code=422, content={"detail": validation_problems(exc.errors())})
+
+    def _reject(status: int, message: str) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"detail": message})
+
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, reject=_reject)
+
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "skills": served}
@@ -69,12 +89,12 @@ def create_app(skills: list[str] | None = None) -> FastAPI:
             reason = "is not served by this instance" if request.skill in known else "does not exist"
             raise HTTPException(
                 status_code=404,
-                detail=f"skill {request.skill!r} {reason}; this instance serves {served}",
+                detail=f"skill {shorten(request.skill, MAX_SHOWN_SKILL_CHARS)!r} {reason}; this instance serves {served}",
             )
         try:
             examples = generator.generate(request.level, request.count, request.seed)
         except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
+            raise HTTPException(status_code=422, detail=shorten(str(exc))) from exc
         return {
             "skill": request.skill,
             "spec": generator.spec,
@@ -87,6 +107,6 @@ def create_app(skills: list[str] | None = None) -> FastAPI:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080, skills: list[str] | None = None) -> None:
-    """Run an instance until interrupted. Loopback by default: opening it to the network
-    is a deliberate choice (``host="0.0.0.0"``)."""
-    uvicorn.run(create_app(skills), host=host, port=port)
+    """Run an instance, with tdm's connection limits, until interrupted. Loopback by
+    default: opening it to the network is a deliberate choice (``host="0.0.0.0"``)."""
+    uvicorn.run(create_app(skills), host=host, port=port, **uvicorn_settings())

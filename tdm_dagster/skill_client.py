@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tdm_dagster.http_limits import shorten
 from tdm_dagster.http_retry import (
     RequestFailedError,
     RetryPolicy,
@@ -103,8 +104,8 @@ def _server_detail(response: httpx.Response) -> str:
     except (json.JSONDecodeError, KeyError, TypeError):
         return body_excerpt(response)
     if isinstance(detail, list):  # request validation errors: [{"loc": [...], "msg": ...}]
-        return "; ".join(_validation_message(item) for item in detail)
-    return str(detail)
+        return shorten("; ".join(_validation_message(item) for item in detail))
+    return shorten(str(detail))
 
 
 def _validation_message(item: Any) -> str:

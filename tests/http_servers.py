@@ -34,8 +34,11 @@ def _bound_socket() -> socket.socket:
 
 
 @contextmanager
-def running_server(app: Any) -> Iterator[str]:
+def running_server(app: Any, **settings: Any) -> Iterator[str]:
     """Serve ``app`` until the block exits; yields its base URL (``http://127.0.0.1:PORT``).
+
+    ``settings`` are extra ``uvicorn.Config`` options (e.g. ``http_limits.uvicorn_settings()``,
+    as the real servers run).
 
     The port is bound before uvicorn starts, so there is no race for a free port, and
     the block is entered only once the server accepts connections. On exit in-flight
@@ -44,7 +47,7 @@ def running_server(app: Any) -> Iterator[str]:
     """
     sock = _bound_socket()
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1, **settings
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

@@ -3,8 +3,13 @@ random-weight Llama checkpoints, driven by the official ``openai`` client and ht
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tdm_dagster.serving import DEPLOYMENTS_FILE, POINTER_FILE
+from tdm_dagster.http_limits import uvicorn_settings
+from tdm_dagster.serving import ADMIN_TOKEN_ENV, DEPLOYMENTS_FILE, POINTER_FILE
 from tdm_dagster.serving.deploy import (
     current_deployment,
     deploy,
@@ -29,7 +35,7 @@ from tdm_dagster.serving.server import (
     MAX_TOKENS_LIMIT,
     create_app,
 )
-from tests.http_servers import running_server
+from tests.http_servers import LOOPBACK, running_server
 
 TOKENIZER_DIR = Path(__file__).resolve().parent.parent / "tdm_dagster" / "quality" / "default_tokenizer"
 
@@ -48,6 +54,20 @@ def _make_checkpoint(folder: Path, seed: int) -> Path:
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+ADMIN_TOKEN = "test-admin-token-5b1e0c"
+
+
+@pytest.fixture(autouse=True)
+def admin_token(monkeypatch) -> str:
+    """Servers and deploy() in these tests share the admin token, as they would in use."""
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
+    return ADMIN_TOKEN
+
+
+def _admin(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +268,7 @@ def test_broken_checkpoint_refused_previous_keeps_serving(serving, checkpoints, 
         assert health["model"] == "ckpt-a"
         assert health["last_error"]["checkpoint"] == "broken"
         assert health["last_error"]["error"]
-        assert httpx.post(base_url + "/admin/reload").status_code == 409
+        assert httpx.post(base_url + "/admin/reload", headers=_admin()).status_code == 409
 
 
 def test_worse_score_refused_unless_forced_and_rollback(serving, checkpoints):
@@ -308,3 +328,231 @@ def test_no_model_deployed(tmp_path):
         assert httpx.get(base_url + "/health").status_code == 503
         assert _chat(base_url).status_code == 503
         assert httpx.get(base_url + "/v1/models").json()["data"] == []
+
+
+# --- hostile clients: sampling parameters, load, slow connections, admin token ---------
+
+
+def test_sampling_parameter_table_gets_200_or_400_never_500(serving):
+    ok_message = [{"role": "user", "content": "hi"}]
+    accepted = {  # tiny temperatures decode greedily, like 0
+        "temperature 1e-300": {"temperature": 1e-300},
+        "temperature 5e-324 (smallest float)": {"temperature": 5e-324},
+        "temperature 0": {"temperature": 0},
+        "temperature -0.0": {"temperature": -0.0},
+        "temperature 0.009": {"temperature": 0.009},
+        "temperature 2": {"temperature": 2, "top_p": 1e-300},
+        "top_p 1e-300": {"temperature": 0.7, "top_p": 1e-300},
+        "max_tokens 1": {"temperature": 1e-300, "max_tokens": 1},
+    }
+    refused = {  # raw JSON bodies: NaN, Infinity and huge numbers are what a client can send
+        "temperature NaN": ('"temperature": NaN', "temperature"),
+        "temperature Infinity": ('"temperature": Infinity', "temperature"),
+        "temperature -Infinity": ('"temperature": -Infinity', "temperature"),
+        "temperature negative": ('"temperature": -1e-300', "temperature"),
+        "temperature 1e308": ('"temperature": 1e308', "temperature"),
+        "temperature 1e999 (overflows to inf)": ('"temperature": 1e999', "temperature"),
+        "temperature 400 digits": ('"temperature": ' + "9" * 400, "temperature"),
+        "temperature a string": ('"temperature": "0.5"', "temperature"),
+        "temperature true": ('"temperature": true', "temperature"),
+        "top_p 0": ('"top_p": 0', "top_p"),
+        "top_p negative": ('"top_p": -0.5', "top_p"),
+        "top_p 1.5": ('"top_p": 1.5', "top_p"),
+        "top_p NaN": ('"top_p": NaN', "top_p"),
+        "max_tokens huge": ('"max_tokens": ' + "9" * 30, "max_tokens"),
+        "max_tokens negative": ('"max_tokens": -5', "max_tokens"),
+        "max_tokens float": ('"max_tokens": 5.5', "max_tokens"),
+        "max_tokens 5000 digits": ('"max_tokens": ' + "9" * 5000, "body"),
+        "max_completion_tokens huge": ('"max_completion_tokens": 1e300', "max_completion_tokens"),
+    }
+    with running_server(create_app(serving)) as base_url:
+        url = base_url + "/v1/chat/completions"
+        greedy = _chat(base_url, max_tokens=6, temperature=0).json()["choices"][0]["message"]["content"]
+        for label, extra in accepted.items():
+            response = httpx.post(url, json={"messages": ok_message, "max_tokens": 6, **extra}, timeout=30)
+            assert response.status_code == 200, (label, response.text)
+            if extra.get("temperature", 1) < 0.01 and extra.get("max_tokens", 6) == 6:
+                assert response.json()["choices"][0]["message"]["content"] == greedy, label
+        for label, (field, param) in refused.items():
+            body = '{"messages": [{"role": "user", "content": "hi"}], ' + field + "}"
+            response = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+            assert response.status_code == 400, (label, response.status_code, response.text[:500])
+            error = response.json().get("error")
+            assert error and param in error["message"], (label, response.text[:500])
+            assert len(response.text) < 2000, label  # the huge number is not echoed back
+        assert _chat(base_url).status_code == 200
+
+
+def test_health_answers_within_a_second_while_60_requests_generate(serving):
+    """Generation runs off the event loop and waits for the model outside the thread
+    pool, so /health stays prompt however many completions are queued. The clients are
+    coroutines in one thread, so they add no threads to compete with the server's."""
+
+    async def load_and_poll(base_url: str) -> tuple[list[int], list[float], int]:
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=100)) as client:
+
+            async def complete(n: int) -> int:
+                body = {"messages": [{"role": "user", "content": f"count to {n}"}], "max_tokens": 48,
+                        "temperature": 0.9}
+                return (await client.post(base_url + "/v1/chat/completions", json=body)).status_code
+
+            completions = [asyncio.create_task(complete(n)) for n in range(60)]
+            latencies: list[float] = []
+            polls_while_busy = 0
+            while not all(task.done() for task in completions):
+                started = time.monotonic()
+                response = await client.get(base_url + "/health")
+                latencies.append(time.monotonic() - started)
+                assert response.status_code == 200
+                polls_while_busy += sum(not task.done() for task in completions) >= 30
+                await asyncio.sleep(0.05)
+            return [task.result() for task in completions], latencies, polls_while_busy
+
+    with running_server(create_app(serving)) as base_url:
+        statuses, latencies, polls_while_busy = asyncio.run(load_and_poll(base_url))
+
+    assert statuses == [200] * 60
+    assert polls_while_busy >= 5, f"only {polls_while_busy} health polls while 30+ requests were pending"
+    assert max(latencies) < 1.0, f"slowest /health took {max(latencies):.2f} s while generating"
+
+
+def _slow_client(port: int, chunks: list[bytes], limit_s: float) -> tuple[bytes, float]:
+    """Connect, send ``chunks`` slowly (stopping if the server hangs up), then read until
+    the server closes the connection: what it sent, and seconds from connect to close."""
+    with socket.create_connection((LOOPBACK, port)) as sock:
+        started = time.monotonic()
+        sock.settimeout(limit_s)
+        try:
+            for chunk in chunks:
+                sock.sendall(chunk)
+                time.sleep(0.15)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+        return received, time.monotonic() - started
+
+
+def test_idle_and_half_sent_connections_are_closed(serving):
+    request_timeout = 1.0
+    settings = {**uvicorn_settings(request_timeout_s=request_timeout), "timeout_keep_alive": 1}
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+    clients = {
+        "connects and sends nothing": [],
+        "half the request line": [b"POST /v1/chat/comp"],
+        "half the headers": [head],
+        "headers, then half the body": [head + b"content-length: 100\r\n\r\n" + b'{"messages": ['],
+        "headers one byte at a time (slowloris)": [bytes([b]) for b in head[:12]],
+        "one complete request, then idle": [b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"],
+    }
+    with running_server(create_app(serving), **settings) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        for label, chunks in clients.items():
+            received, closed_after = _slow_client(port, chunks, limit_s=10)
+            assert closed_after < request_timeout + 1.5, (label, closed_after)
+            if label.startswith("one complete"):
+                assert received.startswith(b"HTTP/1.1 200"), (label, received[:200])
+            else:
+                assert received.startswith(b"HTTP/1.1 408"), (label, received[:200])
+        assert _chat(base_url).status_code == 200  # the server is none the worse
+
+
+def test_admin_reload_needs_the_token_from_the_environment(serving, checkpoints, monkeypatch):
+    monkeypatch.delenv(ADMIN_TOKEN_ENV)
+    with running_server(create_app(serving)) as base_url:  # no token: admin endpoints are off
+        for headers in ({}, _admin(), {"Authorization": "Bearer"}):
+            response = httpx.post(base_url + "/admin/reload", headers=headers)
+            assert response.status_code == 403
+            assert ADMIN_TOKEN_ENV in response.json()["error"]["message"]
+
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
+    with running_server(create_app(serving)) as base_url:
+        monkeypatch.delenv(ADMIN_TOKEN_ENV)  # deploy() below runs without the token
+        wrong = [{}, _admin("wrong"), _admin(ADMIN_TOKEN + "x"), _admin(ADMIN_TOKEN[:-1]),
+                 {"Authorization": ADMIN_TOKEN}, {"Authorization": f"Basic {ADMIN_TOKEN}"}]
+        for headers in wrong:
+            response = httpx.post(base_url + "/admin/reload", headers=headers)
+            assert response.status_code == 401, headers
+            assert ADMIN_TOKEN not in response.text
+        refused = deploy(checkpoints["b"], serving, score=0.9, server_url=base_url)
+        assert not refused.deployed and "admin token" in refused.reason
+        assert current_deployment(serving) == "ckpt-a"
+        assert ADMIN_TOKEN not in json.dumps(load_deployments(serving))
+
+        response = httpx.post(base_url + "/admin/reload", headers=_admin())
+        assert response.status_code == 200 and response.json()["checkpoint"] == "ckpt-a"
+        monkeypatch.setenv(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
+        assert deploy(checkpoints["b"], serving, score=0.9, server_url=base_url).deployed
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def test_tdm_serve_process_keeps_the_token_out_of_its_log(serving, tmp_path):
+    port = _free_port()
+    env = {**os.environ, ADMIN_TOKEN_ENV: ADMIN_TOKEN, "TDM_HOME": str(tmp_path / "home")}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "tdm"), "serve", "--dir", str(serving), "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+        try:
+            base_url = f"http://{LOOPBACK}:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(base_url + "/health", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.25)
+            assert httpx.post(base_url + "/admin/reload", headers=_admin("wrong-" + ADMIN_TOKEN)).status_code == 401
+            assert httpx.post(base_url + "/admin/reload", headers=_admin()).status_code == 200
+            assert _chat(base_url, temperature=1e-300).status_code == 200
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    text = log.read_text()
+    assert "POST /admin/reload" in text  # the access log is on ...
+    assert ADMIN_TOKEN not in text  # ... and never shows the token
+
+
+def test_generation_queue_runs_one_at_a_time_and_refuses_beyond_its_bound():
+    from tdm_dagster.serving.server import GenerationQueue, ServerBusy
+
+    running: list[int] = []
+    overlaps: list[int] = []
+    release = threading.Event()
+
+    def work(n: int) -> int:
+        running.append(n)
+        overlaps.append(len(running))
+        release.wait(10)
+        running.remove(n)
+        return n
+
+    async def scenario() -> tuple[list[int], str]:
+        queue = GenerationQueue(concurrency=1, max_pending=3)
+        tasks = [asyncio.create_task(queue.run(work, n)) for n in range(3)]
+        await asyncio.sleep(0.2)
+        try:
+            await queue.run(work, 99)
+            refusal = ""
+        except ServerBusy as exc:
+            refusal = str(exc)
+        release.set()
+        return list(await asyncio.gather(*tasks)), refusal
+
+    for _ in range(10):
+        release.clear()
+        overlaps.clear()
+        results, refusal = asyncio.run(scenario())
+        assert results == [0, 1, 2]
+        assert "server busy: 3 completion requests are already waiting" in refusal
+        assert max(overlaps) == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +15,10 @@ from fastapi.responses import PlainTextResponse
 
 from tdm_dagster.generators import get_generator, skill_names
 from tdm_dagster.http_retry import RetryPolicy
-from tdm_dagster.skill_api import MAX_COUNT, create_app
+from tdm_dagster.http_limits import uvicorn_settings
+from tdm_dagster.skill_api import MAX_BODY_BYTES, MAX_COUNT, create_app
 from tdm_dagster.skill_client import SkillApiClient, SkillApiError
-from tests.http_servers import refused_port, running_server
+from tests.http_servers import LOOPBACK, refused_port, running_server
 
 FAST_RETRY = RetryPolicy(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02, jitter=False)
 SKILLS = list(skill_names())
@@ -102,7 +105,9 @@ def test_create_app_accepts_skill_names_in_any_case() -> None:
         ({"level": 0}, 422, "level must be an integer from 1 to"),
         ({"level": 99}, 422, "level must be an integer from 1 to"),
         ({"count": 0}, 422, "greater than or equal to 1"),
-        ({"count": MAX_COUNT + 1}, 422, "less than or equal to 100000"),
+        ({"count": MAX_COUNT + 1}, 422, "less than or equal to 10000"),
+        ({"count": -1}, 422, "greater than or equal to 1"),
+        ({"count": 10**18}, 422, "less than or equal to 10000"),
         ({"count": "3"}, 422, "valid integer"),
         ({"level": True}, 422, "valid integer"),
         ({"seed": 1.5}, 422, "valid integer"),
@@ -180,3 +185,76 @@ def test_client_accepts_the_good_reply_used_above() -> None:
     """Guards the malformed-response cases: each differs from this accepted reply in one way."""
     with running_server(lying_app(GOOD_REPLY)) as url, SkillApiClient({"syllo": url}) as client:
         assert client.generate("syllo", 1, 1, 3) == [{"messages": []}]
+
+
+# --- hostile clients: body size, count, echoed input -----------------------------------
+
+
+def test_count_is_bounded_at_ten_thousand(all_skills_url: str, client: SkillApiClient) -> None:
+    assert MAX_COUNT == 10_000  # as the README says
+    assert len(client.generate(SKILLS[-1], 1, count=MAX_COUNT, seed=9)) == MAX_COUNT
+    over = post_generate(all_skills_url, {"skill": SKILLS[0], "level": 1, "count": MAX_COUNT + 1, "seed": 1})
+    assert over.status_code == 422
+    assert over.json()["detail"][0]["msg"] == "Input should be less than or equal to 10000"
+
+
+def test_oversized_bodies_get_413_before_they_are_read(all_skills_url: str) -> None:
+    url = f"{all_skills_url}/v1/generate"
+    big = {"skill": "x" * MAX_BODY_BYTES, "level": 1, "count": 1, "seed": 1}
+    response = httpx.post(url, json=big, timeout=10)
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the server counts the bytes itself
+        yield b'{"skill": "'
+        for _ in range(MAX_BODY_BYTES // 4096 + 2):
+            yield b"y" * 4096
+        yield b'", "level": 1, "count": 1, "seed": 1}'
+
+    streamed = httpx.post(url, content=chunked(), headers={"content-type": "application/json"}, timeout=10)
+    assert streamed.status_code == 413
+
+    # a client that announces 1 GiB and sends none of it is refused at once
+    port = int(all_skills_url.rsplit(":", 1)[1])
+    with socket.create_connection((LOOPBACK, port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                     b"content-length: 1073741824\r\n\r\n")
+        reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+        assert time.monotonic() - started < 2
+    assert post_generate(all_skills_url, {"skill": SKILLS[0], "level": 1, "count": 1, "seed": 1}).status_code == 200
+
+
+HUGE = 900_000  # under the body limit, so the request is parsed and refused on its merits
+
+
+@pytest.mark.parametrize(
+    ("label", "body", "status"),
+    [
+        ("huge skill name", {"skill": "s" * HUGE, "level": 1, "count": 1, "seed": 1}, 404),
+        ("huge string level", {"skill": "syllo", "level": "9" * HUGE, "count": 1, "seed": 1}, 422),
+        ("huge list seed", {"skill": "syllo", "level": 1, "count": 1, "seed": [7] * (HUGE // 3)}, 422),
+        ("huge extra key", {"skill": "syllo", "level": 1, "count": 1, "seed": 1, "k" * HUGE: 1}, 422),
+        ("4000-digit level", {"skill": "syllo", "level": 10**4000, "count": 1, "seed": 1}, 422),
+        ("4000-digit count", {"skill": "syllo", "level": 1, "count": 10**4000, "seed": 1}, 422),
+        ("huge nested body", {"skill": {"a": ["b" * 1000] * (HUGE // 1100)}, "level": 1, "count": 1, "seed": 1}, 422),
+    ],
+)
+def test_errors_never_echo_huge_inputs(all_skills_url: str, label: str, body: Any, status: int) -> None:
+    response = post_generate(all_skills_url, body)
+    assert response.status_code == status, (label, response.text[:300])
+    assert len(response.content) < 4000, (label, len(response.content))
+    assert '"input":' not in response.text  # FastAPI's default would echo the value here
+
+
+def test_half_sent_request_is_closed_with_408() -> None:
+    with running_server(create_app(), **uvicorn_settings(request_timeout_s=0.5)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection((LOOPBACK, port), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\ncontent-length: 60\r\n\r\n{\"skill\"")
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert time.monotonic() - started < 2.5

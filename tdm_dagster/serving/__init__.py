@@ -14,5 +14,7 @@ from __future__ import annotations
 
 POINTER_FILE = "current"
 DEPLOYMENTS_FILE = "deployments.json"
+ADMIN_TOKEN_ENV = "TDM_SERVING_ADMIN_TOKEN"
+"""The env var holding the token that ``/admin/reload`` requires (sent by ``deploy``)."""
 
-__all__ = ["DEPLOYMENTS_FILE", "POINTER_FILE"]
+__all__ = ["ADMIN_TOKEN_ENV", "DEPLOYMENTS_FILE", "POINTER_FILE"]

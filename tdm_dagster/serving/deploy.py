@@ -7,10 +7,10 @@
 2. copies it into ``serving_dir/<name>`` atomically (copy to a dot-temp folder, rename;
    with ``remote_host``, rsync to a temp folder on that host and ``mv`` it there);
 3. switches ``serving_dir/current`` to ``<name>`` atomically;
-4. with ``server_url``: POST /admin/reload, then checks /health and one test completion
-   report the new checkpoint; on any failure switches the pointer back (the previous
-   model keeps serving: the server never swaps in a model that fails to load) and
-   removes the copy;
+4. with ``server_url``: POST /admin/reload (with ``$TDM_SERVING_ADMIN_TOKEN``), then
+   checks /health and one test completion report the new checkpoint; on any failure
+   switches the pointer back (the previous model keeps serving: the server never swaps
+   in a model that fails to load) and removes the copy;
 5. records every attempt (checkpoint, score, latency, time, outcome, reason) in
    ``serving_dir/deployments.json``.
 
@@ -51,7 +51,7 @@ from tdm_dagster.atomic import (
     fsync_tree,
     read_json,
 )
-from tdm_dagster.serving import DEPLOYMENTS_FILE, POINTER_FILE
+from tdm_dagster.serving import ADMIN_TOKEN_ENV, DEPLOYMENTS_FILE, POINTER_FILE
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
 RELOAD_TIMEOUT_S = 600.0
@@ -225,9 +225,13 @@ def _switch_pointer(serving_dir: Path, name: str | None, remote_host: str | None
 
 
 def reload_server(server_url: str) -> dict[str, Any]:
+    """POST /admin/reload with the admin token from ``$TDM_SERVING_ADMIN_TOKEN`` (without
+    it the server refuses, and the refusal's message is in the result)."""
     import httpx
 
-    response = httpx.post(server_url.rstrip("/") + "/admin/reload", timeout=RELOAD_TIMEOUT_S)
+    token = os.environ.get(ADMIN_TOKEN_ENV)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(server_url.rstrip("/") + "/admin/reload", headers=headers, timeout=RELOAD_TIMEOUT_S)
     try:
         body = response.json()
     except ValueError:
@@ -244,8 +248,8 @@ def verify_server(server_url: str, name: str) -> str | None:
     try:
         reload = reload_server(base)
         if reload["status_code"] != 200 or reload.get("checkpoint") != name:
-            error = (reload.get("error") or {}).get("error") if isinstance(reload.get("error"), dict) else None
-            return f"server did not load {name}: {error or reload}"
+            error = reload.get("error") if isinstance(reload.get("error"), dict) else {}
+            return f"server did not load {name}: {error.get('error') or error.get('message') or reload}"
         health = httpx.get(base + "/health", timeout=REQUEST_TIMEOUT_S)
         if health.status_code != 200 or health.json().get("model") != name:
             return f"/health does not report {name}: {health.status_code} {health.text[:300]}"

@@ -8,7 +8,11 @@
       deployments.json   the deployment record
 
 Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``,
-``POST /admin/reload``.
+``POST /admin/reload`` (needs ``Authorization: Bearer $TDM_SERVING_ADMIN_TOKEN``).
+
+Generation runs in a worker thread, one request at a time (``GENERATION_CONCURRENCY``),
+with at most ``MAX_PENDING_GENERATIONS`` requests running or waiting; the event loop stays
+free, so ``/health`` answers at once however many requests are generating.
 
 Reload: every request reads the ``current`` pointer; when it names another folder than
 the loaded one, the new model is loaded (and warmed up with a one-token generation)
@@ -21,6 +25,7 @@ on every request, only when the pointer file changes again or on ``POST /admin/r
 
 from __future__ import annotations
 
+import hmac
 import os
 import resource
 import sys
@@ -36,12 +41,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StrictStr,
 )
 
-from tdm_dagster.serving import POINTER_FILE
+from tdm_dagster.serving import ADMIN_TOKEN_ENV, POINTER_FILE
 
 # Request limits: anything beyond these is refused with a 4xx and a clear message.
 MAX_BODY_BYTES = 256 * 1024
@@ -50,6 +54,13 @@ MAX_MESSAGE_CHARS = 32_000
 MAX_TOKENS_LIMIT = 512
 DEFAULT_MAX_TOKENS = 64
 MAX_PROMPT_TOKENS = 4096
+GREEDY_BELOW_TEMPERATURE = 1e-2
+"""A temperature below this decodes greedily, as 0 does: dividing logits by a tiny
+temperature overflows to inf (1e-300 made the sampler fail), and the distribution it
+would sample from is already all but one-hot."""
+GENERATION_CONCURRENCY = 1
+MAX_PENDING_GENERATIONS = 256
+"""Completion requests beyond this many running or waiting for the model get 503 at once."""
 
 DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent.parent / "quality" / "default_tokenizer"
 
@@ -66,8 +77,8 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
     max_completion_tokens: StrictInt | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    temperature: StrictFloat | StrictInt = Field(default=1.0, ge=0, le=2)
-    top_p: StrictFloat | StrictInt = Field(default=1.0, gt=0, le=1)
+    temperature: float = Field(default=1.0, ge=0, le=2, strict=True, allow_inf_nan=False)
+    top_p: float = Field(default=1.0, gt=0, le=1, strict=True, allow_inf_nan=False)
     n: StrictInt = Field(default=1, ge=1, le=1)
     stream: StrictBool = False
 
@@ -131,7 +142,7 @@ class LoadedModel:
         }
         if self.eos_ids:
             kwargs["eos_token_id"] = self.eos_ids
-        if temperature > 0:
+        if temperature >= GREEDY_BELOW_TEMPERATURE:
             kwargs.update(do_sample=True, temperature=float(temperature), top_p=float(top_p))
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -230,6 +241,10 @@ class ModelManager:
             return False
         return not (not force and self._failed == (name, mtime))
 
+    def pointer_moved(self) -> bool:
+        """Whether the pointer names a checkpoint to load (a file read: cheap enough for the event loop)."""
+        return self._needs_load(*read_pointer(self.serving_dir), force=False)
+
     def maybe_reload(self, *, force: bool = False, wait: bool = False) -> dict[str, Any]:
         """Load the checkpoint the pointer names if it is not the one loaded.
 
@@ -291,69 +306,68 @@ def _error(status: int, message: str, param: str | None = None, code: str | None
     )
 
 
-class _BodyLimit:
-    """Pure ASGI middleware: refuse request bodies over ``limit`` bytes with 413.
+class ServerBusy(RuntimeError):
+    """Too many completion requests are already waiting for the model."""
 
-    Checks Content-Length up front; a body without one (chunked) is read up to the
-    limit and replayed to the app.
+
+class GenerationQueue:
+    """Runs generations in worker threads, ``concurrency`` at a time, off the event loop.
+
+    Requests over ``max_pending`` (running plus waiting) are refused at once with
+    ``ServerBusy`` instead of piling up. Waiting requests wait on the event loop, not in
+    threads, so the thread pool stays free for ``/health`` and the other endpoints.
     """
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app = app
-        self.limit = limit
+    def __init__(self, concurrency: int = GENERATION_CONCURRENCY, max_pending: int = MAX_PENDING_GENERATIONS) -> None:
+        import anyio
 
-    async def _reject(self, scope: Any, receive: Any, send: Any, message: str, status: int = 413) -> None:
-        response = _error(status, message, code="request_too_large" if status == 413 else "invalid_request")
-        await response(scope, receive, send)
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self.max_pending = max_pending
+        self.pending = 0  # touched only on the event loop
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                await self._reject(scope, receive, send, "invalid Content-Length header", 400)
-                return
-            if size > self.limit:
-                await self._reject(scope, receive, send,
-                                   f"request body is {size} bytes; the limit is {self.limit} bytes")
-                return
-            await self.app(scope, receive, send)
-            return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await self._reject(scope, receive, send, f"request body exceeds the limit of {self.limit} bytes")
-                return
-        replayed = False
+    async def run(self, func: Any, *args: Any) -> Any:
+        import anyio
 
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        if self.pending >= self.max_pending:
+            raise ServerBusy(f"server busy: {self.pending} completion requests are already waiting; retry later")
+        self.pending += 1
+        try:
+            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+        finally:
+            self.pending -= 1
 
 
-def create_app(serving_dir: str | os.PathLike[str]) -> Any:
-    """The FastAPI app serving the checkpoint named by ``serving_dir/current``."""
-    from fastapi import FastAPI, Request
+def admin_token_problem(expected: str | None, authorization: str | None) -> tuple[int, str] | None:
+    """Why a request to an admin endpoint is refused (status, message), or None.
+
+    Refused when the server has no token (``TDM_SERVING_ADMIN_TOKEN`` unset) or the
+    request's ``Authorization: Bearer`` token differs; compared in constant time. The
+    messages never contain either token.
+    """
+    if not expected:
+        return 403, f"admin endpoints are disabled: start the server with {ADMIN_TOKEN_ENV} set"
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return 401, f"missing or wrong admin token: send Authorization: Bearer ${ADMIN_TOKEN_ENV}"
+    return None
+
+
+def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = None) -> Any:
+    """The FastAPI app serving the checkpoint named by ``serving_dir/current``.
+
+    ``admin_token`` (default: ``$TDM_SERVING_ADMIN_TOKEN``) is required by ``/admin/reload``;
+    without one, admin endpoints are refused.
+    """
+    from fastapi import FastAPI, Header, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    from tdm_dagster.http_limits import BodyLimit, shorten, validation_problems
+
+    admin_token = admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
     manager = ModelManager(serving_dir)
+    generation = GenerationQueue()
     app = FastAPI(title="tdm serving", docs_url=None, redoc_url=None)
     app.state.manager = manager
     manager.maybe_reload(wait=True)
@@ -362,23 +376,34 @@ def create_app(serving_dir: str | os.PathLike[str]) -> Any:
     async def _validation_error(request: Request, exc: RequestValidationError) -> Any:
         problems = []
         first_param = None
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        for err in validation_problems(exc.errors()):
+            loc = ".".join(str(p) for p in err["loc"] if p != "body")
             first_param = first_param or loc or None
-            problems.append(f"{loc or 'body'}: {err.get('msg')}")
-        return _error(400, "invalid request: " + "; ".join(problems[:10]), first_param, "invalid_request")
+            problems.append(f"{loc or 'body'}: {err['msg']}")
+        return _error(400, "invalid request: " + "; ".join(problems), first_param, "invalid_request")
 
-    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        # e.g. a body JSON cannot parse (an integer of 5,000 digits): the OpenAI error shape too
+        return _error(exc.status_code, shorten(str(exc.detail)), code="invalid_request")
 
-    def _checked_model() -> LoadedModel | None:
-        manager.maybe_reload(wait=False)
+    def _reject(status: int, message: str) -> Any:
+        return _error(status, message, code="request_too_large" if status == 413 else "invalid_request")
+
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, reject=_reject)
+
+    async def _checked_model() -> LoadedModel | None:
+        """The served model, after loading the one the pointer names if it moved. Runs on
+        the event loop; only a load goes to a worker thread."""
+        if manager.pointer_moved():
+            await run_in_threadpool(manager.maybe_reload, wait=False)
         return manager.current
 
     @app.get("/health")
-    def health() -> Any:
+    async def health() -> Any:
         from fastapi.responses import JSONResponse
 
-        current = _checked_model()
+        current = await _checked_model()
         pointer, _ = read_pointer(manager.serving_dir)
         body = {
             "status": "ok" if current is not None else "no_model",
@@ -394,8 +419,8 @@ def create_app(serving_dir: str | os.PathLike[str]) -> Any:
         return JSONResponse(status_code=200 if current is not None else 503, content=body)
 
     @app.get("/v1/models")
-    def models() -> Any:
-        current = _checked_model()
+    async def models() -> Any:
+        current = await _checked_model()
         data = []
         if current is not None:
             data.append({"id": current.name, "object": "model", "created": int(current.loaded_at),
@@ -403,9 +428,12 @@ def create_app(serving_dir: str | os.PathLike[str]) -> Any:
         return {"object": "list", "data": data}
 
     @app.post("/admin/reload")
-    async def admin_reload() -> Any:
+    async def admin_reload(authorization: str | None = Header(default=None)) -> Any:
         from fastapi.responses import JSONResponse
 
+        refused = admin_token_problem(admin_token, authorization)
+        if refused:
+            return _error(refused[0], refused[1], code="forbidden" if refused[0] == 403 else "unauthorized")
         result = await run_in_threadpool(manager.maybe_reload, force=True, wait=True)
         status = 200 if result["loaded"] else 409 if result["pointer"] is not None else 503
         return JSONResponse(status_code=status, content=result)
@@ -414,17 +442,18 @@ def create_app(serving_dir: str | os.PathLike[str]) -> Any:
     async def chat_completions(request: ChatRequest) -> Any:
         if request.stream:
             return _error(400, "stream=true is not supported by this server", "stream", "unsupported")
-        current = await run_in_threadpool(_checked_model)
+        current = await _checked_model()
         if current is None:
             return _error(503, "no model is deployed (serving_dir/current is missing or failed to load)",
                           code="no_model")
         max_tokens = request.max_tokens or request.max_completion_tokens or DEFAULT_MAX_TOKENS
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         try:
-            out = await run_in_threadpool(current.generate, messages, max_tokens,
-                                          float(request.temperature), float(request.top_p))
+            out = await generation.run(current.generate, messages, max_tokens, request.temperature, request.top_p)
         except PromptTooLong as exc:
             return _error(400, str(exc), "messages", "context_length_exceeded")
+        except ServerBusy as exc:
+            return _error(503, str(exc), code="server_busy")
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -448,7 +477,9 @@ def create_app(serving_dir: str | os.PathLike[str]) -> Any:
 
 
 def serve(serving_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Run the server under uvicorn until interrupted."""
+    """Run the server under uvicorn, with tdm's connection limits, until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(serving_dir), host=host, port=port, log_level="info")
+    from tdm_dagster.http_limits import uvicorn_settings
+
+    uvicorn.run(create_app(serving_dir), host=host, port=port, log_level="info", **uvicorn_settings())
