@@ -26,13 +26,14 @@ import csv
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from tdm_dagster.ingest.shapes import columns_problem
 from tdm_dagster.record_issues import RecordIssue
+from tdm_dagster.strict_json import JsonValueProblem, loads_strict, value_problem
 
 DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
 RAW_PREVIEW_BYTES = 1024
@@ -49,8 +50,13 @@ _WIDE_BOMS = {  # UTF-32 first: its little-endian mark starts with UTF-16's
 }
 
 
-def _issue(code: str, message: str, suggestion: str) -> RecordIssue:
-    return RecordIssue("read", f"read.{code}", message, "", severity="ERROR", suggestion=suggestion)
+def _issue(code: str, message: str, suggestion: str, field: str = "") -> RecordIssue:
+    return RecordIssue("read", f"read.{code}", message, field, severity="ERROR", suggestion=suggestion)
+
+
+def value_issue(problem: JsonValueProblem, place: str) -> RecordIssue:
+    """A value that is not strict JSON (NaN, a lone surrogate, nesting too deep, ...) as a read issue at ``place``."""
+    return _issue(problem.code, f"{place}: {problem}", problem.suggestion, problem.field)
 
 
 def describe_place(file: str, line: int, index: int, unit: str = "line", sub_index: int | None = None) -> str:
@@ -144,12 +150,14 @@ def _bytes_problem(raw: bytes, place: str, offset: int) -> RecordIssue | None:
 
 
 def _parse_json_record(raw: bytes, place: str, offset: int, line: int, *, truncation_hint: str = "") -> tuple[Any, RecordIssue | None]:
-    """Parse one record's bytes into a JSON object, or say why not."""
+    """Parse one record's bytes into a strict JSON object (``loads_strict``), or say why not."""
     problem = _bytes_problem(raw, place, offset)
     if problem:
         return None, problem
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = loads_strict(raw.decode("utf-8"))
+    except JsonValueProblem as problem:
+        return None, value_issue(problem, place)
     except json.JSONDecodeError as exc:
         at = f"line {line + exc.lineno - 1} column {exc.colno}"
         return None, _issue("invalid_json", f"{place}: invalid JSON at {at}: {exc.msg}{truncation_hint}",
@@ -538,12 +546,66 @@ def _parquet_records(path: Path, file: str, limit: int) -> Iterator[SourceRecord
         types = ", ".join(f"{field.name}: {field.type}" for field in schema)
         raise FileProblem(file, "unexpected_schema", f"{mismatch} (column types: {types})",
                           "rename the columns to one of those shapes")  # fmt: skip
+    yield from arrow_records(parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS), file, limit)
+
+
+_ARROW_CONVERSION_ERRORS = (ValueError, OverflowError, UnicodeDecodeError, ArithmeticError)
+"""What turning an Arrow value into Python can raise (a timestamp past year 9999, invalid
+UTF-8 in a string column, ...); ``pa.ArrowException`` is added where pyarrow is loaded."""
+
+
+def _batch_rows(batch: Any, errors: tuple[type[BaseException], ...]) -> Iterator[dict[str, Any] | tuple[str, BaseException]]:
+    """The batch's rows as dicts; a row Arrow cannot convert comes as (its column, the error)."""
+    try:
+        yield from batch.to_pylist()
+        return
+    except errors:
+        pass
+    for row in range(batch.num_rows):
+        values: dict[str, Any] = {}
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            try:
+                values[name] = column[row].as_py()
+            except errors as exc:
+                yield name, exc
+                break
+        else:
+            yield values
+
+
+def _row_raw(row: dict[str, Any], strict: bool) -> bytes:
+    """A row as JSON text, its ``raw``; a row that is not strict JSON is shown as best it can be."""
+    if strict:
+        return json.dumps(row, ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(row, ensure_ascii=True, default=repr).encode("ascii")
+    except (ValueError, RecursionError):
+        return b""
+
+
+def arrow_records(batches: Iterable[Any], file: str, limit: int) -> Iterator[SourceRecord]:
+    """One record per row of Arrow record batches (a Parquet file, a Hugging Face folder).
+
+    A row is rejected with its column when Arrow cannot convert it, or when it holds what
+    JSON has no value for (timestamps, decimals, bytes, NaN: see ``tdm_dagster.strict_json``),
+    so that every record passed on can be written as JSON; the other rows go on.
+    """
+    import pyarrow as pa
+
+    errors = (pa.ArrowException, *_ARROW_CONVERSION_ERRORS)
     index = 0
     try:
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
-            for row in batch.to_pylist():
-                raw = json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
-                if len(raw) > limit:
+        for batch in batches:
+            for row in _batch_rows(batch, errors):
+                place = describe_place(file, index + 1, index, "row")
+                if isinstance(row, tuple):
+                    column, exc = row
+                    issue = _issue("unconvertible_value", f"{place}: column {column}: cannot convert the value: {exc}",
+                                   "check the column's values, or cast the column to string", column)  # fmt: skip
+                    yield SourceRecord(file, index + 1, b"", None, issue, index, unit="row")
+                elif (problem := value_problem(row)) is not None:
+                    yield SourceRecord(file, index + 1, _row_raw(row, False)[:limit], None, value_issue(problem, place), index, "row")
+                elif len(raw := _row_raw(row, True)) > limit:
                     yield _too_large(file, index + 1, index, raw, len(raw), limit, unit="row")
                 else:
                     yield SourceRecord(file, index + 1, raw, row, None, index, unit="row")
