@@ -102,9 +102,12 @@ def read_parquet(path: Path) -> ImportResult:
 
     try:
         parquet = pq.ParquetFile(path)
-        json_columns = _json_columns_of(parquet.schema_arrow)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise FormatError(path, f"cannot read as Parquet: {exc}") from exc
+    try:
+        json_columns = _json_columns_of(parquet.schema_arrow)
+    except ValueError as exc:
+        raise FormatError(path, f"the schema metadata {JSON_COLUMNS_KEY} is not a list of column names: {exc}") from exc
     rows = arrow_records(parquet.iter_batches(batch_size=_BATCH_ROWS), str(path), MAX_RECORD_BYTES)
     return collect(path, rows, _row_decoder(json_columns))
 

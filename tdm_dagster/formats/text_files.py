@@ -66,10 +66,12 @@ def restore_formula(cell: str) -> str:
 
 
 def write_csv(records: list[dict[str, Any]], path: Path) -> int:
+    """Rows end in CRLF as RFC 4180 says: with ``\\n`` alone the csv module would leave a
+    value holding a bare CR unquoted, and readers would split the row there."""
     columns = plan_columns(records, has_nulls=False)
     header = [c.name + (JSON_COLUMN_SUFFIX if c.kind == "json" else "") for c in columns]
     with atomic_open(path) as handle:
-        writer = csv.writer(handle, lineterminator="\n")
+        writer = csv.writer(handle, lineterminator="\r\n")  # RFC 4180; it also makes the writer quote a lone CR
         writer.writerow([neutralise_formula(name) for name in header])
         for record in records:
             writer.writerow([neutralise_formula(encode_cell(record[c.name], c.kind)) if c.name in record else "" for c in columns])
