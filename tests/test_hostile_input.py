@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from tdm_dagster.atomic import atomic_write_jsonl
 from tdm_dagster.batches import BatchStore
 from tdm_dagster.cli import main
+from tdm_dagster.collectors import conversation_logs
 from tdm_dagster.config import load_config
 from tdm_dagster.datasets.records import canonical_json
 from tdm_dagster.formats import FormatError, export_records, import_records
@@ -146,6 +147,19 @@ def test_recheck_of_a_hostile_queue_file_accounts_for_every_record(kind: Hostile
         assert len(rows) == verdict.removed and len(_strict_jsonl(queued)) == kind.records - verdict.removed
     else:
         assert verdict.verdict in ("passed", "held")
+
+
+READABLE_JSONL_KINDS = [kind for kind in JSONL_KINDS if not kind.file_problem]
+
+
+@pytest.mark.parametrize("kind", READABLE_JSONL_KINDS, ids=[kind.kind for kind in READABLE_JSONL_KINDS])
+def test_the_conversation_log_collector_accounts_for_every_line(kind: HostileKind, tmp_path: Path) -> None:
+    log = kind.write(tmp_path)
+    result = conversation_logs(log)
+    assert len(result.records) + len(result.problems) + result.skipped == kind.records
+    assert all(problem["line"] >= 1 and problem["reason"] for problem in result.problems)
+    for record in result.records:
+        json.dumps(record, allow_nan=False).encode("utf-8")
 
 
 @pytest.mark.parametrize("name", WORST)

@@ -17,6 +17,11 @@ Formats, by extension: ``.jsonl``/``.ndjson`` (one JSON object per line; blank l
 not records), ``.json`` (one JSON array of objects), ``.csv`` (a header row naming the
 columns, then one record per row; values stay strings), ``.parquet`` (one record per row).
 A UTF-8 byte order mark at the start of a text file is accepted and stripped.
+
+A record is a strict JSON value (``tdm_dagster.strict_json``): NaN, infinities, integers
+Python will not print, nesting over ``MAX_DEPTH``, lone surrogates, repeated keys and
+Parquet values JSON has no type for reject that record, naming the field, so that
+everything passed on can be written, hashed and queued.
 """
 
 from __future__ import annotations
