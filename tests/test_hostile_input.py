@@ -270,3 +270,62 @@ def test_a_docbin_bomb_is_refused_early_with_bounded_memory(tmp_path: Path) -> N
     assert int(file_size) < 2 * 1024 * 1024  # a small file ...
     assert int(grown_kib) < 64 * 1024, measured  # ... that never got near its 576 MiB in memory
     assert float(seconds) < 30
+
+
+# --- binary formats: pickle, Hugging Face folders, spaCy DocBin -----------------------------------
+
+
+def _hostile_pickle(path: Path) -> None:
+    import datetime
+    import pickle
+
+    deep: list = []
+    for _ in range(150):  # past MAX_DEPTH (100), within what pickle itself can write
+        deep = [deep]
+    records = [{"text": "fine"}, {"text": "nan", "score": float("nan")}, {"text": "when", "at": datetime.date(2024, 1, 1)},
+               {"text": "deep", "nested": deep}, ["not", "a", "dict"], {"text": "\ud800"}, {"text": "also fine"}]  # fmt: skip
+    path.write_bytes(pickle.dumps(records))
+
+
+def _hostile_hf(path: Path) -> None:
+    import datetime
+
+    import datasets
+
+    datasets.Dataset.from_dict(
+        {"text": ["fine", "when", "also fine"], "at": [None, datetime.datetime(2024, 1, 1), None]}
+    ).save_to_disk(str(path))
+
+
+def _hostile_docbin(path: Path) -> None:
+    import spacy
+    from spacy.tokens import DocBin
+
+    from tdm_dagster.formats.spacy_docbin import RECORD_KEY
+
+    nlp, doc_bin = spacy.blank("en"), DocBin(store_user_data=True)
+    for stored in ['{"text": "fine"}', '{"text": "nan", "score": NaN}', '{"text": "dup", "text": "again"}', "[1, 2]", '{"text": "ok"}']:
+        doc = nlp.make_doc("some text")
+        doc.user_data[RECORD_KEY] = stored
+        doc_bin.add(doc)
+    path.write_bytes(doc_bin.to_bytes())
+
+
+@pytest.mark.parametrize(
+    ("name", "build", "kept", "codes"),
+    [
+        ("records.pkl", _hostile_pickle, 2, {"read.non_finite_number", "read.not_json_type", "read.too_deep", "read.not_an_object", "read.lone_surrogate"}),
+        ("records_hf", _hostile_hf, 2, {"read.not_json_type"}),
+        ("records.spacy", _hostile_docbin, 2, {"read.non_finite_number", "read.duplicate_key", "read.not_an_object"}),
+    ],
+)  # fmt: skip
+def test_binary_formats_reject_hostile_records_one_by_one(tmp_path: Path, name: str, build, kept: int, codes: set[str]) -> None:
+    path = tmp_path / name
+    build(path)
+    result = import_records(path, allow_pickle=True)
+    assert len(result.records) == kept
+    assert {source.issue.code for source in result.rejected} == codes
+    for source in result.rejected:
+        assert str(path) in source.issue.message and source.raw
+    for record in result.records:
+        canonical_json(record)
