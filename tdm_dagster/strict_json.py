@@ -28,7 +28,7 @@ MAX_DEPTH = 100
 format needs, far less than the recursion limits of the code that walks records."""
 
 _MAX_INT_DIGITS = sys.get_int_max_str_digits() or None
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -43,12 +43,8 @@ class JsonValueProblem(ValueError):
         self.code, self.field, self.message, self.suggestion = code, field, message, suggestion
 
 
-def _problem(code: str, field: str, message: str, suggestion: str) -> JsonValueProblem:
-    return JsonValueProblem(code, field, message, suggestion)
-
-
 def _too_deep(trail: Any) -> JsonValueProblem:
-    return _problem("too_deep", _field(trail), f"arrays/objects nested more than {MAX_DEPTH} levels deep",
+    return JsonValueProblem("too_deep", _field(trail), f"arrays/objects nested more than {MAX_DEPTH} levels deep",
                     f"flatten the record (at most {MAX_DEPTH} levels), or store the deep part as a string")  # fmt: skip
 
 
@@ -79,10 +75,6 @@ def _non_finite(literal: str) -> _Invalid:
                     "write the value as null, or as a string if it matters")  # fmt: skip
 
 
-def _parse_constant(literal: str) -> _Invalid:
-    return _non_finite(literal)
-
-
 def _parse_float(literal: str) -> float | _Invalid:
     value = float(literal)
     if math.isinf(value):
@@ -105,9 +97,12 @@ def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     global _refusals
     _refusals += 1
     seen: set[str] = set()
-    duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+    for key, _ in pairs:
+        if key in seen:
+            break
+        seen.add(key)
     marked = _DuplicateKeys(value)
-    marked.duplicated = duplicate
+    marked.duplicated = key
     return marked
 
 
@@ -132,7 +127,7 @@ def loads_strict(text: str) -> Any:
     refusals_before = _refusals
     value = json.loads(
         text,
-        parse_constant=_parse_constant,
+        parse_constant=_non_finite,
         parse_float=_parse_float,
         parse_int=_parse_int,
         object_pairs_hook=_object_pairs,
@@ -159,17 +154,17 @@ def _field(trail: Trail) -> str:
 def _scalar_problem(value: Any, trail: Trail) -> JsonValueProblem | None:
     if isinstance(value, str):
         if _SURROGATE.search(value):
-            return _problem("lone_surrogate", _field(trail), "text holds a lone UTF-16 surrogate (such as \\ud800), "
+            return JsonValueProblem("lone_surrogate", _field(trail), "text holds a lone UTF-16 surrogate (such as \\ud800), "
                             "which has no UTF-8 encoding", "re-export the text as valid Unicode")  # fmt: skip
         return None
     if isinstance(value, _Invalid):
-        return _problem(value.code, _field(trail), value.message, value.suggestion)
+        return JsonValueProblem(value.code, _field(trail), value.message, value.suggestion)
     if isinstance(value, float) and not math.isfinite(value):
-        return _problem("non_finite_number", _field(trail), f"{value} is not a JSON number (NaN and infinities are not JSON)",
+        return JsonValueProblem("non_finite_number", _field(trail), f"{value} is not a JSON number (NaN and infinities are not JSON)",
                         "write the value as null, or as a string if it matters")  # fmt: skip
     if isinstance(value, _JSON_SCALARS):
         return None
-    return _problem("not_json_type", _field(trail), f"a {type(value).__name__} value ({str(value)[:60]!r}) has no JSON type",
+    return JsonValueProblem("not_json_type", _field(trail), f"a {type(value).__name__} value ({str(value)[:60]!r}) has no JSON type",
                     "convert it before export: timestamps as ISO 8601 strings, decimals and bytes as strings")  # fmt: skip
 
 
@@ -186,12 +181,12 @@ def value_problem(value: Any) -> JsonValueProblem | None:
             if depth >= MAX_DEPTH:
                 return _too_deep(trail)
             if isinstance(item, _DuplicateKeys):
-                return _problem("duplicate_key", _field((trail, item.duplicated)),
+                return JsonValueProblem("duplicate_key", _field((trail, item.duplicated)),
                                 f"key {item.duplicated!r} appears more than once in one object (all but the last value "
                                 "would be lost)", "give each key once")  # fmt: skip
             for key, child in reversed(item.items()):
                 if not isinstance(key, str):
-                    return _problem("not_json_type", _field(trail), f"key {key!r} is a {type(key).__name__}; JSON keys "
+                    return JsonValueProblem("not_json_type", _field(trail), f"key {key!r} is a {type(key).__name__}; JSON keys "
                                     "are strings", "use string keys")  # fmt: skip
                 if _SURROGATE.search(key):
                     return _scalar_problem(key, (trail, key))

@@ -73,6 +73,21 @@ def test_validate_accounts_for_every_record(kind: HostileKind, home: TdmHome, tm
     json.dumps(result, allow_nan=False)  # what --json prints is strict JSON too
 
 
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("nan_literal", "metadata.score"), ("float_overflow_1e999", "metadata.score"), ("integer_5000_digits", "output"),
+        ("lone_high_surrogate", "output"), ("lone_surrogate_in_key", "metadata.\\ud800key"), ("duplicate_keys", "output"),
+        ("array_with_nan_and_surrogate", "metadata[0]"), ("parquet_datetime_in_metadata", "metadata.created"),
+        ("parquet_decimal_in_metadata", "metadata.price"), ("parquet_timestamp_out_of_range", "metadata"),
+    ],
+)  # fmt: skip
+def test_a_rejected_value_names_its_field(name: str, field: str, tmp_path: Path) -> None:
+    loaded = load_file(KINDS[name].write(tmp_path))
+    fields = {issue.field for found in loaded.issues.values() for issue in found if issue.code in KINDS[name].read_codes}
+    assert field in fields
+
+
 @pytest.mark.parametrize("kind", CORPUS, ids=KIND_IDS)
 def test_the_inbox_path_queues_or_rejects_every_record_with_its_bytes(kind: HostileKind, home: TdmHome, tmp_path: Path) -> None:
     """What the inbox assets do, step by step: read, keep the batch, gate, write rejected/ and the queue."""
