@@ -149,12 +149,12 @@ def _bytes_problem(raw: bytes, place: str, offset: int) -> RecordIssue | None:
     nul = raw.find(b"\0")
     if nul >= 0:
         return read_issue("nul_byte", f"{place}: NUL byte at byte {nul} of the record (byte {offset + nul} of the file)",
-                      "the file looks binary or corrupted: re-export it as UTF-8 text")  # fmt: skip
+                          "the file looks binary or corrupted: re-export it as UTF-8 text")  # fmt: skip
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return read_issue("invalid_utf8", f"{place}: invalid UTF-8 at byte {exc.start} of the record "
-                      f"(byte {offset + exc.start} of the file): {exc.reason}", "re-export the file as UTF-8")  # fmt: skip
+                          f"(byte {offset + exc.start} of the file): {exc.reason}", "re-export the file as UTF-8")  # fmt: skip
     return None
 
 
@@ -165,23 +165,23 @@ def parse_json_record(raw: bytes, place: str, offset: int, line: int, *, truncat
         return None, problem
     try:
         value = loads_strict(raw.decode("utf-8"))
-    except JsonValueProblem as problem:
-        return None, value_issue(problem, place)
+    except JsonValueProblem as refused:
+        return None, value_issue(refused, place)
     except json.JSONDecodeError as exc:
         at = f"line {line + exc.lineno - 1} column {exc.colno}"
         return None, read_issue("invalid_json", f"{place}: invalid JSON at {at}: {exc.msg}{truncation_hint}",
-                            "fix the record's JSON syntax (a truncated file cuts the last record)")  # fmt: skip
+                                "fix the record's JSON syntax (a truncated file cuts the last record)")  # fmt: skip
     if not isinstance(value, dict):
         kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(type(value), "a number")
         return None, read_issue("not_an_object", f"{place}: record is {kind}, not a JSON object",
-                            "each record must be a JSON object such as {\"instruction\": ..., \"output\": ...}")  # fmt: skip
+                                "each record must be a JSON object such as {\"instruction\": ..., \"output\": ...}")  # fmt: skip
     return value, None
 
 
 def _too_large(file: str, line: int, index: int, preview: bytes, size: int, limit: int, unit: str = "line") -> SourceRecord:
     place = describe_place(file, line, index, unit)
     issue = read_issue("too_large", f"{place}: record is {size} bytes, over the limit {limit} bytes",
-                   "split the record, or raise max_record_bytes if records this big are expected")  # fmt: skip
+                       "split the record, or raise max_record_bytes if records this big are expected")  # fmt: skip
     return SourceRecord(file, line, preview[:RAW_PREVIEW_BYTES], None, issue, index, unit)
 
 
@@ -400,7 +400,7 @@ class _JsonArraySplitter:
         value, issue = parse_json_record(raw, place, offset, line)
         if end is None and issue is not None and issue.code == "read.invalid_json":
             issue = read_issue("truncated", f"{place}: the file ends inside this record ({len(raw)} bytes read)",
-                           "the file is probably cut off: copy or export it again")  # fmt: skip
+                               "the file is probably cut off: copy or export it again")  # fmt: skip
         return SourceRecord(self.file, line, raw, value, issue, index)
 
     def _empty_element(self, index: int) -> SourceRecord:
@@ -536,10 +536,10 @@ def _csv_record(file: str, lines: _CsvLines, index: int, header: list[str], row:
     issue = _bytes_problem(raw, place, lines.row_offset)
     if issue is None and row is None:
         issue = read_issue("bad_csv", f"{place}: {error}",
-                       "check the row's quoting: a quote opened and never closed runs to the end of the file")  # fmt: skip
+                           "check the row's quoting: a quote opened and never closed runs to the end of the file")  # fmt: skip
     if issue is None and row is not None and len(row) != len(header):
         issue = read_issue("ragged_row", f"{place}: row has {len(row)} columns, expected {len(header)} ({', '.join(header)})",
-                       "quote values that contain commas, and give every row one value per column")  # fmt: skip
+                           "quote values that contain commas, and give every row one value per column")  # fmt: skip
     value = dict(zip(header, row)) if issue is None and row is not None else None
     return SourceRecord(file, line, raw, value, issue, index)
 
@@ -616,7 +616,7 @@ def arrow_records(batches: Iterable[Any], file: str, limit: int) -> Iterator[Sou
                 if isinstance(row, tuple):
                     column, exc = row
                     issue = read_issue("unconvertible_value", f"{place}: column {column}: cannot convert the value: {exc}",
-                                   "check the column's values, or cast the column to string", column)  # fmt: skip
+                                       "check the column's values, or cast the column to string", column)  # fmt: skip
                     yield SourceRecord(file, index + 1, b"", None, issue, index, unit="row")
                 elif (problem := value_problem(row)) is not None:
                     yield SourceRecord(file, index + 1, _row_raw(row, False)[:limit], None, value_issue(problem, place), index, "row")
