@@ -70,11 +70,15 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 def atomic_write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
-    """Write one JSON document a line; returns the number of lines written."""
+    """Write one strict JSON document a line; returns the number of lines written.
+
+    Records (queue files, batches, rejected rows) must be JSON any reader takes: NaN or
+    Infinity raises ``ValueError`` and the file is left as it was, never written as non-JSON.
+    """
     count = 0
     with atomic_open(path, "w") as handle:
         for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False))
+            handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False))
             handle.write("\n")
             count += 1
     return count

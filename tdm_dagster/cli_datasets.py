@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +92,31 @@ def show(name: str, as_json: bool) -> None:
 @_JSON
 def add(name: str, files: tuple[str, ...], major: bool, description: str, as_json: bool) -> None:
     """Append approved batch files (JSONL of records, e.g. from the queue) as a new version."""
-    version = _registry().append_batch_files(name, list(files), major=major, description=description)
-    _emit(asdict(version), as_json, f"{name} {_version_line(version)}")
+    from tdm_dagster.formats import ImportResult, import_records
+
+    read = ImportResult()
+    for path in files:
+        read.extend(import_records(path, "jsonl"))
+    _append_read(_registry(), name, read, as_json, source_batches=[Path(path).stem for path in files], major=major, description=description)
+
+
+def _append_read(registry, name: str, read, as_json: bool, **options: Any) -> None:
+    """Append the records read as a new version; those that could not be read go to
+    ``rejected/`` with their place, reasons and bytes, and the output says so."""
+    from tdm_dagster.atomic import atomic_write_jsonl
+
+    kept, lines = None, []
+    if read.rejected:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
+        kept = TdmHome.from_env().rejected_dir / f"dataset_{re.sub(r'[^A-Za-z0-9._-]+', '-', name)}_{stamp}.jsonl"
+        atomic_write_jsonl(kept, read.rejected_rows())
+        lines = [f"rejected {len(read.rejected)} of {read.input_records} records (reasons and bytes in {kept}):",
+                 *(f"  {source.issue.message}" for source in read.rejected[:5])]  # fmt: skip
+    if not read.records:
+        raise click.ClickException("\n".join(["no record could be read: nothing added", *lines]))
+    version = registry.append(name, read.records, **options)
+    data = {**asdict(version), "rejected": len(read.rejected), "rejected_file": str(kept) if kept else None}
+    _emit(data, as_json, "\n".join([f"{name} {_version_line(version)}", *lines]))
 
 
 @datasets.command()
@@ -228,13 +253,12 @@ def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, de
     from tdm_dagster.formats import import_records
 
     registry = _registry()
-    records = import_records(path, fmt, allow_pickle=allow_pickle)
+    read = import_records(path, fmt, allow_pickle=allow_pickle)
     try:
         registry.describe(name)
     except DatasetNotFoundError:
         registry.create(name, description=description)
-    version = registry.append(name, records, description=description or f"imported from {Path(path).name}")
-    _emit(asdict(version), as_json, f"{name} {_version_line(version)}")
+    _append_read(registry, name, read, as_json, description=description or f"imported from {Path(path).name}")
 
 
 @datasets.command()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tdm_dagster.home import TdmHome
+from tdm_dagster.strict_json import JsonValueProblem, loads_strict
 
 GIT_SOURCE = "git"
 DOCS_SOURCE = "docs"
@@ -275,7 +276,10 @@ def conversation_logs(path: str | Path, *, scale: int = 5) -> ConversationLog:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = loads_strict(line)
+            except JsonValueProblem as problem:  # NaN, a lone surrogate, nesting too deep, ...
+                result.problems.append({"line": number, "reason": str(problem)})
+                continue
             except json.JSONDecodeError as error:
                 result.problems.append({"line": number, "reason": f"not JSON: {error.msg}"})
                 continue

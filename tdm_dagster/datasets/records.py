@@ -15,7 +15,8 @@ _MISSING = object()
 
 
 def canonical_json(record: Record) -> str:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Strict JSON: a record holding NaN or Infinity raises ``ValueError`` rather than enter a version."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def sha256_digest(text: str) -> bytes:

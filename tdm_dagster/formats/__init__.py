@@ -17,9 +17,16 @@ Formats (name: what is written):
 - ``pickle`` (export only): importing needs ``allow_pickle=True``, since unpickling an
   untrusted file runs its code.
 
-Every export is atomic: readers see the previous file or folder or the complete new one.
-Every import returns a list of dict records; every problem with a file raises
-``FormatError`` naming the file. Heavy libraries load only when their format is used.
+- CSV cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or
+  CR) are written with a leading ``'``, and so are cells that start with ``'``; import
+  removes one leading ``'``, so every record comes back exactly.
+
+Every export is atomic: readers see the previous file or folder or the complete new one,
+and writes strict JSON (NaN or Infinity is an error, never written). Every import returns
+an ``ImportResult``: the records read, and each record it could not take (not strict JSON,
+too big, a ragged row, ...) with its place, reason and bytes, the rest of the file still
+imported; a problem with the whole file raises ``FormatError`` naming the file. Heavy
+libraries load only when their format is used.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from tdm_dagster.formats.arrow_files import (
 )
 from tdm_dagster.formats.chat import write_chat_jsonl
 from tdm_dagster.formats.errors import FormatError
+from tdm_dagster.formats.imported import ImportResult
 from tdm_dagster.formats.pickled import read_pickle, write_pickle
 from tdm_dagster.formats.spacy_docbin import read_spacy, write_spacy
 from tdm_dagster.formats.text_files import (
@@ -48,7 +56,7 @@ from tdm_dagster.formats.text_files import (
     write_jsonl,
 )
 
-__all__ = ["EXPORT_FORMATS", "IMPORT_FORMATS", "FormatError", "export_records", "import_records", "infer_format"]
+__all__ = ["EXPORT_FORMATS", "IMPORT_FORMATS", "FormatError", "ImportResult", "export_records", "import_records", "infer_format"]
 
 Records = list[dict[str, Any]]
 
@@ -62,7 +70,7 @@ EXPORT_FORMATS: dict[str, Callable[[Records, Path], int]] = {
     "chat_jsonl": write_chat_jsonl,
     "pickle": write_pickle,
 }
-IMPORT_FORMATS: dict[str, Callable[[Path], Records]] = {
+IMPORT_FORMATS: dict[str, Callable[[Path], ImportResult]] = {
     "jsonl": read_jsonl,
     "json": read_json,
     "csv": read_csv,
@@ -122,12 +130,17 @@ def export_records(
     for position, record in enumerate(rows):
         if not isinstance(record, dict):
             raise FormatError(path, f"record {position} is a {type(record).__name__}, not a dict")
-    if fmt == "chat_jsonl":
-        return write_chat_jsonl(rows, path, spec=spec, tokenizer_path=tokenizer_path)
-    return EXPORT_FORMATS[fmt](rows, path)
+    try:
+        if fmt == "chat_jsonl":
+            return write_chat_jsonl(rows, path, spec=spec, tokenizer_path=tokenizer_path)
+        return EXPORT_FORMATS[fmt](rows, path)
+    except FormatError:
+        raise
+    except (ValueError, RecursionError) as exc:  # e.g. strict JSON refusing NaN or a lone surrogate
+        raise FormatError(path, f"cannot write the records, nothing written: {exc}") from exc
 
 
-def import_records(path: str | os.PathLike[str], fmt: str | None = None, *, allow_pickle: bool = False) -> list[dict[str, Any]]:
+def import_records(path: str | os.PathLike[str], fmt: str | None = None, *, allow_pickle: bool = False) -> ImportResult:
     """Read every record in ``path``; ``fmt`` defaults to what the path looks like.
 
     ``allow_pickle=True`` lets a pickle be loaded; pass it only for a file you trust.

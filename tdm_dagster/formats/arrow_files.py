@@ -4,28 +4,31 @@ Columns are stored as planned in ``columns``: strings, native chats, or JSON tex
 string columns hold JSON is recorded beside the data: in the Parquet schema metadata,
 and in a ``tdm_columns.json`` file in the dataset folder (``datasets`` drops custom
 schema metadata on save). A Parquet file or dataset made elsewhere has no such record:
-its values come back as Arrow gives them, with nulls dropped as missing keys.
+its values come back as Arrow gives them, with nulls dropped as missing keys; a row
+holding what JSON has no type for (timestamps, decimals, bytes, NaN) is rejected with its
+column, and the other rows are imported.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tdm_dagster.atomic import atomic_open, atomic_write_json
-from tdm_dagster.formats.columns import (
-    Column,
-    encode_cell,
-    plan_columns,
-    rows_to_records,
-)
+from tdm_dagster.formats.columns import Column, encode_cell, plan_columns
 from tdm_dagster.formats.errors import FormatError
 from tdm_dagster.formats.files import atomic_directory
+from tdm_dagster.formats.imported import MAX_RECORD_BYTES, ImportResult, collect
+from tdm_dagster.ingest.readers import SourceRecord, arrow_records, read_issue
+from tdm_dagster.strict_json import JsonValueProblem, loads_strict
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+_BATCH_ROWS = 1024
 JSON_COLUMNS_KEY = "tdm_dagster.json_columns"
 HF_COLUMNS_FILE = "tdm_columns.json"
 
@@ -50,18 +53,39 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _json_columns_of(table: pa.Table) -> list[str]:
+def _json_columns_of(schema: pa.Schema) -> list[str]:
     """The JSON-text columns ``records_to_table`` recorded (none for a foreign file)."""
-    return json.loads((table.schema.metadata or {}).get(JSON_COLUMNS_KEY.encode(), b"[]"))
+    return _column_names(loads_strict((schema.metadata or {}).get(JSON_COLUMNS_KEY.encode(), b"[]").decode("utf-8")))
 
 
-def table_to_records(path: Path, table: pa.Table, json_columns: list[str]) -> list[dict[str, Any]]:
-    columns = [Column(name, "json" if name in json_columns else "text") for name in table.column_names]
-    rows = zip(*(table.column(name).to_pylist() for name in table.column_names), strict=True)
-    try:
-        return rows_to_records(columns, list(rows))
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, f"a column recorded as JSON holds a value that is not JSON: {exc}") from exc
+def _column_names(value: Any) -> list[str]:
+    if not (isinstance(value, list) and all(isinstance(name, str) for name in value)):
+        raise ValueError(f"the list of JSON columns is not a list of names: {str(value)[:80]}")
+    return value
+
+
+def _row_decoder(json_columns: list[str]) -> Callable[[SourceRecord], SourceRecord]:
+    """A stored row as its record: null cells are missing keys, JSON-text columns parsed (strictly)."""
+    json_set = frozenset(json_columns)
+
+    def decode(source: SourceRecord) -> SourceRecord:
+        record = {}
+        for name, cell in source.value.items():
+            if cell is None:
+                continue
+            if name not in json_set:
+                record[name] = cell
+                continue
+            try:
+                record[name] = loads_strict(cell)
+            except (JsonValueProblem, json.JSONDecodeError) as exc:
+                field = f"{name}.{exc.field}".rstrip(".") if isinstance(exc, JsonValueProblem) else name
+                message = f"{source.where()}: column {name} (recorded as JSON): {exc}"
+                return replace(source, value=None, issue=read_issue("invalid_json_column", message,
+                               "export the dataset again, or check what rewrote the file", field))  # fmt: skip
+        return replace(source, value=record)
+
+    return decode
 
 
 def write_parquet(records: list[dict[str, Any]], path: Path) -> int:
@@ -72,15 +96,20 @@ def write_parquet(records: list[dict[str, Any]], path: Path) -> int:
     return len(records)
 
 
-def read_parquet(path: Path) -> list[dict[str, Any]]:
+def read_parquet(path: Path) -> ImportResult:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException, ValueError) as exc:
         raise FormatError(path, f"cannot read as Parquet: {exc}") from exc
-    return table_to_records(path, table, _json_columns_of(table))
+    try:
+        json_columns = _json_columns_of(parquet.schema_arrow)
+    except ValueError as exc:
+        raise FormatError(path, f"the schema metadata {JSON_COLUMNS_KEY} is not a list of column names: {exc}") from exc
+    rows = arrow_records(parquet.iter_batches(batch_size=_BATCH_ROWS), str(path), MAX_RECORD_BYTES)
+    return collect(path, rows, _row_decoder(json_columns))
 
 
 def write_hf(records: list[dict[str, Any]], path: Path) -> int:
@@ -90,11 +119,11 @@ def write_hf(records: list[dict[str, Any]], path: Path) -> int:
     table = records_to_table(records)
     with atomic_directory(path) as staging:
         datasets.Dataset(table).save_to_disk(str(staging))
-        atomic_write_json(staging / HF_COLUMNS_FILE, {"json_columns": _json_columns_of(table)})
+        atomic_write_json(staging / HF_COLUMNS_FILE, {"json_columns": _json_columns_of(table.schema)})
     return len(records)
 
 
-def read_hf(path: Path) -> list[dict[str, Any]]:
+def read_hf(path: Path) -> ImportResult:
     import datasets
 
     try:
@@ -106,5 +135,9 @@ def read_hf(path: Path) -> list[dict[str, Any]]:
             raise FormatError(path, f"a DatasetDict with splits {list(loaded)}: import one split folder at a time")
         loaded = next(iter(loaded.values()))
     columns_file = path / HF_COLUMNS_FILE
-    json_columns = json.loads(columns_file.read_text(encoding="utf-8"))["json_columns"] if columns_file.exists() else []
-    return table_to_records(path, loaded.with_format("arrow")[:], json_columns)
+    try:
+        json_columns = _column_names(loads_strict(columns_file.read_text(encoding="utf-8"))["json_columns"]) if columns_file.exists() else []
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FormatError(path, f"{HF_COLUMNS_FILE} is not a list of JSON columns: {exc}") from exc
+    batches = loaded.with_format("arrow")[:].to_batches(max_chunksize=_BATCH_ROWS)
+    return collect(path, arrow_records(batches, str(path), MAX_RECORD_BYTES), _row_decoder(json_columns))

@@ -20,10 +20,11 @@ column with gaps, and every chat, is stored as JSON text.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from tdm_dagster.strict_json import dumps_strict
 
 ColumnKind = Literal["text", "messages", "json"]
 _MESSAGE_KEYS = {"role", "content"}
@@ -60,17 +61,5 @@ def plan_columns(records: Sequence[dict[str, Any]], *, has_nulls: bool = True) -
 
 
 def encode_cell(value: Any, kind: ColumnKind) -> Any:
-    """A record's value as stored in a column of ``kind`` (JSON text for ``json``)."""
-    return json.dumps(value, ensure_ascii=False) if kind == "json" else value
-
-
-def decode_cell(cell: Any, kind: ColumnKind) -> Any:
-    return json.loads(cell) if kind == "json" else cell
-
-
-def rows_to_records(columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    """Rebuild records from stored rows; a null cell means the key was absent."""
-    return [
-        {column.name: decode_cell(cell, column.kind) for column, cell in zip(columns, row, strict=True) if cell is not None}
-        for row in rows
-    ]
+    """A record's value as stored in a column of ``kind`` (strict JSON text for ``json``)."""
+    return dumps_strict(value, ensure_ascii=False) if kind == "json" else value

@@ -13,6 +13,7 @@ from typing import Any
 
 from tdm_dagster.atomic import atomic_open
 from tdm_dagster.formats.errors import FormatError
+from tdm_dagster.formats.imported import ImportResult, checked
 
 REFUSAL = (
     "refusing to unpickle: loading a pickle runs arbitrary code from the file, so a "
@@ -28,7 +29,7 @@ def write_pickle(records: list[dict[str, Any]], path: Path) -> int:
     return len(records)
 
 
-def read_pickle(path: Path, *, allow_pickle: bool) -> list[dict[str, Any]]:
+def read_pickle(path: Path, *, allow_pickle: bool) -> ImportResult:
     if not allow_pickle:
         raise FormatError(path, REFUSAL)
     try:
@@ -36,6 +37,6 @@ def read_pickle(path: Path, *, allow_pickle: bool) -> list[dict[str, Any]]:
             value = pickle.load(handle)
     except Exception as exc:  # unpickling can raise anything the file's code raises
         raise FormatError(path, f"cannot unpickle: {exc}") from exc
-    if not (isinstance(value, list) and all(isinstance(item, dict) for item in value)):
+    if not isinstance(value, list):
         raise FormatError(path, f"expected a pickled list of dict records, got {type(value).__name__}")
-    return value
+    return checked(path, value, "record")

@@ -12,23 +12,30 @@ Each record becomes one ``Doc`` (tokenized by ``spacy.blank("en")``; no model ne
 
 The whole record is also kept in the Doc's ``user_data``, so our own exports import as
 the identical records. A DocBin made elsewhere imports as ``{"text", "label"?,
-"entities"?}``: the highest-scoring category and the entity spans.
+"entities"?}``: the highest-scoring category and the entity spans. A file that
+decompresses to over ``MAX_DOCBIN_BYTES`` is refused before spaCy inflates it.
 """
 
 from __future__ import annotations
 
-import json
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tdm_dagster.atomic import atomic_open
 from tdm_dagster.formats.chat import record_messages
 from tdm_dagster.formats.errors import FormatError
+from tdm_dagster.formats.imported import ImportResult, collect
+from tdm_dagster.ingest.readers import RAW_PREVIEW_BYTES, SourceRecord, describe_place, parse_json_record, read_issue
+from tdm_dagster.strict_json import dumps_strict
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc
 
 RECORD_KEY = "tdm_dagster.record"
+MAX_DOCBIN_BYTES = 512 * 1024 * 1024
+"""The most a DocBin may hold decompressed; a bigger one is refused (see ``_checked_bytes``)."""
+_INFLATE_CHUNK_BYTES = 1 << 20
 SUPPORTED_SHAPES = (
     "records with a string 'text' or any chat/alpaca/completion record; "
     "optional string 'label' or 'metadata.label'; optional 'entities' as [[start, end, label], ...]"
@@ -96,32 +103,69 @@ def write_spacy(records: list[dict[str, Any]], path: Path) -> int:
                 _set_entities(doc, record["entities"])
             except ValueError as exc:
                 raise FormatError(path, f"record {position}: {exc}") from exc
-        doc.user_data[RECORD_KEY] = json.dumps(record, ensure_ascii=False)
+        doc.user_data[RECORD_KEY] = dumps_strict(record, ensure_ascii=False)
         doc_bin.add(doc)
     with atomic_open(path, "wb") as handle:
         handle.write(doc_bin.to_bytes())
     return len(records)
 
 
-def _doc_record(doc: Doc) -> dict[str, Any]:
-    if RECORD_KEY in doc.user_data:
-        return json.loads(doc.user_data[RECORD_KEY])
-    record: dict[str, Any] = {"text": doc.text}
-    if doc.cats:
-        record["label"] = max(doc.cats, key=doc.cats.__getitem__)
-    if doc.ents:
-        record["entities"] = [[ent.start_char, ent.end_char, ent.label_] for ent in doc.ents]
-    return record
+def _doc_source(path: Path, index: int, doc: Doc) -> SourceRecord:
+    """Our own export's record (strict JSON, as written), or a foreign Doc as ``{text, label?, entities?}``."""
+    place = describe_place(str(path), index + 1, index, "doc")
+    stored = doc.user_data.get(RECORD_KEY)
+    if stored is None:
+        record: dict[str, Any] = {"text": doc.text}
+        if doc.cats:
+            record["label"] = max(doc.cats, key=doc.cats.__getitem__)
+        if doc.ents:
+            record["entities"] = [[ent.start_char, ent.end_char, ent.label_] for ent in doc.ents]
+        return SourceRecord(str(path), index + 1, doc.text.encode("utf-8", "surrogatepass"), record, None, index, "doc")
+    if not isinstance(stored, str):
+        issue = read_issue("not_an_object", f"{place}: the stored record is a {type(stored).__name__}, not JSON text",
+                           "export the records again with tdm")  # fmt: skip
+        return SourceRecord(str(path), index + 1, repr(stored)[:RAW_PREVIEW_BYTES].encode(), None, issue, index, "doc")
+    raw = stored.encode("utf-8", "surrogatepass")
+    value, issue = parse_json_record(raw, place, 0, 1)
+    return SourceRecord(str(path), index + 1, raw, value, issue, index, "doc")
 
 
-def read_spacy(path: Path) -> list[dict[str, Any]]:
+def _checked_bytes(path: Path) -> bytes:
+    """The file's bytes, once they are known to decompress to at most ``MAX_DOCBIN_BYTES``.
+
+    A DocBin is one zlib stream, which spaCy inflates whole: a small file can expand to
+    gigabytes. The stream is inflated here first a chunk at a time and thrown away, so
+    memory stays at one chunk, and a file over the limit is refused before spaCy sees it.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_DOCBIN_BYTES:
+            raise FormatError(path, f"the file is {size} bytes, over the {MAX_DOCBIN_BYTES} byte limit for a DocBin")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FormatError(path, f"cannot read: {exc}") from exc
+    inflater = zlib.decompressobj()
+    inflated = 0
+    try:
+        chunk = inflater.decompress(data, _INFLATE_CHUNK_BYTES)
+        while chunk:
+            inflated += len(chunk)
+            if inflated > MAX_DOCBIN_BYTES:
+                raise FormatError(path, f"refused: decompresses to over {MAX_DOCBIN_BYTES} bytes from {size} "
+                                  "(a compression bomb, or a DocBin too big to import at once: split it)")  # fmt: skip
+            chunk = inflater.decompress(inflater.unconsumed_tail, _INFLATE_CHUNK_BYTES)
+    except zlib.error as exc:
+        raise FormatError(path, f"not a spaCy DocBin (not zlib-compressed: {exc})") from exc
+    return data
+
+
+def read_spacy(path: Path) -> ImportResult:
+    data = _checked_bytes(path)
     import spacy
     from spacy.tokens import DocBin
 
     try:
-        doc_bin = DocBin().from_bytes(path.read_bytes())
-    except OSError as exc:
-        raise FormatError(path, f"cannot read: {exc}") from exc
-    except (ValueError, KeyError, TypeError) as exc:
+        docs = list(DocBin().from_bytes(data).get_docs(spacy.blank("en").vocab))
+    except Exception as exc:  # a foreign binary file: spaCy and msgpack raise many kinds of error on bad data
         raise FormatError(path, f"not a spaCy DocBin: {exc}") from exc
-    return [_doc_record(doc) for doc in doc_bin.get_docs(spacy.blank("en").vocab)]
+    return collect(path, (_doc_source(path, index, doc) for index, doc in enumerate(docs)))

@@ -56,6 +56,11 @@ def _location(source: SourceRecord, sub_index: int | None = None) -> dict[str, A
     return where
 
 
+def source_fields(source: SourceRecord, sub_index: int | None = None) -> dict[str, Any]:
+    """Where a record came from and its bytes as they arrived, as kept beside a rejected record."""
+    return {**_location(source, sub_index), **raw_field(source.raw)}
+
+
 def iter_mapped(path: str | os.PathLike[str], *, max_record_bytes: int) -> Iterator[tuple[SourceRecord, list | RecordIssue]]:
     """Each record as read, with what it maps to (streamed: nothing is held)."""
     for source in read_records(path, max_record_bytes=max_record_bytes):
@@ -76,12 +81,11 @@ def load_file(
                 loaded.has_more = True
                 break
             loaded.input_records += 1
-            raw = raw_field(source.raw)
             if isinstance(mapped, RecordIssue):
-                loaded._add(None, None, {**_location(source), **raw}, mapped)
+                loaded._add(None, None, source_fields(source), mapped)
                 continue
             for example in mapped:
-                loaded._add(example.record, example.spec, {**_location(source, example.sub_index), **raw}, None)
+                loaded._add(example.record, example.spec, source_fields(source, example.sub_index), None)
     except FileProblem as problem:
         if problem.code == "read.empty_file" and start > 0:
             return loaded  # the previous part ended exactly at the end of the file

@@ -17,6 +17,11 @@ Formats, by extension: ``.jsonl``/``.ndjson`` (one JSON object per line; blank l
 not records), ``.json`` (one JSON array of objects), ``.csv`` (a header row naming the
 columns, then one record per row; values stay strings), ``.parquet`` (one record per row).
 A UTF-8 byte order mark at the start of a text file is accepted and stripped.
+
+A record is a strict JSON value (``tdm_dagster.strict_json``): NaN, infinities, integers
+Python will not print, nesting over ``MAX_DEPTH``, lone surrogates, repeated keys and
+Parquet values JSON has no type for reject that record, naming the field, so that
+everything passed on can be written, hashed and queued.
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ import csv
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from tdm_dagster.ingest.shapes import columns_problem
 from tdm_dagster.record_issues import RecordIssue
+from tdm_dagster.strict_json import JsonValueProblem, loads_strict, value_problem
 
 DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
 RAW_PREVIEW_BYTES = 1024
@@ -49,8 +55,13 @@ _WIDE_BOMS = {  # UTF-32 first: its little-endian mark starts with UTF-16's
 }
 
 
-def _issue(code: str, message: str, suggestion: str) -> RecordIssue:
-    return RecordIssue("read", f"read.{code}", message, "", severity="ERROR", suggestion=suggestion)
+def read_issue(code: str, message: str, suggestion: str, field: str = "") -> RecordIssue:
+    return RecordIssue("read", f"read.{code}", message, field, severity="ERROR", suggestion=suggestion)
+
+
+def value_issue(problem: JsonValueProblem, place: str) -> RecordIssue:
+    """A value that is not strict JSON (NaN, a lone surrogate, nesting too deep, ...) as a read issue at ``place``."""
+    return read_issue(problem.code, f"{place}: {problem}", problem.suggestion, problem.field)
 
 
 def describe_place(file: str, line: int, index: int, unit: str = "line", sub_index: int | None = None) -> str:
@@ -96,17 +107,21 @@ class FileProblem(Exception):
         return RecordIssue("read", self.code, str(self), "", severity="ERROR", suggestion=self.suggestion)
 
 
-def read_records(path: str | os.PathLike[str], *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[SourceRecord]:
-    """Every record of the file at ``path``, streamed; the reader is chosen by extension.
+def read_records(
+    path: str | os.PathLike[str], *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, suffix: str | None = None
+) -> Iterator[SourceRecord]:
+    """Every record of the file at ``path``, streamed; the reader is chosen by extension
+    (or by ``suffix``, e.g. ``.jsonl``, for a file named otherwise).
 
     Raises ``FileProblem`` (while iterating) for problems with the whole file, including a
     file with no records at all, so an empty drop never passes for a successful read.
     """
     path = Path(path)
     file = str(path)
-    reader = _READERS.get(path.suffix.lower())
+    suffix = (suffix or path.suffix).lower()
+    reader = _READERS.get(suffix)
     if reader is None:
-        found = f"'{path.suffix}'" if path.suffix else "no extension"
+        found = f"'{suffix}'" if suffix else "no extension"
         raise FileProblem(file, "unknown_format", f"unknown file type ({found}); expected one of {', '.join(_READERS)}",
                           "rename the file to say its format, or convert it to JSON lines")  # fmt: skip
     count = 0
@@ -133,38 +148,40 @@ def _bytes_problem(raw: bytes, place: str, offset: int) -> RecordIssue | None:
     """A NUL byte or invalid UTF-8 in a record's bytes, with its byte offsets."""
     nul = raw.find(b"\0")
     if nul >= 0:
-        return _issue("nul_byte", f"{place}: NUL byte at byte {nul} of the record (byte {offset + nul} of the file)",
-                      "the file looks binary or corrupted: re-export it as UTF-8 text")  # fmt: skip
+        return read_issue("nul_byte", f"{place}: NUL byte at byte {nul} of the record (byte {offset + nul} of the file)",
+                          "the file looks binary or corrupted: re-export it as UTF-8 text")  # fmt: skip
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _issue("invalid_utf8", f"{place}: invalid UTF-8 at byte {exc.start} of the record "
-                      f"(byte {offset + exc.start} of the file): {exc.reason}", "re-export the file as UTF-8")  # fmt: skip
+        return read_issue("invalid_utf8", f"{place}: invalid UTF-8 at byte {exc.start} of the record "
+                          f"(byte {offset + exc.start} of the file): {exc.reason}", "re-export the file as UTF-8")  # fmt: skip
     return None
 
 
-def _parse_json_record(raw: bytes, place: str, offset: int, line: int, *, truncation_hint: str = "") -> tuple[Any, RecordIssue | None]:
-    """Parse one record's bytes into a JSON object, or say why not."""
+def parse_json_record(raw: bytes, place: str, offset: int, line: int, *, truncation_hint: str = "") -> tuple[Any, RecordIssue | None]:
+    """Parse one record's bytes into a strict JSON object (``loads_strict``), or say why not."""
     problem = _bytes_problem(raw, place, offset)
     if problem:
         return None, problem
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = loads_strict(raw.decode("utf-8"))
+    except JsonValueProblem as refused:
+        return None, value_issue(refused, place)
     except json.JSONDecodeError as exc:
         at = f"line {line + exc.lineno - 1} column {exc.colno}"
-        return None, _issue("invalid_json", f"{place}: invalid JSON at {at}: {exc.msg}{truncation_hint}",
-                            "fix the record's JSON syntax (a truncated file cuts the last record)")  # fmt: skip
+        return None, read_issue("invalid_json", f"{place}: invalid JSON at {at}: {exc.msg}{truncation_hint}",
+                                "fix the record's JSON syntax (a truncated file cuts the last record)")  # fmt: skip
     if not isinstance(value, dict):
         kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(type(value), "a number")
-        return None, _issue("not_an_object", f"{place}: record is {kind}, not a JSON object",
-                            "each record must be a JSON object such as {\"instruction\": ..., \"output\": ...}")  # fmt: skip
+        return None, read_issue("not_an_object", f"{place}: record is {kind}, not a JSON object",
+                                "each record must be a JSON object such as {\"instruction\": ..., \"output\": ...}")  # fmt: skip
     return value, None
 
 
 def _too_large(file: str, line: int, index: int, preview: bytes, size: int, limit: int, unit: str = "line") -> SourceRecord:
     place = describe_place(file, line, index, unit)
-    issue = _issue("too_large", f"{place}: record is {size} bytes, over the limit {limit} bytes",
-                   "split the record, or raise max_record_bytes if records this big are expected")  # fmt: skip
+    issue = read_issue("too_large", f"{place}: record is {size} bytes, over the limit {limit} bytes",
+                       "split the record, or raise max_record_bytes if records this big are expected")  # fmt: skip
     return SourceRecord(file, line, preview[:RAW_PREVIEW_BYTES], None, issue, index, unit)
 
 
@@ -215,7 +232,7 @@ def _jsonl_records(path: Path, file: str, limit: int) -> Iterator[SourceRecord]:
             if raw.strip():
                 place = describe_place(file, line_no, index)
                 hint = "" if line.endswith(b"\n") else " (the last line has no newline: the file may be truncated)"
-                value, issue = _parse_json_record(raw, place, offset, line_no, truncation_hint=hint)
+                value, issue = parse_json_record(raw, place, offset, line_no, truncation_hint=hint)
                 yield SourceRecord(file, line_no, raw, value, issue, index)
                 index += 1
             offset += len(line)
@@ -380,16 +397,16 @@ class _JsonArraySplitter:
         if len(raw) > self.limit:
             return _too_large(self.file, line, index, raw, len(raw), self.limit)
         place = describe_place(self.file, line, index)
-        value, issue = _parse_json_record(raw, place, offset, line)
+        value, issue = parse_json_record(raw, place, offset, line)
         if end is None and issue is not None and issue.code == "read.invalid_json":
-            issue = _issue("truncated", f"{place}: the file ends inside this record ({len(raw)} bytes read)",
-                           "the file is probably cut off: copy or export it again")  # fmt: skip
+            issue = read_issue("truncated", f"{place}: the file ends inside this record ({len(raw)} bytes read)",
+                               "the file is probably cut off: copy or export it again")  # fmt: skip
         return SourceRecord(self.file, line, raw, value, issue, index)
 
     def _empty_element(self, index: int) -> SourceRecord:
         line = self._line_at(self.pos - 1)
         place = describe_place(self.file, line, index)
-        issue = _issue("invalid_json", f"{place}: empty array element (two commas in a row?)", "remove the extra comma")
+        issue = read_issue("invalid_json", f"{place}: empty array element (two commas in a row?)", "remove the extra comma")
         return SourceRecord(self.file, line, b"", None, issue, index)
 
     def _expect_nothing_after_array(self) -> None:
@@ -463,12 +480,16 @@ class _CsvLines:
         return line.decode("utf-8", "replace")
 
 
-def _csv_records(path: Path, file: str, limit: int) -> Iterator[SourceRecord]:
+def csv_records(
+    path: Path, file: str, limit: int, *, header_problem: Callable[[list[str]], str | None] = columns_problem
+) -> Iterator[SourceRecord]:
+    """One record per CSV row, values as the header names them (strings). ``header_problem``
+    says why a header is unacceptable (default: it fits no shape we map), or returns None."""
     csv.field_size_limit(max(csv.field_size_limit(), limit))  # process-wide; only ever raised
     with path.open("rb") as stream:
         lines = _CsvLines(stream, limit, _skip_byte_order_mark(stream, file))
         rows = csv.reader(lines, strict=True)
-        header = _csv_header(rows, lines, file)
+        header = _csv_header(rows, lines, file, header_problem)
         if header is None:
             return
         index = 0
@@ -486,8 +507,10 @@ def _csv_records(path: Path, file: str, limit: int) -> Iterator[SourceRecord]:
             index += 1
 
 
-def _csv_header(rows: Iterator[list[str]], lines: _CsvLines, file: str) -> list[str] | None:
-    """The first non-blank row, checked: unique column names matching a shape we accept."""
+def _csv_header(
+    rows: Iterator[list[str]], lines: _CsvLines, file: str, header_problem: Callable[[list[str]], str | None]
+) -> list[str] | None:
+    """The first non-blank row, checked: unique column names that ``header_problem`` accepts."""
     try:
         header = next((row for row in rows if row), None)
     except csv.Error as exc:
@@ -497,9 +520,9 @@ def _csv_header(rows: Iterator[list[str]], lines: _CsvLines, file: str) -> list[
     problem = _bytes_problem(lines.row_raw, f"header line {lines.line_no}", lines.row_offset)
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if problem is None and duplicates:
-        problem = _issue("bad_header", f"header repeats column(s) {duplicates}", "give every column its own name")
-    if problem is None and (mismatch := columns_problem(header)):
-        problem = _issue("unexpected_schema", mismatch, "rename the columns to one of those shapes")
+        problem = read_issue("bad_header", f"header repeats column(s) {duplicates}", "give every column its own name")
+    if problem is None and (mismatch := header_problem(header)):
+        problem = read_issue("unexpected_schema", mismatch, "rename the columns to one of those shapes")
     if problem:
         raise FileProblem(file, problem.code.removeprefix("read."), problem.message, problem.suggestion)
     return header
@@ -512,11 +535,11 @@ def _csv_record(file: str, lines: _CsvLines, index: int, header: list[str], row:
     place = describe_place(file, line, index)
     issue = _bytes_problem(raw, place, lines.row_offset)
     if issue is None and row is None:
-        issue = _issue("bad_csv", f"{place}: {error}",
-                       "check the row's quoting: a quote opened and never closed runs to the end of the file")  # fmt: skip
+        issue = read_issue("bad_csv", f"{place}: {error}",
+                           "check the row's quoting: a quote opened and never closed runs to the end of the file")  # fmt: skip
     if issue is None and row is not None and len(row) != len(header):
-        issue = _issue("ragged_row", f"{place}: row has {len(row)} columns, expected {len(header)} ({', '.join(header)})",
-                       "quote values that contain commas, and give every row one value per column")  # fmt: skip
+        issue = read_issue("ragged_row", f"{place}: row has {len(row)} columns, expected {len(header)} ({', '.join(header)})",
+                           "quote values that contain commas, and give every row one value per column")  # fmt: skip
     value = dict(zip(header, row)) if issue is None and row is not None else None
     return SourceRecord(file, line, raw, value, issue, index)
 
@@ -538,17 +561,71 @@ def _parquet_records(path: Path, file: str, limit: int) -> Iterator[SourceRecord
         types = ", ".join(f"{field.name}: {field.type}" for field in schema)
         raise FileProblem(file, "unexpected_schema", f"{mismatch} (column types: {types})",
                           "rename the columns to one of those shapes")  # fmt: skip
+    yield from arrow_records(parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS), file, limit)
+
+
+_ARROW_CONVERSION_ERRORS = (ValueError, OverflowError, UnicodeDecodeError, ArithmeticError)
+"""What turning an Arrow value into Python can raise (a timestamp past year 9999, invalid
+UTF-8 in a string column, ...); ``pa.ArrowException`` is added where pyarrow is loaded."""
+
+
+def _batch_rows(batch: Any, errors: tuple[type[BaseException], ...]) -> Iterator[dict[str, Any] | tuple[str, BaseException]]:
+    """The batch's rows as dicts; a row Arrow cannot convert comes as (its column, the error)."""
+    try:
+        yield from batch.to_pylist()
+        return
+    except errors:
+        pass
+    for row in range(batch.num_rows):
+        values: dict[str, Any] = {}
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            try:
+                values[name] = column[row].as_py()
+            except errors as exc:
+                yield name, exc
+                break
+        else:
+            yield values
+
+
+def _row_raw(row: dict[str, Any], strict: bool) -> bytes:
+    """A row as JSON text, its ``raw``; a row that is not strict JSON is shown as best it can be."""
+    if strict:
+        return json.dumps(row, ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(row, ensure_ascii=True, default=repr).encode("ascii")
+    except (ValueError, RecursionError):
+        return b""
+
+
+def arrow_records(batches: Iterable[Any], file: str, limit: int) -> Iterator[SourceRecord]:
+    """One record per row of Arrow record batches (a Parquet file, a Hugging Face folder).
+
+    A row is rejected with its column when Arrow cannot convert it, or when it holds what
+    JSON has no value for (timestamps, decimals, bytes, NaN: see ``tdm_dagster.strict_json``),
+    so that every record passed on can be written as JSON; the other rows go on.
+    """
+    import pyarrow as pa
+
+    errors = (pa.ArrowException, *_ARROW_CONVERSION_ERRORS)
     index = 0
     try:
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
-            for row in batch.to_pylist():
-                raw = json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
-                if len(raw) > limit:
+        for batch in batches:
+            for row in _batch_rows(batch, errors):
+                place = describe_place(file, index + 1, index, "row")
+                if isinstance(row, tuple):
+                    column, exc = row
+                    issue = read_issue("unconvertible_value", f"{place}: column {column}: cannot convert the value: {exc}",
+                                       "check the column's values, or cast the column to string", column)  # fmt: skip
+                    yield SourceRecord(file, index + 1, b"", None, issue, index, unit="row")
+                elif (problem := value_problem(row)) is not None:
+                    yield SourceRecord(file, index + 1, _row_raw(row, False)[:limit], None, value_issue(problem, place), index, "row")
+                elif len(raw := _row_raw(row, True)) > limit:
                     yield _too_large(file, index + 1, index, raw, len(raw), limit, unit="row")
                 else:
                     yield SourceRecord(file, index + 1, raw, row, None, index, unit="row")
                 index += 1
-    except pa.ArrowException as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise FileProblem(file, "corrupt_file", f"cannot read past row {index}: {exc}", "check the file is complete Parquet") from exc
 
 
@@ -557,7 +634,7 @@ _READERS: dict[str, Reader] = {
     ".jsonl": _jsonl_records,
     ".ndjson": _jsonl_records,
     ".json": _json_array_records,
-    ".csv": _csv_records,
+    ".csv": csv_records,
     ".parquet": _parquet_records,
 }
 SUPPORTED_EXTENSIONS = tuple(_READERS)

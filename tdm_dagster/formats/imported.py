@@ -1,0 +1,90 @@
+"""What an import read: the records it takes, and each one it cannot take, with why and its bytes.
+
+Imports read record by record through the inbox's readers (``tdm_dagster.ingest.readers``),
+so one bad record (invalid JSON, NaN, a lone surrogate, nesting too deep, a value JSON has
+no type for) is rejected with its place and reason and the rest of the file is still
+imported. Only a problem with the whole file (unreadable, not the format, cut off) raises
+``FormatError``, and then nothing is imported.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tdm_dagster.formats.errors import FormatError
+from tdm_dagster.ingest.readers import DEFAULT_MAX_RECORD_BYTES, RAW_PREVIEW_BYTES, FileProblem, SourceRecord, read_issue, value_issue
+from tdm_dagster.ingest.load import source_fields
+from tdm_dagster.strict_json import value_problem
+
+MAX_RECORD_BYTES = DEFAULT_MAX_RECORD_BYTES
+"""A bigger single record is rejected, as in the inbox."""
+
+
+
+def _preview_repr() -> reprlib.Repr:
+    """Shows a rejected record that has no bytes of its own (it came from a pickle): bounded, however deep or big."""
+    preview = reprlib.Repr()
+    preview.maxlevel, preview.maxdict, preview.maxlist, preview.maxstring, preview.maxother = 20, 50, 50, RAW_PREVIEW_BYTES, 200
+    return preview
+
+
+_PREVIEW = _preview_repr()
+
+
+@dataclass
+class ImportResult:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[SourceRecord] = field(default_factory=list)
+    """Records as read whose ``issue`` says why they were not imported; ``raw`` keeps their bytes."""
+
+    @property
+    def input_records(self) -> int:
+        return len(self.records) + len(self.rejected)
+
+    def rejected_rows(self) -> list[dict[str, Any]]:
+        """The rejected records as kept in ``rejected/``: place, reasons, bytes as they arrived."""
+        return [{"line": source.line, "reasons": [asdict(source.issue)], "source": source_fields(source)} for source in self.rejected]
+
+    def extend(self, other: ImportResult) -> None:
+        self.records.extend(other.records)
+        self.rejected.extend(other.rejected)
+
+
+def collect(path: Path, sources: Iterable[SourceRecord], decode: Callable[[SourceRecord], SourceRecord] | None = None) -> ImportResult:
+    """Sort records as read into imported and rejected; ``decode`` turns a read record into
+    its final form (or a rejection). A file with no records imports none."""
+    result = ImportResult()
+    try:
+        for source in sources:
+            if decode is not None and source.issue is None:
+                source = decode(source)
+            if source.issue is None:
+                result.records.append(source.value)
+            else:
+                result.rejected.append(source)
+    except FileProblem as problem:
+        if problem.code != "read.empty_file":
+            raise FormatError(path, f"{problem.message} ({problem.suggestion}); nothing imported") from problem
+    return result
+
+
+def checked(path: Path, records: Iterable[Any], unit: str) -> ImportResult:
+    """Records from a format that is not JSON text (spaCy, pickle), each checked to be a
+    strict JSON object; ``unit`` names what a position counts (``doc``, ``record``)."""
+    result = ImportResult()
+    for index, record in enumerate(records):
+        place = f"{path} {unit} {index + 1}"
+        if not isinstance(record, dict):
+            issue = read_issue("not_an_object", f"{place}: a {type(record).__name__}, not a dict record", "give each record as a dict")
+        elif (problem := value_problem(record)) is not None:
+            issue = value_issue(problem, place)
+        else:
+            result.records.append(record)
+            continue
+        raw = _PREVIEW.repr(record)[:RAW_PREVIEW_BYTES].encode("utf-8", "backslashreplace")
+        result.rejected.append(SourceRecord(str(path), index + 1, raw, None, issue, index, unit))
+    return result
