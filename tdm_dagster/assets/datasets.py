@@ -32,9 +32,11 @@ _COLUMNS = dg.TableSchema(
 def training_dataset(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
     from tdm_dagster.datasets import DatasetRegistry
     from tdm_dagster.datasets.errors import DatasetNotFoundError
+    from tdm_dagster.datasets.names import check_name
 
     home = tdm.home()
     settings = tdm.config().dataset
+    check_name(settings.name, label="dataset.name in config.yaml:")
     registry = DatasetRegistry(home)
     try:
         info = registry.describe(settings.name)
