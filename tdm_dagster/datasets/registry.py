@@ -223,9 +223,12 @@ class DatasetRegistry:
         throughout, so it lands on the new parent and nothing is lost.
         """
         base = self._base(name, parent, version)
-        built = build(base)
+        try:
+            built: _Build | None = build(base)
+        except (IntegrityError, VersionNotFoundError):
+            built = None  # its parent was deleted while being read; under the lock that cannot happen
         with self._dataset_lock(name), self._objects_lock(shared=True):
-            if self._base(name, parent, version) == base and self._all_stored(built.placement):
+            if built is not None and self._base(name, parent, version) == base and self._all_stored(built.placement):
                 return self._commit(name, built, base, version, major, **details)
             base = self._base(name, parent, version)
             return self._commit(name, build(base), base, version, major, **details)
