@@ -32,11 +32,13 @@ _COLUMNS = dg.TableSchema(
 def training_dataset(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
     from tdm_dagster.datasets import DatasetRegistry
     from tdm_dagster.datasets.errors import DatasetNotFoundError
-    from tdm_dagster.datasets.names import check_name
+    from tdm_dagster.datasets.names import name_problem, shown
 
     home = tdm.home()
     settings = tdm.config().dataset
-    check_name(settings.name, label="dataset.name in config.yaml:")
+    problem = name_problem(settings.name)
+    if problem:
+        raise dg.Failure(description=f"dataset.name in config.yaml is {shown(settings.name)}: {problem}", allow_retries=False)
     registry = DatasetRegistry(home)
     try:
         info = registry.describe(settings.name)
