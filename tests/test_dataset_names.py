@@ -203,3 +203,28 @@ def test_asset_config_with_a_bad_dataset_name_fails_clearly(sandbox, tmp_path, n
     message = failure.step_failure_data.error.message
     assert "dataset.name in config.yaml" in message and "ASCII letters" in message
     assert snapshot(tmp_path) == before
+
+
+def test_export_replaces_a_symlink_at_the_target_instead_of_writing_through_it(sandbox, tmp_path) -> None:
+    """``tdm datasets export`` writes where the user says; a link already at that path is replaced, not followed."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(victim)
+    result = CliRunner().invoke(main, ["datasets", "export", "good", str(link)])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious\n"
+    assert not link.is_symlink() and len(link.read_text().splitlines()) == 4
+
+
+def test_scheduled_export_refuses_a_symlinked_version_folder(sandbox, tmp_path) -> None:
+    from tdm_dagster.maintenance import export_current
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    exports = sandbox["home"].root / "exports"
+    exports.mkdir()
+    (exports / "good-1.1").symlink_to(outside)
+    with pytest.raises(ValueError, match="symlink"):
+        export_current(sandbox["home"], "good")
+    assert list(outside.iterdir()) == []
