@@ -267,7 +267,6 @@ def _file_format(path: str, fmt: str | None, *, export: bool) -> str:
 @_JSON
 def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, description: str, as_json: bool) -> None:
     """Append records from a file (creating the dataset if needed) as a new version."""
-    from tdm_dagster.datasets.errors import DatasetNotFoundError
     from tdm_dagster.formats import import_records
 
     fmt = _file_format(path, fmt, export=False)
@@ -279,10 +278,7 @@ def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, de
         )
     registry = _registry()
     records = import_records(path, fmt, allow_pickle=allow_pickle)
-    try:
-        registry.describe(name)
-    except DatasetNotFoundError:
-        registry.create(name, description=description)
+    registry.create(name, description=description, exist_ok=True)
     version = registry.append(name, records, description=description or f"imported from {Path(path).name}")
     _emit(asdict(version), as_json, f"{name} {_version_line(version)}")
 

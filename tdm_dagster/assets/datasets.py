@@ -31,7 +31,6 @@ _COLUMNS = dg.TableSchema(
 )
 def training_dataset(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
     from tdm_dagster.datasets import DatasetRegistry
-    from tdm_dagster.datasets.errors import DatasetNotFoundError
     from tdm_dagster.datasets.names import name_problem, shown
 
     home = tdm.home()
@@ -40,10 +39,7 @@ def training_dataset(context: dg.AssetExecutionContext, tdm: TdmHomeResource) ->
     if problem:
         raise dg.Failure(description=f"dataset.name in config.yaml is {shown(settings.name)}: {problem}", allow_retries=False)
     registry = DatasetRegistry(home)
-    try:
-        info = registry.describe(settings.name)
-    except DatasetNotFoundError:
-        info = registry.create(settings.name, description=settings.description, spec="chat_sft_v1", tags=["sft"])
+    info = registry.create(settings.name, description=settings.description, spec="chat_sft_v1", tags=["sft"], exist_ok=True)
     included = {batch for version in registry.versions(settings.name) for batch in version.source_batches}
     approved = [r for r in iter_reports(home) if r.get("overall_pass") and r.get("batch_id") and r["batch_id"] not in included]
     store = BatchStore(home)

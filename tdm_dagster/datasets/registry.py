@@ -110,8 +110,11 @@ class DatasetRegistry:
     # -- datasets ---------------------------------------------------------------------------
 
     def create(
-        self, name: str, *, description: str = "", owner: str | None = None, tags: Sequence[str] = (), spec: str | None = None
+        self, name: str, *, description: str = "", owner: str | None = None, tags: Sequence[str] = (), spec: str | None = None,
+        exist_ok: bool = False,
     ) -> DatasetInfo:
+        """A new, empty dataset; with ``exist_ok`` an existing one is returned as it is (two
+        processes that both create it on first use both go on, neither fails)."""
         check_name(name)
         with connect(self.catalog_path) as con:
             try:
@@ -120,7 +123,8 @@ class DatasetRegistry:
                     [name, description, owner or getpass.getuser(), list(tags), spec, _now()],
                 )
             except duckdb.ConstraintException:
-                raise DatasetExistsError(f"dataset {name!r} already exists") from None
+                if not exist_ok:
+                    raise DatasetExistsError(f"dataset {name!r} already exists") from None
             return self._dataset(con, name)
 
     def list_datasets(self) -> list[DatasetInfo]:
@@ -375,9 +379,17 @@ class DatasetRegistry:
         return assign_splits(list(self.records(name, version)), ratios, stratify_by, seed, near_duplicate_threshold)
 
     def verify(self, name: str | None = None, version: str | None = None) -> VerifyReport:
-        """Check every object, every record hash and every version checksum (of one dataset/version, or all)."""
+        """Check every object, every record hash and every version checksum (of one dataset/version, or all).
+
+        Holds the object store's lock shared, so no delete runs meanwhile: a version
+        deleted half way through the check is never reported as corrupt.
+        """
         if version is not None:
             check_version(version)
+        with self._objects_lock(shared=True):
+            return self._verify(name, version)
+
+    def _verify(self, name: str | None, version: str | None) -> VerifyReport:
         with connect(self.catalog_path) as con:
             query = f"SELECT {VERSION_COLUMNS} FROM versions WHERE (? IS NULL OR dataset = ?) AND (? IS NULL OR version = ?)"
             if name is not None:
