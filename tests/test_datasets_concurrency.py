@@ -140,7 +140,7 @@ def test_delete_between_an_adds_object_write_and_its_commit(home, target) -> Non
             [sys.executable, "-c", PAUSED_APPEND, adder], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert paused.stdout.readline().strip() == "objects written"
-        finish(tdm("delete", shared, "--version", "1.1", "--force"))
+        registry.delete_version(shared, "1.1", force=True)  # this process, while the other one waits
         out, _ = paused.communicate("go\n", timeout=60)
         assert paused.returncode == 0
         report = registry.verify()
