@@ -218,3 +218,35 @@ def _batch(home, trial: int) -> Path:
     path = home.root / f"lock{trial}.jsonl"
     atomic_write_jsonl(path, chats(f"lock{trial}", 4))
     return path
+
+
+APPEND_NEW_BATCHES = """
+import json, sys
+from tdm_dagster.datasets import DatasetRegistry
+from tdm_dagster.home import TdmHome
+
+batches = json.loads(sys.stdin.read())
+info = DatasetRegistry(TdmHome.from_env()).append_new_batches("asset", batches)
+print(json.dumps(info and info.operation["new_batches"]))
+"""
+
+
+def test_two_processes_appending_the_same_new_batches_add_each_once(home) -> None:
+    """What two overlapping runs of the training_dataset asset do: every batch lands exactly once."""
+    registry = DatasetRegistry(home)
+    registry.create("asset")
+    expected: list[str] = []
+    for trial in range(TRIALS):
+        batches = {f"batch{trial}_{side}": chats(f"asset{trial}{side}", 20) for side in "abc"}
+        payload = json.dumps(batches)
+        processes = [
+            subprocess.Popen([sys.executable, "-c", APPEND_NEW_BATCHES], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        added = [json.loads(process.communicate(payload, timeout=120)[0]) for process in processes]
+        assert all(process.returncode == 0 for process in processes)
+        assert sorted(batch for new in added if new for batch in new) == sorted(batches), f"trial {trial}: {added}"
+        expected += [json.dumps(record, sort_keys=True) for records in batches.values() for record in records]
+        current = [json.dumps(record, sort_keys=True) for record in registry.records("asset")]
+        assert sorted(current) == sorted(expected), f"trial {trial}: a batch is missing or twice"
+    assert registry.verify().ok

@@ -172,15 +172,49 @@ class DatasetRegistry:
         staged = _StagedRecords.of(list(records))
 
         def build(base_info: VersionInfo | None) -> _Build:
-            base = self._placement(name, base_info) if base_info else Placement.empty()
-            added = self._place(staged, base)
-            return _Build(
-                Placement.concatenate([base, added]),
-                [*(base_info.source_batches if base_info else ()), *source_batches],
-                {"op": "append", "records": len(added), "new_batches": list(source_batches)},
-            )
+            return self._appended(name, base_info, staged, source_batches)
 
         return self._write_version(name, parent, version, major, build, creator=creator, description=description, metrics=metrics)
+
+    def append_new_batches(
+        self,
+        name: str,
+        batches: Mapping[str, Sequence[Record]],
+        *,
+        description: str = "",
+        creator: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> VersionInfo | None:
+        """One new version with each batch (id: records) the current version does not hold yet.
+
+        Which batches are new is decided again under the dataset's lock, so two
+        processes appending the same approved batches (say, two runs of the dataset
+        asset) add each batch once. None when the current version holds them all.
+        """
+        check_name(name)
+        staged = {batch: _StagedRecords.of(list(records)) for batch, records in batches.items()}
+
+        def build(base_info: VersionInfo | None) -> _Build:
+            held = set(base_info.source_batches if base_info else ())
+            new = [batch for batch in staged if batch not in held]
+            if not new:
+                raise _NothingNew
+            return self._appended(name, base_info, _StagedRecords.concatenate([staged[batch] for batch in new]), new)
+
+        try:
+            return self._write_version(name, None, None, False, build, creator=creator, description=description, metrics=metrics)
+        except _NothingNew:
+            return None
+
+    def _appended(self, name: str, base_info: VersionInfo | None, staged: _StagedRecords, new_batches: Sequence[str]) -> _Build:
+        """``base_info`` (None: nothing) followed by the staged records."""
+        base = self._placement(name, base_info) if base_info else Placement.empty()
+        added = self._place(staged, base)
+        return _Build(
+            Placement.concatenate([base, added]),
+            [*(base_info.source_batches if base_info else ()), *new_batches],
+            {"op": "append", "records": len(added), "new_batches": list(new_batches)},
+        )
 
     def append_batch_files(self, name: str, paths: Sequence[str | Path], **options: Any) -> VersionInfo:
         """Append approved batch files (JSONL of chat records, e.g. from the queue); batch id = file stem."""
@@ -527,6 +561,17 @@ class _StagedRecords:
     def of(cls, records: list[Record]) -> _StagedRecords:
         texts = [canonical_json(record) for record in records]
         return cls(texts, np.frombuffer(b"".join(sha256_digest(text) for text in texts), np.uint8).reshape(-1, 32))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[_StagedRecords]) -> _StagedRecords:
+        return cls(
+            [text for part in parts for text in part.texts],
+            np.concatenate([np.empty((0, 32), np.uint8), *(part.digests for part in parts)]),
+        )
+
+
+class _NothingNew(Exception):
+    """Raised by a build that finds every batch already in its parent: no version to write."""
 
 
 @dataclass(frozen=True)
