@@ -163,11 +163,12 @@ def test_sigkilled_add_leaves_the_old_or_the_new_version_and_the_next_add_works(
     registry = DatasetRegistry(home)
     registry.create("killed")
     expected = contents_before = set()
-    outcomes = {"old": 0, "new": 0}
+    outcomes = {"old": 0, "new": 0, "finished before the kill": 0}
     for trial in range(TRIALS):
         path, batch = write_batch(tmp_path, f"k{trial}", records)
         process = tdm("add", "killed", str(path))
-        time.sleep(duration * (0.3 + 0.08 * trial))  # from process start-up to past the commit
+        time.sleep(duration * (0.4 + 0.1 * trial))  # from process start-up to past the commit
+        outcomes["finished before the kill"] += process.poll() is not None
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         current = contents(registry, "killed") if registry.describe("killed").current_version else set()
