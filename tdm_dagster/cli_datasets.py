@@ -7,13 +7,32 @@ import re
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
+from tdm_dagster.datasets.names import name_problem, shown, version_problem
 from tdm_dagster.home import TdmHome
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+class _Checked(click.ParamType):
+    """A dataset name or version, refused (exit 2, naming the argument or flag) before anything runs."""
+
+    def __init__(self, name: str, problem: Callable[[object], str | None]) -> None:
+        self.name = name
+        self.problem = problem
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        problem = self.problem(value)
+        if problem:
+            self.fail(f"{shown(value)}: {problem}", param, ctx)
+        return value
+
+
+DATASET_NAME = _Checked("name", name_problem)
+VERSION = _Checked("version", version_problem)
 
 
 def _registry():
@@ -27,13 +46,17 @@ def _emit(data: Any, as_json: bool, text: str) -> None:
 
 
 class _DatasetErrors(click.Group):
-    """Registry errors become clean CLI errors (exit 1) instead of tracebacks."""
+    """Registry errors become clean CLI errors (exit 1; a bad name or version exit 2) instead of tracebacks."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from tdm_dagster.datasets.errors import DatasetError
+        from tdm_dagster.datasets.errors import DatasetError, DeletionRefusedError, InvalidNameError, InvalidVersionError
 
         try:
             return super().invoke(ctx)
+        except DeletionRefusedError as exc:
+            raise click.ClickException(f"{exc.refusal}; add --force to delete it anyway") from exc
+        except (InvalidNameError, InvalidVersionError) as exc:
+            raise click.UsageError(str(exc)) from exc
         except (DatasetError, ValueError) as exc:
             raise click.ClickException(str(exc).strip("'\"")) from exc
 
@@ -48,7 +71,7 @@ def _version_line(v) -> str:
 
 
 @datasets.command()
-@click.argument("name")
+@click.argument("name", type=DATASET_NAME)
 @click.option("--description", default="")
 @click.option("--owner")
 @click.option("--tag", "tags", multiple=True, help="Repeatable.")
@@ -70,7 +93,7 @@ def list_datasets(as_json: bool) -> None:
 
 
 @datasets.command()
-@click.argument("name")
+@click.argument("name", type=DATASET_NAME)
 @_JSON
 def show(name: str, as_json: bool) -> None:
     """A dataset and its current version."""
@@ -85,7 +108,7 @@ def show(name: str, as_json: bool) -> None:
 
 
 @datasets.command()
-@click.argument("name")
+@click.argument("name", type=DATASET_NAME)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--major", is_flag=True, help="Bump the major version.")
 @click.option("--description", default="")
@@ -120,7 +143,7 @@ def _append_read(registry, name: str, read, as_json: bool, **options: Any) -> No
 
 
 @datasets.command()
-@click.argument("name")
+@click.argument("name", type=DATASET_NAME)
 @_JSON
 def versions(name: str, as_json: bool) -> None:
     """Every version, oldest first."""
@@ -129,9 +152,9 @@ def versions(name: str, as_json: bool) -> None:
 
 
 @datasets.command()
-@click.argument("name")
-@click.argument("old")
-@click.argument("new")
+@click.argument("name", type=DATASET_NAME)
+@click.argument("old", type=VERSION)
+@click.argument("new", type=VERSION)
 @_JSON
 def diff(name: str, old: str, new: str, as_json: bool) -> None:
     """Added, removed and changed records between two versions, and metric deltas."""
@@ -141,8 +164,8 @@ def diff(name: str, old: str, new: str, as_json: bool) -> None:
 
 
 @datasets.command()
-@click.argument("name")
-@click.argument("version")
+@click.argument("name", type=DATASET_NAME)
+@click.argument("version", type=VERSION)
 @_JSON
 def rollback(name: str, version: str, as_json: bool) -> None:
     """Make VERSION current again (history is kept)."""
@@ -151,8 +174,8 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 
 
 @datasets.command()
-@click.argument("name")
-@click.option("--from", "parent", help="Version to derive from (default: current).")
+@click.argument("name", type=DATASET_NAME)
+@click.option("--from", "parent", type=VERSION, help="Version to derive from (default: current).")
 @click.option("--where", "where", multiple=True, help="Keep records with FIELD=VALUE (dotted field; repeatable).")
 @click.option("--remap", nargs=2, multiple=True, metavar="FIELD OLD=NEW", help="Rename a label value.")
 @click.option("--confidence", nargs=3, type=(str, float, float), multiple=True, metavar="FIELD SCALE OFFSET", help="field = clip(value*scale+offset, 0, 1).")
@@ -201,8 +224,8 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 
 
 @datasets.command()
-@click.argument("name")
-@click.option("--version")
+@click.argument("name", type=DATASET_NAME)
+@click.option("--version", type=VERSION)
 @click.option("--ratios", default="train=0.8,val=0.1,test=0.1", show_default=True)
 @click.option("--stratify", help="Field to stratify by, e.g. metadata.skill.")
 @click.option("--seed", default=0, show_default=True)
@@ -226,22 +249,42 @@ def split(name: str, version: str | None, ratios: str, stratify: str | None, see
 
 
 @datasets.command("export")
-@click.argument("name")
+@click.argument("name", type=DATASET_NAME)
 @click.argument("path", type=click.Path())
-@click.option("--version")
+@click.option("--version", type=VERSION)
 @click.option("--format", "fmt", help="jsonl, json, csv, parquet, hf, spacy, chat_jsonl, pickle (default: from PATH).")
 @_JSON
 def export_dataset(name: str, path: str, version: str | None, fmt: str | None, as_json: bool) -> None:
     """Write a version in a format your trainer reads."""
     from tdm_dagster.formats import export_records
 
+    fmt = _file_format(path, fmt, export=True)
     info = _registry().version_info(name, version)
     written = export_records(_registry().records(name, info.version), path, fmt)
     _emit({"dataset": name, "version": info.version, "path": path, "records": written}, as_json, f"wrote {written} records of {name} {info.version} to {path}")
 
 
+def _file_format(path: str, fmt: str | None, *, export: bool) -> str:
+    """``--format``, else what PATH's name says (export: a folder or a name without extension is hf).
+
+    A name that says nothing is a usage error naming ``--format``.
+    """
+    from tdm_dagster.formats import EXPORT_FORMATS, FormatError, infer_format
+
+    if fmt:
+        return fmt
+    if export and (Path(path).is_dir() or not Path(path).suffix):
+        return "hf"
+    try:
+        return infer_format(path)
+    except FormatError as error:
+        raise click.BadParameter(
+            f"none given and {error.problem.partition(';')[0]}; pass one of {', '.join(EXPORT_FORMATS)}", param_hint="'--format'"
+        ) from error
+
+
 @datasets.command("import")
-@click.argument("name")
+@click.argument("name", type=DATASET_NAME)
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--format", "fmt", help="Default: from PATH.")
 @click.option("--allow-pickle", is_flag=True, help="Unpickle PATH. Only for a file you trust: unpickling runs code.")
@@ -249,37 +292,40 @@ def export_dataset(name: str, path: str, version: str | None, fmt: str | None, a
 @_JSON
 def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, description: str, as_json: bool) -> None:
     """Append records from a file (creating the dataset if needed) as a new version."""
-    from tdm_dagster.datasets.errors import DatasetNotFoundError
     from tdm_dagster.formats import import_records
 
+    fmt = _file_format(path, fmt, export=False)
+    if fmt == "pickle" and not allow_pickle:
+        raise click.UsageError(
+            f"refusing to unpickle {path}: loading a pickle runs code from the file, so a tampered one can take over "
+            "this machine. Import a data format (jsonl, json, csv, parquet, hf) instead, or add --allow-pickle "
+            "only for a file you created yourself or otherwise trust"
+        )
     registry = _registry()
     read = import_records(path, fmt, allow_pickle=allow_pickle)
-    try:
-        registry.describe(name)
-    except DatasetNotFoundError:
-        registry.create(name, description=description)
+    registry.create(name, description=description, exist_ok=True)
     _append_read(registry, name, read, as_json, description=description or f"imported from {Path(path).name}")
 
 
 @datasets.command()
-@click.argument("name")
-@click.option("--version", help="Delete only this version (default: the whole dataset).")
+@click.argument("name", type=DATASET_NAME)
+@click.option("--version", type=VERSION, help="Delete only this version (default: the whole dataset).")
 @click.option("--force", is_flag=True, help="Also when current, or a parent of another version.")
 @_JSON
 def delete(name: str, version: str | None, force: bool, as_json: bool) -> None:
     """Delete a version or a dataset; refused for the current version or a parent unless --force."""
     registry = _registry()
-    if version:
+    if version is not None:
         registry.delete_version(name, version, force=force)
     else:
         registry.delete_dataset(name, force=force)
-    what = f"{name} {version}" if version else name
+    what = f"{name} {version}" if version is not None else name
     _emit({"deleted": what}, as_json, f"deleted {what}")
 
 
 @datasets.command()
-@click.argument("name", required=False)
-@click.option("--version")
+@click.argument("name", required=False, type=DATASET_NAME)
+@click.option("--version", type=VERSION)
 @_JSON
 def verify(name: str | None, version: str | None, as_json: bool) -> None:
     """Check every object and checksum; exit 1 on any problem."""

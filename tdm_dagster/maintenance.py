@@ -41,8 +41,10 @@ def export_current(home: TdmHome, dataset: str, formats: tuple[str, ...] = EXPOR
     from tdm_dagster.formats import export_records
 
     registry = DatasetRegistry(home)
-    current = registry.version_info(dataset)
+    current = registry.version_info(dataset)  # refuses a name that could steer the path (e.g. "../x")
     folder = home.root / "exports" / f"{dataset}-{current.version}"
+    if folder.is_symlink():
+        raise ValueError(f"{folder} is a symlink: refusing to export through it to wherever it points")
     written = {}
     for fmt in formats:
         target = folder / (f"{dataset}.{fmt}" if fmt != "hf" else f"{dataset}_hf")

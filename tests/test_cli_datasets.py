@@ -54,7 +54,10 @@ def test_lifecycle(home, tmp_path, batches):
 
     refused = tdm("delete", "sft", "--version", "1.0", ok=False)
     assert refused.exit_code == 1 and "current" in refused.output
+    assert "--force" in refused.output and "force=True" not in refused.output
     assert data("delete", "sft", "--version", "1.2")["deleted"] == "sft 1.2"
+    whole = tdm("delete", "sft", ok=False)
+    assert whole.exit_code == 1 and "add --force to delete it anyway" in whole.output
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "json", "csv", "parquet", "hf"])
@@ -75,7 +78,8 @@ def test_pickle_import_needs_consent(home, tmp_path, batches):
     tdm("add", "src", str(b1))
     tdm("export", "src", str(tmp_path / "out.pkl"))
     refused = tdm("import", "copy", str(tmp_path / "out.pkl"), ok=False)
-    assert refused.exit_code != 0 and "pickle" in refused.output.lower()
+    assert refused.exit_code == 2 and "pickle" in refused.output.lower()
+    assert "--allow-pickle" in refused.output and "allow_pickle" not in refused.output
     assert data("import", "copy", str(tmp_path / "out.pkl"), "--allow-pickle")["record_count"] == 40
 
 
@@ -87,6 +91,8 @@ def test_errors_are_clear(home):
     assert again.exit_code == 1 and "already exists" in again.output
     bad = tdm("derive", "x", "--where", "no-equals-sign", ok=False)
     assert bad.exit_code == 2
+    unknown = tdm("export", "x", "out.weird", ok=False)
+    assert unknown.exit_code == 2 and "'--format'" in unknown.output and "pass fmt" not in unknown.output
 
 
 def test_corruption_fails_verify(home, batches):

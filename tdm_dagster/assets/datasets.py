@@ -31,21 +31,22 @@ _COLUMNS = dg.TableSchema(
 )
 def training_dataset(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
     from tdm_dagster.datasets import DatasetRegistry
-    from tdm_dagster.datasets.errors import DatasetNotFoundError
+    from tdm_dagster.datasets.names import name_problem, shown
 
     home = tdm.home()
     settings = tdm.config().dataset
+    problem = name_problem(settings.name)
+    if problem:
+        raise dg.Failure(description=f"dataset.name in config.yaml is {shown(settings.name)}: {problem}", allow_retries=False)
     registry = DatasetRegistry(home)
-    try:
-        info = registry.describe(settings.name)
-    except DatasetNotFoundError:
-        info = registry.create(settings.name, description=settings.description, spec="chat_sft_v1", tags=["sft"])
+    info = registry.create(settings.name, description=settings.description, spec="chat_sft_v1", tags=["sft"], exist_ok=True)
     included = {batch for version in registry.versions(settings.name) for batch in version.source_batches}
     approved = [r for r in iter_reports(home) if r.get("overall_pass") and r.get("batch_id") and r["batch_id"] not in included]
     store = BatchStore(home)
     if not approved:
         context.log.info(f"dataset {settings.name}: no newly approved batches; current version {info.current_version}")
         version = registry.version_info(settings.name) if info.current_version else None
+        new_batches = []
     else:
         paths = [store.folder(r["batch_id"]) / "approved.jsonl" for r in approved]
         records = sum(r["records"]["approved"] for r in approved)
@@ -54,14 +55,18 @@ def training_dataset(context: dg.AssetExecutionContext, tdm: TdmHomeResource) ->
             **{f"mean_{name}": round(sum(r["metrics"][name] for r in approved if r.get("metrics", {}).get(name) is not None) / len(approved), 4)
                for name in ("overall", "validity", "diversity")},
         }  # fmt: skip
-        version = registry.append(
+        appended = registry.append_new_batches(
             settings.name,
-            [record for path in paths for record in read_jsonl(path)],
-            source_batches=[r["batch_id"] for r in approved],
+            {r["batch_id"]: read_jsonl(path) for r, path in zip(approved, paths)},
             metrics=metrics,
             description=f"{len(approved)} approved batch(es)",
         )
-        context.log.info(f"dataset {settings.name} {version.version}: +{records} records from {len(approved)} batch(es)")
+        if appended is None:
+            context.log.info(f"dataset {settings.name}: another run added these {len(approved)} batch(es) meanwhile")
+        else:
+            context.log.info(f"dataset {settings.name} {appended.version}: +{records} records from {len(approved)} batch(es)")
+        version = appended or registry.version_info(settings.name)
+        new_batches = appended.operation["new_batches"] if appended else []
     if version is None:
         return dg.MaterializeResult(metadata={"dataset": settings.name, "version": "none", "dagster/row_count": 0})
     return dg.MaterializeResult(
@@ -72,7 +77,7 @@ def training_dataset(context: dg.AssetExecutionContext, tdm: TdmHomeResource) ->
             "dagster/row_count": dg.MetadataValue.int(version.record_count),
             "dagster/column_schema": _COLUMNS,
             "source_batches": dg.MetadataValue.int(len(version.source_batches)),
-            "new_batches": dg.MetadataValue.json([r["batch_id"] for r in approved]),
+            "new_batches": dg.MetadataValue.json(new_batches),
             **{f"metric_{k}": dg.MetadataValue.float(float(v)) for k, v in version.metrics.items() if isinstance(v, (int, float))},
         },
         data_version=dg.DataVersion(version.checksum),

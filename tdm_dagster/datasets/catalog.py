@@ -114,13 +114,6 @@ def version_from_row(row: tuple[Any, ...]) -> VersionInfo:
     )
 
 
-def parse_version(version: str) -> tuple[int, int]:
-    major, _, minor = version.partition(".")
-    if not (major.isdigit() and minor.isdigit()):
-        raise ValueError(f"version {version!r} is not of the form major.minor, e.g. 1.0")
-    return int(major), int(minor)
-
-
 BLOCK_SIZE = 16384
 LOCK_WAIT_SECONDS = 30.0
 """Operations hold the catalog for milliseconds; waiting beats failing when two processes meet."""

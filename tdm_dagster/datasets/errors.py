@@ -26,7 +26,15 @@ class VersionExistsError(DatasetError):
 
 
 class DeletionRefusedError(DatasetError):
-    """A delete that would remove the current version or a parent of another one, without ``force``."""
+    """A delete that would remove the current version or a parent of another one, without ``force``.
+
+    ``refusal`` says what was kept and why, without naming how to force it: the API
+    message adds ``force=True``, the CLI its ``--force`` flag.
+    """
+
+    def __init__(self, what: str, why: str) -> None:
+        self.refusal = f"{what} was not deleted: {why}"
+        super().__init__(f"{self.refusal} (use force=True)")
 
 
 class IntegrityError(DatasetError):
@@ -39,3 +47,11 @@ class MissingObjectError(IntegrityError):
 
 class CorruptObjectError(IntegrityError):
     pass
+
+
+class InvalidNameError(DatasetError, ValueError):
+    """A dataset name that could steer a file path or is not a plain word."""
+
+
+class InvalidVersionError(DatasetError, ValueError):
+    """A version string that is not ``MAJOR.MINOR``."""

@@ -8,6 +8,15 @@ version checksum before serving a single record.
 
 Versions are never changed once written and never deleted implicitly: ``rollback``
 only moves the dataset's ``current`` pointer.
+
+Concurrency: every change to a dataset (new version, rollback, delete) holds that
+dataset's lock (``datasets/locks/<name>.lock``) while it reads the version it builds on
+and commits, so two writers never build on the same parent and lose one another's
+records. The heavy part of a new version (hashing, writing chunks) runs before the
+lock; if the parent moved meanwhile the version is rebuilt on the new parent under the
+lock. Removing chunks holds the object store's lock exclusively, and a commit holds it
+shared from checking that every chunk it refers to exists until the catalog commit, so
+no version is ever committed with a chunk missing.
 """
 
 from __future__ import annotations
@@ -15,8 +24,8 @@ from __future__ import annotations
 import gc
 import getpass
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -35,7 +44,6 @@ from tdm_dagster.datasets.catalog import (
     VersionInfo,
     connect,
     dataset_from_row,
-    parse_version,
     version_from_row,
 )
 from tdm_dagster.datasets.diff import VersionDiff, diff_records
@@ -48,7 +56,9 @@ from tdm_dagster.datasets.errors import (
     VersionExistsError,
     VersionNotFoundError,
 )
+from tdm_dagster.datasets.locks import file_lock
 from tdm_dagster.datasets.manifest import Placement, load_placement
+from tdm_dagster.datasets.names import check_name, check_version, parse_version
 from tdm_dagster.datasets.records import Record, canonical_json, sha256_digest
 from tdm_dagster.datasets.splits import DEFAULT_RATIOS, SplitResult, assign_splits
 from tdm_dagster.datasets.steps import Step
@@ -100,10 +110,12 @@ class DatasetRegistry:
     # -- datasets ---------------------------------------------------------------------------
 
     def create(
-        self, name: str, *, description: str = "", owner: str | None = None, tags: Sequence[str] = (), spec: str | None = None
+        self, name: str, *, description: str = "", owner: str | None = None, tags: Sequence[str] = (), spec: str | None = None,
+        exist_ok: bool = False,
     ) -> DatasetInfo:
-        if not name or not name.strip():
-            raise ValueError("a dataset needs a non-empty name")
+        """A new, empty dataset; with ``exist_ok`` an existing one is returned as it is (two
+        processes that both create it on first use both go on, neither fails)."""
+        check_name(name)
         with connect(self.catalog_path) as con:
             try:
                 con.execute(
@@ -111,7 +123,8 @@ class DatasetRegistry:
                     [name, description, owner or getpass.getuser(), list(tags), spec, _now()],
                 )
             except duckdb.ConstraintException:
-                raise DatasetExistsError(f"dataset {name!r} already exists") from None
+                if not exist_ok:
+                    raise DatasetExistsError(f"dataset {name!r} already exists") from None
             return self._dataset(con, name)
 
     def list_datasets(self) -> list[DatasetInfo]:
@@ -155,14 +168,52 @@ class DatasetRegistry:
 
         The new version's ``source_batches`` are its parent's plus ``source_batches``.
         """
-        base_info = self._base(name, parent, version)
+        check_name(name)
+        staged = _StagedRecords.of(list(records))
+
+        def build(base_info: VersionInfo | None) -> _Build:
+            return self._appended(name, base_info, staged, source_batches)
+
+        return self._write_version(name, parent, version, major, build, creator=creator, description=description, metrics=metrics)
+
+    def append_new_batches(
+        self,
+        name: str,
+        batches: Mapping[str, Sequence[Record]],
+        *,
+        description: str = "",
+        creator: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> VersionInfo | None:
+        """One new version with each batch (id: records) the current version does not hold yet.
+
+        Which batches are new is decided again under the dataset's lock, so two
+        processes appending the same approved batches (say, two runs of the dataset
+        asset) add each batch once. None when the current version holds them all.
+        """
+        check_name(name)
+        staged = {batch: _StagedRecords.of(list(records)) for batch, records in batches.items()}
+
+        def build(base_info: VersionInfo | None) -> _Build:
+            held = set(base_info.source_batches if base_info else ())
+            new = [batch for batch in staged if batch not in held]
+            if not new:
+                raise _NothingNew
+            return self._appended(name, base_info, _StagedRecords.concatenate([staged[batch] for batch in new]), new)
+
+        try:
+            return self._write_version(name, None, None, False, build, creator=creator, description=description, metrics=metrics)
+        except _NothingNew:
+            return None
+
+    def _appended(self, name: str, base_info: VersionInfo | None, staged: _StagedRecords, new_batches: Sequence[str]) -> _Build:
+        """``base_info`` (None: nothing) followed by the staged records."""
         base = self._placement(name, base_info) if base_info else Placement.empty()
-        added = self._stage(list(records), base)
-        return self._commit(
-            name, Placement.concatenate([base, added]), base_info, version, major,
-            creator=creator, description=description, metrics=metrics,
-            source_batches=[*(base_info.source_batches if base_info else ()), *source_batches],
-            operation={"op": "append", "records": len(added), "new_batches": list(source_batches)},
+        added = self._place(staged, base)
+        return _Build(
+            Placement.concatenate([base, added]),
+            [*(base_info.source_batches if base_info else ()), *new_batches],
+            {"op": "append", "records": len(added), "new_batches": list(new_batches)},
         )
 
     def append_batch_files(self, name: str, paths: Sequence[str | Path], **options: Any) -> VersionInfo:
@@ -184,40 +235,61 @@ class DatasetRegistry:
         version: str | None = None,
     ) -> VersionInfo:
         """New version = ``steps`` applied in order to ``parent`` (default: current); reports kept."""
-        base_info = self._base(name, parent, version)
-        if base_info is None:
-            raise VersionNotFoundError(f"dataset {name!r} has no version to derive from")
-        records = list(self.records(name, base_info.version))
-        reports = []
-        for step in steps:
-            records, report = step.apply(records)
-            reports.append(report)
-        placement = self._stage(records, self._placement(name, base_info))
-        return self._commit(
-            name, placement, base_info, version, major, creator=creator, description=description,
-            metrics=metrics, source_batches=base_info.source_batches, operation={"op": "derive", "steps": reports},
-        )
+
+        def build(base_info: VersionInfo | None) -> _Build:
+            if base_info is None:
+                raise VersionNotFoundError(f"dataset {name!r} has no version to derive from")
+            records = list(self.records(name, base_info.version))
+            reports = []
+            for step in steps:
+                records, report = step.apply(records)
+                reports.append(report)
+            placement = self._place(_StagedRecords.of(records), self._placement(name, base_info))
+            return _Build(placement, base_info.source_batches, {"op": "derive", "steps": reports})
+
+        return self._write_version(name, parent, version, major, build, creator=creator, description=description, metrics=metrics)
+
+    def _write_version(
+        self, name: str, parent: str | None, version: str | None, major: bool,
+        build: Callable[[VersionInfo | None], _Build], **details: Any,
+    ) -> VersionInfo:
+        """Build the new version outside the dataset's lock, commit it under the lock.
+
+        Committed only if, under the lock, the version it was built on is still the one
+        to build on and every chunk it refers to exists (a concurrent delete may have
+        collected one); otherwise it is rebuilt and committed with the locks held
+        throughout, so it lands on the new parent and nothing is lost.
+        """
+        base = self._base(name, parent, version)
+        try:
+            built: _Build | None = build(base)
+        except (IntegrityError, VersionNotFoundError):
+            built = None  # its parent was deleted while being read; under the lock that cannot happen
+        with self._dataset_lock(name), self._objects_lock(shared=True):
+            if built is not None and self._base(name, parent, version) == base and self._all_stored(built.placement):
+                return self._commit(name, built, base, version, major, **details)
+            base = self._base(name, parent, version)
+            return self._commit(name, build(base), base, version, major, **details)
 
     def _base(self, name: str, parent: str | None, new_version: str | None) -> VersionInfo | None:
         """The version to build on (None for a first version); refuses an existing ``new_version`` early."""
         with connect(self.catalog_path) as con:
             dataset = self._dataset(con, name)
             if new_version is not None:
-                parse_version(new_version)
+                check_version(new_version)
                 if con.execute("SELECT 1 FROM versions WHERE dataset = ? AND version = ?", [name, new_version]).fetchone():
                     raise _immutable(name, new_version)
             if parent is None and dataset.current_version is None:
                 return None
             return self._version(con, name, parent)
 
-    def _stage(self, records: list[Record], known: Placement) -> Placement:
-        """Place ``records``: content ``known`` already holds is referenced, the rest goes into new chunks."""
-        texts = [canonical_json(record) for record in records]
-        digests = np.frombuffer(b"".join(sha256_digest(text) for text in texts), np.uint8).reshape(-1, 32)
+    def _place(self, staged: _StagedRecords, known: Placement) -> Placement:
+        """Place records: content ``known`` already holds is referenced, the rest goes into new chunks."""
+        texts, digests = staged.texts, staged.digests
         found = known.find(digests)
         new_row: dict[bytes, int] = {}
         new_texts: list[str] = []
-        new_position = np.full(len(records), -1, np.int64)
+        new_position = np.full(len(texts), -1, np.int64)
         for position in np.flatnonzero(found < 0):
             digest = digests[position].tobytes()
             if digest not in new_row:
@@ -229,49 +301,56 @@ class DatasetRegistry:
             part = new_texts[start : start + CHUNK_ROWS]
             chunks.append(self.store.write_chunk([sha256_digest(text) for text in part], part)[0])
         is_new, known_position = found < 0, found[found >= 0]
-        chunk_index = np.empty(len(records), np.int32)
-        rows = np.empty(len(records), np.int32)
+        chunk_index = np.empty(len(texts), np.int32)
+        rows = np.empty(len(texts), np.int32)
         chunk_index[~is_new], rows[~is_new] = known.chunk_index[known_position], known.rows[known_position]
         chunk_index[is_new] = len(known.chunks) + new_position[is_new] // CHUNK_ROWS
         rows[is_new] = new_position[is_new] % CHUNK_ROWS
         return Placement([*known.chunks, *chunks], chunk_index, rows, digests)
 
+    def _all_stored(self, placement: Placement) -> bool:
+        return all(self.store.path(chunk).exists() for chunk in placement.chunks)
+
     def _commit(
-        self, name: str, placement: Placement, base: VersionInfo | None, version: str | None, major: bool,
+        self, name: str, built: _Build, base: VersionInfo | None, version: str | None, major: bool,
         *, creator: str | None, description: str, metrics: Mapping[str, Any] | None,
-        source_batches: Sequence[str], operation: dict[str, Any],
     ) -> VersionInfo:
+        """Insert the version, its manifest and the new current pointer in one catalog transaction."""
+        placement = built.placement
         with connect(self.catalog_path) as con:
-            existing = [parse_version(row[0]) for row in con.execute("SELECT version FROM versions WHERE dataset = ?", [name]).fetchall()]
+            existing = [tuple(row) for row in con.execute("SELECT major, minor FROM versions WHERE dataset = ?", [name]).fetchall()]
             number = version or _next_version(existing, base.version if base else None, major)
             major_number, minor_number = parse_version(number)
             if (major_number, minor_number) in existing:
                 raise _immutable(name, number)
             segments = placement.segments()
-            con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(
+                with _transaction(con):
+                    con.execute(
                     f"INSERT INTO versions (major, minor, {VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        major_number, minor_number, name, number, [base.version] if base else [],
-                        creator or getpass.getuser(), description, _now(), len(placement), placement.checksum(),
-                        json.dumps(dict(metrics or {})), list(dict.fromkeys(source_batches)), json.dumps(operation),
-                    ],
-                )
-                if segments:
-                    con.executemany(
-                        "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?)",
-                        [[name, number, seq, s.chunk, s.start, s.stop] for seq, s in enumerate(segments)],
+                        [
+                            major_number, minor_number, name, number, [base.version] if base else [],
+                            creator or getpass.getuser(), description, _now(), len(placement), placement.checksum(),
+                            json.dumps(dict(metrics or {})), list(dict.fromkeys(built.source_batches)), json.dumps(built.operation),
+                        ],
                     )
-                con.execute("UPDATE datasets SET current_version = ? WHERE name = ?", [number, name])
-                con.execute("COMMIT")
+                    if segments:
+                        con.executemany(
+                            "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?)",
+                            [[name, number, seq, s.chunk, s.start, s.stop] for seq, s in enumerate(segments)],
+                        )
+                    con.execute("UPDATE datasets SET current_version = ? WHERE name = ?", [number, name])
             except duckdb.ConstraintException:
-                con.execute("ROLLBACK")
                 raise _immutable(name, number) from None
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
             return self._version(con, name, number)
+
+    def _dataset_lock(self, name: str) -> AbstractContextManager[None]:
+        """Serializes every change to ``name``'s versions and current pointer across processes."""
+        return file_lock(self.root / "locks" / f"{check_name(name)}.lock")
+
+    def _objects_lock(self, *, shared: bool) -> AbstractContextManager[None]:
+        """Exclusive while chunks are removed; shared from a commit's chunk check to its catalog commit."""
+        return file_lock(self.store.root / ".gc.lock", shared=shared)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -334,7 +413,17 @@ class DatasetRegistry:
         return assign_splits(list(self.records(name, version)), ratios, stratify_by, seed, near_duplicate_threshold)
 
     def verify(self, name: str | None = None, version: str | None = None) -> VerifyReport:
-        """Check every object, every record hash and every version checksum (of one dataset/version, or all)."""
+        """Check every object, every record hash and every version checksum (of one dataset/version, or all).
+
+        Holds the object store's lock shared, so no delete runs meanwhile: a version
+        deleted half way through the check is never reported as corrupt.
+        """
+        if version is not None:
+            check_version(version)
+        with self._objects_lock(shared=True):
+            return self._verify(name, version)
+
+    def _verify(self, name: str | None, version: str | None) -> VerifyReport:
         with connect(self.catalog_path) as con:
             query = f"SELECT {VERSION_COLUMNS} FROM versions WHERE (? IS NULL OR dataset = ?) AND (? IS NULL OR version = ?)"
             if name is not None:
@@ -371,7 +460,8 @@ class DatasetRegistry:
 
     def rollback(self, name: str, version: str) -> DatasetInfo:
         """Make ``version`` current again; later versions stay and can be rolled forward to."""
-        with connect(self.catalog_path) as con:
+        check_version(version)
+        with self._dataset_lock(name), connect(self.catalog_path) as con:
             self._version(con, name, version)
             con.execute("UPDATE datasets SET current_version = ? WHERE name = ?", [version, name])
             return self._dataset(con, name)
@@ -384,42 +474,56 @@ class DatasetRegistry:
         stay readable, since every manifest is complete. Chunks no version refers to
         any more are removed.
         """
-        with connect(self.catalog_path) as con:
-            dataset = self._dataset(con, name)
-            self._version(con, name, version)
-            children = [row[0] for row in con.execute(
-                "SELECT version FROM versions WHERE dataset = ? AND list_contains(parents, ?) ORDER BY major, minor", [name, version]
-            ).fetchall()]
-            if not force and (dataset.current_version == version or children):
-                why = "it is the current version" if dataset.current_version == version else f"it is the parent of {', '.join(children)}"
-                raise DeletionRefusedError(f"dataset {name!r} version {version} was not deleted: {why} (use force=True)")
-            self._drop(con, name, "version = ?", [version])
-            if dataset.current_version == version:
-                latest = con.execute(
-                    "SELECT version FROM versions WHERE dataset = ? ORDER BY major DESC, minor DESC LIMIT 1", [name]
-                ).fetchone()
-                con.execute("UPDATE datasets SET current_version = ? WHERE name = ?", [latest[0] if latest else None, name])
+        check_version(version)
+        with self._dataset_lock(name), self._objects_lock(shared=False):
+            with connect(self.catalog_path) as con:
+                dataset = self._dataset(con, name)
+                self._version(con, name, version)
+                children = [row[0] for row in con.execute(
+                    "SELECT version FROM versions WHERE dataset = ? AND list_contains(parents, ?) ORDER BY major, minor", [name, version]
+                ).fetchall()]
+                if not force and (dataset.current_version == version or children):
+                    why = "it is the current version" if dataset.current_version == version else f"it is the parent of {', '.join(children)}"
+                    raise DeletionRefusedError(f"dataset {name!r} version {version}", why)
+                with _transaction(con):
+                    candidates = self._drop(con, name, "version = ?", [version])
+                    if dataset.current_version == version:
+                        latest = con.execute(
+                            "SELECT version FROM versions WHERE dataset = ? ORDER BY major DESC, minor DESC LIMIT 1", [name]
+                        ).fetchone()
+                        con.execute("UPDATE datasets SET current_version = ? WHERE name = ?", [latest[0] if latest else None, name])
+                self._collect(con, candidates)
 
     def delete_dataset(self, name: str, *, force: bool = False) -> None:
         """Delete a dataset and its versions; refused while it has versions unless ``force``."""
-        with connect(self.catalog_path) as con:
-            self._dataset(con, name)
-            count = con.execute("SELECT count(*) FROM versions WHERE dataset = ?", [name]).fetchone()[0]
-            if count and not force:
-                raise DeletionRefusedError(f"dataset {name!r} was not deleted: it has {count} versions (use force=True)")
-            self._drop(con, name, "TRUE", [])
-            con.execute("DELETE FROM datasets WHERE name = ?", [name])
+        with self._dataset_lock(name), self._objects_lock(shared=False):
+            with connect(self.catalog_path) as con:
+                self._dataset(con, name)
+                count = con.execute("SELECT count(*) FROM versions WHERE dataset = ?", [name]).fetchone()[0]
+                if count and not force:
+                    raise DeletionRefusedError(f"dataset {name!r}", f"it has {count} versions")
+                with _transaction(con):
+                    candidates = self._drop(con, name, "TRUE", [])
+                    con.execute("DELETE FROM datasets WHERE name = ?", [name])
+                self._collect(con, candidates)
 
-    def _drop(self, con: duckdb.DuckDBPyConnection, name: str, where: str, params: list[Any]) -> None:
-        """Delete the ``versions``/``segments`` rows of ``name`` matching ``where``, then their orphaned chunks.
+    @staticmethod
+    def _drop(con: duckdb.DuckDBPyConnection, name: str, where: str, params: list[Any]) -> set[str]:
+        """Delete the ``versions``/``segments`` rows of ``name`` matching ``where``; returns the chunks they used."""
+        candidates = {row[0] for row in con.execute(f"SELECT DISTINCT chunk FROM segments WHERE dataset = ? AND {where}", [name, *params]).fetchall()}
+        for table in ("segments", "versions"):
+            con.execute(f"DELETE FROM {table} WHERE dataset = ? AND {where}", [name, *params])
+        return candidates
+
+    def _collect(self, con: duckdb.DuckDBPyConnection, candidates: set[str]) -> None:
+        """Remove the ``candidates`` no version refers to any more (after the deleting transaction committed).
 
         Only chunks of the deleted rows are candidates (chunks are shared by content
         across versions and datasets), never every unreferenced file: a chunk another
         process has just written for a version it has not committed yet must survive.
+        Should that process have reused one of these chunks, its commit finds it gone
+        (under the objects lock) and writes it again before committing.
         """
-        candidates = {row[0] for row in con.execute(f"SELECT DISTINCT chunk FROM segments WHERE dataset = ? AND {where}", [name, *params]).fetchall()}
-        for table in ("segments", "versions"):
-            con.execute(f"DELETE FROM {table} WHERE dataset = ? AND {where}", [name, *params])
         referenced = {row[0] for row in con.execute("SELECT DISTINCT chunk FROM segments").fetchall()}
         for chunk in candidates - referenced:
             self.store.remove(chunk)
@@ -428,20 +532,67 @@ class DatasetRegistry:
 
     @staticmethod
     def _dataset(con: duckdb.DuckDBPyConnection, name: str) -> DatasetInfo:
+        check_name(name)
         row = con.execute(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE name = ?", [name]).fetchone()
         if row is None:
             raise DatasetNotFoundError(f"no dataset named {name!r}")
         return dataset_from_row(row)
 
     def _version(self, con: duckdb.DuckDBPyConnection, name: str, version: str | None) -> VersionInfo:
+        """``version`` of ``name``; None (never an empty string) means the current version."""
         dataset = self._dataset(con, name)
-        wanted = version or dataset.current_version
+        wanted = dataset.current_version if version is None else check_version(version)
         if wanted is None:
             raise VersionNotFoundError(f"dataset {name!r} has no versions yet")
         row = con.execute(f"SELECT {VERSION_COLUMNS} FROM versions WHERE dataset = ? AND version = ?", [name, wanted]).fetchone()
         if row is None:
             raise VersionNotFoundError(f"dataset {name!r} has no version {wanted}")
         return version_from_row(row)
+
+
+@dataclass(frozen=True)
+class _StagedRecords:
+    """Records as canonical JSON and their hashes: computed once, reused if a commit is rebuilt."""
+
+    texts: list[str]
+    digests: np.ndarray  # (n, 32) uint8
+
+    @classmethod
+    def of(cls, records: list[Record]) -> _StagedRecords:
+        texts = [canonical_json(record) for record in records]
+        return cls(texts, np.frombuffer(b"".join(sha256_digest(text) for text in texts), np.uint8).reshape(-1, 32))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[_StagedRecords]) -> _StagedRecords:
+        return cls(
+            [text for part in parts for text in part.texts],
+            np.concatenate([np.empty((0, 32), np.uint8), *(part.digests for part in parts)]),
+        )
+
+
+class _NothingNew(Exception):
+    """Raised by a build that finds every batch already in its parent: no version to write."""
+
+
+@dataclass(frozen=True)
+class _Build:
+    """A new version ready to commit."""
+
+    placement: Placement
+    source_batches: Sequence[str]
+    operation: dict[str, Any]
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One catalog transaction: every statement in the block lands, or none does."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def _next_version(existing: list[tuple[int, int]], base: str | None, major: bool) -> str:
