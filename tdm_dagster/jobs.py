@@ -145,7 +145,7 @@ def ingest_inbox_files(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> 
             tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": INGEST_INBOX},
         )
         outcomes.append({"file": Path(plan.source_file).name, "batch_id": batch_id, "queued": result.success,
-                         "verdict": batch_verdict(home, batch_id)})  # fmt: skip
+                         "verdict": batch_verdict(home, batch_id, result)})  # fmt: skip
         following = (store.load_ingest(batch_id) or {}).get("continues_in")
         if following and following not in todo:
             todo.append(following)
