@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 export TDM_HOME=${TDM_HOME:-$PWD/.tdm}
 export DAGSTER_HOME=${DAGSTER_HOME:-$TDM_HOME/dagster}
-mkdir -p "$DAGSTER_HOME"
-# Dagster's instance settings; telemetry off (this tool never phones home).
-[ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+# Creates both homes and the instance once, under a lock; its dagster.yaml (if missing):
+# telemetry off (this tool never phones home) and run monitoring on.
+.venv/bin/tdm init
 .venv/bin/dagster job execute -m tdm_dagster.definitions -j generate_and_queue
 .venv/bin/tdm status
 cat <<MSG

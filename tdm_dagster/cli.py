@@ -47,6 +47,28 @@ def main() -> None:
 main.add_command(datasets)
 
 
+# --- init -------------------------------------------------------------------------------
+
+@main.command()
+def init() -> None:
+    """Create $TDM_HOME and, when DAGSTER_HOME is set, the Dagster instance there (its
+    dagster.yaml, if missing, and databases), under a lock. Run it once before cron's first
+    `dagster job execute`: two processes creating one instance at once can corrupt it."""
+    from pathlib import Path
+
+    from tdm_dagster.instance import init_instance
+
+    home = _home()
+    click.echo(f"home: {home.root}")
+    folder = os.environ.get("DAGSTER_HOME")
+    if not folder:
+        click.echo("DAGSTER_HOME is not set: runs are not recorded (set it to keep them for the UI)")
+        return
+    dagster_home = Path(folder).expanduser().resolve()
+    written = init_instance(dagster_home)
+    click.echo(f"dagster instance: {dagster_home} ({'dagster.yaml written' if written else 'its dagster.yaml kept'})")
+
+
 # --- status -----------------------------------------------------------------------------
 
 @main.command()
@@ -67,8 +89,11 @@ def status(as_json: bool) -> None:
     for queued in files:
         queue[queued.priority]["files"] += 1
         queue[queued.priority]["examples"] += count_lines(queued.path)
-    with InferenceClient(config.inference_base_url, timeout_s=2.0, retry=RetryPolicy(max_attempts=1)) as client:
-        health = client.health()
+    health = None
+    if settings.source == "inference":  # no other source uses the server: do not even ask it
+        with InferenceClient(config.inference_base_url, timeout_s=2.0, retry=RetryPolicy(max_attempts=1)) as client:
+            health = client.health()
+    unused = f"not used (source: {settings.source})"
     last = last_generation(home)
     decision = decide_trigger(settings, len(files), (last or {}).get("started_at"), time.time())
     last_batch = None
@@ -86,7 +111,8 @@ def status(as_json: bool) -> None:
         "threshold": settings.threshold,
         "auto_generate_enabled": settings.enabled,
         "source": settings.source,
-        "inference": {"url": config.inference_base_url, **asdict(health)},
+        "inference": {"url": config.inference_base_url, "used": health is not None,
+                      **(asdict(health) if health else {"ok": None, "detail": unused})},  # fmt: skip
         "cooldown_left_sec": round(decision.cooldown_left_sec),
         "would_generate": decision.generate,
         "trigger_reason": decision.reason,
@@ -94,9 +120,9 @@ def status(as_json: bool) -> None:
     }
     lines = [f"home: {home.root}", f"queue depth: {len(files)} file(s) (threshold {settings.threshold})"]
     lines += [f"  {p:<7} {queue[p]['files']:>4} files {queue[p]['examples']:>8} examples" for p in PRIORITIES]
-    server = "healthy" if health.ok else f"unavailable ({health.detail})"
+    server = unused if health is None else "healthy" if health.ok else f"unavailable ({health.detail})"
     lines.append(f"inference server {config.inference_base_url}: {server}")
-    for gpu in health.gpus or []:
+    for gpu in (health.gpus if health else None) or []:
         lines.append(f"  gpu {gpu.name}: {gpu.memory_used_mb} / {gpu.memory_total_mb} MB used, {gpu.utilization_pct}% busy")
     lines.append(f"auto-generate: {'on' if settings.enabled else 'off'}, source {settings.source}; {decision.reason}")
     lines.append(f"cooldown left: {decision.cooldown_left_sec:.0f}s")
@@ -111,10 +137,18 @@ def status(as_json: bool) -> None:
 
 def dagster_instance():
     """The persistent instance when DAGSTER_HOME is set (runs show in the UI), else an
-    ephemeral one."""
-    import dagster as dg
+    ephemeral one; a fresh one is created under a lock (``tdm_dagster.instance``)."""
+    from tdm_dagster.instance import open_instance
 
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    return open_instance()
+
+
+def _cli_tags() -> dict[str, str]:
+    """Tags of a run this command executes in its own process: who started it, and the
+    process, so a killed command leaves no run in progress (``tdm_dagster.run_owner``)."""
+    from tdm_dagster.run_owner import owner_tags
+
+    return {"tdm/trigger": "cli", **owner_tags()}
 
 
 @main.command()
@@ -153,14 +187,17 @@ def generate(force: bool, count: int | None, seed: int | None, skill: str | None
         },
         instance=instance,
         raise_on_error=False,
-        tags={"tdm/trigger": "cli"},
+        tags=_cli_tags(),
     )
     outcome = _batch_outcome(home, result)
+    codes = ", ".join(f"{code} {count}" for code, count in outcome.get("rejected_by_code", {}).items())
     text = (
         f"batch {outcome['batch_id']}: {outcome['recommendation']}\n"
         f"  generated {outcome.get('generated', 0)}, approved {outcome.get('approved', 0)}, rejected {outcome.get('rejected', 0)}"
+        + (f"\n  rejected records by reason: {codes}" if codes else "")
         + (f"\n  queued: {outcome['queue_file']}" if outcome.get("queue_file") else "")
         + (f"\n  report: {outcome['report']}" if outcome.get("report") else "")
+        + (f"\n  rejected records: {outcome['rejected_file']}" if outcome.get("rejected_file") else "")
     )
     _emit(outcome, as_json, text)
     if not result.success:
@@ -169,21 +206,26 @@ def generate(force: bool, count: int | None, seed: int | None, skill: str | None
 
 def _batch_outcome(home: TdmHome, result) -> dict[str, Any]:
     from tdm_dagster.generation import last_generation
+    from tdm_dagster.jobs import run_failure_cause
     from tdm_dagster.reports import load_report
+    from tdm_dagster.stats import rejection_codes
 
     batch_id = result.output_for_node("run_one_batch") if result.success else (last_generation(home) or {}).get("batch_id")
     outcome: dict[str, Any] = {"ran": True, "success": result.success, "run_id": result.run_id, "batch_id": batch_id, "queued": False}
     if not result.success:
-        errors = [event.message for event in result.all_events if event.is_failure and event.message]
-        outcome["error"] = errors[-1] if errors else "run failed"
+        outcome["error"] = run_failure_cause(result) or "run failed"
     try:
         report = load_report(home, batch_id)
     except (FileNotFoundError, TypeError):
-        outcome["recommendation"] = outcome.get("error", "no report")
+        error = outcome.get("error", "no report")
+        outcome["recommendation"] = f"not queued: {error.removeprefix(f'batch {batch_id} was not queued: ')}"
         return outcome
     outcome.update(report["records"])
     outcome["recommendation"] = report["recommendation"]
     outcome["report"] = str(home.reports_dir / f"{batch_id}.json")
+    outcome["rejected_by_code"] = rejection_codes(home, batch_id)
+    if outcome["rejected_by_code"]:
+        outcome["rejected_file"] = str(home.rejected_dir / f"{batch_id}.jsonl")
     for priority in PRIORITIES:
         path = home.queue_dir(priority) / f"{batch_id}.jsonl"
         if path.exists():
@@ -199,7 +241,7 @@ def ingest(as_json: bool) -> None:
     """Process every file in $TDM_HOME/inbox once, through Dagster (job ingest_inbox)."""
     from tdm_dagster.definitions import defs
     from tdm_dagster.inbox import inbox_dir
-    from tdm_dagster.jobs import INGEST_INBOX
+    from tdm_dagster.jobs import INGEST_INBOX, run_failure_cause
 
     home = _home()
     inbox_dir(home).mkdir(exist_ok=True)
@@ -207,10 +249,10 @@ def ingest(as_json: bool) -> None:
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         instance=dagster_instance(),
         raise_on_error=False,
-        tags={"tdm/trigger": "cli"},
+        tags=_cli_tags(),
     )
     if not result.success:
-        raise click.ClickException("ingest_inbox failed; see the log above")
+        raise click.ClickException(f"ingest_inbox failed: {run_failure_cause(result) or 'see the log above'}")
     outcomes = result.output_for_node("ingest_inbox_files")
     lines = [f"{len(outcomes)} file(s) from {inbox_dir(home)}"]
     lines += [f"  {o['file']} -> {o['batch_id']}: {'queued' if o['queued'] else 'not queued'} ({o['verdict']})" for o in outcomes]
@@ -229,10 +271,15 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand:
         return
     from tdm_dagster.reports import iter_reports, summarize
+    from tdm_dagster.stats import failed_batches
 
-    summary = summarize(iter_reports(_home()))
+    home = _home()
+    summary = summarize(iter_reports(home))
+    summary["failed_batches"] = failed_batches(home, _batches_in_flight())
+    summary["batches_failed"] = len(summary["failed_batches"])
     lines = [
-        f"batches: {summary['batches']} ({summary['batches_approved']} approved)",
+        f"batches: {summary['batches']} tested ({summary['batches_approved']} approved), "
+        f"{summary['batches_failed']} failed before their checks",
         f"examples: {summary['total_generated']} generated, {summary['total_approved']} approved, "
         f"{summary['total_rejected']} rejected (approval rate {summary['approval_rate']:.1%})",
     ]
@@ -242,15 +289,31 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     _emit(summary, as_json, "\n".join(lines))
 
 
+def _batches_in_flight() -> set[str]:
+    """Batches whose run is still in progress (after marking runs whose process was killed
+    as failed): the others with no report failed."""
+    import dagster as dg
+    from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+    from tdm_dagster.instance import fail_dead_runs
+    from tdm_dagster.jobs import BATCH_PIPELINE
+
+    instance = dagster_instance()
+    fail_dead_runs(instance)
+    runs = instance.get_runs(dg.RunsFilter(job_name=BATCH_PIPELINE, statuses=IN_PROGRESS_RUN_STATUSES))
+    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+
+
 @stats.command("summary")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats_summary(as_json: bool) -> None:
     """Totals by source, spec and tier; token lengths; storage."""
     from tdm_dagster import stats as stats_module
 
-    data = stats_module.summary(_home())
+    data = stats_module.summary(_home(), in_flight=_batches_in_flight())
     totals = data["totals"]
-    lines = [f"{totals['generated']} generated, {totals['approved']} approved, {totals['rejected']} rejected in {totals['batches']} batches"]
+    lines = [f"{totals['generated']} generated, {totals['approved']} approved, {totals['rejected']} rejected in {totals['batches']} batches"
+             f" ({totals['failed_batches']} failed before their checks)"]  # fmt: skip
     lines += [f"  source {name}: {json.dumps(value, default=str)}" for name, value in data["by_source"].items()]
     lines += [f"  spec {name}: {json.dumps(value, default=str)}" for name, value in data["by_spec"].items()]
     lines.append(f"  tiers: {json.dumps(data['by_tier'])}")
@@ -444,7 +507,7 @@ def _run_assets(job_name: str, *, partition_key: str | None = None, assets: list
         partition_key=partition_key,
         asset_selection=selection,
         raise_on_error=False,
-        tags={"tdm/trigger": "cli"},
+        tags=_cli_tags(),
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})},
     )
 
@@ -458,8 +521,9 @@ def _step_metadata(result, asset: str) -> dict[str, Any]:
 
 def _finish(result, asset: str, as_json: bool, text) -> None:
     if not result.success:
-        failures = [e.message for e in result.all_events if e.is_failure and e.message]
-        raise click.ClickException(failures[-1] if failures else f"{asset} failed")
+        from tdm_dagster.jobs import run_failure_cause
+
+        raise click.ClickException(run_failure_cause(result) or f"{asset} failed")
     data = _step_metadata(result, asset)
     _emit(data, as_json, text(data))
 
@@ -500,7 +564,8 @@ def evaluate(key: str | None, as_json: bool) -> None:
 def deploy(force: bool, as_json: bool) -> None:
     """Deploy the best evaluated checkpoint to the serving folder (asset deployed_model)."""
     result = _run_assets("deploy_best", run_config={"ops": {"deployed_model": {"config": {"force": force}}}})
-    _finish(result, "deployed_model", as_json, lambda d: f"{d['checkpoint']}: {d['reason']} ({d['latency_s']} s)")
+    # the asset's reasons say "use force" (its run-config field); here the flag is --force
+    _finish(result, "deployed_model", as_json, lambda d: f"{d['checkpoint']}: {d['reason'].replace('use force', 'use --force')} ({d['latency_s']} s)")
 
 
 # --- serve ------------------------------------------------------------------------------

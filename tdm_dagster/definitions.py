@@ -20,6 +20,7 @@ from tdm_dagster.assets.training import (
 )
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.config import load_config
+from tdm_dagster.console import routine_console_logger
 from tdm_dagster.jobs import (
     batch_pipeline,
     deduplicate_dataset,
@@ -63,6 +64,7 @@ defs = dg.Definitions(
         batch_pipeline, generate_and_queue, ingest_inbox, training_pipeline, deploy_best, train_evaluate_deploy,
         deduplicate_dataset, export_dataset,
     ],
+    loggers={"console": routine_console_logger},  # routine failures without a stack trace
     sensors=[queue_low_sensor, inbox_sensor, train_ready_sensor, check_failure_alert_sensor, run_failure_alert_sensor],
     schedules=build_schedules(_config.schedules),
     resources={

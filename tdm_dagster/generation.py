@@ -99,11 +99,24 @@ def _answer_with_inference(generator: Any, plan: BatchPlan, inference: Inference
     ]
     result = inference.generate_batch(requests, payload=payload, progress=progress)
     if not result.ok:
-        shown = "; ".join(f"#{index + 1}: {reason}" for index, reason in result.failures[:3])
         raise GenerationError(
-            f"inference server failed {len(result.failures)} of {len(requests)} requests ({shown}); nothing was queued"
+            f"inference server failed {len(result.failures)} of {len(requests)} requests: {_distinct_failures(result.failures)}; nothing was queued"
         )
     return result.examples
+
+
+def _distinct_failures(failures: list[tuple[int, str]], shown: int = 3) -> str:
+    """The different reasons requests failed, each once with how many it failed (a server
+    that is down fails every request for the same reason)."""
+    by_reason: dict[str, list[int]] = {}
+    for index, reason in failures:
+        by_reason.setdefault(reason, []).append(index + 1)
+    parts = [
+        reason if len(numbers) == len(failures) else f"#{', #'.join(map(str, numbers[:5]))}{' ...' if len(numbers) > 5 else ''}: {reason}"
+        for reason, numbers in list(by_reason.items())[:shown]
+    ]
+    more = f"; {len(by_reason) - shown} other reason(s)" if len(by_reason) > shown else ""
+    return "; ".join(parts) + more
 
 
 # --- when to generate: shared by the sensor and `tdm generate` -------------------------

@@ -27,6 +27,7 @@ from tdm_dagster.inbox import claim, pending_files, unprocessed_claims
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.reports import load_report
 from tdm_dagster.resources import TdmHomeResource
+from tdm_dagster.run_owner import PID_TAG, owner_tags
 
 BATCH_PIPELINE = "batch_pipeline"
 GENERATE_AND_QUEUE = "generate_and_queue"
@@ -57,19 +58,43 @@ def run_batch_pipeline(instance: dg.DagsterInstance, batch_id: str, *, run_confi
     if not instance.has_dynamic_partition(batch_partitions.name, batch_id):
         instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
     return defs.resolve_job_def(BATCH_PIPELINE).execute_in_process(
-        run_config=run_config, instance=instance, partition_key=batch_id, raise_on_error=False, tags=tags
+        run_config=run_config, instance=instance, partition_key=batch_id, raise_on_error=False, tags={**tags, **owner_tags()}
     )
 
 
-def batch_verdict(home, batch_id: str) -> str:
+def run_failure_cause(result: dg.ExecuteInProcessResult) -> str | None:
+    """What made a run fail, as its first failed step's error says (the innermost error
+    our code raised, without its class name), or None."""
+    from tdm_dagster.console import routine_error
+
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None) if event.is_step_failure else None
+        if error is not None:
+            while error.cls_name == "DagsterExecutionStepExecutionError" and error.cause is not None:
+                error = error.cause  # Dagster's wrapper around the error raised in the step
+            return routine_error(error) or " ".join(error.message.split())
+    return None
+
+
+def batch_verdict(home, batch_id: str, result: dg.ExecuteInProcessResult | None = None) -> str:
     try:
         return load_report(home, batch_id)["recommendation"]
     except FileNotFoundError:
-        return "no report: the batch failed before its checks (see the run's logs)"
+        cause = run_failure_cause(result) if result is not None else None
+        return f"failed before its checks: {cause}" if cause else "no report: the batch failed before its checks (see the run's logs)"
+
+
+def own_run(context: dg.OpExecutionContext) -> None:
+    """Tag the op's run with this process (:mod:`tdm_dagster.run_owner`) when whoever
+    started it did not (``dagster job execute``), so a kill leaves no run in progress for
+    ever. Only for jobs on the in-process executor, whose ops run in the run's process."""
+    if PID_TAG not in context.run.tags:
+        context.instance.add_run_tags(context.run_id, owner_tags())
 
 
 @dg.op(description="Name a new batch, add its partition, and run batch_pipeline for it.")
 def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: TdmHomeResource) -> str:
+    own_run(context)
     home = tdm.home()
     settings = tdm.config().auto_generate
     skill = config.skill or settings.skill or CurriculumState.load(curriculum_path(home)).active_skill
@@ -85,7 +110,7 @@ def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: T
     )
     if not result.success:
         raise dg.Failure(
-            f"batch {batch_id} was not queued: {batch_verdict(home, batch_id)}",
+            f"batch {batch_id} was not queued: {batch_verdict(home, batch_id, result)}",
             metadata={"batch_id": batch_id, "batch_run_id": result.run_id},
         )
     report = load_report(home, batch_id)
@@ -120,7 +145,7 @@ def ingest_inbox_files(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> 
             tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": INGEST_INBOX},
         )
         outcomes.append({"file": Path(plan.source_file).name, "batch_id": batch_id, "queued": result.success,
-                         "verdict": batch_verdict(home, batch_id)})  # fmt: skip
+                         "verdict": batch_verdict(home, batch_id, result)})  # fmt: skip
         following = (store.load_ingest(batch_id) or {}).get("continues_in")
         if following and following not in todo:
             todo.append(following)
@@ -168,9 +193,10 @@ def new_checkpoint_key() -> str:
 def train_evaluate_and_deploy(context: dg.OpExecutionContext) -> str:
     from tdm_dagster.definitions import defs
 
+    own_run(context)
     key = new_checkpoint_key()
     context.instance.add_dynamic_partitions(checkpoint_partitions.name, [key])
-    tags = {"tdm/parent_run_id": context.run_id, "tdm/trigger": TRAIN_EVALUATE_DEPLOY}
+    tags = {"tdm/parent_run_id": context.run_id, "tdm/trigger": TRAIN_EVALUATE_DEPLOY, **owner_tags()}
     logs = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     trained = defs.resolve_job_def(TRAINING_PIPELINE).execute_in_process(
         instance=context.instance, partition_key=key, raise_on_error=False, tags=tags, run_config=logs

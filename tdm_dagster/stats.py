@@ -8,7 +8,8 @@
 
 Counts come from the quality reports (``reports/<batch>.json``) joined with the batch
 plans (``batches/<batch>/batch.json``); a batch with no report yet counts as a batch but
-adds no records. Every result is JSON-serializable.
+adds no records, and as failed (:func:`failed_batches`) when no run for it is in
+progress. Every result is JSON-serializable.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,15 +129,47 @@ def storage_bytes(home: TdmHome | str | Path) -> dict[str, int]:
     return result
 
 
+def failed_batches(home: TdmHome | str | Path, in_flight: Collection[str], *, batches: list[BatchInfo] | None = None) -> list[str]:
+    """Batches that failed before their checks: a plan (``batches/<id>/batch.json``) but no
+    report, and not in ``in_flight`` (the batches whose run is in progress), e.g. because
+    the run was killed."""
+    batches = load_batches(home) if batches is None else batches
+    return [b.batch_id for b in batches if b.report is None and b.batch_id not in in_flight]
+
+
+def rejection_codes(home: TdmHome | str | Path, batch_id: str) -> dict[str, int]:
+    """Rejected records of a batch per reason code (``rejected/<batch>.jsonl``), most
+    frequent first; a record with several reasons counts under each."""
+    codes: Counter[str] = Counter()
+    try:
+        handle = (TdmHome.of(home).rejected_dir / f"{batch_id}.jsonl").open(encoding="utf-8")
+    except OSError:
+        return {}
+    with handle:
+        for line in handle:
+            try:
+                reasons = json.loads(line).get("reasons") or []
+            except (ValueError, AttributeError):
+                continue
+            codes.update({str(r.get("code")) for r in reasons if isinstance(r, dict)})
+    return dict(codes.most_common())
+
+
 def summary(
-    home: TdmHome | str | Path, *, tokens: bool = True, max_token_records: int = 20000, batches: list[BatchInfo] | None = None
+    home: TdmHome | str | Path,
+    *,
+    tokens: bool = True,
+    max_token_records: int = 20000,
+    batches: list[BatchInfo] | None = None,
+    in_flight: Collection[str] = (),
 ) -> dict[str, Any]:
     """Totals across every batch.
 
     ``by_source`` / ``by_spec``: ``{"batches", "generated", "approved", "rejected"}``;
     ``by_tier``: approved records per quality tier (gold/silver/bronze/raw, from the
     reports); ``tokens``: :func:`token_stats` (None with ``tokens=False``, which avoids
-    loading the tokenizer); ``storage_bytes``: :func:`storage_bytes`.
+    loading the tokenizer); ``storage_bytes``: :func:`storage_bytes`. ``totals.failed_batches``:
+    :func:`failed_batches`, given the batches ``in_flight``.
     """
     home = TdmHome.of(home)
     batches = load_batches(home) if batches is None else batches
@@ -161,7 +195,10 @@ def summary(
 
     return {
         "home": str(home.root),
-        "totals": {k: int(totals[k]) for k in ("batches", "reported_batches", "passed_batches", "generated", "approved", "rejected")},
+        "totals": {
+            **{k: int(totals[k]) for k in ("batches", "reported_batches", "passed_batches", "generated", "approved", "rejected")},
+            "failed_batches": len(failed_batches(home, in_flight, batches=batches)),
+        },
         "by_source": plain(by_source),
         "by_spec": plain(by_spec),
         "by_tier": dict(sorted(by_tier.items())),

@@ -65,7 +65,8 @@ def test_cli_generate_status_stats(home, dagster_home):
 
     status = json.loads(run_cli("status", "--json").stdout)
     assert status["queue"]["normal"] == {"files": 1, "examples": outcome["approved"]}
-    assert status["inference"]["ok"] is False  # no server on the embedded default
+    assert status["inference"]["used"] is False  # the embedded default generates in-process
+    assert status["inference"]["detail"] == "not used (source: builtin)"
     assert 0 < status["cooldown_left_sec"] <= 300
     assert status["last_batch"]["batch_id"] == outcome["batch_id"]
 
@@ -127,7 +128,7 @@ def test_status_shows_server_health_and_gpu_memory(home):
 
     with fake_inference_server() as (_fake, url):
         port = url.rsplit(":", 1)[1]
-        home.config_path.write_text(f"auto_generate:\n  host: 127.0.0.1\n  port: {port}\n")
+        home.config_path.write_text(f"auto_generate:\n  source: inference\n  host: 127.0.0.1\n  port: {port}\n")
         data = json.loads(run_cli("status", "--json").stdout)
         text = run_cli("status").stdout
     assert data["inference"]["ok"] is True

@@ -1,6 +1,7 @@
 """The README's crontab works as written: its lines, run by sh the way cron runs them,
 record runs in the instance the UI reads."""
 
+import os
 import re
 import subprocess
 
@@ -34,6 +35,8 @@ def test_the_readme_crontab_runs_each_scheduled_job(tmp_path, home):
     data = tmp_path / "data"
     instance_folder(data / "tdm" / "dagster")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    if "PYTHONPATH" in os.environ:  # a checkout run from elsewhere: its code, not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     for name, value in variables.items():  # as cron sets them, with this machine's paths
         env[name] = value.replace("/data/tdm", str(data / "tdm")).replace("/path/to/tdm-dagster", str(ROOT))
     command = commands["refresh_stats"].replace("/data/tdm", str(data / "tdm"))

@@ -127,3 +127,22 @@ def test_train_ready_sensor_waits_for_enough_examples(home, instance):
     create_run_for_test(instance, job_name="train_evaluate_deploy", status=dg.DagsterRunStatus.STARTED)
     busy = train_ready_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
     assert isinstance(busy, dg.SkipReason) and "in flight" in busy.skip_message
+
+
+def test_runs_whose_process_is_gone_block_neither_sensor(home, instance):
+    import subprocess
+    import sys
+
+    from tdm_dagster.run_owner import PID_TAG, PROCESS_START_TAG, owner_tags
+    from tdm_dagster.sensors import train_ready_sensor
+
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as exited:
+        pass
+    dead = {**owner_tags(), PID_TAG: str(exited.pid), PROCESS_START_TAG: ""}
+    runs = [create_run_for_test(instance, job_name=job, status=dg.DagsterRunStatus.STARTED, tags=dead)
+            for job in ("generate_and_queue", "batch_pipeline", "train_evaluate_deploy")]  # fmt: skip
+    TrainingQueue(home).enqueue("a", [{"n": 1}], "normal")
+    home.config_path.write_text("auto_generate:\n  threshold: 1\ntraining:\n  min_examples: 1\n")
+    assert isinstance(evaluate(instance)[0], dg.SensorResult)
+    assert isinstance(train_ready_sensor(dg.build_sensor_context(instance=instance)), dg.SensorResult)
+    assert [instance.get_run_by_id(run.run_id).status for run in runs] == [dg.DagsterRunStatus.FAILURE] * 3

@@ -138,3 +138,18 @@ def test_stats_cli_subcommands(home):
     assert sources["builtin"]["records_24h"] == 20 and 0 < sources["builtin"]["health"] <= 1
     totals = json.loads(runner.invoke(main, ["stats", "--json"]).stdout)
     assert totals["total_generated"] == 20  # the plain command keeps its keys
+
+
+def test_a_plan_with_no_report_is_failed_unless_its_run_is_in_flight(home):
+    from tdm_dagster.batches import BatchStore
+    from tdm_dagster.config import load_config
+    from tdm_dagster.generation import plan_batch
+
+    plan = plan_batch(home, load_config(home).auto_generate, "syllo_autogen_20260101_000000_count3")
+    BatchStore(home).save_generated(plan, [{"n": 1}, {"n": 2}, {"n": 3}])  # generated, never checked
+    assert stats.failed_batches(home, in_flight=()) == [plan.batch_id]
+    assert stats.failed_batches(home, in_flight={plan.batch_id}) == []
+    assert stats.summary(home, tokens=False)["totals"]["failed_batches"] == 1
+    assert stats.summary(home, tokens=False, in_flight={plan.batch_id})["totals"]["failed_batches"] == 0
+    (home.reports_dir / f"{plan.batch_id}.json").write_text(json.dumps({"records": {"generated": 3, "approved": 0, "rejected": 3}}))
+    assert stats.failed_batches(home, in_flight=()) == []  # checked: rejected, not failed

@@ -8,6 +8,7 @@ run whose run key is the batch id, so a re-evaluated tick never starts it twice.
 
 import json
 import time
+from collections.abc import Callable
 
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
@@ -18,6 +19,7 @@ from tdm_dagster.curriculum import CurriculumState, curriculum_path
 from tdm_dagster.generation import decide_trigger, last_generation
 from tdm_dagster.generators import get_generator
 from tdm_dagster.home import TdmHome
+from tdm_dagster.instance import fail_dead_runs
 from tdm_dagster.jobs import BATCH_PIPELINE, GENERATE_AND_QUEUE, batch_pipeline
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.training_queue import TrainingQueue
@@ -25,9 +27,12 @@ from tdm_dagster.training_queue import TrainingQueue
 INBOX_TRIGGERS = ("inbox_sensor", "ingest_inbox")
 
 
-def runs_in_flight(instance: dg.DagsterInstance) -> int:
+def runs_in_flight(instance: dg.DagsterInstance, log: Callable[[str], None] | None = None) -> int:
     """Generation runs queued or running now, whichever way they were started (inbox
-    batches use the same job but are not generation, so they do not count)."""
+    batches use the same job but are not generation, so they do not count). Runs whose
+    process was killed are marked failed first (``log`` says which), so they never
+    block generation."""
+    fail_dead_runs(instance, log)
     generating = len(instance.get_run_ids(dg.RunsFilter(job_name=GENERATE_AND_QUEUE, statuses=IN_PROGRESS_RUN_STATUSES), limit=5))
     batches = instance.get_runs(dg.RunsFilter(job_name=BATCH_PIPELINE, statuses=IN_PROGRESS_RUN_STATUSES), limit=50)
     return generating + sum(1 for run in batches if run.tags.get("tdm/trigger") not in INBOX_TRIGGERS)
@@ -52,7 +57,7 @@ def queue_low_sensor(context: dg.SensorEvaluationContext):
     started = (last_generation(home) or {}).get("started_at")
     last = max(filter(None, (started, cursor.get("last_request_at"))), default=None)
     depth = TrainingQueue(home).total_depth()
-    decision = decide_trigger(settings, depth, last, now, in_flight=runs_in_flight(context.instance))
+    decision = decide_trigger(settings, depth, last, now, in_flight=runs_in_flight(context.instance, context.log.warning))
     if not decision.generate:
         return dg.SkipReason(decision.reason)
 

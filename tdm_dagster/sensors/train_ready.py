@@ -8,6 +8,7 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from tdm_dagster.config import ConfigError, load_config
 from tdm_dagster.home import TdmHome
+from tdm_dagster.instance import fail_dead_runs
 from tdm_dagster.jobs import (
     TRAIN_EVALUATE_DEPLOY,
     TRAINING_PIPELINE,
@@ -16,6 +17,9 @@ from tdm_dagster.jobs import (
 
 
 def training_in_flight(instance: dg.DagsterInstance) -> int:
+    """Training runs queued or running now; those whose process was killed (a `tdm train`)
+    are marked failed first, so they never block training."""
+    fail_dead_runs(instance)
     return sum(
         len(instance.get_run_ids(dg.RunsFilter(job_name=job, statuses=IN_PROGRESS_RUN_STATUSES), limit=5))
         for job in (TRAIN_EVALUATE_DEPLOY, TRAINING_PIPELINE)
