@@ -82,6 +82,14 @@ def _refusal(mode: int) -> tuple[str, str] | None:
     return "inbox.special", "a device or other special file, not a regular file"
 
 
+def _link_target(path: str) -> str:
+    """`` (it points to ...)``, read without following the link."""
+    try:
+        return f" (it points to {os.readlink(path)[:200]!r})"
+    except OSError:
+        return ""
+
+
 @dataclass(frozen=True)
 class Refused:
     path: Path
@@ -134,11 +142,14 @@ def scan_inbox(home: TdmHome, *, settle_sec: float, now: float | None = None) ->
                 continue
             refusal = _refusal(st.st_mode)
             if refusal:
-                scan.refused.append(Refused(Path(entry.path), *refusal))
+                code, reason = refusal
+                if stat.S_ISLNK(st.st_mode):
+                    reason += _link_target(entry.path)
+                scan.refused.append(Refused(Path(entry.path), code, reason))
                 continue
             signature = list(_signature(st))
             earlier = seen_before.get(entry.name)
-            since = earlier["since"] if earlier and earlier.get("signature") == signature else now
+            since = min(earlier["since"], now) if earlier and earlier.get("signature") == signature else now
             seen_now[entry.name] = {"signature": signature, "since": since}
             changed_at = max(since, st.st_mtime) if st.st_mtime <= now else since  # a future mtime is not trusted
             unchanged = now - changed_at
@@ -269,6 +280,7 @@ def fail_batch(home: TdmHome, batch_id: str, code: str, reason: str) -> Failed |
     if not needed_by_other_parts and archived.is_file():
         moved_to = folder / archived.name
         os.rename(archived, moved_to)
+        archived.parent.rmdir()
     return _write_reason(folder, archived.name, archived, moved_to, code, reason, batch_id=batch_id)
 
 
@@ -471,12 +483,21 @@ def ingest_pass(
         outcomes.append({"file": item.path.name, "batch_id": None, "queued": False, "state": "settling",
                          "verdict": "still being written; left in the inbox for the next run"})  # fmt: skip
     for refused in scan.refused:
-        if failed := refuse(home, refused):
+        try:
+            failed = refuse(home, refused)
+        except OSError as exc:
+            log.error(f"could not move {refused.path.name!r} ({refused.reason}) to failed/: {exc}")
+            continue
+        if failed:
             failures.append(failed)
             outcomes.append(failed_outcome(failed))
     held: dict[str, BatchLock] = {}
     for ready in scan.ready:
-        claimed = claim(home, ready.path, priority, ready.signature)
+        try:
+            claimed = claim(home, ready.path, priority, ready.signature)
+        except OSError as exc:
+            log.error(f"could not claim {ready.path.name!r}: {exc}")
+            continue
         if isinstance(claimed, Failed):
             failures.append(claimed)
             outcomes.append(failed_outcome(claimed))
