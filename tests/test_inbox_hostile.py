@@ -273,6 +273,8 @@ def test_two_ingests_and_a_sensor_run_process_each_file_once(tmp_path, trial, mo
     queued = sum(len(path.read_text().splitlines()) for path in home.queue_root.glob("*/*.jsonl"))
     assert queued == sum(r["records"]["approved"] for r in reports(home)) == 90
     assert len(reports(home)) == 3 and unprocessed_claims(home) == []
+    runs = {path.parent.name: json.loads(path.read_text())["attempts"] for path in home.batches_dir.glob("inbox_*/attempts.json")}
+    assert sorted(runs.values()) == [1, 1, 1]  # each batch ran once, not once per process
 
 
 def test_sigkilled_ingest_is_finished_by_the_next_once(home):
