@@ -129,7 +129,10 @@ def scan_inbox(home: TdmHome, *, settle_sec: float, now: float | None = None) ->
     if not folder.is_dir():
         return scan
     now = time.time() if now is None else now
-    seen_before = read_json(home.state_dir / OBSERVATIONS) or {}
+    try:
+        seen_before = read_json(home.state_dir / OBSERVATIONS) or {}
+    except ValueError:  # damaged by hand: start observing afresh (only delays claims)
+        seen_before = {}
     seen_now: dict[str, dict[str, Any]] = {}
     ready = []
     with os.scandir(folder) as entries:
@@ -215,6 +218,13 @@ def try_lock_batch(home: TdmHome, batch_id: str) -> BatchLock | None:
         handle.close()
         return None
     return BatchLock(handle)
+
+
+def _abandon(home: TdmHome, batch_id: str, lock: BatchLock) -> None:
+    """Drop a batch that was never claimed after all: its lock and its empty folder."""
+    lock.release()
+    (home.batch_dir(batch_id) / LOCK_NAME).unlink(missing_ok=True)
+    home.batch_dir(batch_id).rmdir()
 
 
 def is_batch_locked(home: TdmHome, batch_id: str) -> bool:
@@ -337,19 +347,19 @@ def claim(home: TdmHome, path: Path, priority: str, signature: tuple[int, int, i
         os.rename(path, target)
     except FileNotFoundError:
         folder.rmdir()
-        lock.release()
+        _abandon(home, batch_id, lock)
         return None
     try:
         found = _opened_as_regular(target)
     except (OSError, ValueError) as exc:
-        lock.release()
+        _abandon(home, batch_id, lock)
         why = exc.strerror if isinstance(exc, OSError) else str(exc)
         code = "inbox.symlink" if isinstance(exc, OSError) and exc.errno == errno.ELOOP else "inbox.unreadable"
         failed = refuse(home, Refused(target, code, f"cannot be read: {why}"))
         folder.rmdir()
         return failed
     if signature and _signature(found)[:2] != signature[:2]:
-        lock.release()
+        _abandon(home, batch_id, lock)
         failed = refuse(home, Refused(target, "inbox.replaced", "replaced by another file while being claimed"))
         folder.rmdir()
         return failed
@@ -357,7 +367,7 @@ def claim(home: TdmHome, path: Path, priority: str, signature: tuple[int, int, i
         _put_back(target, path)
         if not target.exists():
             folder.rmdir()
-            lock.release()
+            _abandon(home, batch_id, lock)
             return None
     plan = BatchPlan(
         batch_id=batch_id,

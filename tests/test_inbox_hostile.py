@@ -164,7 +164,19 @@ def test_an_entry_swapped_for_a_link_at_claim_time_is_refused(home, tmp_path):
     refused = claim(home, ready.path, "normal", ready.signature)
     assert isinstance(refused, Failed) and refused.code == "inbox.symlink"
     assert (refused.folder / "swap.jsonl").is_symlink() and secret.read_bytes() == records("secret", 3)
-    assert list(archive_dir(home).iterdir()) == [] and unprocessed_claims(home) == []
+    assert list(archive_dir(home).iterdir()) == [] and list(home.batches_dir.iterdir()) == []
+
+
+def test_a_file_that_grows_at_claim_time_is_put_back(home):
+    inbox_dir(home).mkdir()
+    growing = inbox_dir(home) / "growing.jsonl"
+    growing.write_bytes(records("grow", 3))
+    [ready] = scan_inbox(home, settle_sec=0).ready
+    with open(growing, "ab") as writer:  # the writer wakes up after the scan
+        writer.write(records("more", 2))
+    assert claim(home, ready.path, "normal", ready.signature) is None
+    assert growing.read_bytes() == records("grow", 3) + records("more", 2)
+    assert list(archive_dir(home).iterdir()) == [] and list(home.batches_dir.iterdir()) == []
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file, so it is not unreadable (this suite runs as root here)")
