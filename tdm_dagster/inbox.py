@@ -220,13 +220,6 @@ def try_lock_batch(home: TdmHome, batch_id: str) -> BatchLock | None:
     return BatchLock(handle)
 
 
-def _abandon(home: TdmHome, batch_id: str, lock: BatchLock) -> None:
-    """Drop a batch that was never claimed after all: its lock and its empty folder."""
-    lock.release()
-    (home.batch_dir(batch_id) / LOCK_NAME).unlink(missing_ok=True)
-    home.batch_dir(batch_id).rmdir()
-
-
 def is_batch_locked(home: TdmHome, batch_id: str) -> bool:
     lock = try_lock_batch(home, batch_id)
     if lock is None:
@@ -256,9 +249,10 @@ def _write_reason(folder: Path, name: str, where: Path, moved_to: Path, code: st
     return Failed(name, folder, code, reason)
 
 
-def refuse(home: TdmHome, refused: Refused) -> Failed | None:
+def refuse(home: TdmHome, refused: Refused, where: Path | None = None) -> Failed | None:
     """Move a refused inbox entry (a link itself, never its target) to ``failed/<id>/``
-    with its reason. None if another process moved it first (it reports it)."""
+    with its reason; ``where`` it was found, if not in its place now. None if another
+    process moved it first (that one reports it)."""
     key, folder = _new_folder(failed_dir(home), refused.path.name)
     moved_to = folder / refused.path.name
     try:
@@ -266,7 +260,7 @@ def refuse(home: TdmHome, refused: Refused) -> Failed | None:
     except FileNotFoundError:
         folder.rmdir()
         return None
-    return _write_reason(folder, refused.path.name, refused.path, moved_to, refused.code, refused.reason)
+    return _write_reason(folder, refused.path.name, where or refused.path, moved_to, refused.code, refused.reason)
 
 
 def is_failed(home: TdmHome, batch_id: str) -> bool:
@@ -333,42 +327,7 @@ def _put_back(target: Path, path: Path) -> None:
         pass  # a new file of that name arrived: keep ours claimed rather than lose either
 
 
-def claim(home: TdmHome, path: Path, priority: str, signature: tuple[int, int, int, int] | None = None) -> Claim | Failed | None:
-    """Move ``path`` into the archive under a new batch id, lock the batch and write its plan.
-
-    ``signature`` is the file as found settled: if the entry moved is not that file
-    any more (swapped for a link, or still growing), it is refused or put back.
-    Returns None if another process claimed it first or it was put back.
-    """
-    batch_id, folder = _new_folder(archive_dir(home), path.name)
-    lock = try_lock_batch(home, batch_id)  # fresh id: nobody else can hold it
-    target = folder / path.name
-    try:
-        os.rename(path, target)
-    except FileNotFoundError:
-        folder.rmdir()
-        _abandon(home, batch_id, lock)
-        return None
-    try:
-        found = _opened_as_regular(target)
-    except (OSError, ValueError) as exc:
-        _abandon(home, batch_id, lock)
-        why = exc.strerror if isinstance(exc, OSError) else str(exc)
-        code = "inbox.symlink" if isinstance(exc, OSError) and exc.errno == errno.ELOOP else "inbox.unreadable"
-        failed = refuse(home, Refused(target, code, f"cannot be read: {why}"))
-        folder.rmdir()
-        return failed
-    if signature and _signature(found)[:2] != signature[:2]:
-        _abandon(home, batch_id, lock)
-        failed = refuse(home, Refused(target, "inbox.replaced", "replaced by another file while being claimed"))
-        folder.rmdir()
-        return failed
-    if signature and _signature(found) != signature:
-        _put_back(target, path)
-        if not target.exists():
-            folder.rmdir()
-            _abandon(home, batch_id, lock)
-            return None
+def _write_plan(home: TdmHome, batch_id: str, archived: Path, priority: str) -> None:
     plan = BatchPlan(
         batch_id=batch_id,
         skill=INBOX_SOURCE,
@@ -379,9 +338,57 @@ def claim(home: TdmHome, path: Path, priority: str, signature: tuple[int, int, i
         priority=priority,
         spec="mixed",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        source_file=str(target),
+        source_file=str(archived),
     )
     atomic_write_json(BatchStore(home).folder(batch_id) / "batch.json", asdict(plan))
+
+
+def _unclaim(home: TdmHome, batch_id: str, lock: BatchLock, failed: Failed | None = None) -> Failed | None:
+    """Undo a claim whose file did not move (or was refused): its lock, plan and empty folders."""
+    lock.release()
+    for name in (LOCK_NAME, "batch.json"):
+        (home.batch_dir(batch_id) / name).unlink(missing_ok=True)
+    home.batch_dir(batch_id).rmdir()
+    (archive_dir(home) / batch_id).rmdir()
+    return failed
+
+
+def claim_never_completed(home: TdmHome, batch_id: str) -> bool:
+    """A plan whose file never moved into its archive folder: the claimer died between
+    writing the plan and the rename, and the file is still in the inbox."""
+    folder = archive_dir(home) / batch_id
+    return folder.is_dir() and not any(folder.iterdir())
+
+
+def claim(home: TdmHome, path: Path, priority: str, signature: tuple[int, int, int, int] | None = None) -> Claim | Failed | None:
+    """Lock a new batch, write its plan, then move ``path`` into its archive folder.
+
+    The plan comes first, so a crash never leaves a moved file that no plan names.
+    ``signature`` is the file as found settled: if the entry moved is not that file
+    any more (swapped for a link, or still growing), it is refused or put back.
+    Returns None if another process claimed it first or it was put back.
+    """
+    batch_id, folder = _new_folder(archive_dir(home), path.name)
+    lock = try_lock_batch(home, batch_id)  # a fresh id: nobody else can hold it
+    target = folder / path.name
+    _write_plan(home, batch_id, target, priority)
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return _unclaim(home, batch_id, lock)
+    try:
+        found = _opened_as_regular(target)
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        code = "inbox.symlink" if isinstance(exc, OSError) and exc.errno == errno.ELOOP else "inbox.unreadable"
+        return _unclaim(home, batch_id, lock, refuse(home, Refused(target, code, f"cannot be read: {why}"), where=path))
+    if signature and _signature(found)[:2] != signature[:2]:
+        refused = Refused(target, "inbox.replaced", "replaced by another file while being claimed")
+        return _unclaim(home, batch_id, lock, refuse(home, refused, where=path))
+    if signature and _signature(found) != signature:
+        _put_back(target, path)
+        if not target.exists():
+            return _unclaim(home, batch_id, lock)
     return Claim(batch_id, target, path.name, lock)
 
 
@@ -523,6 +530,10 @@ def ingest_pass(
             continue
         with lock:
             if is_processed(home, batch_id):
+                continue
+            if claim_never_completed(home, batch_id):
+                log.warning(f"batch {batch_id}: its claimer died before moving the file, which stays in the inbox; dropped")
+                _unclaim(home, batch_id, lock)
                 continue
             outcome, failed = _run_owned_batch(home, batch_id, run_batch, log)
         if failed:

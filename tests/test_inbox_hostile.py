@@ -307,6 +307,21 @@ def test_sigkilled_ingest_is_finished_by_the_next_once(home):
     assert finish(start_ingest(home, TDM_INBOX_SETTLE_SEC="0")) == []
 
 
+def test_a_claim_killed_before_its_file_moved_is_dropped_and_the_file_still_ingested(home):
+    from tdm_dagster.inbox import _new_folder, _write_plan
+
+    inbox_dir(home).mkdir()
+    (inbox_dir(home) / "late.jsonl").write_bytes(records("late", 30))
+    batch_id, folder = _new_folder(archive_dir(home), "late.jsonl")  # what a claimer killed between
+    _write_plan(home, batch_id, folder / "late.jsonl", "normal")  # its plan and its rename leaves
+    home.config_path.write_text("inbox:\n  settle_sec: 0\n")
+    result = CliRunner().invoke(main, ["ingest", "--json"])
+    [outcome] = json.loads(result.stdout)
+    assert outcome["file"] == "late.jsonl" and outcome["queued"] and outcome["batch_id"] != batch_id
+    assert not home.batch_dir(batch_id).exists() and not folder.exists()
+    assert accounted(home) == Counter(dict.fromkeys(expected("late", 30), 1))
+
+
 def test_a_batch_that_keeps_failing_ends_in_failed_after_bounded_attempts(home):
     inbox_dir(home).mkdir()
     (inbox_dir(home) / "doomed.jsonl").write_bytes(records("doomed", 30))
