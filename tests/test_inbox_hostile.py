@@ -339,3 +339,27 @@ def test_a_batch_that_keeps_failing_ends_in_failed_after_bounded_attempts(home):
     assert unprocessed_claims(home) == []
     again = CliRunner().invoke(main, ["ingest", "--json"])
     assert again.exit_code == 0 and json.loads(again.stdout) == []  # not retried forever
+
+
+def test_a_refused_entry_reaches_the_check_failure_alert_sensor(home, monkeypatch):
+    from tdm_dagster.definitions import defs
+    from tdm_dagster.sensors import check_failure_alert_sensor
+    from tests.http_servers import running_server
+    from tests.slack_server import slack_app
+
+    received: list = []
+    inbox_dir(home).mkdir()
+    (inbox_dir(home) / "loop.jsonl").symlink_to("loop.jsonl")
+    home.config_path.write_text("inbox:\n  settle_sec: 0\n")
+    with running_server(slack_app(received)) as url, dg.instance_for_test() as instance:
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
+        monkeypatch.setenv("TDM_SLACK_CHANNEL", "#training-data")
+        monkeypatch.setenv("TDM_SLACK_API_URL", f"{url}/api/")
+        context = dg.build_sensor_context(instance=instance)
+        check_failure_alert_sensor(context)  # alerts start now
+        assert defs.resolve_job_def("ingest_inbox").execute_in_process(instance=instance).success
+        context = dg.build_sensor_context(instance=instance, cursor=context.cursor)
+        check_failure_alert_sensor(context)
+    [message] = received
+    assert message["body"]["blocks"][0]["text"]["text"] == "Check failed: generated_batch · inbox_file_readable"
+    assert "loop.jsonl" in json.dumps(message["body"]["blocks"]) and "symbolic link" in json.dumps(message["body"]["blocks"])
