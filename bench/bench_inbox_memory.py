@@ -57,7 +57,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp) / "home"
             (home / "inbox").mkdir(parents=True)
-            (home / "config.yaml").write_text(f"gate:\n  max_batch_records: {args.part}\n  min_validity: 0\n  min_overall: 0\n  min_completeness: 0\n  min_consistency: 0\n")
+            (home / "config.yaml").write_text(f"inbox:\n  settle_sec: 0\ngate:\n  max_batch_records: {args.part}\n  min_validity: 0\n  min_overall: 0\n  min_completeness: 0\n  min_consistency: 0\n")
             write_file(home / "inbox" / "data.jsonl", size, args.data)
             megabytes = (home / "inbox" / "data.jsonl").stat().st_size / 2**20
             env = {**os.environ, "TDM_HOME": str(home)}

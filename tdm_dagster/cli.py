@@ -255,9 +255,10 @@ def ingest(as_json: bool) -> None:
         raise click.ClickException(f"ingest_inbox failed: {run_failure_cause(result) or 'see the log above'}")
     outcomes = result.output_for_node("ingest_inbox_files")
     lines = [f"{len(outcomes)} file(s) from {inbox_dir(home)}"]
-    lines += [f"  {o['file']} -> {o['batch_id']}: {'queued' if o['queued'] else 'not queued'} ({o['verdict']})" for o in outcomes]
+    lines += [f"  {o['file']} -> {o['batch_id']}: {'queued' if o['queued'] else 'not queued'} ({o['verdict']})"
+              if o["batch_id"] else f"  {o['file']}: {o['verdict']}" for o in outcomes]  # fmt: skip
     _emit(outcomes, as_json, "\n".join(lines))
-    if any(not o["queued"] for o in outcomes):
+    if any(not o["queued"] and o.get("state") != "settling" for o in outcomes):
         sys.exit(1)
 
 

@@ -95,6 +95,13 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class InboxConfig:
+    settle_sec: float = 5.0
+    """A file is claimed once its size and mtime have not changed for this long (0: at
+    once, safe only when every tool writes a temp name and renames into place)."""
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     name: str = "training"
     """The dataset that approved batches accumulate into (asset ``training_dataset``)."""
@@ -154,6 +161,7 @@ class TdmConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     skill_api: SkillApiConfig = field(default_factory=SkillApiConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    inbox: InboxConfig = field(default_factory=InboxConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
@@ -211,6 +219,11 @@ def _mapping(value: Any) -> str | None:
 def _positive_number(value: Any) -> str | None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
     return None if ok else "a positive number"
+
+
+def _non_negative_number(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
+    return None if ok else "a number of seconds >= 0"
 
 
 def _fraction(value: Any) -> str | None:
@@ -274,6 +287,9 @@ _RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "max_record_bytes": _positive_int,
         "max_batch_records": _positive_int,
     },
+    "inbox": {
+        "settle_sec": _non_negative_number,
+    },
     "dataset": {
         "name": _text,
         "description": _text,
@@ -307,6 +323,7 @@ _SECTION_TYPES = {
     "inference": InferenceConfig,
     "skill_api": SkillApiConfig,
     "gate": GateConfig,
+    "inbox": InboxConfig,
     "dataset": DatasetConfig,
     "training": TrainingConfig,
     "serving": ServingConfig,

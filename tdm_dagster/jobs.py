@@ -8,8 +8,6 @@ Dagster instance. Both runs show in the UI when ``DAGSTER_HOME`` is set. ``inges
 does the same for each file in the inbox (and each part of a large one).
 """
 
-from pathlib import Path
-
 import dagster as dg
 
 from tdm_dagster.assets import batch_assets
@@ -23,7 +21,7 @@ from tdm_dagster.assets.training import (
 from tdm_dagster.batches import BatchStore, new_batch_id
 from tdm_dagster.curriculum import CurriculumState, curriculum_path
 from tdm_dagster.generators import get_generator
-from tdm_dagster.inbox import claim, pending_files, unprocessed_claims
+from tdm_dagster.inbox import Failed, ingest_pass, scan_until_settled
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.reports import load_report
 from tdm_dagster.resources import TdmHomeResource
@@ -125,18 +123,40 @@ def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: T
     return batch_id
 
 
-@dg.op(description="Claim every file waiting in the inbox and run batch_pipeline for each (and each part of a large file).")
-def ingest_inbox_files(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> list:
+INBOX_FILE_READABLE = dg.AssetCheckKey(dg.AssetKey("generated_batch"), "inbox_file_readable")
+"""Reported failed (without a run) for each inbox file or entry moved to ``failed/``, so
+the check-failure alert sensor sends it like any failed check."""
+
+
+def report_failed_inbox_entry(instance: dg.DagsterInstance, failed: Failed) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=INBOX_FILE_READABLE.asset_key,
+            check_name=INBOX_FILE_READABLE.name,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"observed_file": failed.name, "observed_reason": failed.reason, "observed_code": failed.code,
+                      "failed_folder": dg.MetadataValue.path(str(failed.folder))},  # fmt: skip
+        )
+    )
+
+
+class IngestConfig(dg.Config):
+    wait_for_settling: bool = True
+    """Poll up to twice ``inbox.settle_sec`` for files still being written (``tdm ingest``);
+    the inbox sensor's runs take only what was already settled."""
+
+
+@dg.op(description="Claim every settled file in the inbox and run batch_pipeline for each (and each part of a large file); refused entries go to failed/.")
+def ingest_inbox_files(context: dg.OpExecutionContext, config: IngestConfig, tdm: TdmHomeResource) -> list:
+    own_run(context)
     home = tdm.home()
-    priority = tdm.config().auto_generate.priority
-    for path in pending_files(home, settle_sec=0):
-        claim(home, path, priority)
-    todo = unprocessed_claims(home)  # new claims, and parts an earlier run left unfinished
-    outcomes = []
-    store = BatchStore(home)
-    while todo:
-        batch_id = todo.pop(0)
-        plan = store.load_plan(batch_id)
+    settings = tdm.config()
+    settle_sec = settings.inbox.settle_sec
+    scan = scan_until_settled(home, settle_sec=settle_sec, wait_sec=2 * settle_sec if config.wait_for_settling else 0)
+
+    def run_batch(batch_id: str) -> tuple[bool, str]:
+        plan = BatchStore(home).load_plan(batch_id)
         context.log.info(f"{plan.source_file} (from record {plan.record_start + 1}) -> batch {batch_id}")
         result = run_batch_pipeline(
             context.instance,
@@ -144,11 +164,16 @@ def ingest_inbox_files(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> 
             run_config=new_batch_run_config({}),
             tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": INGEST_INBOX},
         )
-        outcomes.append({"file": Path(plan.source_file).name, "batch_id": batch_id, "queued": result.success,
-                         "verdict": batch_verdict(home, batch_id, result)})  # fmt: skip
-        following = (store.load_ingest(batch_id) or {}).get("continues_in")
-        if following and following not in todo:
-            todo.append(following)
+        return result.success, batch_verdict(home, batch_id, result)
+
+    outcomes = ingest_pass(
+        home,
+        scan,
+        priority=settings.auto_generate.priority,
+        run_batch=run_batch,
+        log=context.log,
+        on_failed=lambda failed: report_failed_inbox_entry(context.instance, failed),
+    )
     context.add_output_metadata({"batches": dg.MetadataValue.int(len(outcomes)), "outcomes": dg.MetadataValue.json(outcomes)})
     return outcomes
 

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 
 import dagster as dg
 import pytest
@@ -14,10 +15,11 @@ from tdm_dagster.inbox import (
     archive_dir,
     claim,
     inbox_dir,
-    pending_files,
+    scan_inbox,
+    try_lock_batch,
     unprocessed_claims,
 )
-from tdm_dagster.jobs import run_batch_pipeline
+from tdm_dagster.jobs import INGEST_INBOX, run_batch_pipeline
 from tdm_dagster.sensors import inbox_sensor
 from tests.fixture_data import SEED_TASKS
 
@@ -44,12 +46,28 @@ GOOD_LINES = b"".join(
 )
 
 
-def test_only_settled_visible_files_are_pending(home):
+def test_files_settle_by_observation_not_by_mtime(home):
+    """A file is ready once size and mtime stayed the same for settle_sec across scans;
+    an old mtime alone (a skewed clock, a preserved timestamp) is not enough."""
     drop(home, "ready.jsonl", GOOD_LINES)
-    drop(home, "fresh.jsonl", GOOD_LINES, age_sec=0)
+    growing = drop(home, "growing.jsonl", GOOD_LINES)
     drop(home, ".hidden.jsonl", GOOD_LINES)
     drop(home, "upload.jsonl.part", GOOD_LINES)
-    assert [p.name for p in pending_files(home, settle_sec=5)] == ["ready.jsonl"]
+    t0 = time.time() + 100
+    first = scan_inbox(home, settle_sec=5, now=t0)
+    assert (first.ready, sorted(s.path.name for s in first.settling)) == ([], ["growing.jsonl", "ready.jsonl"])
+    with open(growing, "ab") as handle:  # the writer appends, keeping an old mtime
+        handle.write(GOOD_LINES[:50])
+    os.utime(growing, (1_000_000_000, 1_000_000_000))
+    later = scan_inbox(home, settle_sec=5, now=t0 + 5)
+    assert [r.path.name for r in later.ready] == ["ready.jsonl"]
+    assert [s.path.name for s in later.settling] == ["growing.jsonl"]
+    assert [r.path.name for r in scan_inbox(home, settle_sec=5, now=t0 + 10).ready] == ["growing.jsonl", "ready.jsonl"]  # oldest mtime first
+    assert [r.path.name for r in scan_inbox(home, settle_sec=0).ready] == ["growing.jsonl", "ready.jsonl"]
+
+
+def settled(home, *names, settle_sec=0):
+    return [ready for ready in scan_inbox(home, settle_sec=settle_sec).ready if not names or ready.path.name in names]
 
 
 def test_racing_claims_take_each_file_once(home):
@@ -60,33 +78,52 @@ def test_racing_claims_take_each_file_once(home):
         for path in paths:
             result = claim(home, path, "normal")
             if result:
-                won.append(result.original_name)
+                won.append(result)
 
     threads = [threading.Thread(target=grab) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(won) == sorted(p.name for p in paths)
+    assert sorted(w.original_name for w in won) == sorted(p.name for p in paths)
+    for claimed in won:  # each claimer owns its batch until it lets go
+        assert try_lock_batch(home, claimed.batch_id) is None
+        claimed.release()
+        assert try_lock_batch(home, claimed.batch_id) is not None
     assert list(inbox_dir(home).iterdir()) == []
 
 
-def test_sensor_claims_and_requests_once_even_after_restart(home, instance):
+def run_requested(instance, request):
+    from tdm_dagster.definitions import defs
+
+    assert request.job_name in (None, INGEST_INBOX)
+    result = defs.resolve_job_def(INGEST_INBOX).execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
+    return result.output_for_node("ingest_inbox_files")
+
+
+def test_sensor_waits_for_settling_then_starts_one_ingest_run(home, instance):
+    home.config_path.write_text("inbox:\n  settle_sec: 1\n")
     drop(home, "data set #1 (ünïcode).jsonl", GOOD_LINES)
-    result = inbox_sensor(dg.build_sensor_context(instance=instance))
-    [request] = result.run_requests
-    assert request.run_key == request.partition_key and request.partition_key.startswith("inbox_data-set-1-n-code_")
+    first = inbox_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(first, dg.SkipReason) and "1 file(s) still being written" in first.skip_message
+    time.sleep(1.1)
+    request = inbox_sensor(dg.build_sensor_context(instance=instance))
+    assert request.run_config["ops"]["ingest_inbox_files"]["config"] == {"wait_for_settling": False}
+    [outcome] = run_requested(instance, request)
+    assert outcome["queued"] and outcome["batch_id"].startswith("inbox_data-set-1-n-code_")
     archived = next(archive_dir(home).glob("*/*.jsonl"))
     assert archived.read_bytes() == GOOD_LINES  # the original, untouched
-    # A restart before the run happened: the claim is requested again, same run key, no new claim.
-    again = inbox_sensor(dg.build_sensor_context(instance=instance))
-    assert [r.run_key for r in again.run_requests] == [request.run_key]
-    assert len(list(archive_dir(home).iterdir())) == 1
-
-
-def test_sensor_survives_directories_and_bad_config(home, instance):
-    (inbox_dir(home) / "a-folder").mkdir(parents=True)
     assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+
+
+def test_sensor_survives_odd_entries_and_bad_config(home, instance):
+    home.config_path.write_text("inbox:\n  settle_sec: 0\n")
+    (inbox_dir(home) / "a-folder").mkdir(parents=True)
+    (inbox_dir(home) / "loop.jsonl").symlink_to("loop.jsonl")
+    request = inbox_sensor(dg.build_sensor_context(instance=instance))
+    outcomes = run_requested(instance, request)
+    assert sorted((o["file"], o["state"]) for o in outcomes) == [("a-folder", "failed"), ("loop.jsonl", "failed")]
+    assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)  # reported once
     home.config_path.write_text("gate:\n  level: extreme\n")
     drop(home, "x.jsonl", GOOD_LINES)
     skipped = inbox_sensor(dg.build_sensor_context(instance=instance))
@@ -94,8 +131,9 @@ def test_sensor_survives_directories_and_bad_config(home, instance):
 
 
 def ingest_one(home, instance, name, data):
-    path = drop(home, name, data)
-    claimed = claim(home, path, "normal")
+    drop(home, name, data)
+    [ready] = settled(home, name)
+    claimed = claim(home, ready.path, "normal", ready.signature)
     result = run_batch_pipeline(instance, claimed.batch_id, run_config={}, tags={})
     report = json.loads((home.reports_dir / f"{claimed.batch_id}.json").read_text())
     return claimed, result, report
@@ -185,7 +223,7 @@ def test_large_file_is_processed_in_bounded_parts(home, instance):
     """A file longer than gate.max_batch_records becomes consecutive batches; every
     record is accounted for once, with its line in the original file."""
     home.config_path.write_text(
-        "gate:\n  max_batch_records: 12\n  min_completeness: 0.5\n  min_consistency: 0.5\n  min_validity: 0.5\n  min_overall: 0.5\n"
+        "inbox:\n  settle_sec: 0\ngate:\n  max_batch_records: 12\n  min_completeness: 0.5\n  min_consistency: 0.5\n  min_validity: 0.5\n  min_overall: 0.5\n"
     )
     drop(home, "big.jsonl", GOOD_LINES + b"oops\n")  # 31 records: parts of 12, 12, 7
     result = CliRunner().invoke(main, ["ingest", "--json"], catch_exceptions=False)
@@ -201,10 +239,17 @@ def test_large_file_is_processed_in_bounded_parts(home, instance):
     assert unprocessed_claims(home) == []
 
 
-def test_sensor_requests_the_next_part(home, instance):
-    home.config_path.write_text("gate:\n  max_batch_records: 20\n")
+def test_sensor_runs_the_next_part_and_an_orphaned_claim(home, instance):
+    home.config_path.write_text("inbox:\n  settle_sec: 0\ngate:\n  max_batch_records: 20\n")
     drop(home, "big.jsonl", GOOD_LINES)
-    [first] = inbox_sensor(dg.build_sensor_context(instance=instance)).run_requests
-    assert run_batch_pipeline(instance, first.partition_key, run_config={}, tags={}).success
-    [following] = inbox_sensor(dg.build_sensor_context(instance=instance)).run_requests
-    assert following.partition_key == f"{first.partition_key}_part0002"
+    first, second = run_requested(instance, inbox_sensor(dg.build_sensor_context(instance=instance)))
+    assert second["batch_id"] == f"{first['batch_id']}_part0002" and first["queued"] and second["queued"]
+    # A claim whose process died (its lock is free, no report): the sensor starts a run for it.
+    drop(home, "orphan.jsonl", GOOD_LINES)
+    [ready] = settled(home, "orphan.jsonl")
+    orphan = claim(home, ready.path, "normal", ready.signature)
+    assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)  # owned by a live claimer
+    orphan.release()
+    recovered = run_requested(instance, inbox_sensor(dg.build_sensor_context(instance=instance)))
+    assert [(o["batch_id"], o["queued"]) for o in recovered] == [(orphan.batch_id, True), (f"{orphan.batch_id}_part0002", True)]
+    assert unprocessed_claims(home) == []

@@ -13,6 +13,7 @@ from typing import Optional
 
 import dagster as dg
 
+from tdm_dagster.atomic import atomic_write_json, read_json
 from tdm_dagster.batches import BatchStore
 from tdm_dagster.config import GateConfig, with_overrides
 from tdm_dagster.generation import plan_batch, produce_records, record_generation_start
@@ -26,6 +27,11 @@ from tdm_dagster.resources import (
 )
 from tdm_dagster.schemas import schema_gate
 from tdm_dagster.training_queue import TrainingQueue
+
+
+QUEUED_MARKER = "queued.json"
+"""Written once a batch's queue file is in place: a batch is queued at most once, even
+if it runs again after the trainer took its file."""
 
 
 class GenerateConfig(dg.Config):
@@ -213,8 +219,13 @@ def queued_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.
         raise dg.Failure(f"batch {batch_id} was rejected ({report['recommendation']}); it will not be queued")
     store = BatchStore(home)
     plan = store.load_plan(batch_id)
+    marker = store.folder(batch_id) / QUEUED_MARKER
+    if (earlier := read_json(marker)) is not None:  # the trainer may have taken it already
+        context.log.warning(f"batch {batch_id} was already queued at {earlier['path']}: not queued again")
+        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(earlier["path"]), "examples": dg.MetadataValue.int(0)})
     approved = store.load_approved(batch_id)
     path, written = TrainingQueue(home).enqueue(batch_id, approved, plan.priority)
+    atomic_write_json(marker, {"path": str(path), "examples": written})
     context.log.info(f"queued {written} examples at {path}")
     from tdm_dagster.deep_gate import (
         remember_queued,  # numpy loads here, not at code-location load

@@ -21,9 +21,10 @@ from tdm_dagster.alerts import (
 )
 from tdm_dagster.assets.recheck import queue_recheck
 from tdm_dagster.checks import quality_suites
+from tdm_dagster.jobs import INBOX_FILE_READABLE
 
 BATCH = 100
-ALERTED_CHECKS = (*quality_suites.check_keys, *queue_recheck.check_keys)
+ALERTED_CHECKS = (*quality_suites.check_keys, *queue_recheck.check_keys, INBOX_FILE_READABLE)
 
 
 def _failed_executions(instance: dg.DagsterInstance, limit: int) -> list:

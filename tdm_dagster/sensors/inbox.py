@@ -1,51 +1,45 @@
-"""Turn each file dropped in ``$TDM_HOME/inbox/`` into a batch.
+"""Start an ``ingest_inbox`` run when the inbox has work: settled files, entries to
+refuse, or claims no live process owns (a run that died).
 
-Each tick claims the settled files (an atomic rename into the archive, so concurrent
-ticks or ``tdm ingest`` never take the same file) and requests a ``batch_pipeline`` run
-per file, the batch id as run key. Claims whose run never started (the daemon died
-between claim and request) are requested again with the same run key, which Dagster
-runs at most once. A problem with one file never stops the others or the sensor.
+Each tick records what it sees, so a file settles across ticks (``inbox.settle_sec``).
+The run does the claiming, under the same per-batch locks as ``tdm ingest``, so the
+sensor beside ``tdm ingest`` (or a second run) processes each file exactly once. No
+new run is requested while one it asked for has not started yet. A problem with one
+entry never stops the others or the sensor.
 """
 
 import dagster as dg
 
 from tdm_dagster.config import ConfigError, load_config
 from tdm_dagster.home import TdmHome
-from tdm_dagster.inbox import claim, pending_files, unprocessed_claims
-from tdm_dagster.jobs import batch_pipeline
-from tdm_dagster.partitions import batch_partitions
+from tdm_dagster.inbox import is_batch_locked, scan_inbox, unprocessed_claims
+from tdm_dagster.jobs import INGEST_INBOX, ingest_inbox
+
+NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
 
 
 @dg.sensor(
-    job=batch_pipeline,
+    job=ingest_inbox,
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Claims each new file in $TDM_HOME/inbox and runs it through the gate as its own batch.",
+    description="Starts an ingest_inbox run when settled files (or unfinished claims) wait in $TDM_HOME/inbox.",
 )
 def inbox_sensor(context: dg.SensorEvaluationContext):
     home = TdmHome.from_env().ensure()
     try:
-        priority = load_config(home).auto_generate.priority
+        settle_sec = load_config(home).inbox.settle_sec
     except ConfigError as exc:
         return dg.SkipReason(f"config problem, not claiming files: {exc}")
-    claimed = []
-    for path in pending_files(home):
-        try:
-            result = claim(home, path, priority)
-        except OSError as exc:
-            context.log.error(f"could not claim {path.name!r}: {exc}")
-            continue
-        if result:
-            context.log.info(f"claimed {result.original_name!r} as batch {result.batch_id}")
-            claimed.append(result.batch_id)
-    waiting = sorted(set(claimed) | set(unprocessed_claims(home)))
-    if not waiting:
-        return dg.SkipReason("inbox is empty")
-    known = set(context.instance.get_dynamic_partitions(batch_partitions.name))
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=batch_id, partition_key=batch_id, tags={"tdm/trigger": "inbox_sensor"})
-            for batch_id in waiting
-        ],
-        dynamic_partitions_requests=[batch_partitions.build_add_request([b for b in waiting if b not in known])],
+    scan = scan_inbox(home, settle_sec=settle_sec)
+    orphans = [batch_id for batch_id in unprocessed_claims(home) if not is_batch_locked(home, batch_id)]
+    settling = f"; {len(scan.settling)} file(s) still being written" if scan.settling else ""
+    if not (scan.ready or scan.refused or orphans):
+        return dg.SkipReason(f"nothing to ingest{settling}")
+    starting = context.instance.get_run_records(dg.RunsFilter(job_name=INGEST_INBOX, statuses=NOT_STARTED), limit=1)
+    if starting:
+        return dg.SkipReason(f"an {INGEST_INBOX} run is about to start{settling}")
+    context.log.info(f"{len(scan.ready)} settled file(s), {len(scan.refused)} entr(ies) to refuse, {len(orphans)} unfinished claim(s)")
+    return dg.RunRequest(
+        run_config={"ops": {"ingest_inbox_files": {"config": {"wait_for_settling": False}}}},
+        tags={"tdm/trigger": "inbox_sensor"},
     )
