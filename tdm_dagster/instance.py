@@ -77,7 +77,8 @@ def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] | No
     this module's logger) gets one line per run marked."""
     log = log or logger.warning
     failed = []
-    for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES)):
+    # NOT_STARTED too: a process killed between creating a run and launching it leaves one
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.NOT_STARTED, *IN_PROGRESS_RUN_STATUSES])):
         why = owner_gone(run.tags)
         if why is None:
             continue
