@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from tdm_dagster.datasets import DatasetRegistry
-from tdm_dagster.generators import get_generator
+from tdm_dagster.generate.generators import get_generator
 from tdm_dagster.home import TdmHome
 
 RECORDS = 1_000_000

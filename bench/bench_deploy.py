@@ -26,7 +26,7 @@ def tiny_checkpoint(folder: Path, seed: int) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(ROOT / "tdm_dagster" / "quality" / "default_tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "tdm_dagster" / "gate" / "quality" / "default_tokenizer")
     torch.manual_seed(seed)
     config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                          num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=512)  # fmt: skip
@@ -42,7 +42,7 @@ def main() -> None:
     from tdm_dagster.serving import ADMIN_TOKEN_ENV
     from tdm_dagster.serving.deploy import deploy
     from tdm_dagster.serving.server import create_app
-    from tests.http_servers import running_server
+    from tests.support.http_servers import running_server
 
     os.environ.setdefault(ADMIN_TOKEN_ENV, secrets.token_hex(16))  # deploy's reload sends it to the server
 

@@ -5,7 +5,7 @@
 Builds N chat examples from the built-in generators (all skills and levels, mixed),
 then measures side by side (a) raw batch tokenization of the conversation texts with the
 same tokenizer the gate uses (``backend_tokenizer.encode_batch``, texts/s) and (b) the
-whole gate, ``tdm_dagster.gate.run_gate`` (schema gate + quality suites), examples/s,
+whole gate, ``tdm_dagster.gate.run.run_gate`` (schema gate + quality suites), examples/s,
 after a one-time GX/tokenizer warm-up that is reported separately. Goal: (b)/(a) >= 1.
 Writes bench/results/gate.json.
 """
@@ -23,10 +23,10 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tdm_dagster.generators import SKILLS  # noqa: E402
-from tdm_dagster.quality import QualitySettings, TokenCounter  # noqa: E402
-from tdm_dagster.quality.features import compute_features  # noqa: E402
-from tdm_dagster.quality.suites import run_suites, warm_up  # noqa: E402
+from tdm_dagster.generate.generators import SKILLS  # noqa: E402
+from tdm_dagster.gate.quality import QualitySettings, TokenCounter  # noqa: E402
+from tdm_dagster.gate.quality.features import compute_features  # noqa: E402
+from tdm_dagster.gate.quality.suites import run_suites, warm_up  # noqa: E402
 
 SPEC = "chat_sft_v1"
 """Every built-in skill writes plain user/assistant chats, which this spec accepts."""
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    from tdm_dagster.gate import run_gate
+    from tdm_dagster.gate.run import run_gate
 
     examples, generate_s = timed(lambda: build_examples(args.n, args.seed))
     settings = QualitySettings()

@@ -27,7 +27,7 @@ from bench.data_option import add_data_option
 
 
 def make_records(n: int, path: Path) -> None:
-    from tdm_dagster.generators import SKILLS
+    from tdm_dagster.generate.generators import SKILLS
 
     per_call = 5000
     written = 0
@@ -44,12 +44,12 @@ def make_records(n: int, path: Path) -> None:
 
 def run_one(records_path: str, level: str, eval_path: str) -> dict:
     """One level on one file, in this process: times, then peak memory."""
-    from tdm_dagster.deep_gate import deep_findings, load_eval_sets
-    from tdm_dagster.gate import run_gate
-    from tdm_dagster.quality import QualitySettings
-    from tdm_dagster.quality.suites import warm_up
-    from tdm_dagster.schemas import schema_gate
-    from tdm_dagster.scoring import MetricThresholds
+    from tdm_dagster.gate.deep import deep_findings, load_eval_sets
+    from tdm_dagster.gate.run import run_gate
+    from tdm_dagster.gate.quality import QualitySettings
+    from tdm_dagster.gate.quality.suites import warm_up
+    from tdm_dagster.gate.schemas import schema_gate
+    from tdm_dagster.gate.scoring import MetricThresholds
 
     warm_up()
     with open(records_path, encoding="utf-8") as handle:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.data_option import add_data_option
-from tests.fixture_data import PublicData
+from tests.support.fixture_data import PublicData
 
 
 def write_file(path: Path, n: int, data: PublicData) -> None:

@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.data_option import add_data_option
-from tests.fixture_data import PublicData
+from tests.support.fixture_data import PublicData
 
 MB = 1024 * 1024
 

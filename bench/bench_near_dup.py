@@ -36,15 +36,15 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np
 
 from bench.data_option import add_data_option
-from tdm_dagster.dedup import (
+from tdm_dagster.gate.dedup import (
     NearDuplicateIndex,
     exact_key,
     jaccard,
     normalize_text,
     shingle_sets,
 )
-from tdm_dagster.generators import get_generator
-from tests.fixture_data import PublicData
+from tdm_dagster.generate.generators import get_generator
+from tests.support.fixture_data import PublicData
 
 SHINGLE_SIZE = 3
 INJECTED_SHARE = 0.05

@@ -25,11 +25,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.bench_gate import SPEC, build_examples  # noqa: E402
-from tdm_dagster.config import load_config  # noqa: E402
-from tdm_dagster.gate import run_gate  # noqa: E402
+from tdm_dagster.config.settings import load_config  # noqa: E402
+from tdm_dagster.gate.run import run_gate  # noqa: E402
 from tdm_dagster.home import TdmHome  # noqa: E402
-from tdm_dagster.recheck import recheck_queue  # noqa: E402
-from tdm_dagster.training_queue import TrainingQueue  # noqa: E402
+from tdm_dagster.queue.recheck import recheck_queue  # noqa: E402
+from tdm_dagster.queue.store import TrainingQueue  # noqa: E402
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tdm_dagster.generators import get_generator
+from tdm_dagster.generate.generators import get_generator
 from tdm_dagster.training.data import IGNORE_INDEX, tokenize_examples
 from tdm_dagster.training.trainer import (
     TrainConfig,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tests.fixture_data import FIXTURES_DIR, PublicData
+from tests.support.fixture_data import FIXTURES_DIR, PublicData
 
 
 def public_data(folder: str) -> PublicData:

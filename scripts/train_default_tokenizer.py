@@ -3,12 +3,12 @@
 Why: the length suite must count tokens without downloading anything, so the package
 ships a small byte-level BPE (8k vocab, ChatML special tokens). Byte-level BPE never
 maps a byte to more than one token and never produces an unknown token, which is what
-makes the byte-length token bounds in ``tdm_dagster.quality.tokens`` certain.
+makes the byte-length token bounds in ``tdm_dagster.gate.quality.tokens`` certain.
 
 Reproducible: the corpus is read in a fixed order and the trainer is single-pass
 deterministic, so rerunning gives the same ``tokenizer.json``::
 
-    python scripts/train_default_tokenizer.py [--data ../shared/data] [--out tdm_dagster/quality/default_tokenizer]
+    python scripts/train_default_tokenizer.py [--data ../shared/data] [--out tdm_dagster/gate/quality/default_tokenizer]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
-DEFAULT_OUT = REPO_ROOT / "tdm_dagster" / "quality" / "default_tokenizer"
+DEFAULT_OUT = REPO_ROOT / "tdm_dagster" / "gate" / "quality" / "default_tokenizer"
 VOCAB_SIZE = 8192
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML_TEMPLATE = (

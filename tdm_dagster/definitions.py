@@ -11,16 +11,16 @@ import dagster as dg
 
 from tdm_dagster.assets import batch_assets, training_dataset
 from tdm_dagster.assets.collect import mined_sources
-from tdm_dagster.assets.recheck import queue_recheck
+from tdm_dagster.assets.queue import queue_recheck
 from tdm_dagster.assets.stats import data_stats
-from tdm_dagster.assets.training import (
+from tdm_dagster.assets.train import (
     checkpoint,
     checkpoint_evaluation,
     deployed_model,
 )
 from tdm_dagster.checks import quality_suites
-from tdm_dagster.config import load_config
-from tdm_dagster.console import routine_console_logger
+from tdm_dagster.config.settings import load_config
+from tdm_dagster.runs.console import routine_console_logger
 from tdm_dagster.jobs import (
     batch_pipeline,
     deduplicate_dataset,

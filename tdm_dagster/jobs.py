@@ -12,20 +12,20 @@ import dagster as dg
 
 from tdm_dagster.assets import batch_assets
 from tdm_dagster.assets.batches import GenerateConfig
-from tdm_dagster.assets.training import (
+from tdm_dagster.assets.train import (
     checkpoint,
     checkpoint_evaluation,
     checkpoint_partitions,
     deployed_model,
 )
-from tdm_dagster.batches import BatchStore, new_batch_id
-from tdm_dagster.curriculum import CurriculumState, curriculum_path
-from tdm_dagster.generators import get_generator
-from tdm_dagster.inbox import Failed, ingest_pass, scan_until_settled
+from tdm_dagster.records.batches import BatchStore, new_batch_id
+from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
+from tdm_dagster.generate.generators import get_generator
+from tdm_dagster.ingest.inbox import Failed, ingest_pass, scan_until_settled
 from tdm_dagster.partitions import batch_partitions
-from tdm_dagster.reports import load_report
+from tdm_dagster.gate.reports import load_report
 from tdm_dagster.resources import TdmHomeResource
-from tdm_dagster.run_owner import PID_TAG, owner_tags
+from tdm_dagster.runs.owner import PID_TAG, owner_tags
 
 BATCH_PIPELINE = "batch_pipeline"
 GENERATE_AND_QUEUE = "generate_and_queue"
@@ -63,7 +63,7 @@ def run_batch_pipeline(instance: dg.DagsterInstance, batch_id: str, *, run_confi
 def run_failure_cause(result: dg.ExecuteInProcessResult) -> str | None:
     """What made a run fail, as its first failed step's error says (the innermost error
     our code raised, without its class name), or None."""
-    from tdm_dagster.console import routine_error
+    from tdm_dagster.runs.console import routine_error
 
     for event in result.all_events:
         error = getattr(event.event_specific_data, "error", None) if event.is_step_failure else None
@@ -83,7 +83,7 @@ def batch_verdict(home, batch_id: str, result: dg.ExecuteInProcessResult | None 
 
 
 def own_run(context: dg.OpExecutionContext) -> None:
-    """Tag the op's run with this process (:mod:`tdm_dagster.run_owner`) when whoever
+    """Tag the op's run with this process (:mod:`tdm_dagster.runs.owner`) when whoever
     started it did not (``dagster job execute``), so a kill leaves no run in progress for
     ever. Only for jobs on the in-process executor, whose ops run in the run's process."""
     if PID_TAG not in context.run.tags:
@@ -247,7 +247,7 @@ def train_evaluate_deploy() -> None:
 
 @dg.op(description="A new version of dataset.name without exact and near-duplicates.")
 def deduplicate_current_version(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> dict:
-    from tdm_dagster.maintenance import deduplicate
+    from tdm_dagster.datasets.maintenance import deduplicate
 
     config = tdm.config()
     outcome = deduplicate(tdm.home(), config.dataset.name, config.gate.near_duplicate_threshold)
@@ -262,7 +262,7 @@ def deduplicate_dataset() -> None:
 
 @dg.op(description="Export the current version of dataset.name to $TDM_HOME/exports/.")
 def export_current_version(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> dict:
-    from tdm_dagster.maintenance import export_current
+    from tdm_dagster.datasets.maintenance import export_current
 
     outcome = export_current(tdm.home(), tdm.config().dataset.name)
     context.log.info(f"{outcome}")

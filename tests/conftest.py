@@ -4,14 +4,14 @@ import pytest
 
 from tdm_dagster.home import TdmHome
 
-# The hooks that fail every test touching a path beside the checkout (tests/checkout_guard.py).
-from tests.checkout_guard import (  # noqa: F401
+# The hooks that fail every test touching a path beside the checkout (tests/support/checkout_guard.py).
+from tests.support.checkout_guard import (  # noqa: F401
     pytest_configure,
     pytest_make_collect_report,
     pytest_runtest_makereport,
     pytest_sessionfinish,
 )
-from tests.fake_inference_server import FakeInference, fake_inference_server
+from tests.support.fake_inference_server import FakeInference, fake_inference_server
 
 
 @pytest.fixture

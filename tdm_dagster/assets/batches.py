@@ -13,20 +13,20 @@ from typing import Optional
 
 import dagster as dg
 
-from tdm_dagster.atomic import atomic_write_json, read_json
-from tdm_dagster.batches import BatchStore
-from tdm_dagster.config import GateConfig, with_overrides
-from tdm_dagster.generation import plan_batch, produce_records, record_generation_start
-from tdm_dagster.inbox import plan_next_part
+from tdm_dagster.files.atomic import atomic_write_json, read_json
+from tdm_dagster.records.batches import BatchStore
+from tdm_dagster.config.settings import GateConfig, with_overrides
+from tdm_dagster.generate.planning import plan_batch, produce_records, record_generation_start
+from tdm_dagster.ingest.inbox import plan_next_part
 from tdm_dagster.partitions import batch_partitions
-from tdm_dagster.reports import load_report
+from tdm_dagster.gate.reports import load_report
 from tdm_dagster.resources import (
     InferenceServerResource,
     SkillApiResource,
     TdmHomeResource,
 )
-from tdm_dagster.schemas import schema_gate
-from tdm_dagster.training_queue import TrainingQueue
+from tdm_dagster.gate.schemas import schema_gate
+from tdm_dagster.queue.store import TrainingQueue
 
 
 QUEUED_MARKER = "queued.json"
@@ -227,7 +227,7 @@ def queued_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.
     path, written = TrainingQueue(home).enqueue(batch_id, approved, plan.priority)
     atomic_write_json(marker, {"path": str(path), "examples": written})
     context.log.info(f"queued {written} examples at {path}")
-    from tdm_dagster.deep_gate import (
+    from tdm_dagster.gate.deep import (
         remember_queued,  # numpy loads here, not at code-location load
     )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from tdm_dagster.atomic import atomic_write_jsonl
+from tdm_dagster.files.atomic import atomic_write_jsonl
 from tdm_dagster.resources import TdmHomeResource
 
 
@@ -20,7 +20,7 @@ from tdm_dagster.resources import TdmHomeResource
     description="Runs the configured collectors (git history, docs, rated conversation logs) and drops their records into the inbox.",
 )
 def mined_sources(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
-    from tdm_dagster.collectors import conversation_logs, doc_sections, git_commits
+    from tdm_dagster.ingest.collectors import conversation_logs, doc_sections, git_commits
 
     home = tdm.home()
     settings = tdm.config().collectors

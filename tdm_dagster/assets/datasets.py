@@ -9,9 +9,9 @@ version are plotted across materializations.
 import dagster as dg
 
 from tdm_dagster.assets.batches import queued_batch
-from tdm_dagster.atomic import read_jsonl
-from tdm_dagster.batches import BatchStore
-from tdm_dagster.reports import iter_reports
+from tdm_dagster.files.atomic import read_jsonl
+from tdm_dagster.records.batches import BatchStore
+from tdm_dagster.gate.reports import iter_reports
 from tdm_dagster.resources import TdmHomeResource
 
 _COLUMNS = dg.TableSchema(

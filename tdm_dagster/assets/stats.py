@@ -15,7 +15,7 @@ from tdm_dagster.resources import TdmHomeResource
     description="Totals by source, format and tier, approval rate, tokens, storage and queue depth, as plottable metadata.",
 )
 def data_stats(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
-    from tdm_dagster.stats import trend_metrics
+    from tdm_dagster.stats.summary import trend_metrics
 
     metrics = trend_metrics(tdm.home())
     context.log.info(f"{metrics['approved']} approved of {metrics['generated']} generated; {metrics['queue_files']} queue file(s)")

@@ -16,11 +16,11 @@ from pathlib import Path
 import dagster as dg
 
 from tdm_dagster.assets.batches import validated_batch
-from tdm_dagster.batches import BatchStore
-from tdm_dagster.gate import decide, suites_for
+from tdm_dagster.records.batches import BatchStore
+from tdm_dagster.gate.run import decide, suites_for
 from tdm_dagster.partitions import batch_partitions
-from tdm_dagster.quality import SUITE_NAMES, SuiteResult, run_quality
-from tdm_dagster.reports import save_outcome
+from tdm_dagster.gate.quality import SUITE_NAMES, SuiteResult, run_quality
+from tdm_dagster.gate.reports import save_outcome
 from tdm_dagster.resources import TdmHomeResource
 
 METRICS_CHECK = "batch_metrics"
@@ -54,7 +54,7 @@ def _check_metadata(result: SuiteResult) -> dict:
 
 
 def _deep_findings(home, config, batch_id: str, schema, ingest) -> dict:
-    from tdm_dagster.deep_gate import deep_findings, load_eval_sets, load_queued_index
+    from tdm_dagster.gate.deep import deep_findings, load_eval_sets, load_queued_index
 
     if ingest:
         keys = [f"{Path(s.get('file', batch_id)).name}:{s.get('line', i + 1)}" for i, s in enumerate(ingest["sources"])]
@@ -115,7 +115,7 @@ def _metadata_value(value):
 def _check_specs() -> list[dg.AssetCheckSpec]:
     """One spec per check, partitioned like the batch, so each evaluation records its batch
     and the UI shows check results per batch. Dagster 1.13 marks partitioned check specs as
-    preview; tests/test_alerts.py pins the behaviour we rely on (the evaluation's partition)."""
+    preview; tests/dagster/test_alerts.py pins the behaviour we rely on (the evaluation's partition)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return [

@@ -35,7 +35,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from tdm_dagster.atomic import read_jsonl
+from tdm_dagster.files.atomic import read_jsonl
 from tdm_dagster.datasets.catalog import (
     DATASET_COLUMNS,
     VERSION_COLUMNS,

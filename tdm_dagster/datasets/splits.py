@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tdm_dagster.datasets.records import Record, conversation_text, get_field
 from tdm_dagster.datasets.steps import near_duplicate_matches
-from tdm_dagster.dedup import exact_key
+from tdm_dagster.gate.dedup import exact_key
 
 DEFAULT_RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 

@@ -23,7 +23,7 @@ from tdm_dagster.datasets.records import (
     get_field,
     with_field,
 )
-from tdm_dagster.dedup import NearDuplicateIndex, exact_key
+from tdm_dagster.gate.dedup import NearDuplicateIndex, exact_key
 
 StepReport = dict[str, Any]
 

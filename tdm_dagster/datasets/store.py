@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tdm_dagster.atomic import atomic_open
+from tdm_dagster.files.atomic import atomic_open
 from tdm_dagster.datasets.errors import CorruptObjectError, MissingObjectError
 
 HASH_TYPE = pa.binary(32)

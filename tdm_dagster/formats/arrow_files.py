@@ -17,13 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tdm_dagster.atomic import atomic_open, atomic_write_json
+from tdm_dagster.files.atomic import atomic_open, atomic_write_json
 from tdm_dagster.formats.columns import Column, encode_cell, plan_columns
 from tdm_dagster.formats.errors import FormatError
-from tdm_dagster.formats.files import atomic_directory
+from tdm_dagster.files.directories import atomic_directory
 from tdm_dagster.formats.imported import MAX_RECORD_BYTES, ImportResult, collect
 from tdm_dagster.ingest.readers import SourceRecord, arrow_records, read_issue
-from tdm_dagster.strict_json import JsonValueProblem, loads_strict
+from tdm_dagster.records.strict_json import JsonValueProblem, loads_strict
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -13,7 +13,7 @@ from typing import Any
 
 from tdm_dagster.formats.errors import FormatError
 from tdm_dagster.formats.text_files import write_jsonl
-from tdm_dagster.schemas import SPECS, Messages, UnknownSpecError, get_spec
+from tdm_dagster.gate.schemas import SPECS, Messages, UnknownSpecError, get_spec
 
 
 def record_messages(record: dict[str, Any], spec_name: str | None = None) -> Messages:

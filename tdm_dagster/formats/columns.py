@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tdm_dagster.strict_json import dumps_strict
+from tdm_dagster.records.strict_json import dumps_strict
 
 ColumnKind = Literal["text", "messages", "json"]
 _MESSAGE_KEYS = {"role", "content"}

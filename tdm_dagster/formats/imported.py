@@ -18,7 +18,7 @@ from typing import Any
 from tdm_dagster.formats.errors import FormatError
 from tdm_dagster.ingest.readers import DEFAULT_MAX_RECORD_BYTES, RAW_PREVIEW_BYTES, FileProblem, SourceRecord, read_issue, value_issue
 from tdm_dagster.ingest.load import source_fields
-from tdm_dagster.strict_json import value_problem
+from tdm_dagster.records.strict_json import value_problem
 
 MAX_RECORD_BYTES = DEFAULT_MAX_RECORD_BYTES
 """A bigger single record is rejected, as in the inbox."""

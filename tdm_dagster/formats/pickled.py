@@ -11,7 +11,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.atomic import atomic_open
+from tdm_dagster.files.atomic import atomic_open
 from tdm_dagster.formats.errors import FormatError
 from tdm_dagster.formats.imported import ImportResult, checked
 

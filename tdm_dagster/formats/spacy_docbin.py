@@ -22,12 +22,12 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tdm_dagster.atomic import atomic_open
+from tdm_dagster.files.atomic import atomic_open
 from tdm_dagster.formats.chat import record_messages
 from tdm_dagster.formats.errors import FormatError
 from tdm_dagster.formats.imported import ImportResult, collect
 from tdm_dagster.ingest.readers import RAW_PREVIEW_BYTES, SourceRecord, describe_place, parse_json_record, read_issue
-from tdm_dagster.strict_json import dumps_strict
+from tdm_dagster.records.strict_json import dumps_strict
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc

@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.atomic import atomic_open
+from tdm_dagster.files.atomic import atomic_open
 from tdm_dagster.formats.columns import encode_cell, plan_columns
 from tdm_dagster.formats.imported import MAX_RECORD_BYTES, ImportResult, collect
 from tdm_dagster.ingest.readers import SourceRecord, csv_records, read_issue, read_records, value_issue
-from tdm_dagster.strict_json import JsonValueProblem, dumps_strict, loads_strict
+from tdm_dagster.records.strict_json import JsonValueProblem, dumps_strict, loads_strict
 
 JSON_COLUMN_SUFFIX = ":json"
 """CSV header suffix of a column whose cells are JSON text (nested values, numbers, ids

@@ -17,7 +17,7 @@ from typing import Any
 
 from tdm_dagster.ingest.readers import FileProblem, SourceRecord, read_records
 from tdm_dagster.ingest.shapes import map_source
-from tdm_dagster.record_issues import RecordIssue
+from tdm_dagster.records.issues import RecordIssue
 
 
 def raw_field(raw: bytes) -> dict[str, str]:

@@ -18,7 +18,7 @@ not records), ``.json`` (one JSON array of objects), ``.csv`` (a header row nami
 columns, then one record per row; values stay strings), ``.parquet`` (one record per row).
 A UTF-8 byte order mark at the start of a text file is accepted and stripped.
 
-A record is a strict JSON value (``tdm_dagster.strict_json``): NaN, infinities, integers
+A record is a strict JSON value (``tdm_dagster.records.strict_json``): NaN, infinities, integers
 Python will not print, nesting over ``MAX_DEPTH``, lone surrogates, repeated keys and
 Parquet values JSON has no type for reject that record, naming the field, so that
 everything passed on can be written, hashed and queued.
@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from tdm_dagster.ingest.shapes import columns_problem
-from tdm_dagster.record_issues import RecordIssue
-from tdm_dagster.strict_json import JsonValueProblem, loads_strict, value_problem
+from tdm_dagster.records.issues import RecordIssue
+from tdm_dagster.records.strict_json import JsonValueProblem, loads_strict, value_problem
 
 DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
 RAW_PREVIEW_BYTES = 1024
@@ -602,7 +602,7 @@ def arrow_records(batches: Iterable[Any], file: str, limit: int) -> Iterator[Sou
     """One record per row of Arrow record batches (a Parquet file, a Hugging Face folder).
 
     A row is rejected with its column when Arrow cannot convert it, or when it holds what
-    JSON has no value for (timestamps, decimals, bytes, NaN: see ``tdm_dagster.strict_json``),
+    JSON has no value for (timestamps, decimals, bytes, NaN: see ``tdm_dagster.records.strict_json``),
     so that every record passed on can be written as JSON; the other rows go on.
     """
     import pyarrow as pa

@@ -1,4 +1,4 @@
-"""Recognise a source record's shape and map it to one of our specs (``tdm_dagster.schemas``).
+"""Recognise a source record's shape and map it to one of our specs (``tdm_dagster.gate.schemas``).
 
 Public datasets come in a handful of shapes. Each record is recognised by the keys it
 has and converted on its own, so a file mixing shapes still maps record by record (its
@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tdm_dagster.record_issues import RecordIssue
+from tdm_dagster.records.issues import RecordIssue
 
 if TYPE_CHECKING:
     from tdm_dagster.ingest.readers import SourceRecord

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from tdm_dagster.config import TdmConfig, load_config
+from tdm_dagster.config.settings import TdmConfig, load_config
 from tdm_dagster.home import TdmHome
 
 

@@ -5,7 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 if TYPE_CHECKING:
-    from tdm_dagster.inference_client import InferenceClient
+    from tdm_dagster.generate.inference_client import InferenceClient
 
 
 class InferenceServerResource(dg.ConfigurableResource):
@@ -25,10 +25,10 @@ class InferenceServerResource(dg.ConfigurableResource):
     @contextmanager
     def client(self, *, quick: bool = False) -> Iterator["InferenceClient"]:
         """A client; ``quick`` = one short try, for status displays that must not hang."""
-        from tdm_dagster.http_retry import (
+        from tdm_dagster.http.retry import (
             RetryPolicy,  # httpx loads here, not at code-location load
         )
-        from tdm_dagster.inference_client import InferenceClient
+        from tdm_dagster.generate.inference_client import InferenceClient
 
         retry = RetryPolicy(max_attempts=1) if quick else RetryPolicy(max_attempts=self.max_attempts)
         with InferenceClient(

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Iterator
 import dagster as dg
 
 if TYPE_CHECKING:
-    from tdm_dagster.skill_client import SkillApiClient
+    from tdm_dagster.generate.skill_client import SkillApiClient
 
 
 class SkillApiResource(dg.ConfigurableResource):
@@ -17,7 +17,7 @@ class SkillApiResource(dg.ConfigurableResource):
 
     @contextmanager
     def client(self) -> Iterator["SkillApiClient"]:
-        from tdm_dagster.skill_client import (
+        from tdm_dagster.generate.skill_client import (
             SkillApiClient,  # httpx loads here, not at load time
         )
 

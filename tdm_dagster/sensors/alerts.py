@@ -13,13 +13,13 @@ from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus,
 )
 
-from tdm_dagster.alerts import (
+from tdm_dagster.notify.alerts import (
     AlertError,
     Notifier,
     check_failure_alert,
     run_failure_alert,
 )
-from tdm_dagster.assets.recheck import queue_recheck
+from tdm_dagster.assets.queue import queue_recheck
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.jobs import INBOX_FILE_READABLE
 

@@ -10,9 +10,9 @@ entry never stops the others or the sensor.
 
 import dagster as dg
 
-from tdm_dagster.config import ConfigError, load_config
+from tdm_dagster.config.settings import ConfigError, load_config
 from tdm_dagster.home import TdmHome
-from tdm_dagster.inbox import is_batch_locked, scan_inbox, unprocessed_claims
+from tdm_dagster.ingest.inbox import is_batch_locked, scan_inbox, unprocessed_claims
 from tdm_dagster.jobs import INGEST_INBOX, ingest_inbox
 
 NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]

@@ -13,16 +13,16 @@ from collections.abc import Callable
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-from tdm_dagster.batches import new_batch_id
-from tdm_dagster.config import ConfigError, load_config
-from tdm_dagster.curriculum import CurriculumState, curriculum_path
-from tdm_dagster.generation import decide_trigger, last_generation
-from tdm_dagster.generators import get_generator
+from tdm_dagster.records.batches import new_batch_id
+from tdm_dagster.config.settings import ConfigError, load_config
+from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
+from tdm_dagster.generate.planning import decide_trigger, last_generation
+from tdm_dagster.generate.generators import get_generator
 from tdm_dagster.home import TdmHome
-from tdm_dagster.instance import fail_dead_runs
+from tdm_dagster.runs.instance import fail_dead_runs
 from tdm_dagster.jobs import BATCH_PIPELINE, GENERATE_AND_QUEUE, batch_pipeline
 from tdm_dagster.partitions import batch_partitions
-from tdm_dagster.training_queue import TrainingQueue
+from tdm_dagster.queue.store import TrainingQueue
 
 INBOX_TRIGGERS = ("inbox_sensor", "ingest_inbox")
 

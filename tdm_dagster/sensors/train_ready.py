@@ -6,9 +6,9 @@ import json
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-from tdm_dagster.config import ConfigError, load_config
+from tdm_dagster.config.settings import ConfigError, load_config
 from tdm_dagster.home import TdmHome
-from tdm_dagster.instance import fail_dead_runs
+from tdm_dagster.runs.instance import fail_dead_runs
 from tdm_dagster.jobs import (
     TRAIN_EVALUATE_DEPLOY,
     TRAINING_PIPELINE,
@@ -33,7 +33,7 @@ def training_in_flight(instance: dg.DagsterInstance) -> int:
     description="Starts train_evaluate_deploy when the queue holds at least training.min_examples examples.",
 )
 def train_ready_sensor(context: dg.SensorEvaluationContext):
-    from tdm_dagster.training.queue_claims import claimable_examples
+    from tdm_dagster.queue.claims import claimable_examples
 
     home = TdmHome.from_env().ensure()
     try:

@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.atomic import (
+from tdm_dagster.files.atomic import (
     atomic_write_json,
     atomic_write_text,
     fsync_tree,

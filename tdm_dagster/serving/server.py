@@ -62,7 +62,7 @@ GENERATION_CONCURRENCY = 1
 MAX_PENDING_GENERATIONS = 256
 """Completion requests beyond this many running or waiting for the model get 503 at once."""
 
-DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent.parent / "quality" / "default_tokenizer"
+DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent.parent / "gate" / "quality" / "default_tokenizer"
 
 
 class ChatMessage(BaseModel):
@@ -363,7 +363,7 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from tdm_dagster.http_limits import BodyLimit, shorten, validation_problems
+    from tdm_dagster.http.limits import BodyLimit, shorten, validation_problems
 
     admin_token = admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
     manager = ModelManager(serving_dir)
@@ -480,6 +480,6 @@ def serve(serving_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: in
     """Run the server under uvicorn, with tdm's connection limits, until interrupted."""
     import uvicorn
 
-    from tdm_dagster.http_limits import uvicorn_settings
+    from tdm_dagster.http.limits import uvicorn_settings
 
     uvicorn.run(create_app(serving_dir), host=host, port=port, log_level="info", **uvicorn_settings())

@@ -7,7 +7,7 @@ imported only inside the functions that need them.
   length-grouped batches padded only to each batch's own longest example.
 - ``tdm_dagster.training.trainer``: ``TrainConfig``, ``train`` -> ``TrainResult``.
 - ``tdm_dagster.training.checkpoints``: atomic ``checkpoints/checkpoint-N`` folders.
-- ``tdm_dagster.training.queue_claims``: atomic claims on queue files, release, archive.
+- ``tdm_dagster.queue.claims``: atomic claims on queue files, release, archive.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.atomic import atomic_write_json, fsync_path, fsync_tree, read_json
+from tdm_dagster.files.atomic import atomic_write_json, fsync_path, fsync_tree, read_json
 
 CHECKPOINTS_DIR = "checkpoints"
 META_FILE = "tdm_checkpoint.json"

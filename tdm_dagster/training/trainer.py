@@ -97,7 +97,7 @@ def resolve_device(device: str) -> str:
 def load_tokenizer(config: TrainConfig) -> Any:
     from transformers import AutoTokenizer
 
-    from tdm_dagster.quality.tokens import DEFAULT_TOKENIZER_PATH
+    from tdm_dagster.gate.quality.tokens import DEFAULT_TOKENIZER_PATH
 
     path = config.tokenizer_path or config.model_path or str(DEFAULT_TOKENIZER_PATH)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -274,7 +274,7 @@ def train_from_queue(
     Returns (result, archive folder), or None when the queue is empty. On any failure
     (including too few examples) the claimed files go back to the queue.
     """
-    from tdm_dagster.training import queue_claims
+    from tdm_dagster.queue import claims as queue_claims
 
     claimed = queue_claims.claim(home, max_files=max_files, max_examples=max_examples)
     if claimed is None:

@@ -1,0 +1,157 @@
+"""checkpoint -> checkpoint_evaluation -> deployed_model: the train, compare, deploy half.
+
+One dynamic partition per checkpoint. ``checkpoint`` claims queue files (priority order,
+atomically), trains, and writes the checkpoint atomically; its lineage runs from the
+queued batches. ``checkpoint_evaluation`` scores it on held-out skill sets, records the
+history, moves the curriculum and sends failed cases back to the inbox as corrections.
+``deployed_model`` deploys the best evaluated checkpoint to the serving folder.
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from tdm_dagster.assets.batches import queued_batch
+from tdm_dagster.resources import TdmHomeResource, TrainerResource
+
+checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")
+
+
+def training_root(home) -> Path:
+    return home.root / "training"
+
+
+def serving_dir(home) -> Path:
+    return home.root / "serving"
+
+
+@dg.asset(
+    partitions_def=checkpoint_partitions,
+    group_name="train",
+    kinds={"pytorch"},
+    deps=[queued_batch],
+    description="A fine-tuned checkpoint trained on the queue (high, then normal, then low; oldest first).",
+)
+def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer: TrainerResource) -> dg.MaterializeResult:
+    home = tdm.home()
+    settings = tdm.config().training
+    progress_every = max(1, settings.max_steps // 10)
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if step % progress_every == 0 or step == total:
+            context.log.info(f"step {step}/{total} loss {loss:.4f}")
+
+    trained = trainer.train_from_queue(home, settings, training_root(home) / context.partition_key, progress=progress)
+    if trained is None:
+        raise dg.Failure("the training queue is empty: nothing to train on")
+    result, archived = trained
+    from tdm_dagster.queue.claims import MANIFEST_FILE
+
+    sources = json.loads((archived / MANIFEST_FILE).read_text())
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(result.checkpoint_path)),
+            "steps": dg.MetadataValue.int(result.steps),
+            "examples": dg.MetadataValue.int(result.examples),
+            "first_loss": dg.MetadataValue.float(result.loss_curve[0]),
+            "final_loss": dg.MetadataValue.float(result.loss_curve[-1]),
+            "loss_curve": dg.MetadataValue.json([round(x, 4) for x in result.loss_curve]),
+            "real_tokens_per_s": dg.MetadataValue.float(round(result.tokens_per_s, 1)),
+            "device": result.device,
+            "queue_files": dg.MetadataValue.json([f"{f['priority']}/{f['name']}" for f in sources["files"]]),
+            "archived": dg.MetadataValue.path(str(archived)),
+        }
+    )
+
+
+def checkpoint_path(home, partition_key: str) -> Path:
+    from tdm_dagster.training.checkpoints import latest
+
+    found = latest(training_root(home) / partition_key)
+    if found is None:
+        raise dg.Failure(f"no checkpoint was written for {partition_key}: materialize checkpoint first")
+    return found.path
+
+
+@dg.asset(
+    partitions_def=checkpoint_partitions,
+    group_name="compare",
+    kinds={"pytorch"},
+    deps=[checkpoint],
+    description="Exact-answer accuracy per skill and level on held-out sets, held-out loss, trends; updates the curriculum.",
+)
+def checkpoint_evaluation(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    from tdm_dagster.evaluate.checkpoint import evaluate_checkpoint
+    from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
+    from tdm_dagster.evaluate.comparison import held_out_sets, record
+
+    home = tdm.home()
+    settings = tdm.config().training
+    state = CurriculumState.load(curriculum_path(home))
+    levels = {skill: [state.level_of(skill)] for skill in ("syllo", "binary")}
+    path = checkpoint_path(home, context.partition_key)
+    result = evaluate_checkpoint(path, held_out_sets(levels, settings.eval_per_level), settings.max_length)
+    entry = record(home, result)
+    context.log.info(f"{context.partition_key}: accuracy {result.overall_accuracy:.2%}, loss {result.held_out_loss:.4f}")
+    return dg.MaterializeResult(
+        metadata={
+            "overall_accuracy": dg.MetadataValue.float(result.overall_accuracy),
+            "held_out_loss": dg.MetadataValue.float(result.held_out_loss),
+            **{f"accuracy_{skill}": dg.MetadataValue.float(acc) for skill, acc in entry["skills"].items()},
+            "trend": dg.MetadataValue.json(entry["trend"]),
+            "advanced": dg.MetadataValue.json(entry["advanced"]),
+            "corrections": dg.MetadataValue.int(entry["failed_cases"]),
+            "checkpoint": str(path),
+        }
+    )
+
+
+class DeployConfig(dg.Config):
+    force: bool = False
+    """Deploy even if the best checkpoint scores below the one deployed."""
+
+
+@dg.asset(
+    group_name="deploy",
+    kinds={"fastapi"},
+    deps=[checkpoint_evaluation],
+    description="The best evaluated checkpoint, deployed atomically to the serving folder (never a worse one unless forced).",
+)
+def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    from tdm_dagster.evaluate.comparison import load_history
+    from tdm_dagster.serving.deploy import deploy
+
+    home = tdm.home()
+    history = load_history(home)
+    if not history:
+        raise dg.Failure("no evaluated checkpoint yet: materialize checkpoint_evaluation first")
+    best = max(history, key=lambda h: (h["overall_accuracy"], -(h["held_out_loss"] or float("inf"))))
+    settings = tdm.config().serving
+    server = f"http://{settings.host}:{settings.port}"
+    result = deploy(
+        best["checkpoint"], serving_dir(home), score=best["overall_accuracy"], server_url=_reachable(server),
+        force=config.force, remote_host=settings.remote_host,
+    )  # fmt: skip
+    context.log.info(f"deploy {best['checkpoint']}: {result.reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "checkpoint": best["checkpoint"],
+            "score": dg.MetadataValue.float(best["overall_accuracy"]),
+            "deployed": dg.MetadataValue.bool(result.deployed),
+            "reason": result.reason,
+            "latency_s": dg.MetadataValue.float(round(result.latency_s, 3)),
+            "previous": result.previous or "",
+        }
+    )
+
+
+def _reachable(url: str) -> str | None:
+    """The server URL if a server answers there (then it is reloaded and verified)."""
+    import httpx
+
+    try:
+        httpx.get(f"{url}/health", timeout=2.0)
+    except httpx.HTTPError:
+        return None
+    return url

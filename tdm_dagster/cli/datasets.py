@@ -1,0 +1,336 @@
+"""``tdm datasets``: the dataset registry from the command line; every command has ``--json``."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from tdm_dagster.datasets.names import name_problem, shown, version_problem
+from tdm_dagster.home import TdmHome
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+class _Checked(click.ParamType):
+    """A dataset name or version, refused (exit 2, naming the argument or flag) before anything runs."""
+
+    def __init__(self, name: str, problem: Callable[[object], str | None]) -> None:
+        self.name = name
+        self.problem = problem
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        problem = self.problem(value)
+        if problem:
+            self.fail(f"{shown(value)}: {problem}", param, ctx)
+        return value
+
+
+DATASET_NAME = _Checked("name", name_problem)
+VERSION = _Checked("version", version_problem)
+
+
+def _registry():
+    from tdm_dagster.datasets import DatasetRegistry
+
+    return DatasetRegistry(TdmHome.from_env().ensure())
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+class _DatasetErrors(click.Group):
+    """Registry errors become clean CLI errors (exit 1; a bad name or version exit 2) instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from tdm_dagster.datasets.errors import DatasetError, DeletionRefusedError, InvalidNameError, InvalidVersionError
+
+        try:
+            return super().invoke(ctx)
+        except DeletionRefusedError as exc:
+            raise click.ClickException(f"{exc.refusal}; add --force to delete it anyway") from exc
+        except (InvalidNameError, InvalidVersionError) as exc:
+            raise click.UsageError(str(exc)) from exc
+        except (DatasetError, ValueError) as exc:
+            raise click.ClickException(str(exc).strip("'\"")) from exc
+
+
+@click.group(cls=_DatasetErrors)
+def datasets() -> None:
+    """Versioned datasets: immutable, checksummed, with lineage, diff and rollback."""
+
+
+def _version_line(v) -> str:
+    return f"{v.version:>7}  {v.record_count:>9,} records  {v.created_at}  {v.checksum[:12]}  {v.description}"
+
+
+@datasets.command()
+@click.argument("name", type=DATASET_NAME)
+@click.option("--description", default="")
+@click.option("--owner")
+@click.option("--tag", "tags", multiple=True, help="Repeatable.")
+@click.option("--spec", help="The spec its records follow, e.g. chat_sft_v1.")
+@_JSON
+def create(name: str, description: str, owner: str | None, tags: tuple[str, ...], spec: str | None, as_json: bool) -> None:
+    """Create an empty dataset."""
+    info = _registry().create(name, description=description, owner=owner, tags=tags, spec=spec)
+    _emit(asdict(info), as_json, f"created dataset {info.name}")
+
+
+@datasets.command("list")
+@_JSON
+def list_datasets(as_json: bool) -> None:
+    """Every dataset with its current version."""
+    infos = _registry().list_datasets()
+    lines = [f"{i.name:<24} current {i.current_version or '-':>7}  {', '.join(i.tags)}  {i.description}" for i in infos]
+    _emit([asdict(i) for i in infos], as_json, "\n".join(lines) or "no datasets yet")
+
+
+@datasets.command()
+@click.argument("name", type=DATASET_NAME)
+@_JSON
+def show(name: str, as_json: bool) -> None:
+    """A dataset and its current version."""
+    registry = _registry()
+    info = registry.describe(name)
+    current = registry.version_info(name) if info.current_version else None
+    data = {**asdict(info), "current": asdict(current) if current else None}
+    text = f"{info.name}: {info.description}\nowner {info.owner}, tags {', '.join(info.tags) or '-'}, spec {info.spec or '-'}"
+    if current:
+        text += f"\ncurrent {_version_line(current)}\nfrom {len(current.source_batches)} batch(es); metrics {current.metrics}"
+    _emit(data, as_json, text)
+
+
+@datasets.command()
+@click.argument("name", type=DATASET_NAME)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--major", is_flag=True, help="Bump the major version.")
+@click.option("--description", default="")
+@_JSON
+def add(name: str, files: tuple[str, ...], major: bool, description: str, as_json: bool) -> None:
+    """Append approved batch files (JSONL of records, e.g. from the queue) as a new version."""
+    from tdm_dagster.formats import ImportResult, import_records
+
+    read = ImportResult()
+    for path in files:
+        read.extend(import_records(path, "jsonl"))
+    _append_read(_registry(), name, read, as_json, source_batches=[Path(path).stem for path in files], major=major, description=description)
+
+
+def _append_read(registry, name: str, read, as_json: bool, **options: Any) -> None:
+    """Append the records read as a new version; those that could not be read go to
+    ``rejected/`` with their place, reasons and bytes, and the output says so."""
+    from tdm_dagster.files.atomic import atomic_write_jsonl
+
+    kept, lines = None, []
+    if read.rejected:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
+        kept = TdmHome.from_env().rejected_dir / f"dataset_{re.sub(r'[^A-Za-z0-9._-]+', '-', name)}_{stamp}.jsonl"
+        atomic_write_jsonl(kept, read.rejected_rows())
+        lines = [f"rejected {len(read.rejected)} of {read.input_records} records (reasons and bytes in {kept}):",
+                 *(f"  {source.issue.message}" for source in read.rejected[:5])]  # fmt: skip
+    if not read.records:
+        raise click.ClickException("\n".join(["no record could be read: nothing added", *lines]))
+    version = registry.append(name, read.records, **options)
+    data = {**asdict(version), "rejected": len(read.rejected), "rejected_file": str(kept) if kept else None}
+    _emit(data, as_json, "\n".join([f"{name} {_version_line(version)}", *lines]))
+
+
+@datasets.command()
+@click.argument("name", type=DATASET_NAME)
+@_JSON
+def versions(name: str, as_json: bool) -> None:
+    """Every version, oldest first."""
+    found = _registry().versions(name)
+    _emit([asdict(v) for v in found], as_json, "\n".join(_version_line(v) for v in found) or "no versions yet")
+
+
+@datasets.command()
+@click.argument("name", type=DATASET_NAME)
+@click.argument("old", type=VERSION)
+@click.argument("new", type=VERSION)
+@_JSON
+def diff(name: str, old: str, new: str, as_json: bool) -> None:
+    """Added, removed and changed records between two versions, and metric deltas."""
+    summary = _registry().diff(name, old, new).summary()
+    text = "\n".join(f"{key}: {value}" for key, value in summary.items())
+    _emit(summary, as_json, text)
+
+
+@datasets.command()
+@click.argument("name", type=DATASET_NAME)
+@click.argument("version", type=VERSION)
+@_JSON
+def rollback(name: str, version: str, as_json: bool) -> None:
+    """Make VERSION current again (history is kept)."""
+    info = _registry().rollback(name, version)
+    _emit(asdict(info), as_json, f"{name}: current version is now {info.current_version}")
+
+
+@datasets.command()
+@click.argument("name", type=DATASET_NAME)
+@click.option("--from", "parent", type=VERSION, help="Version to derive from (default: current).")
+@click.option("--where", "where", multiple=True, help="Keep records with FIELD=VALUE (dotted field; repeatable).")
+@click.option("--remap", nargs=2, multiple=True, metavar="FIELD OLD=NEW", help="Rename a label value.")
+@click.option("--confidence", nargs=3, type=(str, float, float), multiple=True, metavar="FIELD SCALE OFFSET", help="field = clip(value*scale+offset, 0, 1).")
+@click.option("--clean", is_flag=True, help="Whitespace and Unicode NFC on every message.")
+@click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
+@click.option("--balance", "balance_by", help="Downsample every class of this field to the smallest.")
+@click.option("--description", default="")
+@_JSON
+def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, description: str, as_json: bool) -> None:
+    """A new version from an existing one with modifications; each step reports its counts."""
+    from tdm_dagster.datasets.steps import (
+        AdjustConfidence,
+        BalanceClasses,
+        CleanText,
+        DropExactDuplicates,
+        DropNearDuplicates,
+        FieldFilter,
+        RemapLabel,
+    )  # fmt: skip
+
+    steps: list = []
+    if where:
+        steps.append(FieldFilter(dict(_pair(item, "--where") for item in where)))
+    for field, mapping in remap:
+        old, new = _pair(mapping, "--remap")
+        steps.append(RemapLabel(field, {old: new}))
+    steps += [AdjustConfidence(field, scale=scale, offset=offset) for field, scale, offset in confidence]
+    if clean:
+        steps.append(CleanText())
+    if dedup:
+        steps += [DropExactDuplicates(), DropNearDuplicates()]
+    if balance_by:
+        steps.append(BalanceClasses(balance_by))
+    if not steps:
+        raise click.UsageError("say what to change: --where, --remap, --confidence, --clean, --dedup or --balance")
+    version = _registry().derive(name, steps, parent=parent, description=description)
+    reports = version.operation.get("steps", [])
+    _emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
+
+
+def _pair(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint=option)
+    return key, value
+
+
+@datasets.command()
+@click.argument("name", type=DATASET_NAME)
+@click.option("--version", type=VERSION)
+@click.option("--ratios", default="train=0.8,val=0.1,test=0.1", show_default=True)
+@click.option("--stratify", help="Field to stratify by, e.g. metadata.skill.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Write each split as <out>/<split>.jsonl.")
+@_JSON
+def split(name: str, version: str | None, ratios: str, stratify: str | None, seed: int, out: str | None, as_json: bool) -> None:
+    """Deterministic train/val/test splits; duplicates never cross splits."""
+    from tdm_dagster.files.atomic import atomic_write_jsonl
+
+    parsed = {}
+    for part in ratios.split(","):
+        key, value = _pair(part, "--ratios")
+        parsed[key] = float(value)
+    result = _registry().split(name, version, ratios=parsed, stratify_by=stratify, seed=seed)
+    counts = {split_name: len(records) for split_name, records in result.splits.items()}
+    if out:
+        for split_name, records in result.splits.items():
+            atomic_write_jsonl(Path(out) / f"{split_name}.jsonl", records)
+    data = {"counts": counts, "duplicate_groups": result.groups, "grouped_records": result.grouped_records, "out": out}
+    _emit(data, as_json, ", ".join(f"{k}: {v}" for k, v in counts.items()) + f" ({result.grouped_records} records kept with their duplicates)")
+
+
+@datasets.command("export")
+@click.argument("name", type=DATASET_NAME)
+@click.argument("path", type=click.Path())
+@click.option("--version", type=VERSION)
+@click.option("--format", "fmt", help="jsonl, json, csv, parquet, hf, spacy, chat_jsonl, pickle (default: from PATH).")
+@_JSON
+def export_dataset(name: str, path: str, version: str | None, fmt: str | None, as_json: bool) -> None:
+    """Write a version in a format your trainer reads."""
+    from tdm_dagster.formats import export_records
+
+    fmt = _file_format(path, fmt, export=True)
+    info = _registry().version_info(name, version)
+    written = export_records(_registry().records(name, info.version), path, fmt)
+    _emit({"dataset": name, "version": info.version, "path": path, "records": written}, as_json, f"wrote {written} records of {name} {info.version} to {path}")
+
+
+def _file_format(path: str, fmt: str | None, *, export: bool) -> str:
+    """``--format``, else what PATH's name says (export: a folder or a name without extension is hf).
+
+    A name that says nothing is a usage error naming ``--format``.
+    """
+    from tdm_dagster.formats import EXPORT_FORMATS, FormatError, infer_format
+
+    if fmt:
+        return fmt
+    if export and (Path(path).is_dir() or not Path(path).suffix):
+        return "hf"
+    try:
+        return infer_format(path)
+    except FormatError as error:
+        raise click.BadParameter(
+            f"none given and {error.problem.partition(';')[0]}; pass one of {', '.join(EXPORT_FORMATS)}", param_hint="'--format'"
+        ) from error
+
+
+@datasets.command("import")
+@click.argument("name", type=DATASET_NAME)
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--format", "fmt", help="Default: from PATH.")
+@click.option("--allow-pickle", is_flag=True, help="Unpickle PATH. Only for a file you trust: unpickling runs code.")
+@click.option("--description", default="")
+@_JSON
+def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, description: str, as_json: bool) -> None:
+    """Append records from a file (creating the dataset if needed) as a new version."""
+    from tdm_dagster.formats import import_records
+
+    fmt = _file_format(path, fmt, export=False)
+    if fmt == "pickle" and not allow_pickle:
+        raise click.UsageError(
+            f"refusing to unpickle {path}: loading a pickle runs code from the file, so a tampered one can take over "
+            "this machine. Import a data format (jsonl, json, csv, parquet, hf) instead, or add --allow-pickle "
+            "only for a file you created yourself or otherwise trust"
+        )
+    registry = _registry()
+    read = import_records(path, fmt, allow_pickle=allow_pickle)
+    registry.create(name, description=description, exist_ok=True)
+    _append_read(registry, name, read, as_json, description=description or f"imported from {Path(path).name}")
+
+
+@datasets.command()
+@click.argument("name", type=DATASET_NAME)
+@click.option("--version", type=VERSION, help="Delete only this version (default: the whole dataset).")
+@click.option("--force", is_flag=True, help="Also when current, or a parent of another version.")
+@_JSON
+def delete(name: str, version: str | None, force: bool, as_json: bool) -> None:
+    """Delete a version or a dataset; refused for the current version or a parent unless --force."""
+    registry = _registry()
+    if version is not None:
+        registry.delete_version(name, version, force=force)
+    else:
+        registry.delete_dataset(name, force=force)
+    what = f"{name} {version}" if version is not None else name
+    _emit({"deleted": what}, as_json, f"deleted {what}")
+
+
+@datasets.command()
+@click.argument("name", required=False, type=DATASET_NAME)
+@click.option("--version", type=VERSION)
+@_JSON
+def verify(name: str | None, version: str | None, as_json: bool) -> None:
+    """Check every object and checksum; exit 1 on any problem."""
+    report = _registry().verify(name, version)
+    text = f"{'ok' if report.ok else 'PROBLEMS'}: {report.versions} versions, {report.objects} objects, {report.records} records"
+    _emit(asdict(report), as_json, "\n".join([text, *report.problems]))
+    if not report.ok:
+        raise SystemExit(1)

@@ -1,0 +1,179 @@
+"""The gate's deep level: duplicates and train/eval leakage, as record issues.
+
+- exact duplicate of an earlier record of the batch, or of data already queued: ERROR
+  (the copy is dropped, the first kept);
+- near-duplicate (Jaccard >= threshold) of either: WARNING (kept, scored lower);
+- n-gram overlap with an evaluation item, or an evaluation answer (or the record's own
+  answer) inside the prompt: ERROR.
+
+Each finding names both records: ``file:line`` (or batch:position) on our side, the
+evaluation file and item (``name:index``) or the queued batch and line on the other.
+The index of queued data lives in ``state/dedup_index.npz``; it is updated under a
+file lock when a batch is queued, so concurrent runs never lose each other's records.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tdm_dagster.gate.dedup import NearDuplicateIndex, exact_key
+from tdm_dagster.home import TdmHome
+from tdm_dagster.gate.leakage import (
+    EvalSet,
+    find_answer_leaks,
+    find_ngram_leaks,
+    find_own_answer_leaks,
+)
+from tdm_dagster.records.issues import RecordIssue
+
+Messages = Sequence[Mapping[str, Any]]
+
+
+def conversation_text(messages: Messages) -> str:
+    return "\n".join(str(m.get("content", "")) for m in messages)
+
+
+def prompt_and_answer(messages: Messages) -> tuple[str, str]:
+    """Everything before the last assistant turn, and that turn."""
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages))
+    prompt = "\n".join(str(m.get("content", "")) for m in messages[:last])
+    answer = str(messages[last].get("content", "")) if last < len(messages) else ""
+    return prompt, answer
+
+
+def _issue(suite: str, code: str, message: str, severity: str = "ERROR", suggestion: str = "") -> RecordIssue:
+    return RecordIssue(suite, code, message, "messages", severity=severity, suggestion=suggestion)
+
+
+def duplicate_issues(
+    keys: Sequence[str], texts: Sequence[str], threshold: float, queued: NearDuplicateIndex | None = None
+) -> dict[int, list[RecordIssue]]:
+    """Duplicates inside the batch and against the queued index, by position in ``keys``."""
+    found: dict[int, list[RecordIssue]] = {}
+    first_of: dict[bytes, int] = {}
+    exact_copies: set[int] = set()
+    for position, text in enumerate(texts):
+        key = exact_key(text)
+        if key in first_of:
+            exact_copies.add(position)
+            found.setdefault(position, []).append(
+                _issue("dedup", "dedup.exact_duplicate", f"exact duplicate of {keys[first_of[key]]}", suggestion="drop the copy")
+            )
+        else:
+            first_of[key] = position
+    position_of = {key: position for position, key in enumerate(keys)}
+    within = NearDuplicateIndex(threshold=threshold)
+    for match in within.find_within(keys, texts):
+        later = position_of[match.key_a]
+        if later not in exact_copies:
+            found.setdefault(later, []).append(
+                _issue("dedup", "dedup.near_duplicate", f"near duplicate (Jaccard {match.similarity:.2f}) of {match.key_b}", "WARNING")
+            )
+    if queued is not None and len(queued):
+        for match in queued.query(keys, texts):
+            position = position_of[match.key_a]
+            exact = match.similarity >= 1.0
+            code = "dedup.exact_duplicate_of_queued" if exact else "dedup.near_duplicate_of_queued"
+            found.setdefault(position, []).append(
+                _issue("dedup", code, f"{'exact' if exact else f'near (Jaccard {match.similarity:.2f})'} duplicate of queued {match.key_b}",
+                       "ERROR" if exact else "WARNING")  # fmt: skip
+            )
+    return found
+
+
+def leakage_issues(
+    keys: Sequence[str], conversations: Sequence[Messages], eval_sets: Sequence[EvalSet]
+) -> dict[int, list[RecordIssue]]:
+    found: dict[int, list[RecordIssue]] = {}
+    position_of = {key: position for position, key in enumerate(keys)}
+    texts = [conversation_text(m) for m in conversations]
+    prompts, answers = zip(*(prompt_and_answer(m) for m in conversations)) if conversations else ((), ())
+    leaks = find_own_answer_leaks(keys, prompts, answers)
+    for eval_set in eval_sets:
+        leaks += find_ngram_leaks(eval_set, keys, texts)
+        leaks += [leak for leak in find_answer_leaks(eval_set, keys, prompts) if leak.train_key in position_of]
+    for leak in leaks:
+        if leak.train_key not in position_of:
+            continue
+        if leak.kind == "ngram":
+            message = f"overlaps evaluation item {leak.eval_key}: {leak.overlap} shared n-grams ({leak.fraction:.0%}), e.g. '{leak.evidence}'"
+        elif leak.kind == "own_answer_in_prompt":
+            message = f"the prompt contains its own answer: '{leak.evidence[:80]}'"
+        else:
+            message = f"the prompt contains the answer of evaluation item {leak.eval_key}: '{leak.evidence[:80]}'"
+        found.setdefault(position_of[leak.train_key], []).append(
+            _issue("leakage", f"leakage.{leak.kind}", message, suggestion="remove the record, or the item from the evaluation set")
+        )
+    return found
+
+
+def deep_findings(
+    valid_indices: Sequence[int],
+    conversations: Sequence[Messages],
+    keys: Sequence[str],
+    *,
+    eval_sets: Sequence[EvalSet],
+    threshold: float,
+    queued: NearDuplicateIndex | None = None,
+) -> dict[str, dict[int, list[RecordIssue]]]:
+    """Duplicate and leakage findings for the schema-valid records, by batch position.
+
+    ``keys`` name every position of the batch (``file:line`` or ``batch:line``)."""
+    valid_keys = [keys[p] for p in valid_indices]
+    texts = [conversation_text(m) for m in conversations]
+    by_row = {
+        "duplicates": duplicate_issues(valid_keys, texts, threshold, queued),
+        "leakage": leakage_issues(valid_keys, conversations, eval_sets),
+    }
+    return {name: {valid_indices[row]: found for row, found in rows.items()} for name, rows in by_row.items()}
+
+
+def load_eval_sets(paths: Sequence[str], max_record_bytes: int) -> list[EvalSet]:
+    """Evaluation files in any format tdm reads; items keyed ``<file name>:<index>``."""
+    from tdm_dagster.ingest.load import load_file
+    from tdm_dagster.gate.schemas import get_spec
+
+    sets = []
+    for path in paths:
+        loaded = load_file(path, max_record_bytes=max_record_bytes)
+        if loaded.file_problem and not any(loaded.records):
+            raise ValueError(f"evaluation set {path} cannot be read: {loaded.file_problem}")
+        chats = [
+            {"messages": get_spec(spec).to_messages(record)}
+            for record, spec in zip(loaded.records, loaded.specs)
+            if record is not None and spec is not None
+        ]
+        sets.append(EvalSet.from_chats(chats, Path(path).name))
+    return sets
+
+
+def _index_path(home: TdmHome) -> Path:
+    return home.state_dir / "dedup_index.npz"
+
+
+@contextmanager
+def _locked(home: TdmHome) -> Iterator[None]:
+    with open(home.state_dir / "dedup_index.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def load_queued_index(home: TdmHome, threshold: float) -> NearDuplicateIndex:
+    path = _index_path(home)
+    return NearDuplicateIndex.load(path) if path.exists() else NearDuplicateIndex(threshold=threshold)
+
+
+def remember_queued(home: TdmHome, batch_id: str, conversations: Sequence[Messages], threshold: float) -> int:
+    """Add a queued batch's records to the index of queued data; returns the index size."""
+    with _locked(home):
+        index = load_queued_index(home, threshold)
+        index.add([f"{batch_id}:{i + 1}" for i in range(len(conversations))], [conversation_text(m) for m in conversations])
+        index.save(_index_path(home))
+        return len(index)

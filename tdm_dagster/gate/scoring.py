@@ -1,0 +1,109 @@
+"""Quality score and tier per example, and the batch metrics with their thresholds.
+
+Per example: a base score from how much its source is trusted (human-reviewed and
+curated data score higher, as in the seed design), minus a penalty per WARNING; any
+ERROR makes it 0 (the record is rejected anyway). Tiers: gold >= 0.9, silver 0.7-0.9,
+bronze 0.5-0.7, raw < 0.5.
+
+Per batch: completeness, consistency, validity, diversity, balance, complexity and an
+overall score. Completeness, consistency, validity and overall have thresholds
+(defaults 95%, 90%, 95%, 90%); a batch under any of them is rejected.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tdm_dagster.records.issues import RecordIssue
+
+SOURCE_TRUST = {
+    "human_reviewed": 1.0,
+    "human": 1.0,
+    "manual": 1.0,
+    "curated": 0.95,
+    "builtin": 0.92,
+    "skill_api": 0.92,
+    "inference": 0.85,
+}
+"""Base score by ``metadata.source``; generated skill data has verified answers, model
+output does not. Unknown sources get ``DEFAULT_TRUST``."""
+DEFAULT_TRUST = 0.85
+WARNING_PENALTY = 0.1
+TIERS = (("gold", 0.9), ("silver", 0.7), ("bronze", 0.5), ("raw", 0.0))
+OVERALL_WEIGHTS = {"completeness": 0.2, "consistency": 0.2, "validity": 0.3, "diversity": 0.15, "balance": 0.15}
+COMPLEXITY_WORDS = 60
+"""A response of this many words counts as fully complex (complexity is reported, not gated)."""
+
+
+@dataclass(frozen=True)
+class MetricThresholds:
+    min_completeness: float = 0.95
+    min_consistency: float = 0.90
+    min_validity: float = 0.95
+    min_overall: float = 0.90
+
+    def failures(self, metrics: Mapping[str, float | None]) -> list[str]:
+        out = []
+        for name in ("completeness", "consistency", "validity", "overall"):
+            floor = getattr(self, f"min_{name}")
+            value = metrics.get(name)
+            if value is not None and value < floor - 1e-12:
+                out.append(f"{name} {value:.3f} < {floor}")
+        return out
+
+
+def source_of(record: Any) -> str:
+    metadata = record.get("metadata") if isinstance(record, dict) else None
+    if isinstance(metadata, dict):
+        if metadata.get("human_reviewed") is True:
+            return "human_reviewed"
+        source = metadata.get("source")
+        if isinstance(source, str):
+            return source
+    return "unknown"
+
+
+def example_score(record: Any, issues: Sequence[RecordIssue]) -> float:
+    if any(issue.rejects for issue in issues):
+        return 0.0
+    warnings = sum(1 for issue in issues if issue.severity == "WARNING")
+    base = SOURCE_TRUST.get(source_of(record), DEFAULT_TRUST)
+    return round(max(0.0, base - WARNING_PENALTY * warnings), 4)
+
+
+def tier(score: float) -> str:
+    return next(name for name, floor in TIERS if score >= floor)
+
+
+def batch_metrics(
+    *,
+    total: int,
+    complete: int,
+    dominant_spec_share: float,
+    accepted: int,
+    unique_response_ratio: float | None,
+    assistant_user_ratio: float | None,
+    response_words: Sequence[int],
+) -> dict[str, float | None]:
+    """The batch's metrics, each in [0, 1]; None where the level did not measure it."""
+    if total == 0:
+        return dict.fromkeys([*OVERALL_WEIGHTS, "complexity", "overall"], 0.0)
+    metrics: dict[str, float | None] = {
+        "completeness": complete / total,
+        "consistency": dominant_spec_share,
+        "validity": accepted / total,
+        "diversity": None if unique_response_ratio is None else min(1.0, unique_response_ratio),
+        "balance": None if assistant_user_ratio is None else max(0.0, 1.0 - abs(1.0 - assistant_user_ratio)),
+        "complexity": sum(min(1.0, words / COMPLEXITY_WORDS) for words in response_words) / len(response_words) if response_words else 0.0,
+    }
+    weighted = [(OVERALL_WEIGHTS[name], metrics[name]) for name in OVERALL_WEIGHTS if metrics[name] is not None]
+    metrics["overall"] = sum(w * v for w, v in weighted) / sum(w for w, _ in weighted)
+    return {name: None if value is None else round(value, 4) for name, value in metrics.items()}
+
+
+def tier_counts(scores: Sequence[float]) -> dict[str, int]:
+    counts = Counter(tier(score) for score in scores)
+    return {name: counts.get(name, 0) for name, _ in TIERS}

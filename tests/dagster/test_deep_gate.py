@@ -1,0 +1,78 @@
+"""The deep level end to end: leakage against evaluation sets and duplicates of queued data."""
+
+import json
+import random
+
+import dagster as dg
+import pytest
+from click.testing import CliRunner
+
+from tdm_dagster.cli import main
+from tdm_dagster.ingest.inbox import claim, inbox_dir
+from tdm_dagster.jobs import run_batch_pipeline
+from tests.support.fixture_data import GSM8K
+
+
+def edit(record, rng):
+    words = record["instruction"].split()
+    for _ in range(2):
+        words[rng.randrange(len(words))] = "several"
+    return {**record, "instruction": " ".join(words)}
+
+
+@pytest.fixture(scope="module")
+def gsm8k():
+    return json.loads(GSM8K.read_text(encoding="utf-8"))
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_held_out_slice_put_back_is_flagged_with_pairs(home, tmp_path, gsm8k):
+    rng = random.Random(7)
+    held_out, train = gsm8k[:150], gsm8k[150:900]
+    verbatim, edited = held_out[:8], [edit(r, rng) for r in held_out[8:16]]
+    mixed = train + verbatim + edited
+    write_jsonl(tmp_path / "train.jsonl", mixed)
+    (tmp_path / "eval.json").write_text(json.dumps(held_out), encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["validate", str(tmp_path / "train.jsonl"), "--level", "deep", "--against", str(tmp_path / "eval.json"), "--json"]
+    )
+    data = json.loads(result.stdout)
+    leaks = {issue["line"]: issue["message"] for issue in data["issues"] if issue["code"].startswith("leakage.")}
+    expected_lines = set(range(len(train) + 1, len(mixed) + 1))
+    assert set(leaks) == expected_lines  # all 16 put-back items, and nothing else
+    for offset, line in enumerate(sorted(expected_lines)):
+        assert f"eval.json:{offset}:" in leaks[line] or f"eval.json:{offset} " in leaks[line]  # names the eval item
+    assert data["totals"]["rejected"] >= 16
+
+
+def test_duplicates_within_file_and_of_queued_data(home, gsm8k):
+    home.config_path.write_text("gate:\n  level: deep\n  min_validity: 0.5\n  min_overall: 0.5\n")
+    first = gsm8k[1000:1060]
+    inbox_dir(home).mkdir(exist_ok=True)
+    with dg.instance_for_test() as instance:
+        claimed = claim(home, write_jsonl(inbox_dir(home) / "first.jsonl", first), "normal")
+        assert run_batch_pipeline(instance, claimed.batch_id, run_config={}, tags={}).success
+
+        near = dict(first[5], output=first[5]["output"].replace("$", "USD ", 1))
+        second = gsm8k[1100:1150] + [first[3], first[3]] + [near]
+        claimed2 = claim(home, write_jsonl(inbox_dir(home) / "second.jsonl", second), "normal")
+        result = run_batch_pipeline(instance, claimed2.batch_id, run_config={}, tags={})
+        assert result.success
+        evaluations = {
+            e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+    assert evaluations["duplicates"].passed is False
+    assert evaluations["duplicates"].severity == dg.AssetCheckSeverity.WARN
+    rows = [json.loads(l) for l in (home.rejected_dir / f"{claimed2.batch_id}.jsonl").read_text().splitlines()]
+    reasons = {row["source"]["line"]: [r["message"] for r in row["reasons"]] for row in rows}
+    assert any(f"duplicate of queued {claimed.batch_id}:4" in m for m in reasons[51])
+    assert any("exact duplicate of second.jsonl:51" in m for m in reasons[52])
+    scores = [json.loads(l) for l in (home.batch_dir(claimed2.batch_id) / "scores.jsonl").read_text().splitlines()]
+    near_score = next(s for s in scores if s["line"] == 53)
+    assert "dedup.near_duplicate_of_queued" in near_score["warnings"]

@@ -1,0 +1,56 @@
+"""The whole loop on CPU: generate -> gate -> queue -> train -> checkpoint -> evaluate ->
+deploy -> `tdm serve` answering the official openai client -> curriculum updated."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tdm_dagster.cli import main
+from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
+from tdm_dagster.training.checkpoints import list_checkpoints
+from tests.support.http_servers import running_server
+
+openai = pytest.importorskip("openai")
+
+
+def tdm(*args):
+    result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_generate_to_serve(home, dagster_home):
+    home.config_path.write_text(
+        "auto_generate:\n  skill: binary\n"
+        "training:\n  max_steps: 40\n  min_examples: 16\n  batch_size: 8\n  max_length: 256\n  eval_per_level: 3\n"
+    )
+    generated = tdm("generate", "--force", "--count", "48", "--seed", "3")
+    assert generated["queued"] and generated["approved"] >= 40
+
+    trained = tdm("train")
+    assert trained["final_loss"] < trained["first_loss"]  # it learned something
+    assert trained["queue_files"] == [f"normal/{generated['batch_id']}.jsonl"]
+    assert not list(home.queue_dir("normal").glob("*.jsonl"))  # consumed, archived
+    archived = list((home.root / "archive" / "trained").glob("*/manifest.json"))
+    assert len(archived) == 1
+    assert list_checkpoints(home.root / "training" / json.loads(archived[0].read_text())["checkpoint"].split("__")[0])
+
+    evaluated = tdm("evaluate")
+    assert 0.0 <= evaluated["overall_accuracy"] <= 1.0 and evaluated["held_out_loss"] > 0
+    state = CurriculumState.load(curriculum_path(home))
+    assert state.history["binary"], "the evaluation reached the curriculum"
+
+    deployed = tdm("deploy")
+    assert deployed["deployed"] is True
+
+    from tdm_dagster.serving.server import create_app
+
+    with running_server(create_app(home.root / "serving")) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
+        [model] = client.models.list().data
+        reply = client.chat.completions.create(
+            model=model.id, messages=[{"role": "user", "content": "What is 101 + 11 in binary?"}], max_tokens=8, temperature=0
+        )
+    assert reply.choices[0].message.content is not None
+    assert reply.usage.completion_tokens >= 1

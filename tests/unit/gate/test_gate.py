@@ -1,0 +1,89 @@
+"""The gate's levels, severities, scores, tiers and batch metrics, on real suites."""
+
+import pytest
+
+from tdm_dagster.gate.run import decide, run_gate, suites_for
+from tdm_dagster.generate.generators import get_generator
+from tdm_dagster.gate.quality import QualitySettings, run_quality
+from tdm_dagster.records.issues import RecordIssue
+from tdm_dagster.gate.schemas import schema_gate
+from tdm_dagster.gate.scoring import MetricThresholds, example_score, tier
+
+SETTINGS = QualitySettings()
+
+
+def binary_batch(n=40, seed=1):
+    return get_generator("binary").generate(3, n, seed)
+
+
+def test_levels_choose_suites():
+    assert suites_for("quick") == ("format",)
+    assert set(suites_for("standard")) == {"format", "length", "diversity", "balance", "content"}
+    with pytest.raises(ValueError, match="not one of quick, standard, deep"):
+        suites_for("thorough")
+
+
+def test_quick_level_checks_structure_only():
+    records = binary_batch()
+    records[0]["messages"][1]["content"] = "As an AI language model, I cannot do arithmetic."  # content, not format
+    quick = run_gate(records, "chat_sft_v1", SETTINGS, level="quick")
+    assert set(quick.report["results"]) == {"format"}
+    assert quick.report["records"]["approved"] == 40
+    standard = run_gate(records, "chat_sft_v1", SETTINGS, level="standard")
+    assert 0 in standard.rejected
+    assert standard.report["level"] == "standard"
+
+
+def test_warning_keeps_record_and_lowers_score():
+    records = binary_batch()
+    schema = schema_gate(records, "chat_sft_v1")
+    suites = run_quality(schema.conversations, SETTINGS)
+    warning = RecordIssue("dedup", "dedup.near_duplicate", "near duplicate of line 2", "messages", severity="WARNING")
+    outcome = decide(schema, suites, records=records, extra_issues={3: [warning]})
+    assert 3 in outcome.approved_indices
+    assert outcome.scores[3] < outcome.scores[4]
+    assert outcome.report["warnings"] == {"dedup.near_duplicate": 1}
+    assert sum(outcome.report["tiers"].values()) == outcome.report["records"]["approved"]
+
+
+def test_error_from_extra_findings_rejects():
+    records = binary_batch()
+    schema = schema_gate(records, "chat_sft_v1")
+    leak = RecordIssue("leakage", "leakage.ngram", "overlaps eval item gsm8k:5", "messages")
+    outcome = decide(schema, run_quality(schema.conversations, SETTINGS), records=records, extra_issues={7: [leak]})
+    assert outcome.rejected[7] == [leak]
+    assert outcome.report["records"]["approved"] == 39
+
+
+def test_validity_under_threshold_rejects_the_batch():
+    records = binary_batch() + [{"messages": "broken"}] * 5  # 5 of 45 invalid: validity 0.889
+    outcome = run_gate(records, "chat_sft_v1", SETTINGS)
+    assert outcome.report["overall_pass"] is False
+    assert "validity 0.889 < 0.95" in outcome.report["recommendation"]
+    assert outcome.report["records"]["approved"] == 0
+    assert outcome.report["records"]["rejected"] == 45
+    lenient = run_gate(records, "chat_sft_v1", SETTINGS, thresholds=MetricThresholds(min_validity=0.8, min_overall=0.8))
+    assert lenient.report["overall_pass"] is True
+    assert lenient.report["records"]["approved"] == 40
+
+
+def test_metrics_are_fractions_and_consistency_sees_mixed_specs():
+    records = binary_batch(20)
+    alpaca = [{"instruction": f"Say {w}", "input": "", "output": f"The word is {w}."} for w in ("cat", "dog")]
+    specs = ["chat_sft_v1"] * 20 + ["instruction_v1"] * 2
+    outcome = run_gate(records + alpaca, specs, SETTINGS, thresholds=MetricThresholds(0, 0, 0, 0))
+    metrics = outcome.report["metrics"]
+    assert metrics["consistency"] == pytest.approx(20 / 22, abs=1e-3)
+    assert all(0 <= value <= 1 for value in metrics.values() if value is not None)
+    assert outcome.report["records"]["approved"] == 22
+
+
+def test_source_trust_and_tiers():
+    human = {"messages": [], "metadata": {"source": "curated", "human_reviewed": True}}
+    model = {"messages": [], "metadata": {"source": "inference"}}
+    assert example_score(human, []) > example_score(model, [])
+    assert tier(example_score(human, [])) == "gold"
+    warn = RecordIssue("x", "x.y", "m", "", severity="WARNING")
+    assert tier(example_score(model, [warn, warn])) == "bronze"
+    assert example_score(model, [RecordIssue("x", "x.y", "m", "")]) == 0.0
+    assert (tier(0.95), tier(0.7), tier(0.5), tier(0.49)) == ("gold", "silver", "bronze", "raw")
