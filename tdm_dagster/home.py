@@ -1,14 +1,27 @@
 """The one home directory that holds all tdm state (``TDM_HOME``).
 
+Every path under it is named here and nowhere else, so the layout can be read (and
+changed) in one place.
+
 Layout::
 
     $TDM_HOME/
       config.yaml              the one config file (optional; defaults apply)
-      queue/{high,normal,low}/ approved batches waiting for the trainer
-      reports/                 one quality report (JSON) per batch
-      rejected/                rejected records and batches, with reasons
+      inbox/                   files people and tools drop for ingestion
+      archive/                 ingested inbox files; archive/trained/: queue files trained on
+      failed/<batch_id>/       inbox entries that could not be read at all, with reason.json
       batches/<batch_id>/      each batch as generated and as validated
-      state/                   curriculum, generation history, cooldown
+      reports/<batch_id>.json  one quality report per batch
+      rejected/                rejected records and batches, with reasons
+      queue/{high,normal,low}/ approved batches waiting for the trainer
+      queue/.claimed/          queue files a training run has claimed
+      queue/.rechecking/<p>/   queue files the re-check is judging
+      held/{high,normal,low}/  queue files the re-check held back
+      training/                checkpoints
+      serving/                 the deployed model
+      datasets/                the dataset registry (catalog, objects, locks)
+      exports/                 scheduled dataset exports
+      state/                   small state files (STATE_FILES), one per concern
 """
 
 from __future__ import annotations
@@ -19,6 +32,17 @@ from pathlib import Path
 
 PRIORITIES = ("high", "normal", "low")
 DEFAULT_HOME = Path("~/.tdm")
+
+# The state files under state/, by what they hold.
+STATE_FILES = {
+    "curriculum": "curriculum.json",  # the active skill and level
+    "last_generation": "last_generation.json",  # the generation cooldown
+    "metrics_history": "metrics_history.jsonl",  # evaluation results over time
+    "dedup_index": "dedup_index.npz",  # MinHash signatures of queued records
+    "dedup_lock": "dedup_index.lock",
+    "recheck": "recheck.json",  # the quality re-check's last pass
+    "inbox_observed": "inbox_observed.json",  # size/mtime/inode seen per inbox file (settling)
+}
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -72,8 +96,63 @@ class TdmHome:
     def batch_dir(self, batch_id: str) -> Path:
         return self.batches_dir / batch_id
 
+    def report_file(self, batch_id: str) -> Path:
+        return self.reports_dir / f"{batch_id}.json"
+
+    def rejected_file(self, name: str, kind: str | None = None) -> Path:
+        """``rejected/<name>.jsonl``, or ``rejected/<name>.<kind>.jsonl`` (e.g. ``recheck``)."""
+        return self.rejected_dir / (f"{name}.{kind}.jsonl" if kind else f"{name}.jsonl")
+
+    def state_file(self, name: str) -> Path:
+        if name not in STATE_FILES:
+            raise ValueError(f"state file {name!r} is not one of {', '.join(STATE_FILES)}")
+        return self.state_dir / STATE_FILES[name]
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def trained_archive_dir(self) -> Path:
+        return self.archive_dir / "trained"
+
+    @property
+    def failed_dir(self) -> Path:
+        return self.root / "failed"
+
+    @property
+    def claims_dir(self) -> Path:
+        return self.queue_root / ".claimed"
+
+    def rechecking_dir(self, priority: str) -> Path:
+        return self.queue_root / ".rechecking" / self.queue_dir(priority).name
+
+    def held_dir(self, priority: str) -> Path:
+        return self.root / "held" / self.queue_dir(priority).name
+
+    @property
+    def training_dir(self) -> Path:
+        return self.root / "training"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.root / "serving"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
     def ensure(self) -> "TdmHome":
-        """Create every folder of the layout (idempotent)."""
+        """Create the folders every stage reads (idempotent); the others are made by the
+        stage that first writes them."""
         for folder in (
             *(self.queue_dir(p) for p in PRIORITIES),
             self.reports_dir,
