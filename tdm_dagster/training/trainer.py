@@ -177,7 +177,7 @@ def train(
             "real_tokens": real_tokens,
             "examples": len(usable),
         }
-        extra = {"train_config": {k: v for k, v in asdict(config).items()}, "device": device}
+        extra = {"train_config": asdict(config), "device": device}
         info = save_checkpoint(output_dir, at_step, model, tokenizer, metrics, base_sources, extra)
         return str(info.path)
 
