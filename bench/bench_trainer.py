@@ -30,10 +30,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from tdm_dagster.config.training import TrainingConfig
 from tdm_dagster.generate.generators import get_generator
 from tdm_dagster.training.data import IGNORE_INDEX, tokenize_examples
 from tdm_dagster.training.trainer import (
-    TrainConfig,
     build_model,
     load_tokenizer,
     resolve_device,
@@ -51,7 +51,7 @@ def make_examples(n: int, seed: int) -> list[dict]:
     return examples
 
 
-def run_hf(examples, config: TrainConfig, steps: int, max_length: int, out: Path) -> dict:
+def run_hf(examples, config: TrainingConfig, steps: int, max_length: int, out: Path) -> dict:
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -121,12 +121,12 @@ def main() -> None:
     import torch
 
     examples = make_examples(args.n, args.seed)
-    tokenizer = load_tokenizer(TrainConfig())
+    tokenizer = load_tokenizer(TrainingConfig())
     lengths = [len(e) for e in tokenize_examples(examples, tokenizer, 1 << 16).examples]
     max_length = 1 << (max(lengths) - 1).bit_length()
-    config = TrainConfig(
+    config = TrainingConfig(
         batch_size=args.batch_size, max_length=max_length, max_steps=args.steps, seed=args.seed,
-        learning_rate=1e-3, device=args.device,
+        learning_rate=1e-3, device=args.device, min_examples=1,
     )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

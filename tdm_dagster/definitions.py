@@ -77,7 +77,7 @@ defs = dg.Definitions(
             max_concurrency=_config.inference.max_concurrency,
             max_attempts=_config.inference.max_attempts,
         ),
-        "trainer": TrainerResource(device=os.environ.get("TDM_TRAINER_DEVICE", "auto")),
+        "trainer": TrainerResource(device=os.environ.get("TDM_TRAINER_DEVICE")),
         "skill_api": SkillApiResource(
             syllo_url=_config.skill_api.syllo_url,
             binary_url=_config.skill_api.binary_url,

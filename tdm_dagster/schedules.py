@@ -16,7 +16,7 @@ import dagster as dg
 from tdm_dagster.assets.collect import mined_sources
 from tdm_dagster.assets.queue import queue_recheck
 from tdm_dagster.assets.stats import data_stats
-from tdm_dagster.config.settings import SchedulesConfig
+from tdm_dagster.config.sections import SchedulesConfig
 from tdm_dagster.jobs import deduplicate_dataset, export_dataset, generate_and_queue
 
 mine_sources = dg.define_asset_job("mine_sources", selection=[mined_sources], description="Run the collectors into the inbox.")

@@ -15,7 +15,8 @@ import dagster as dg
 
 from tdm_dagster.files.atomic import atomic_write_json, read_json
 from tdm_dagster.records.batches import BatchStore
-from tdm_dagster.config.settings import GateConfig, with_overrides
+from tdm_dagster.config.sections import GateConfig
+from tdm_dagster.config.settings import with_overrides
 from tdm_dagster.generate.planning import plan_batch, produce_records, record_generation_start
 from tdm_dagster.ingest.inbox import plan_next_part
 from tdm_dagster.partitions import batch_partitions

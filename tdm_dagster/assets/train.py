@@ -36,10 +36,9 @@ def serving_dir(home) -> Path:
 def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer: TrainerResource) -> dg.MaterializeResult:
     home = tdm.home()
     settings = tdm.config().training
-    progress_every = max(1, settings.max_steps // 10)
 
     def progress(step: int, total: int, loss: float) -> None:
-        if step % progress_every == 0 or step == total:
+        if step % max(1, total // 10) == 0 or step == total:
             context.log.info(f"step {step}/{total} loss {loss:.4f}")
 
     trained = trainer.train_from_queue(home, settings, training_root(home) / context.partition_key, progress=progress)

@@ -5,154 +5,44 @@ Precedence, lowest to highest: built-in defaults, the config file, env vars
 for the run at hand. Invalid values fail at load with a message that names the key,
 the bad value, where it came from and what is allowed: a typo must never silently fall
 back to a default. The ``auto_generate`` keys are the seed design's.
+
+``TdmConfig`` holds one section each: the dataclasses of ``config.sections``,
+``config.training`` and ``config.quality`` state the keys and defaults, ``config.rules``
+what each key accepts; this module reads, merges and validates them.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tdm_dagster.home import PRIORITIES, TdmHome
 from tdm_dagster.config.quality import QualitySettings
+from tdm_dagster.config.rules import RULES
+from tdm_dagster.config.sections import (
+    AutoGenerateConfig,
+    CollectorsConfig,
+    DatasetConfig,
+    GateConfig,
+    InboxConfig,
+    InferenceConfig,
+    SchedulesConfig,
+    ServingConfig,
+    SkillApiConfig,
+)
+from tdm_dagster.config.training import TrainingConfig
+from tdm_dagster.home import TdmHome
 
-GENERATION_SOURCES = ("builtin", "skill_api", "inference")
 CONFIG_ENV = "TDM_CONFIG"
 """Points at a config file other than ``$TDM_HOME/config.yaml``."""
 
 
 class ConfigError(ValueError):
     """A config value is missing, of the wrong type or out of range."""
-
-
-@dataclass(frozen=True)
-class AutoGenerateConfig:
-    enabled: bool = True
-    source: str = "builtin"
-    """Where batches come from: ``builtin`` generators in-process, the ``skill_api``
-    HTTP servers, or the ``inference`` server (the 3090) answering curriculum prompts."""
-    host: str = "127.0.0.1"
-    port: int = 8765
-    count: int = 100
-    priority: str = "normal"
-    threshold: int = 2
-    """Generate when the queue holds this many batch files or fewer."""
-    seed: int | None = None
-    """Fixed seed for reproducible batches; ``None`` derives one per batch."""
-    cooldown_sec: int = 300
-    payload: dict[str, Any] = field(default_factory=dict)
-    """Extra request fields for the inference server (temperature, max_tokens, ...)."""
-    skill: str | None = None
-    """Skill to generate; ``None`` follows the curriculum's active skill."""
-
-
-@dataclass(frozen=True)
-class InferenceConfig:
-    model: str = "default"
-    timeout_sec: float = 60.0
-    max_concurrency: int = 4
-    max_attempts: int = 4
-    api_key_env: str = "TDM_INFERENCE_API_KEY"
-    """Name of the env var holding the API key; the key itself never lives in config."""
-
-
-@dataclass(frozen=True)
-class SkillApiConfig:
-    syllo_url: str = "http://127.0.0.1:8080"
-    binary_url: str = "http://127.0.0.1:8090"
-    timeout_sec: float = 30.0
-
-    def urls(self) -> dict[str, str]:
-        return {"syllo": self.syllo_url, "binary": self.binary_url}
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    level: str = "standard"
-    """quick: structure only; standard: all five suites; deep: adds duplicates and leakage."""
-    eval_sets: tuple[str, ...] = ()
-    """Evaluation data files (any format tdm reads) that training data must not leak into."""
-    near_duplicate_threshold: float = 0.8
-    min_completeness: float = 0.95
-    min_consistency: float = 0.90
-    min_validity: float = 0.95
-    min_overall: float = 0.90
-    max_record_bytes: int = 8 * 1024 * 1024
-    """A single input record larger than this is rejected (memory stays bounded)."""
-    max_batch_records: int = 100_000
-    """An inbox file with more records is processed in consecutive parts of this size,
-    each its own batch, so memory stays bounded whatever the file size."""
-
-    def thresholds(self):
-        from tdm_dagster.gate.scoring import MetricThresholds
-
-        return MetricThresholds(self.min_completeness, self.min_consistency, self.min_validity, self.min_overall)
-
-
-@dataclass(frozen=True)
-class InboxConfig:
-    settle_sec: float = 5.0
-    """A file is claimed once its size and mtime have not changed for this long (0: at
-    once, safe only when every tool writes a temp name and renames into place)."""
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    name: str = "training"
-    """The dataset that approved batches accumulate into (asset ``training_dataset``)."""
-    description: str = "Approved batches, as queued for training"
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    model_path: str | None = None
-    """A local Hugging Face model folder (e.g. a Qwen checkpoint); None: a tiny model built from a config."""
-    tokenizer_path: str | None = None
-    learning_rate: float = 5e-4
-    batch_size: int = 8
-    max_length: int = 512
-    max_steps: int = 60
-    min_examples: int = 32
-    """Training waits until the queue holds at least this many examples."""
-    lora: bool = False
-    eval_per_level: int = 20
-    """Held-out examples per skill and level in each evaluation."""
-
-
-@dataclass(frozen=True)
-class ServingConfig:
-    host: str = "127.0.0.1"
-    port: int = 8765
-    remote_host: str | None = None
-    """Deploy with rsync to this host (user@host:path) instead of a local copy."""
-
-
-@dataclass(frozen=True)
-class CollectorsConfig:
-    git_repos: tuple[str, ...] = ()
-    """Repositories whose commit history becomes "write the commit message" examples."""
-    docs: tuple[str, ...] = ()
-    """Folders (or files) of markdown whose sections become instruction examples."""
-    conversation_logs: tuple[str, ...] = ()
-    """Chat JSONL logs with feedback; positively rated conversations are kept."""
-    max_commits: int = 500
-
-
-@dataclass(frozen=True)
-class SchedulesConfig:
-    """Cron expressions (UTC) of the schedules; each schedule is off until turned on."""
-
-    generate_and_queue: str = "0 * * * *"
-    mine_sources: str = "15 */6 * * *"
-    recheck_quality: str = "45 */12 * * *"
-    deduplicate_dataset: str = "30 2 * * *"
-    export_dataset: str = "0 3 * * *"
-    refresh_stats: str = "5 * * * *"
 
 
 @dataclass(frozen=True)
@@ -176,148 +66,6 @@ class TdmConfig:
         return f"http://{self.auto_generate.host}:{self.auto_generate.port}"
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any) -> str | None:
-    return None if _is_int(value) and value > 0 else "a positive integer"
-
-
-def _non_negative_int(value: Any) -> str | None:
-    return None if _is_int(value) and value >= 0 else "an integer >= 0"
-
-
-def _port(value: Any) -> str | None:
-    return None if _is_int(value) and 1 <= value <= 65535 else "an integer port between 1 and 65535"
-
-
-def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
-    return lambda value: None if value in allowed else f"one of {', '.join(allowed)}"
-
-
-def _bool(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "true or false"
-
-
-def _text(value: Any) -> str | None:
-    return None if isinstance(value, str) and value.strip() else "a non-empty string"
-
-
-def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
-    def optional(value: Any) -> str | None:
-        problem = check(value)
-        return None if value is None or problem is None else f"{problem} or null"
-
-    return optional
-
-
-def _mapping(value: Any) -> str | None:
-    return None if isinstance(value, dict) else "a mapping of request fields"
-
-
-def _positive_number(value: Any) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    return None if ok else "a positive number"
-
-
-def _non_negative_number(value: Any) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
-    return None if ok else "a number of seconds >= 0"
-
-
-def _fraction(value: Any) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-    return None if ok else "a number between 0 and 1"
-
-
-def _paths(value: Any) -> str | None:
-    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value)
-    return None if ok else "a list of file paths"
-
-
-_CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
-
-
-def _cron(value: Any) -> str | None:
-    fields = value.split() if isinstance(value, str) else []
-    ok = len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields)
-    return None if ok else 'a cron expression of 5 fields, e.g. "0 */12 * * *"'
-
-
-def _http_url(value: Any) -> str | None:
-    ok = isinstance(value, str) and value.startswith(("http://", "https://"))
-    return None if ok else "an http:// or https:// URL"
-
-
-_RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
-    "auto_generate": {
-        "enabled": _bool,
-        "source": _one_of(GENERATION_SOURCES),
-        "host": _text,
-        "port": _port,
-        "count": _positive_int,
-        "priority": _one_of(PRIORITIES),
-        "threshold": _non_negative_int,
-        "seed": _optional(_non_negative_int),
-        "cooldown_sec": _non_negative_int,
-        "payload": _mapping,
-        "skill": _optional(_text),
-    },
-    "inference": {
-        "model": _text,
-        "timeout_sec": _positive_number,
-        "max_concurrency": _positive_int,
-        "max_attempts": _positive_int,
-        "api_key_env": _text,
-    },
-    "skill_api": {
-        "syllo_url": _http_url,
-        "binary_url": _http_url,
-        "timeout_sec": _positive_number,
-    },
-    "gate": {
-        "level": _one_of(("quick", "standard", "deep")),
-        "eval_sets": _paths,
-        "near_duplicate_threshold": _fraction,
-        "min_completeness": _fraction,
-        "min_consistency": _fraction,
-        "min_validity": _fraction,
-        "min_overall": _fraction,
-        "max_record_bytes": _positive_int,
-        "max_batch_records": _positive_int,
-    },
-    "inbox": {
-        "settle_sec": _non_negative_number,
-    },
-    "dataset": {
-        "name": _text,
-        "description": _text,
-    },
-    "training": {
-        "model_path": _optional(_text),
-        "tokenizer_path": _optional(_text),
-        "learning_rate": _positive_number,
-        "batch_size": _positive_int,
-        "max_length": _positive_int,
-        "max_steps": _positive_int,
-        "min_examples": _positive_int,
-        "lora": _bool,
-        "eval_per_level": _positive_int,
-    },
-    "serving": {
-        "host": _text,
-        "port": _port,
-        "remote_host": _optional(_text),
-    },
-    "collectors": {
-        "git_repos": _paths,
-        "docs": _paths,
-        "conversation_logs": _paths,
-        "max_commits": _positive_int,
-    },
-    "schedules": dict.fromkeys(SchedulesConfig.__dataclass_fields__, _cron),
-}
 _SECTION_TYPES = {
     "auto_generate": AutoGenerateConfig,
     "inference": InferenceConfig,
@@ -330,7 +78,7 @@ _SECTION_TYPES = {
     "collectors": CollectorsConfig,
     "schedules": SchedulesConfig,
 }
-SECTIONS = (*_RULES, "quality")
+SECTIONS = (*RULES, "quality")
 
 
 SECRET_ENV_VARS = ("TDM_INFERENCE_API_KEY", "TDM_SERVING_ADMIN_TOKEN")
@@ -353,7 +101,7 @@ def _shown(value: Any) -> str:
 
 def validate_section(section: str, values: Mapping[str, Any], origin: str) -> dict[str, Any]:
     """Check every key and value of one section; raise ConfigError naming the first bad one."""
-    rules = _RULES[section]
+    rules = RULES[section]
     for key, value in values.items():
         if key not in rules:
             raise ConfigError(

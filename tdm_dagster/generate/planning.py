@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from tdm_dagster.files.atomic import atomic_write_json, read_json
 from tdm_dagster.records.batches import BatchPlan, parse_batch_id, seed_for
-from tdm_dagster.config.settings import AutoGenerateConfig
+from tdm_dagster.config.sections import AutoGenerateConfig
 from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
 from tdm_dagster.generate.generators import get_generator
 from tdm_dagster.home import TdmHome

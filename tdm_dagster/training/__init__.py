@@ -5,14 +5,15 @@ imported only inside the functions that need them.
 
 - ``tdm_dagster.training.data``: chat examples -> token ids, assistant-only labels,
   length-grouped batches padded only to each batch's own longest example.
-- ``tdm_dagster.training.trainer``: ``TrainConfig``, ``train`` -> ``TrainResult``.
+- ``tdm_dagster.training.trainer``: ``train(examples, TrainingConfig)`` -> ``TrainResult``
+  (``TrainingConfig`` is config.yaml's ``training:`` section, ``tdm_dagster.config.training``).
 - ``tdm_dagster.training.checkpoints``: atomic ``checkpoints/checkpoint-N`` folders.
 - ``tdm_dagster.queue.claims``: atomic claims on queue files, release, archive.
 """
 
 from __future__ import annotations
 
-__all__ = ["NotEnoughExamplesError", "TrainConfig", "TrainResult", "TrainingError", "train"]
+__all__ = ["NotEnoughExamplesError", "TrainResult", "TrainingError", "train"]
 
 
 def __getattr__(name: str):  # lazy: keep `import tdm_dagster.training` free of torch

@@ -1,11 +1,12 @@
 """The training loop: a causal LM on chat examples, loss on assistant tokens only.
 
-``train(examples, TrainConfig(...), output_dir)`` tokenizes (``data.tokenize_examples``),
-batches by length (``data.length_grouped_batches``: each batch padded only to its own
-longest example), runs AdamW for ``max_steps`` (or ``epochs``), and writes one atomic
-checkpoint at the end (plus every ``save_every`` steps if set). ``model_path=None``
-builds a tiny Llama from a config (no download); ``tokenizer_path=None`` uses the bundled
-BPE tokenizer. Same seed, same data, same device -> the same loss curve.
+``train(examples, TrainingConfig(...), output_dir)`` (the ``training:`` section of
+config.yaml) tokenizes (``data.tokenize_examples``), batches by length
+(``data.length_grouped_batches``: each batch padded only to its own longest example),
+runs AdamW for ``max_steps`` (or ``epochs``), and writes one atomic checkpoint at the
+end (plus every ``save_every`` steps if set). ``model_path=None`` builds a tiny Llama
+from a config (no download); ``tokenizer_path=None`` uses the bundled BPE tokenizer.
+Same seed, same data, same device -> the same loss curve.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tdm_dagster.config.training import TrainingConfig
 from tdm_dagster.training.data import collate, length_grouped_batches, tokenize_examples
 
 ProgressFn = Callable[[int, int, float], None]
@@ -30,41 +32,7 @@ class TrainingError(RuntimeError):
 
 
 class NotEnoughExamplesError(TrainingError, ValueError):
-    """Fewer usable examples than ``TrainConfig.min_examples``."""
-
-
-@dataclass
-class TrainConfig:
-    model_path: str | None = None
-    """A local Hugging Face causal-LM folder; None: a tiny Llama built from ``tiny_model``."""
-    tokenizer_path: str | None = None
-    """A local tokenizer folder; None: ``model_path``'s tokenizer, else the bundled BPE."""
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    batch_size: int = 8
-    max_length: int = 512
-    epochs: int = 1
-    max_steps: int | None = None
-    """If set, stop after this many steps (cycling over epochs as needed)."""
-    seed: int = 0
-    min_examples: int = 1
-    device: str = "auto"
-    """"auto": cuda if available, else cpu; or any torch device string."""
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    save_every: int | None = None
-    grad_clip: float | None = 1.0
-    tiny_model: dict[str, Any] = field(
-        default_factory=lambda: {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-        }
-    )
+    """Fewer usable examples than ``TrainingConfig.min_examples``."""
 
 
 @dataclass
@@ -94,7 +62,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_tokenizer(config: TrainConfig) -> Any:
+def load_tokenizer(config: TrainingConfig) -> Any:
     from transformers import AutoTokenizer
 
     from tdm_dagster.gate.quality.tokens import DEFAULT_TOKENIZER_PATH
@@ -106,7 +74,7 @@ def load_tokenizer(config: TrainConfig) -> Any:
     return tokenizer
 
 
-def build_model(config: TrainConfig, tokenizer: Any) -> Any:
+def build_model(config: TrainingConfig, tokenizer: Any) -> Any:
     """The model to train: ``model_path`` loaded, or a tiny Llama from config (seeded)."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
@@ -147,7 +115,7 @@ def _set_seeds(seed: int) -> None:
 
 def train(
     examples: Sequence[dict[str, Any]],
-    config: TrainConfig,
+    config: TrainingConfig,
     output_dir: str | os.PathLike[str],
     progress: ProgressFn | None = None,
     sources: dict[str, Any] | None = None,
@@ -209,7 +177,7 @@ def train(
             "real_tokens": real_tokens,
             "examples": len(usable),
         }
-        extra = {"train_config": {k: v for k, v in asdict(config).items()}, "device": device}
+        extra = {"train_config": asdict(config), "device": device}
         info = save_checkpoint(output_dir, at_step, model, tokenizer, metrics, base_sources, extra)
         return str(info.path)
 
@@ -263,7 +231,7 @@ def output_dir_for(root: str | os.PathLike[str], run_id: str) -> Path:
 
 def train_from_queue(
     home: Any,
-    config: TrainConfig,
+    config: TrainingConfig,
     output_dir: str | os.PathLike[str],
     max_files: int | None = None,
     max_examples: int | None = None,

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
-from tdm_dagster.config.settings import AutoGenerateConfig
+from tdm_dagster.config.sections import AutoGenerateConfig
 from tdm_dagster.generate.planning import decide_trigger, record_generation_start
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.sensors import queue_low_sensor

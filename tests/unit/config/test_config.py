@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from tdm_dagster.config.sections import InferenceConfig
 from tdm_dagster.config.settings import (
     MAX_CONFIG_BYTES,
     SECRET_ENV_VARS,
     ConfigError,
-    InferenceConfig,
     load_config,
     with_overrides,
 )

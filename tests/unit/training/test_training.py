@@ -25,6 +25,7 @@ from tdm_dagster.training.data import (
     length_grouped_batches,
     tokenize_examples,
 )
+from tests.support.training import fast_training_config
 
 REPO = Path(__file__).resolve().parents[3]
 pytest.importorskip("torch")
@@ -32,9 +33,9 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from tdm_dagster.training.trainer import TrainConfig, load_tokenizer
+    from tdm_dagster.training.trainer import load_tokenizer
 
-    return load_tokenizer(TrainConfig())
+    return load_tokenizer(fast_training_config())
 
 
 def _examples(n: int = 64, seed: int = 0, level: int = 1) -> list[dict]:
@@ -126,9 +127,9 @@ def test_length_grouped_batches_pad_only_to_batch_max(tokenizer):
 
 
 def test_tiny_model_loss_decreases_and_is_deterministic(tmp_path):
-    from tdm_dagster.training.trainer import TrainConfig, train
+    from tdm_dagster.training.trainer import train
 
-    config = TrainConfig(max_steps=30, batch_size=8, max_length=256, seed=7)
+    config = fast_training_config(max_steps=30, batch_size=8, max_length=256, seed=7)
     seen = []
     result = train(_examples(64), config, tmp_path / "a", progress=lambda s, t, l: seen.append((s, t)),
                    sources={"queue_files": ["normal/x.jsonl"], "dataset_version": "v1"})
@@ -145,29 +146,28 @@ def test_tiny_model_loss_decreases_and_is_deterministic(tmp_path):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(info.path).config.num_hidden_layers == 2
-    again = train(_examples(64), TrainConfig(max_steps=5, batch_size=8, max_length=256, seed=7), tmp_path / "b")
+    again = train(_examples(64), fast_training_config(max_steps=5, batch_size=8, max_length=256, seed=7), tmp_path / "b")
     assert again.loss_curve == result.loss_curve[:5]
 
 
 def test_refuses_fewer_than_min_examples(tmp_path):
     from tdm_dagster.training.trainer import (
         NotEnoughExamplesError,
-        TrainConfig,
         TrainingError,
         train,
     )
 
     with pytest.raises(NotEnoughExamplesError, match="min_examples is 100"):
-        train(_examples(10), TrainConfig(min_examples=100), tmp_path)
+        train(_examples(10), fast_training_config(min_examples=100), tmp_path)
     no_assistant = [{"messages": [{"role": "user", "content": "hi"}]}] * 5
     with pytest.raises(NotEnoughExamplesError, match="assistant tokens"):
-        train(no_assistant, TrainConfig(min_examples=1), tmp_path)
+        train(no_assistant, fast_training_config(min_examples=1), tmp_path)
     assert not (tmp_path / "checkpoints").exists() or not list((tmp_path / "checkpoints").iterdir())
     try:
         import peft  # noqa: F401
     except ImportError:
         with pytest.raises(TrainingError, match="peft"):
-            train(_examples(4), TrainConfig(lora=True, max_steps=1), tmp_path)
+            train(_examples(4), fast_training_config(lora=True, max_steps=1), tmp_path)
 
 
 # --- checkpoints ----------------------------------------------------------------------
@@ -192,7 +192,8 @@ _KILLED_TRAINER = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     from tdm_dagster.home import TdmHome
     from tdm_dagster.training import checkpoints
-    from tdm_dagster.training.trainer import TrainConfig, train_from_queue
+    from tdm_dagster.training.trainer import train_from_queue
+    from tests.support.training import fast_training_config
 
     marker = {marker!r}
     real_save = checkpoints.save_checkpoint
@@ -200,7 +201,7 @@ _KILLED_TRAINER = textwrap.dedent(
         open(marker, "w").write(str(tmp))
         time.sleep(120)  # the parent SIGKILLs us here: temp written, not yet renamed
     checkpoints._rename_into_place = before_rename
-    train_from_queue({home!r}, TrainConfig(max_steps=3, batch_size=4, max_length=128),
+    train_from_queue({home!r}, fast_training_config(max_steps=3, batch_size=4, max_length=128),
                      {out!r}, max_files=3)
     """
 )
@@ -236,12 +237,12 @@ def test_sigkill_during_checkpoint_write_loses_nothing(home, tmp_path):
 
 
 def test_claim_train_archive(home, tmp_path):
-    from tdm_dagster.training.trainer import TrainConfig, train_from_queue
+    from tdm_dagster.training.trainer import train_from_queue
 
     names = _queue_files(home, per_prio=1, n=6)
     assert queue_claims.claimable_examples(home) == 18
     assert queue_claims.stale_claims(home) == []
-    _result, dest = train_from_queue(home, TrainConfig(max_steps=2, batch_size=4, max_length=128), tmp_path / "r")
+    _result, dest = train_from_queue(home, fast_training_config(max_steps=2, batch_size=4, max_length=128), tmp_path / "r")
     manifest = json.loads((dest / "manifest.json").read_text())
     assert manifest["checkpoint"] == "r__checkpoint-2" and manifest["examples"] == 18
     assert [f["name"] for f in manifest["files"]] == [n.split("/")[1] for n in names]
@@ -249,19 +250,18 @@ def test_claim_train_archive(home, tmp_path):
     assert meta["sources"]["queue_files"] == names
     assert queue_claims.claimable_examples(home) == 0 and queue_claims.list_claims(home) == []
     assert _all_queue_files(home) == sorted(names)
-    assert train_from_queue(home, TrainConfig(), tmp_path / "r2") is None  # empty queue
+    assert train_from_queue(home, fast_training_config(), tmp_path / "r2") is None  # empty queue
 
 
 def test_failed_training_releases_claim(home, tmp_path):
     from tdm_dagster.training.trainer import (
         NotEnoughExamplesError,
-        TrainConfig,
         train_from_queue,
     )
 
     names = _queue_files(home, per_prio=1, n=3)
     with pytest.raises(NotEnoughExamplesError):
-        train_from_queue(home, TrainConfig(min_examples=1000), tmp_path / "r")
+        train_from_queue(home, fast_training_config(min_examples=1000), tmp_path / "r")
     assert queue_claims.list_claims(home) == [] and queue_claims.claimable_examples(home) == 9
     assert _all_queue_files(home) == sorted(names)
 
@@ -327,10 +327,10 @@ def test_lora_training_ends_in_a_servable_whole_model(tmp_path):
     loads it without the base weights."""
     pytest.importorskip("peft")
     from tdm_dagster.serving.server import load_checkpoint
-    from tdm_dagster.training.trainer import TrainConfig, train
+    from tdm_dagster.training.trainer import train
 
     examples = get_generator("binary").generate(1, 32, 5)
-    result = train(examples, TrainConfig(max_steps=12, lora=True, learning_rate=1e-2, batch_size=8, max_length=256), tmp_path)
+    result = train(examples, fast_training_config(max_steps=12, lora=True, learning_rate=1e-2, batch_size=8, max_length=256), tmp_path)
     assert result.loss_curve[-1] < result.loss_curve[0]
     assert not (Path(result.checkpoint_path) / "adapter_config.json").exists()
     reply = load_checkpoint(result.checkpoint_path).generate([{"role": "user", "content": "1 + 1"}], max_tokens=4, temperature=0.0)

@@ -1,0 +1,122 @@
+"""One frozen dataclass per section of config.yaml (``training`` and ``quality`` have
+their own modules): the keys a section has and their defaults, stated once.
+
+What each key accepts is in ``config.rules``; loading, env overrides and ``TdmConfig``
+are in ``config.settings``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+GENERATION_SOURCES = ("builtin", "skill_api", "inference")
+
+
+@dataclass(frozen=True)
+class AutoGenerateConfig:
+    enabled: bool = True
+    source: str = "builtin"
+    """Where batches come from: ``builtin`` generators in-process, the ``skill_api``
+    HTTP servers, or the ``inference`` server (the 3090) answering curriculum prompts."""
+    host: str = "127.0.0.1"
+    port: int = 8765
+    count: int = 100
+    priority: str = "normal"
+    threshold: int = 2
+    """Generate when the queue holds this many batch files or fewer."""
+    seed: int | None = None
+    """Fixed seed for reproducible batches; ``None`` derives one per batch."""
+    cooldown_sec: int = 300
+    payload: dict[str, Any] = field(default_factory=dict)
+    """Extra request fields for the inference server (temperature, max_tokens, ...)."""
+    skill: str | None = None
+    """Skill to generate; ``None`` follows the curriculum's active skill."""
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    model: str = "default"
+    timeout_sec: float = 60.0
+    max_concurrency: int = 4
+    max_attempts: int = 4
+    api_key_env: str = "TDM_INFERENCE_API_KEY"
+    """Name of the env var holding the API key; the key itself never lives in config."""
+
+
+@dataclass(frozen=True)
+class SkillApiConfig:
+    syllo_url: str = "http://127.0.0.1:8080"
+    binary_url: str = "http://127.0.0.1:8090"
+    timeout_sec: float = 30.0
+
+    def urls(self) -> dict[str, str]:
+        return {"syllo": self.syllo_url, "binary": self.binary_url}
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    level: str = "standard"
+    """quick: structure only; standard: all five suites; deep: adds duplicates and leakage."""
+    eval_sets: tuple[str, ...] = ()
+    """Evaluation data files (any format tdm reads) that training data must not leak into."""
+    near_duplicate_threshold: float = 0.8
+    min_completeness: float = 0.95
+    min_consistency: float = 0.90
+    min_validity: float = 0.95
+    min_overall: float = 0.90
+    max_record_bytes: int = 8 * 1024 * 1024
+    """A single input record larger than this is rejected (memory stays bounded)."""
+    max_batch_records: int = 100_000
+    """An inbox file with more records is processed in consecutive parts of this size,
+    each its own batch, so memory stays bounded whatever the file size."""
+
+    def thresholds(self):
+        from tdm_dagster.gate.scoring import MetricThresholds
+
+        return MetricThresholds(self.min_completeness, self.min_consistency, self.min_validity, self.min_overall)
+
+
+@dataclass(frozen=True)
+class InboxConfig:
+    settle_sec: float = 5.0
+    """A file is claimed once its size and mtime have not changed for this long (0: at
+    once, safe only when every tool writes a temp name and renames into place)."""
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str = "training"
+    """The dataset that approved batches accumulate into (asset ``training_dataset``)."""
+    description: str = "Approved batches, as queued for training"
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    remote_host: str | None = None
+    """Deploy with rsync to this host (user@host:path) instead of a local copy."""
+
+
+@dataclass(frozen=True)
+class CollectorsConfig:
+    git_repos: tuple[str, ...] = ()
+    """Repositories whose commit history becomes "write the commit message" examples."""
+    docs: tuple[str, ...] = ()
+    """Folders (or files) of markdown whose sections become instruction examples."""
+    conversation_logs: tuple[str, ...] = ()
+    """Chat JSONL logs with feedback; positively rated conversations are kept."""
+    max_commits: int = 500
+
+
+@dataclass(frozen=True)
+class SchedulesConfig:
+    """Cron expressions (UTC) of the schedules; each schedule is off until turned on."""
+
+    generate_and_queue: str = "0 * * * *"
+    mine_sources: str = "15 */6 * * *"
+    recheck_quality: str = "45 */12 * * *"
+    deduplicate_dataset: str = "30 2 * * *"
+    export_dataset: str = "0 3 * * *"
+    refresh_stats: str = "5 * * * *"
