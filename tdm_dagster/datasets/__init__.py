@@ -13,7 +13,7 @@ from tdm_dagster.datasets.errors import (
     VersionExistsError,
     VersionNotFoundError,
 )
-from tdm_dagster.datasets.registry import DatasetRegistry, VerifyReport
+from tdm_dagster.datasets.registry import DatasetRegistry
 from tdm_dagster.datasets.splits import SplitResult, assign_splits
 from tdm_dagster.datasets.steps import (
     AdjustConfidence,
@@ -26,6 +26,7 @@ from tdm_dagster.datasets.steps import (
     RemapLabel,
     Step,
 )
+from tdm_dagster.datasets.verify import VerifyReport
 
 __all__ = [
     "AdjustConfidence",

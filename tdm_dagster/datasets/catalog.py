@@ -8,6 +8,9 @@ A connection is opened per operation and closed at once: DuckDB lets one process
 a file open for writing, and other processes (the Dagster daemon, the CLI) need it too.
 The file uses 16 KiB blocks instead of DuckDB's 256 KiB: each commit writes a few new
 blocks, and at 256 KiB the catalog, not the data, would dominate what a small append adds.
+
+The lookups and deletes at the end work on an open connection, so one operation can run
+several of them in one connection (and one transaction).
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from tdm_dagster.datasets.errors import DatasetNotFoundError, VersionNotFoundError
+from tdm_dagster.datasets.names import check_name, check_version
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -147,3 +154,65 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield connection
     finally:
         connection.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One catalog transaction: every statement in the block lands, or none does."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def utc_now() -> str:
+    """The ``created_at`` of a new dataset or version."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# -- lookups (on an open connection) -------------------------------------------------------
+
+
+def find_dataset(con: duckdb.DuckDBPyConnection, name: str) -> DatasetInfo:
+    check_name(name)
+    row = con.execute(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE name = ?", [name]).fetchone()
+    if row is None:
+        raise DatasetNotFoundError(f"no dataset named {name!r}")
+    return dataset_from_row(row)
+
+
+def find_version(con: duckdb.DuckDBPyConnection, name: str, version: str | None) -> VersionInfo:
+    """``version`` of ``name``; None (never an empty string) means the current version."""
+    dataset = find_dataset(con, name)
+    wanted = dataset.current_version if version is None else check_version(version)
+    if wanted is None:
+        raise VersionNotFoundError(f"dataset {name!r} has no versions yet")
+    row = con.execute(f"SELECT {VERSION_COLUMNS} FROM versions WHERE dataset = ? AND version = ?", [name, wanted]).fetchone()
+    if row is None:
+        raise VersionNotFoundError(f"dataset {name!r} has no version {wanted}")
+    return version_from_row(row)
+
+
+def version_segments(con: duckdb.DuckDBPyConnection, name: str, version: str) -> list[Segment]:
+    """The version's manifest, in order."""
+    rows = con.execute(
+        "SELECT chunk, start_row, stop_row FROM segments WHERE dataset = ? AND version = ? ORDER BY seq",
+        [name, version],
+    ).fetchall()
+    return [Segment(*row) for row in rows]
+
+
+def delete_rows(con: duckdb.DuckDBPyConnection, name: str, where: str, params: list[Any]) -> set[str]:
+    """Delete the ``versions``/``segments`` rows of ``name`` matching ``where``; returns the chunks they used."""
+    candidates = {row[0] for row in con.execute(f"SELECT DISTINCT chunk FROM segments WHERE dataset = ? AND {where}", [name, *params]).fetchall()}
+    for table in ("segments", "versions"):
+        con.execute(f"DELETE FROM {table} WHERE dataset = ? AND {where}", [name, *params])
+    return candidates
+
+
+def referenced_chunks(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every chunk some version of some dataset refers to."""
+    return {row[0] for row in con.execute("SELECT DISTINCT chunk FROM segments").fetchall()}

@@ -14,7 +14,7 @@ LOSS_BATCH = 16
 
 
 def evaluate_checkpoint(path: str | os.PathLike[str], sets: Sequence[HeldOutSet], max_length: int = 512) -> EvaluationResult:
-    from tdm_dagster.serving.server import PromptTooLong, load_checkpoint
+    from tdm_dagster.serving.model import PromptTooLong, load_checkpoint
 
     loaded = load_checkpoint(path)
 

@@ -1,8 +1,11 @@
 """Serving and deployment of fine-tuned checkpoints (plain Python, no Dagster).
 
 - :mod:`tdm_dagster.serving.server`: ``create_app(serving_dir)`` / ``serve(...)``, an
-  OpenAI-compatible HTTP server for the checkpoint named by ``serving_dir/current``,
-  with hot reload when that pointer changes.
+  OpenAI-compatible HTTP server for the checkpoint named by ``serving_dir/current``.
+- :mod:`tdm_dagster.serving.model`: loading a checkpoint, generating from it, and the
+  hot reload when that pointer changes.
+- :mod:`tdm_dagster.serving.generation_queue`: generations in worker threads, bounded,
+  so the event loop stays free.
 - :mod:`tdm_dagster.serving.deploy`: ``deploy(...)`` / ``rollback(...)``, which copy a
   checkpoint into ``serving_dir``, switch the pointer atomically, reload, verify and
   roll back on failure, recording every deployment in ``serving_dir/deployments.json``.

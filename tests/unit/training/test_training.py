@@ -326,7 +326,7 @@ def test_lora_training_ends_in_a_servable_whole_model(tmp_path):
     """LoRA (peft) trains the adapters; the final checkpoint is merged, so `tdm serve`
     loads it without the base weights."""
     pytest.importorskip("peft")
-    from tdm_dagster.serving.server import load_checkpoint
+    from tdm_dagster.serving.model import load_checkpoint
     from tdm_dagster.training.trainer import train
 
     examples = get_generator("binary").generate(1, 32, 5)
