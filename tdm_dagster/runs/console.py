@@ -14,9 +14,8 @@ import logging
 import re
 
 import dagster as dg
-from dagster._core.utils import coerce_valid_log_level
-from dagster._loggers import colored_console_logger
-from dagster._utils.log import create_console_logger
+
+from tdm_dagster.runs.dagster_private import console_logger
 
 ROUTINE_ERRORS = frozenset({"DagsterAssetCheckFailedError", "Failure", "GenerationError"})
 """Class names of the errors that are outcomes (see the module docstring)."""
@@ -47,9 +46,9 @@ class RoutineFailureFilter(logging.Filter):
         return True
 
 
-@dg.logger(colored_console_logger.config_schema, description="Dagster's colored console logger; routine failures on one line, without a stack trace.")
+@dg.logger(dg.colored_console_logger.config_schema, description="Dagster's colored console logger; routine failures on one line, without a stack trace.")
 def routine_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     config = init_context.logger_config
-    console = create_console_logger(name=config["name"], level=coerce_valid_log_level(config["log_level"]))
+    console = console_logger(config["name"], logging.getLevelName(config["log_level"].upper()))
     console.addFilter(RoutineFailureFilter())
     return console

@@ -10,10 +10,10 @@ entry never stops the others or the sensor.
 
 import dagster as dg
 
-from tdm_dagster.config.settings import ConfigError, load_config
-from tdm_dagster.home import TdmHome
 from tdm_dagster.ingest.inbox import is_batch_locked, scan_inbox, unprocessed_claims
 from tdm_dagster.jobs import INGEST_INBOX, ingest_inbox
+from tdm_dagster.resources.home import TdmHomeResource
+from tdm_dagster.sensors.common import config_or_skip
 
 NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
 
@@ -24,13 +24,12 @@ NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Starts an ingest_inbox run when settled files (or unfinished claims) wait in $TDM_HOME/inbox.",
 )
-def inbox_sensor(context: dg.SensorEvaluationContext):
-    home = TdmHome.from_env().ensure()
-    try:
-        settle_sec = load_config(home).inbox.settle_sec
-    except ConfigError as exc:
-        return dg.SkipReason(f"config problem, not claiming files: {exc}")
-    scan = scan_inbox(home, settle_sec=settle_sec)
+def inbox_sensor(context: dg.SensorEvaluationContext, tdm: TdmHomeResource):
+    setup = config_or_skip(tdm, "config problem, not claiming files")
+    if isinstance(setup, dg.SkipReason):
+        return setup
+    home = setup.home
+    scan = scan_inbox(home, settle_sec=setup.config.inbox.settle_sec)
     orphans = [batch_id for batch_id in unprocessed_claims(home) if not is_batch_locked(home, batch_id)]
     settling = f"; {len(scan.settling)} file(s) still being written" if scan.settling else ""
     if not (scan.ready or scan.refused or orphans):

@@ -11,18 +11,17 @@ import time
 from collections.abc import Callable
 
 import dagster as dg
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-from tdm_dagster.records.batches import new_batch_id
-from tdm_dagster.config.settings import ConfigError, load_config
 from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
-from tdm_dagster.generate.planning import decide_trigger, last_generation
 from tdm_dagster.generate.generators import get_generator
-from tdm_dagster.home import TdmHome
-from tdm_dagster.runs.instance import fail_dead_runs
+from tdm_dagster.generate.planning import decide_trigger, last_generation
 from tdm_dagster.jobs import BATCH_PIPELINE, GENERATE_AND_QUEUE, batch_pipeline
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.queue.store import TrainingQueue
+from tdm_dagster.records.batches import new_batch_id
+from tdm_dagster.resources.home import TdmHomeResource
+from tdm_dagster.runs.instance import IN_PROGRESS_STATUSES, fail_dead_runs
+from tdm_dagster.sensors.common import config_or_skip
 
 INBOX_TRIGGERS = ("inbox_sensor", "ingest_inbox")
 
@@ -33,8 +32,8 @@ def runs_in_flight(instance: dg.DagsterInstance, log: Callable[[str], None] | No
     process was killed are marked failed first (``log`` says which), so they never
     block generation."""
     fail_dead_runs(instance, log)
-    generating = len(instance.get_run_ids(dg.RunsFilter(job_name=GENERATE_AND_QUEUE, statuses=IN_PROGRESS_RUN_STATUSES), limit=5))
-    batches = instance.get_runs(dg.RunsFilter(job_name=BATCH_PIPELINE, statuses=IN_PROGRESS_RUN_STATUSES), limit=50)
+    generating = len(instance.get_run_ids(dg.RunsFilter(job_name=GENERATE_AND_QUEUE, statuses=IN_PROGRESS_STATUSES), limit=5))
+    batches = instance.get_runs(dg.RunsFilter(job_name=BATCH_PIPELINE, statuses=IN_PROGRESS_STATUSES), limit=50)
     return generating + sum(1 for run in batches if run.tags.get("tdm/trigger") not in INBOX_TRIGGERS)
 
 
@@ -44,12 +43,14 @@ def runs_in_flight(instance: dg.DagsterInstance, log: Callable[[str], None] | No
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Requests a new batch when the queue depth is at or below auto_generate.threshold (honours enabled and cooldown_sec).",
 )
-def queue_low_sensor(context: dg.SensorEvaluationContext):
-    home = TdmHome.from_env().ensure()
-    try:
-        settings = load_config(home).auto_generate
+def queue_low_sensor(context: dg.SensorEvaluationContext, tdm: TdmHomeResource):
+    setup = config_or_skip(tdm, "cannot plan a batch")
+    if isinstance(setup, dg.SkipReason):
+        return setup
+    home, settings = setup.home, setup.config.auto_generate
+    try:  # an unknown skill, or a curriculum file that cannot be read
         skill = get_generator(settings.skill or CurriculumState.load(curriculum_path(home)).active_skill).skill
-    except (ConfigError, KeyError, ValueError) as exc:
+    except (KeyError, ValueError) as exc:
         return dg.SkipReason(f"cannot plan a batch: {exc}")
 
     cursor = json.loads(context.cursor) if context.cursor else {}

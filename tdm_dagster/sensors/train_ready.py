@@ -4,16 +4,15 @@ run at a time; the run evaluates the new checkpoint and deploys the best one."""
 import json
 
 import dagster as dg
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-from tdm_dagster.config.settings import ConfigError, load_config
-from tdm_dagster.home import TdmHome
-from tdm_dagster.runs.instance import fail_dead_runs
 from tdm_dagster.jobs import (
     TRAIN_EVALUATE_DEPLOY,
     TRAINING_PIPELINE,
     train_evaluate_deploy,
 )
+from tdm_dagster.resources.home import TdmHomeResource
+from tdm_dagster.runs.instance import IN_PROGRESS_STATUSES, fail_dead_runs
+from tdm_dagster.sensors.common import config_or_skip
 
 
 def training_in_flight(instance: dg.DagsterInstance) -> int:
@@ -21,7 +20,7 @@ def training_in_flight(instance: dg.DagsterInstance) -> int:
     are marked failed first, so they never block training."""
     fail_dead_runs(instance)
     return sum(
-        len(instance.get_run_ids(dg.RunsFilter(job_name=job, statuses=IN_PROGRESS_RUN_STATUSES), limit=5))
+        len(instance.get_run_ids(dg.RunsFilter(job_name=job, statuses=IN_PROGRESS_STATUSES), limit=5))
         for job in (TRAIN_EVALUATE_DEPLOY, TRAINING_PIPELINE)
     )
 
@@ -32,15 +31,14 @@ def training_in_flight(instance: dg.DagsterInstance) -> int:
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Starts train_evaluate_deploy when the queue holds at least training.min_examples examples.",
 )
-def train_ready_sensor(context: dg.SensorEvaluationContext):
+def train_ready_sensor(context: dg.SensorEvaluationContext, tdm: TdmHomeResource):
     from tdm_dagster.queue.claims import claimable_examples
 
-    home = TdmHome.from_env().ensure()
-    try:
-        needed = load_config(home).training.min_examples
-    except ConfigError as exc:
-        return dg.SkipReason(f"config problem, not training: {exc}")
-    waiting = claimable_examples(home)
+    setup = config_or_skip(tdm, "config problem, not training")
+    if isinstance(setup, dg.SkipReason):
+        return setup
+    needed = setup.config.training.min_examples
+    waiting = claimable_examples(setup.home)
     if waiting < needed:
         return dg.SkipReason(f"{waiting} example(s) queued; training starts at {needed}")
     if training_in_flight(context.instance):

@@ -20,6 +20,7 @@ from tdm_dagster.ingest.inbox import (
     unprocessed_claims,
 )
 from tdm_dagster.jobs import INGEST_INBOX, run_batch_pipeline
+from tdm_dagster.resources import TdmHomeResource
 from tdm_dagster.sensors import inbox_sensor
 from tests.support.fixture_data import SEED_TASKS
 
@@ -40,6 +41,8 @@ def drop(home, name, data: bytes, age_sec=60):
     return path
 
 
+TDM = {"tdm": TdmHomeResource()}
+"""The sensors' ``tdm`` resource, as the Definitions configure it ($TDM_HOME)."""
 GOOD_LINES = b"".join(
     json.dumps({"instruction": f"Write the number {n} in words.", "input": "", "output": f"The number {n} is written as {n}-word form, spelled out fully."}).encode() + b"\n"
     for n in range(30)
@@ -104,29 +107,29 @@ def run_requested(instance, request):
 def test_sensor_waits_for_settling_then_starts_one_ingest_run(home, instance):
     home.config_path.write_text("inbox:\n  settle_sec: 1\n")
     drop(home, "data set #1 (ünïcode).jsonl", GOOD_LINES)
-    first = inbox_sensor(dg.build_sensor_context(instance=instance))
+    first = inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM))
     assert isinstance(first, dg.SkipReason) and "1 file(s) still being written" in first.skip_message
     time.sleep(1.1)
-    request = inbox_sensor(dg.build_sensor_context(instance=instance))
+    request = inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM))
     assert request.run_config["ops"]["ingest_inbox_files"]["config"] == {"wait_for_settling": False}
     [outcome] = run_requested(instance, request)
     assert outcome["queued"] and outcome["batch_id"].startswith("inbox_data-set-1-n-code_")
     archived = next(archive_dir(home).glob("*/*.jsonl"))
     assert archived.read_bytes() == GOOD_LINES  # the original, untouched
-    assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+    assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM)), dg.SkipReason)
 
 
 def test_sensor_survives_odd_entries_and_bad_config(home, instance):
     home.config_path.write_text("inbox:\n  settle_sec: 0\n")
     (inbox_dir(home) / "a-folder").mkdir(parents=True)
     (inbox_dir(home) / "loop.jsonl").symlink_to("loop.jsonl")
-    request = inbox_sensor(dg.build_sensor_context(instance=instance))
+    request = inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM))
     outcomes = run_requested(instance, request)
     assert sorted((o["file"], o["state"]) for o in outcomes) == [("a-folder", "failed"), ("loop.jsonl", "failed")]
-    assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)  # reported once
+    assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM)), dg.SkipReason)  # reported once
     home.config_path.write_text("gate:\n  level: extreme\n")
     drop(home, "x.jsonl", GOOD_LINES)
-    skipped = inbox_sensor(dg.build_sensor_context(instance=instance))
+    skipped = inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM))
     assert isinstance(skipped, dg.SkipReason) and "gate.level" in skipped.skip_message
 
 
@@ -242,14 +245,14 @@ def test_large_file_is_processed_in_bounded_parts(home, instance):
 def test_sensor_runs_the_next_part_and_an_orphaned_claim(home, instance):
     home.config_path.write_text("inbox:\n  settle_sec: 0\ngate:\n  max_batch_records: 20\n")
     drop(home, "big.jsonl", GOOD_LINES)
-    first, second = run_requested(instance, inbox_sensor(dg.build_sensor_context(instance=instance)))
+    first, second = run_requested(instance, inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM)))
     assert second["batch_id"] == f"{first['batch_id']}_part0002" and first["queued"] and second["queued"]
     # A claim whose process died (its lock is free, no report): the sensor starts a run for it.
     drop(home, "orphan.jsonl", GOOD_LINES)
     [ready] = settled(home, "orphan.jsonl")
     orphan = claim(home, ready.path, "normal", ready.signature)
-    assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)  # owned by a live claimer
+    assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM)), dg.SkipReason)  # owned by a live claimer
     orphan.release()
-    recovered = run_requested(instance, inbox_sensor(dg.build_sensor_context(instance=instance)))
+    recovered = run_requested(instance, inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM)))
     assert [(o["batch_id"], o["queued"]) for o in recovered] == [(orphan.batch_id, True), (f"{orphan.batch_id}_part0002", True)]
     assert unprocessed_claims(home) == []

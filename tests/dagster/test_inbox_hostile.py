@@ -33,15 +33,17 @@ from tdm_dagster.ingest.inbox import (
     unprocessed_claims,
 )
 from tdm_dagster.jobs import INBOX_FILE_READABLE
+from tdm_dagster.resources import TdmHomeResource
 from tdm_dagster.sensors import inbox_sensor
 
 BIN = Path(sys.executable).parent
 SENSOR_RUN = """
 import dagster as dg
 from tdm_dagster.definitions import defs
+from tdm_dagster.resources import TdmHomeResource
 from tdm_dagster.sensors import inbox_sensor
 instance = dg.DagsterInstance.ephemeral()
-request = inbox_sensor(dg.build_sensor_context(instance=instance))
+request = inbox_sensor(dg.build_sensor_context(instance=instance, resources={"tdm": TdmHomeResource()}))
 if isinstance(request, dg.RunRequest):
     defs.resolve_job_def("ingest_inbox").execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
 """
@@ -225,7 +227,7 @@ def test_a_slow_writer_loses_nothing(home, tmp_path, runner):
             from tdm_dagster.definitions import defs
 
             while writer.poll() is None or any(inbox_dir(home).iterdir()):
-                request = inbox_sensor(dg.build_sensor_context(instance=instance))
+                request = inbox_sensor(dg.build_sensor_context(instance=instance, resources={"tdm": TdmHomeResource()}))
                 if isinstance(request, dg.RunRequest):
                     assert writer.poll() is not None, "the sensor asked to ingest a file still being written"
                     result = defs.resolve_job_def("ingest_inbox").execute_in_process(run_config=request.run_config, instance=instance)

@@ -5,13 +5,16 @@ import time
 
 import dagster as dg
 import pytest
-from dagster._core.test_utils import create_run_for_test
 
 from tdm_dagster.config.sections import AutoGenerateConfig
 from tdm_dagster.generate.planning import decide_trigger, record_generation_start
+from tdm_dagster.home import TdmHome
+from tdm_dagster.ingest.inbox import inbox_dir
 from tdm_dagster.partitions import batch_partitions
-from tdm_dagster.sensors import queue_low_sensor
 from tdm_dagster.queue.store import TrainingQueue
+from tdm_dagster.resources import TdmHomeResource
+from tdm_dagster.sensors import inbox_sensor, queue_low_sensor, train_ready_sensor
+from tests.support.dagster_private import create_run_for_test
 
 
 @pytest.fixture
@@ -20,8 +23,13 @@ def instance():
         yield instance
 
 
+def sensor_context(instance, cursor=None, root=""):
+    """A tick's context with the ``tdm`` resource (``root`` empty: $TDM_HOME)."""
+    return dg.build_sensor_context(instance=instance, cursor=cursor, resources={"tdm": TdmHomeResource(root=root)})
+
+
 def evaluate(instance, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    context = sensor_context(instance, cursor)
     return queue_low_sensor(context), context
 
 
@@ -114,18 +122,16 @@ def test_inbox_batches_in_flight_do_not_block_generation(home, instance):
 
 
 def test_train_ready_sensor_waits_for_enough_examples(home, instance):
-    from tdm_dagster.sensors import train_ready_sensor
-
     home.config_path.write_text("training:\n  min_examples: 3\n")
     TrainingQueue(home).enqueue("a", [{"n": 1}, {"n": 2}], "normal")
-    skipped = train_ready_sensor(dg.build_sensor_context(instance=instance))
+    skipped = train_ready_sensor(sensor_context(instance))
     assert isinstance(skipped, dg.SkipReason) and "2 example(s) queued; training starts at 3" in skipped.skip_message
     TrainingQueue(home).enqueue("b", [{"n": 3}], "low")
-    result = train_ready_sensor(dg.build_sensor_context(instance=instance))
+    result = train_ready_sensor(sensor_context(instance))
     [request] = result.run_requests
     assert request.run_key == "train-1" and request.tags["tdm/queued_examples"] == "3"
     create_run_for_test(instance, job_name="train_evaluate_deploy", status=dg.DagsterRunStatus.STARTED)
-    busy = train_ready_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+    busy = train_ready_sensor(sensor_context(instance, result.cursor))
     assert isinstance(busy, dg.SkipReason) and "in flight" in busy.skip_message
 
 
@@ -134,7 +140,6 @@ def test_runs_whose_process_is_gone_block_neither_sensor(home, instance):
     import sys
 
     from tdm_dagster.runs.owner import PID_TAG, PROCESS_START_TAG, owner_tags
-    from tdm_dagster.sensors import train_ready_sensor
 
     with subprocess.Popen([sys.executable, "-c", "pass"]) as exited:
         pass
@@ -144,5 +149,26 @@ def test_runs_whose_process_is_gone_block_neither_sensor(home, instance):
     TrainingQueue(home).enqueue("a", [{"n": 1}], "normal")
     home.config_path.write_text("auto_generate:\n  threshold: 1\ntraining:\n  min_examples: 1\n")
     assert isinstance(evaluate(instance)[0], dg.SensorResult)
-    assert isinstance(train_ready_sensor(dg.build_sensor_context(instance=instance)), dg.SensorResult)
+    assert isinstance(train_ready_sensor(sensor_context(instance)), dg.SensorResult)
     assert [instance.get_run_by_id(run.run_id).status for run in runs] == [dg.DagsterRunStatus.FAILURE] * 3
+
+
+def test_sensors_use_the_configured_home_resource_not_tdm_home(home, tmp_path, instance):
+    """A ``TdmHomeResource(root=...)`` elsewhere than $TDM_HOME is the home every sensor reads."""
+    other = TdmHome(tmp_path / "configured-home").ensure()
+    other.config_path.write_text("auto_generate:\n  threshold: 1\n  count: 7\ntraining:\n  min_examples: 1\ninbox:\n  settle_sec: 0\n")
+    TrainingQueue(other).enqueue("a", [{"n": 1}], "normal")
+    inbox_dir(other).mkdir()
+    (inbox_dir(other) / "x.jsonl").write_text('{"instruction": "i", "input": "", "output": "o"}\n')
+    home.config_path.write_text("auto_generate:\n  threshold: 0\ntraining:\n  min_examples: 5\n")  # $TDM_HOME says no
+    TrainingQueue(home).enqueue("b", [{"n": 1}], "normal")
+
+    assert isinstance(queue_low_sensor(sensor_context(instance)), dg.SkipReason)
+    assert isinstance(train_ready_sensor(sensor_context(instance)), dg.SkipReason)
+    assert isinstance(inbox_sensor(sensor_context(instance)), dg.SkipReason)
+
+    [batch] = queue_low_sensor(sensor_context(instance, root=str(other.root))).run_requests
+    assert batch.partition_key.endswith("_count7")
+    [training] = train_ready_sensor(sensor_context(instance, root=str(other.root))).run_requests
+    assert training.tags["tdm/queued_examples"] == "1"
+    assert isinstance(inbox_sensor(sensor_context(instance, root=str(other.root))), dg.RunRequest)

@@ -20,13 +20,14 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from dagster._core.scheduler.instigation import InstigatorType, TickStatus
-from dagster._core.storage.asset_check_execution_record import (
-    AssetCheckExecutionRecordStatus,
-)
-from dagster._serdes import serialize_value
 
 from tests.support import postgres_server
+from tests.support.dagster_private import (
+    AssetCheckExecutionRecordStatus,
+    InstigatorType,
+    TickStatus,
+    serialize_value,
+)
 from tests.support.dagster_processes import (
     dagster_command,
     dagster_env,

@@ -17,12 +17,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from click.testing import CliRunner
-from dagster._core.test_utils import create_run_for_test
 
 from tdm_dagster import cli
 from tdm_dagster.runs.instance import fail_dead_runs, open_instance
 from tdm_dagster.runs.owner import HOST_TAG, PID_TAG, PROCESS_START_TAG, owner_gone, owner_tags
+from tdm_dagster.resources import TdmHomeResource
 from tdm_dagster.sensors import queue_low_sensor
+from tests.support.dagster_private import create_run_for_test
 from tests.support.dagster_processes import wait_for
 
 TDM = Path(sys.executable).parent / "tdm"
@@ -81,7 +82,7 @@ def test_a_killed_generate_never_blocks_generation(moment, home, dagster_home, f
             if moment == "run_started":  # `tdm generate` itself sees through the dead run
                 proceeded = CliRunner().invoke(cli.main, ["generate", "--count", "3", "--json"], catch_exceptions=False)
                 assert json.loads(proceeded.stdout)["ran"] is True, proceeded.output
-            result = queue_low_sensor(dg.build_sensor_context(instance=instance))
+            result = queue_low_sensor(dg.build_sensor_context(instance=instance, resources={"tdm": TdmHomeResource()}))
             assert isinstance(result, dg.SensorResult), result
             assert len(result.run_requests) == 1
             if moment != "run_started":
