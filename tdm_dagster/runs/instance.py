@@ -22,16 +22,18 @@ import dagster as dg
 from tdm_dagster.runs.owner import owner_gone
 
 IN_PROGRESS_STATUSES = (
-    dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
     dg.DagsterRunStatus.SUSPENDED,
 )
-"""Runs that are not finished and not waiting in the daemon's queue: Dagster's own
-in-progress statuses (a private constant; tests/dagster/test_dagster_private.py pins the
-match) plus NOT_STARTED, which a process killed between creating a run and launching it
-leaves behind."""
+"""Runs in flight: Dagster's own in-progress statuses (a private constant;
+tests/dagster/test_dagster_private.py pins the match), as a public tuple."""
+
+MAYBE_ORPHANED_STATUSES = (dg.DagsterRunStatus.NOT_STARTED, *IN_PROGRESS_STATUSES)
+"""What ``fail_dead_runs`` looks at: a process killed between creating a run and
+launching it leaves it NOT_STARTED. Not counted as in flight: a NOT_STARTED run that no
+tdm process owns (one the daemon created but never launched) would block forever."""
 
 LOCK_NAME = ".tdm-instance.lock"
 DEFAULT_INSTANCE_YAML = """\
@@ -88,7 +90,7 @@ def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] | No
     this module's logger) gets one line per run marked."""
     log = log or logger.warning
     failed = []
-    for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS_STATUSES)):
+    for run in instance.get_runs(dg.RunsFilter(statuses=MAYBE_ORPHANED_STATUSES)):
         why = owner_gone(run.tags)
         if why is None:
             continue

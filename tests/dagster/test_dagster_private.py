@@ -15,7 +15,7 @@ from tdm_dagster.runs.dagster_private import (
     failed_check_executions,
     latest_check_execution_id,
 )
-from tdm_dagster.runs.instance import IN_PROGRESS_STATUSES
+from tdm_dagster.runs.instance import IN_PROGRESS_STATUSES, MAYBE_ORPHANED_STATUSES
 from tests.support.dagster_private import IN_PROGRESS_RUN_STATUSES
 
 # --- Run statuses, check-execution history, console logger (sensors, alerts, runs) ------
@@ -32,9 +32,10 @@ def test_only_dagster_private_names_private_dagster():
     assert NOT_YET_MOVED <= naming, f"no longer private: remove {sorted(NOT_YET_MOVED - naming)} from NOT_YET_MOVED"
 
 
-def test_in_progress_statuses_are_dagsters_plus_not_started():
-    assert set(IN_PROGRESS_STATUSES) == {dg.DagsterRunStatus.NOT_STARTED, *IN_PROGRESS_RUN_STATUSES}
+def test_in_progress_statuses_are_dagsters_and_orphans_add_not_started():
+    assert set(IN_PROGRESS_STATUSES) == set(IN_PROGRESS_RUN_STATUSES)
     assert dg.DagsterRunStatus.QUEUED not in IN_PROGRESS_STATUSES  # waiting in the daemon's queue: not in flight
+    assert set(MAYBE_ORPHANED_STATUSES) == {dg.DagsterRunStatus.NOT_STARTED, *IN_PROGRESS_RUN_STATUSES}
 
 
 @dg.asset(
