@@ -136,7 +136,7 @@ def test_run_config_overrides_count_and_seed(home, instance):
 def test_schema_rejections_are_kept_with_line_and_field(home, instance):
     """Records that break the spec are rejected before content checks, with where and why."""
     from tdm_dagster.records.batches import BatchPlan, BatchStore
-    from tdm_dagster.gate.run import decide
+    from tdm_dagster.gate.outcome import decide
     from tdm_dagster.generate.generators import get_generator
     from tdm_dagster.gate.quality import QualitySettings, run_quality
     from tdm_dagster.gate.reports import save_outcome
