@@ -137,3 +137,18 @@ def test_records_read_from_a_file_are_keyed_by_file_and_line(tmp_path):
     assert list(gate_input.keys) == ["drop.jsonl:1", "drop.jsonl:2", "drop.jsonl:3"]
     outcome = run_gate(gate_input, with_gate(min_validity=0, min_overall=0, min_completeness=0), level="deep")
     assert "exact duplicate of drop.jsonl:1" in outcome.deep["duplicates"][2][0].message
+
+
+def test_check_view_keeps_what_the_checks_show():
+    from tdm_dagster.gate.outcome import check_view
+
+    records = binary_batch() + [{"messages": "broken"}] * 5  # validity 0.889: the batch falls short
+    view = check_view(gate(records, level="quick"))
+    assert view["level"] == "quick" and set(view["suites"]) == {"format"} and view["deep"] is None
+    assert view["shortfalls"] == ["validity 0.889 < 0.95"]
+    assert set(view["suites"]["format"]) == {"passed", "pass_rate", "failed_records", "observed", "thresholds", "samples"}
+    deep = check_view(run_gate(GateInput.from_records(records[:40] + records[:1], "chat_sft_v1", "b"), CONFIG, level="deep"))
+    assert deep["deep"]["duplicates"] == {
+        "records_flagged": 1, "found": {"dedup.exact_duplicate": 1}, "samples": ["record 41: exact duplicate of b:1"]
+    }
+    assert deep["deep"]["leakage"] == {"records_flagged": 0, "found": {}, "samples": []}
