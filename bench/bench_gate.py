@@ -23,8 +23,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from tdm_dagster.config.settings import TdmConfig  # noqa: E402
 from tdm_dagster.generate.generators import SKILLS  # noqa: E402
-from tdm_dagster.gate.quality import QualitySettings, TokenCounter  # noqa: E402
+from tdm_dagster.gate.quality import TokenCounter  # noqa: E402
 from tdm_dagster.gate.quality.features import compute_features  # noqa: E402
 from tdm_dagster.gate.quality.suites import run_suites, warm_up  # noqa: E402
 
@@ -58,18 +59,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    from tdm_dagster.gate.run import run_gate
+    from tdm_dagster.gate.run import GateInput, run_gate
 
     examples, generate_s = timed(lambda: build_examples(args.n, args.seed))
-    settings = QualitySettings()
+    config = TdmConfig()  # level standard, default thresholds
+    settings = config.quality
     counter = TokenCounter(settings.tokenizer_path)
     gx_warm_up_s = warm_up()
     _, tokenizer_load_s = timed(lambda: counter.backend)
-    run_gate(examples[:200], SPEC, settings)  # first-call costs (tokenizer cache, GX suites)
+    run_gate(GateInput.from_records(examples[:200], SPEC), config)  # first-call costs (tokenizer cache, GX suites)
 
     texts = [conversation_text(example) for example in examples]
     _, tokenize_s = timed(lambda: counter.backend.encode_batch(texts, add_special_tokens=False))
-    outcome, gate_s = timed(lambda: run_gate(examples, SPEC, settings))
+    outcome, gate_s = timed(lambda: run_gate(GateInput.from_records(examples, SPEC), config))
 
     # Stage breakdown of the quality part, measured on its own pass.
     features, features_s = timed(lambda: compute_features([e["messages"] for e in examples], settings, counter))

@@ -43,34 +43,37 @@ def make_records(n: int, path: Path) -> None:
 
 
 def run_one(records_path: str, level: str, eval_path: str) -> dict:
-    """One level on one file, in this process: times, then peak memory."""
+    """One level on one file, in this process: times, then peak memory.
+
+    ``deep_detectors_seconds`` is the deep findings alone, timed on a second pass (the
+    gate's total includes them)."""
+    from dataclasses import replace
+
+    from tdm_dagster.config.settings import TdmConfig
     from tdm_dagster.gate.deep import deep_findings, load_eval_sets
-    from tdm_dagster.gate.run import run_gate
-    from tdm_dagster.gate.quality import QualitySettings
     from tdm_dagster.gate.quality.suites import warm_up
+    from tdm_dagster.gate.run import GateInput, run_gate
     from tdm_dagster.gate.schemas import schema_gate
-    from tdm_dagster.gate.scoring import MetricThresholds
 
     warm_up()
+    defaults = TdmConfig()
+    gate = replace(defaults.gate, eval_sets=(eval_path,), min_completeness=0, min_consistency=0, min_validity=0, min_overall=0)
+    config = replace(defaults, gate=gate)
     with open(records_path, encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle]
+    gate_input = GateInput.from_records(records, "chat_sft_v1", "bench")
     started = time.perf_counter()
-    extra = {}
+    outcome = run_gate(gate_input, config, level=level)
+    seconds = time.perf_counter() - started
     deep_seconds = 0.0
     if level == "deep":
         deep_started = time.perf_counter()
         schema = schema_gate(records, "chat_sft_v1")
-        keys = [f"bench:{i + 1}" for i in range(len(records))]
-        findings = deep_findings(
-            schema.valid_indices, schema.conversations, keys,
-            eval_sets=load_eval_sets([eval_path], 8 << 20), threshold=0.8,
+        deep_findings(
+            schema.valid_indices, schema.conversations, gate_input.keys,
+            eval_sets=load_eval_sets(gate.eval_sets, gate.max_record_bytes), threshold=gate.near_duplicate_threshold,
         )  # fmt: skip
-        for rows in findings.values():
-            for position, found in rows.items():
-                extra.setdefault(position, []).extend(found)
         deep_seconds = time.perf_counter() - deep_started
-    outcome = run_gate(records, "chat_sft_v1", QualitySettings(), level=level, thresholds=MetricThresholds(0, 0, 0, 0), extra_issues=extra)
-    seconds = time.perf_counter() - started
     return {
         "level": level,
         "records": len(records),

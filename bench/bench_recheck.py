@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench.bench_gate import SPEC, build_examples  # noqa: E402
 from tdm_dagster.config.settings import load_config  # noqa: E402
-from tdm_dagster.gate.run import run_gate  # noqa: E402
+from tdm_dagster.gate.run import GateInput, run_gate  # noqa: E402
 from tdm_dagster.home import TdmHome  # noqa: E402
 from tdm_dagster.queue.recheck import recheck_queue  # noqa: E402
 from tdm_dagster.queue.store import TrainingQueue  # noqa: E402
@@ -45,9 +45,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         home = TdmHome(Path(folder)).ensure()
         config = load_config(home, environ={})
-        run_gate(files[0], SPEC, config.quality, "warm-up", thresholds=config.gate.thresholds())  # GX, tokenizer
+        run_gate(GateInput.from_records(files[0], SPEC, "warm-up"), config)  # GX, tokenizer
         started = time.perf_counter()
-        gated = [run_gate(r, SPEC, config.quality, f"bench_{i:05d}", thresholds=config.gate.thresholds()) for i, r in enumerate(files)]
+        gated = [run_gate(GateInput.from_records(r, SPEC, f"bench_{i:05d}"), config) for i, r in enumerate(files)]
         gate_s = time.perf_counter() - started
         queue = TrainingQueue(home)
         for index, (records, outcome) in enumerate(zip(files, gated)):  # what the queue holds: approved records

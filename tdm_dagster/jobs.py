@@ -11,7 +11,7 @@ does the same for each file in the inbox (and each part of a large one).
 import dagster as dg
 
 from tdm_dagster.assets import batch_assets
-from tdm_dagster.assets.batches import GenerateConfig
+from tdm_dagster.assets.generate import GenerateConfig
 from tdm_dagster.assets.train import (
     checkpoint,
     checkpoint_evaluation,

@@ -8,7 +8,7 @@ version are plotted across materializations.
 
 import dagster as dg
 
-from tdm_dagster.assets.batches import queued_batch
+from tdm_dagster.assets.queue import queued_batch
 from tdm_dagster.files.atomic import read_jsonl
 from tdm_dagster.records.batches import BatchStore
 from tdm_dagster.gate.reports import iter_reports

@@ -1,16 +1,66 @@
-"""queue_recheck: today's gate over everything still waiting in the training queue.
+"""The training queue: queued_batch puts a batch's approved records in it, and
+queue_recheck runs today's gate over everything still waiting there.
 
-Runs every 12 hours (``recheck_quality`` job). Files that no longer pass are trimmed or
-held back (see :mod:`tdm_dagster.queue.recheck`); its check fails when anything was, so the
-alert sensor tells Slack.
+``queued_batch`` is the last step of a batch, after ``quality_report`` and its blocking
+checks. ``queue_recheck`` runs every 12 hours (``recheck_quality`` job). Files that no
+longer pass are trimmed or held back (see :mod:`tdm_dagster.queue.recheck`); its check
+fails when anything was, so the alert sensor tells Slack.
 """
 
 import dagster as dg
 
-from tdm_dagster.assets.batches import queued_batch
+from tdm_dagster.assets.gate import quality_report
+from tdm_dagster.files.atomic import atomic_write_json, read_json
+from tdm_dagster.gate.reports import load_report
+from tdm_dagster.partitions import batch_partitions
+from tdm_dagster.queue.store import TrainingQueue
+from tdm_dagster.records.batches import BatchStore
 from tdm_dagster.resources import TdmHomeResource
 
 QUEUE_CHECK = "queue_passes_recheck"
+QUEUED_MARKER = "queued.json"
+"""Written once a batch's queue file is in place: a batch is queued at most once, even
+if it runs again after the trainer took its file."""
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name="queue",
+    kinds={"jsonl"},
+    deps=[quality_report],
+    description="The approved records, written atomically to `queue/<priority>/<batch>.jsonl` for the trainer.",
+)
+def queued_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    home = tdm.home()
+    batch_id = context.partition_key
+    report = load_report(home, batch_id)
+    if not report["overall_pass"]:
+        raise dg.Failure(f"batch {batch_id} was rejected ({report['recommendation']}); it will not be queued")
+    store = BatchStore(home)
+    plan = store.load_plan(batch_id)
+    marker = store.folder(batch_id) / QUEUED_MARKER
+    if (earlier := read_json(marker)) is not None:  # the trainer may have taken it already
+        context.log.warning(f"batch {batch_id} was already queued at {earlier['path']}: not queued again")
+        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(earlier["path"]), "examples": dg.MetadataValue.int(0)})
+    approved = store.load_approved(batch_id)
+    path, written = TrainingQueue(home).enqueue(batch_id, approved, plan.priority)
+    atomic_write_json(marker, {"path": str(path), "examples": written})
+    context.log.info(f"queued {written} examples at {path}")
+    from tdm_dagster.gate.deep import (
+        remember_queued,  # numpy loads here, not at code-location load
+    )
+
+    indexed = remember_queued(home, batch_id, [r["messages"] for r in approved], tdm.config().gate.near_duplicate_threshold)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "priority": plan.priority,
+            "examples": dg.MetadataValue.int(written),
+            "approval_rate": dg.MetadataValue.float(report["records"]["approval_rate"]),
+            "queue_depth": dg.MetadataValue.int(TrainingQueue(home).total_depth()),
+            "dedup_index_records": dg.MetadataValue.int(indexed),
+        }
+    )
 
 
 def _verdict_lines(result) -> str:

@@ -4,7 +4,7 @@ depth and each source's health move over time (``refresh_stats`` job, hourly).""
 
 import dagster as dg
 
-from tdm_dagster.assets.batches import queued_batch
+from tdm_dagster.assets.queue import queued_batch
 from tdm_dagster.resources import TdmHomeResource
 
 

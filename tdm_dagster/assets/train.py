@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from tdm_dagster.assets.batches import queued_batch
+from tdm_dagster.assets.queue import queued_batch
 from tdm_dagster.resources import TdmHomeResource, TrainerResource
 
 checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")

@@ -1,3 +1,3 @@
-from tdm_dagster.checks.quality import quality_suites
+from tdm_dagster.checks.gate import quality_suites
 
 __all__ = ["quality_suites"]

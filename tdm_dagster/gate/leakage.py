@@ -4,7 +4,7 @@ Two findings, each naming the training record and the evaluation item:
 
 * n-gram leakage (``find_ngram_leaks``): the training text shares word n-grams with an
   evaluation item (its prompt or its reference answer). Texts are compared after
-  ``tdm_dagster.gate.dedup.normalize_text`` (NFKC, case folded, punctuation dropped), so a
+  ``tdm_dagster.gate.minhash.normalize_text`` (NFKC, case folded, punctuation dropped), so a
   copy that only changes case, spacing or punctuation shares every n-gram.
 * answer leakage (``find_answer_leaks``): a prompt contains a reference answer, its own
   (an evaluation item, or a training record, that gives its answer away) or an
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tdm_dagster.gate.dedup import normalize_text, shingle_sets
+from tdm_dagster.gate.minhash import normalize_text, shingle_sets
 
 DEFAULT_NGRAM = 12
 """Word n-gram length for ``find_ngram_leaks``, measured on GSM8K.

@@ -1,5 +1,6 @@
-"""Where a gate outcome lands: ``reports/<batch>.json`` and ``rejected/<batch>.jsonl``,
-and the totals over all reports that ``tdm stats`` shows."""
+"""Where a gate outcome lands: ``reports/<batch>.json``, ``rejected/<batch>.jsonl`` and,
+in the batch's folder, ``approved.jsonl``, ``scores.jsonl`` and ``gate_checks.json`` (what
+the asset checks show); and the totals over all reports that ``tdm stats`` shows."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tdm_dagster.files.atomic import atomic_write_json, atomic_write_jsonl, read_json
-from tdm_dagster.records.batches import BatchStore
-from tdm_dagster.gate.run import GateOutcome, rejection_rows, score_rows
-from tdm_dagster.home import TdmHome
+from tdm_dagster.files.atomic import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    read_json,
+)
+from tdm_dagster.gate.outcome import GateOutcome, check_view, rejection_rows, score_rows
 from tdm_dagster.gate.schemas import as_chat_record
+from tdm_dagster.home import TdmHome
+from tdm_dagster.records.batches import BatchStore
+
+CHECK_VIEW = "gate_checks.json"
 
 
 def save_outcome(
@@ -21,7 +29,8 @@ def save_outcome(
     outcome: GateOutcome,
     sources: Sequence[dict[str, Any]] | None = None,
 ) -> None:
-    """Persist one batch's verdict: approved records, rejected records with reasons, report.
+    """Persist one batch's verdict: approved records, scores, rejected records with
+    reasons, what the asset checks show, and the report.
 
     ``sources`` (inbox batches) gives each rejected record its place in the original file
     and its bytes exactly as they arrived. The report is written last, so its presence
@@ -42,6 +51,9 @@ def save_outcome(
         atomic_write_jsonl(rejected_path, rows)
     elif rejected_path.exists():
         rejected_path.unlink()
+    # default=str: suite observations may hold numpy scalars, shown as text in the checks
+    view = json.dumps(check_view(outcome), indent=2, ensure_ascii=False, default=str)
+    atomic_write_text(store.folder(batch_id) / CHECK_VIEW, view + "\n")
     atomic_write_json(home.reports_dir / f"{batch_id}.json", outcome.report)
 
 
@@ -49,9 +61,17 @@ def load_report(home: TdmHome, batch_id: str) -> dict[str, Any]:
     report = read_json(home.reports_dir / f"{batch_id}.json")
     if report is None:
         raise FileNotFoundError(
-            f"no quality report for batch {batch_id}: run the quality checks on validated_batch first"
+            f"no quality report for batch {batch_id}: materialize its quality_report first"
         )
     return report
+
+
+def load_check_view(home: TdmHome, batch_id: str) -> dict[str, Any]:
+    """What :func:`save_outcome` kept for the asset checks (see ``gate.outcome.check_view``)."""
+    view = read_json(BatchStore(home).folder(batch_id) / CHECK_VIEW)
+    if view is None:
+        raise FileNotFoundError(f"no gate outcome for batch {batch_id}: materialize its quality_report first")
+    return view
 
 
 def iter_reports(home: TdmHome) -> list[dict[str, Any]]:

@@ -1,64 +1,39 @@
-"""The test step: schema gate, content gate at one of three depths, one decision per record.
+"""The test step in one call: schema gate, content gate at one of three depths, one decision per record.
 
 Levels:
 - ``quick``: structure only (schema gate and the format suite);
 - ``standard``: adds token lengths, balance, diversity and the content heuristics (all
   five suites);
-- ``deep``: adds exact and near-duplicate detection (within the batch and against data
-  already queued) and train/eval leakage against the configured evaluation sets.
+- ``deep``: adds exact and near-duplicate detection (within the batch and, when asked,
+  against data already queued) and train/eval leakage against the configured
+  evaluation sets.
 
-Every input record ends approved or rejected with its reasons: ``records = approved +
-rejected`` always holds. An ERROR rejects a record; a WARNING keeps it and lowers its
-quality score. A batch that fails a suite, or whose metrics fall under their thresholds,
-is rejected whole (its records keep their own reasons plus the batch's), so a failing
-batch never reaches the queue.
+:func:`run_gate` is the only place that assembles these steps. The batch asset, ``tdm
+validate``, the queue re-check and the benchmarks all call it with a :class:`GateInput`,
+whose constructors name each record the one way deep findings cite it, so adding a
+finding is one edit here (or in :mod:`tdm_dagster.gate.deep`).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tdm_dagster.gate.quality import (
-    SUITE_NAMES,
-    QualitySettings,
-    SuiteResult,
-    build_report,
-    run_quality,
-)
-from tdm_dagster.records.issues import RecordIssue
+from tdm_dagster.gate.outcome import Findings, GateOutcome, decide
+from tdm_dagster.gate.quality import SUITE_NAMES, run_quality
 from tdm_dagster.gate.schemas import SchemaGateResult, schema_gate
-from tdm_dagster.gate.scoring import (
-    MetricThresholds,
-    batch_metrics,
-    example_score,
-    tier,
-    tier_counts,
-)
+from tdm_dagster.records.issues import RecordIssue
+
+if TYPE_CHECKING:
+    from tdm_dagster.config.settings import TdmConfig
+    from tdm_dagster.home import TdmHome
+    from tdm_dagster.ingest.load import LoadedFile
+    from tdm_dagster.records.batches import BatchStore
 
 LEVELS = ("quick", "standard", "deep")
 LEVEL_SUITES = {"quick": ("format",), "standard": SUITE_NAMES, "deep": SUITE_NAMES}
-_INCOMPLETE_CODES = ("read.", "schema.missing_field", "schema.not_an_object")
-
-
-@dataclass
-class GateOutcome:
-    total: int
-    approved_indices: list[int]
-    rejected: dict[int, list[RecordIssue]]
-    report: dict[str, Any]
-    issues: dict[int, list[RecordIssue]] = field(default_factory=dict)
-    """Every issue per record, warnings and notes included."""
-    scores: dict[int, float] = field(default_factory=dict)
-    """Quality score of each approved record."""
-    specs: list[str | None] | None = None
-    """The spec of each record when they differ (inbox files), else None."""
-
-    @property
-    def batch_approved(self) -> bool:
-        return bool(self.report["overall_pass"])
 
 
 def suites_for(level: str) -> tuple[str, ...]:
@@ -67,146 +42,87 @@ def suites_for(level: str) -> tuple[str, ...]:
     return LEVEL_SUITES[level]
 
 
-def _issues_by_position(
-    schema: SchemaGateResult, suites: Mapping[str, SuiteResult], extra: Mapping[int, Sequence[RecordIssue]]
-) -> dict[int, list[RecordIssue]]:
-    """Schema issues, suite issues (indexed among schema-valid records, mapped back to
-    batch positions) and any extra findings (already by batch position), together."""
-    issues: dict[int, list[RecordIssue]] = {i: list(v) for i, v in schema.rejected.items()}
-    for result in suites.values():
-        for row, found in result.failed_records.items():
-            issues.setdefault(schema.valid_indices[row], []).extend(found)
-    for position, found in extra.items():
-        issues.setdefault(position, []).extend(found)
-    return issues
+def _source_key(source: Mapping[str, Any], position: int, fallback_file: str) -> str:
+    return f"{Path(str(source.get('file', fallback_file))).name}:{source.get('line', position + 1)}"
 
 
-def _is_incomplete(issues: Sequence[RecordIssue]) -> bool:
-    return any(i.code.startswith(_INCOMPLETE_CODES) or "empty" in i.code for i in issues)
+@dataclass(frozen=True)
+class GateInput:
+    """What the gate judges: the records by position (``None`` where one could not be
+    read), their spec (one for all, or one each), the problems found while reading them,
+    and one key per position that names the record in deep findings: ``file:line`` for
+    records read from a file, ``batch:line`` otherwise."""
+
+    batch_id: str
+    records: Sequence[Any]
+    specs: str | Sequence[str | None]
+    keys: Sequence[str]
+    read_issues: Mapping[int, Sequence[RecordIssue]] = field(default_factory=dict)
+    sources: Sequence[dict[str, Any]] | None = None
+    """Where each record came from, with its bytes (records read from a file)."""
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Sequence[Any],
+        spec: str | Sequence[str | None],
+        batch_id: str = "",
+        read_issues: Mapping[int, Sequence[RecordIssue]] | None = None,
+    ) -> GateInput:
+        """Records in memory, keyed ``batch:line`` (a generated batch, a queue file)."""
+        keys = [f"{batch_id}:{i + 1}" for i in range(len(records))]
+        return cls(batch_id, records, spec, keys, read_issues or {})
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedFile, batch_id: str) -> GateInput:
+        """A file as read by :func:`tdm_dagster.ingest.load.load_file`, keyed ``file:line``."""
+        keys = [_source_key(source, i, loaded.path) for i, source in enumerate(loaded.sources)]
+        return cls(batch_id, loaded.records, loaded.specs, keys, loaded.issues, loaded.sources)
+
+    @classmethod
+    def from_batch(cls, store: BatchStore, batch_id: str) -> GateInput:
+        """A batch as kept under ``batches/<id>/``: an inbox file as ingested, or a generated batch."""
+        records = store.load_generated(batch_id)
+        ingest = store.load_ingest(batch_id)
+        if ingest is None:
+            return cls.from_records(records, store.load_plan(batch_id).spec, batch_id)
+        keys = [_source_key(source, i, batch_id) for i, source in enumerate(ingest["sources"])]
+        return cls(batch_id, records, ingest["specs"], keys, ingest["issues"], ingest["sources"])
 
 
-def _response_words(conversations: Sequence[Sequence[Mapping[str, Any]]]) -> list[int]:
-    return [
-        sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, Mapping) and m.get("role") == "assistant")
-        for messages in conversations
-    ]
-
-
-def decide(
-    schema: SchemaGateResult,
-    suites: Mapping[str, SuiteResult],
-    batch_id: str = "",
-    *,
-    records: Sequence[Any] | None = None,
-    extra_issues: Mapping[int, Sequence[RecordIssue]] | None = None,
-    level: str = "standard",
-    thresholds: MetricThresholds = MetricThresholds(),
-    specs: Sequence[str] | None = None,
-) -> GateOutcome:
-    """Combine every finding into one verdict per record and one for the batch.
-
-    ``specs`` (one per record, for inbox files that mix shapes) drives consistency;
-    ``records`` (the records as read) drives the source-based quality score.
-    """
-    issues = _issues_by_position(schema, suites, extra_issues or {})
-    rejected = {i: found for i, found in issues.items() if any(issue.rejects for issue in found)}
-    accepted = [i for i in range(schema.total) if i not in rejected]
-
-    spec_counts = Counter(specs) if specs else Counter({schema.spec: schema.total})
-    dominant_share = spec_counts.most_common(1)[0][1] / schema.total if schema.total else 0.0
-    diversity = suites.get("diversity")
-    balance = suites.get("balance")
-    metrics = batch_metrics(
-        total=schema.total,
-        complete=sum(1 for i in range(schema.total) if not _is_incomplete(issues.get(i, []))),
-        dominant_spec_share=dominant_share,
-        accepted=len(accepted),
-        unique_response_ratio=diversity.observed.get("diversity.unique_responses") if diversity else None,
-        assistant_user_ratio=balance.observed.get("assistant_user_ratio") if balance else None,
-        response_words=_response_words(schema.conversations),
+def _deep_findings(gate_input: GateInput, schema: SchemaGateResult, config: TdmConfig, queued_in: TdmHome | None) -> dict[str, Findings]:
+    from tdm_dagster.gate.deep import (  # numpy loads here, at the deep level only
+        deep_findings,
+        load_eval_sets,
+        load_queued_index,
     )
 
-    report = build_report(dict(suites))
-    failed_suites = [name for name, result in suites.items() if not result.passed]
-    problems = [schema.batch_error] if schema.batch_error else []
-    if failed_suites:
-        problems.append(f"failed checks: {', '.join(failed_suites)}")
-    problems.extend(thresholds.failures(metrics))
-    if problems:
-        batch_issue = RecordIssue(
-            suite="batch", code="batch.rejected", message=f"batch rejected: {'; '.join(problems)}", field="",
-            suggestion="fix the batch-level problems named here and resubmit the file",
-        )
-        for position in range(schema.total):
-            issues.setdefault(position, []).append(batch_issue)
-            rejected.setdefault(position, issues[position])
-        accepted = []
-        report["overall_pass"] = False
-        report["recommendation"] = f"reject: {'; '.join(problems)}"
-
-    read_records = records if records is not None else [None] * schema.total
-    scores = {i: example_score(read_records[i], issues.get(i, [])) for i in accepted}
-    warnings = Counter(i.code for found in issues.values() for i in found if i.severity == "WARNING")
-    report.update(
-        batch_id=batch_id,
-        spec=schema.spec,
-        level=level,
-        records={
-            "generated": schema.total,
-            "approved": len(accepted),
-            "rejected": len(rejected),
-            "schema_rejected": len(schema.rejected),
-            "approval_rate": round(len(accepted) / schema.total, 4) if schema.total else 0.0,
-        },
-        metrics=metrics,
-        metric_thresholds=asdict(thresholds),
-        tiers=tier_counts(list(scores.values())),
-        warnings=dict(warnings),
-    )
-    if schema.batch_error:
-        report["schema_error"] = schema.batch_error
-    return GateOutcome(schema.total, accepted, rejected, report, issues, scores, list(specs) if specs else None)
+    gate = config.gate
+    return deep_findings(
+        schema.valid_indices, schema.conversations, gate_input.keys,
+        eval_sets=load_eval_sets(gate.eval_sets, gate.max_record_bytes),
+        threshold=gate.near_duplicate_threshold,
+        queued=load_queued_index(queued_in, gate.near_duplicate_threshold) if queued_in is not None else None,
+    )  # fmt: skip
 
 
-def run_gate(
-    records: Sequence[Any],
-    spec: str | Sequence[str | None],
-    settings: QualitySettings,
-    batch_id: str = "",
-    *,
-    level: str = "standard",
-    thresholds: MetricThresholds = MetricThresholds(),
-    extra_issues: Mapping[int, Sequence[RecordIssue]] | None = None,
-) -> GateOutcome:
-    """The whole test step in one call (the CLI and the benchmark use it; the Dagster
-    assets run the same pieces as separate, visible steps). ``extra_issues`` carries what
-    earlier stages found by position (read and mapping problems, duplicates, leakage)."""
-    schema = schema_gate(records, spec)
-    suites = run_quality(schema.conversations, settings, names=suites_for(level))
-    specs = None if isinstance(spec, str) else list(spec)
-    return decide(
-        schema, suites, batch_id, records=records, extra_issues=extra_issues, level=level, thresholds=thresholds, specs=specs
-    )
+def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = None, queued_in: TdmHome | None = None) -> GateOutcome:
+    """Schema gate -> the level's quality suites -> deep findings (level ``deep``) -> decision.
 
-
-def rejection_rows(
-    batch_id: str, records: Sequence[Any], rejected: Mapping[int, Sequence[RecordIssue]]
-) -> list[dict[str, Any]]:
-    """Rejected records as kept in ``rejected/``: the record as it arrived plus why."""
-    return [
-        {"batch_id": batch_id, "line": position + 1, "reasons": [asdict(i) for i in issues], "record": records[position]}
-        for position, issues in sorted(rejected.items())
-    ]
-
-
-def score_rows(outcome: GateOutcome) -> list[dict[str, Any]]:
-    """Score and tier of each approved record, by line, with its warnings."""
-    return [
-        {
-            "line": position + 1,
-            "score": score,
-            "tier": tier(score),
-            "warnings": [i.code for i in outcome.issues.get(position, []) if i.severity == "WARNING"],
-        }
-        for position, score in sorted(outcome.scores.items())
-    ]
+    ``level`` defaults to ``config.gate.level``. At level deep the evaluation sets of
+    ``config.gate.eval_sets`` are read, and with ``queued_in`` the index of the data
+    already queued in that home (off for a file that is itself queued). Writes nothing."""
+    level = level or config.gate.level
+    names = suites_for(level)
+    schema = schema_gate(gate_input.records, gate_input.specs)
+    suites = run_quality(schema.conversations, config.quality, names=names)
+    extra = {position: list(found) for position, found in gate_input.read_issues.items()}
+    deep = _deep_findings(gate_input, schema, config, queued_in) if level == "deep" else {}
+    for findings in deep.values():
+        for position, found in findings.items():
+            extra.setdefault(position, []).extend(found)
+    outcome = decide(
+        schema, suites, gate_input.batch_id, records=gate_input.records, extra_issues=extra, level=level,
+        thresholds=config.gate.thresholds(), specs=None if isinstance(gate_input.specs, str) else list(gate_input.specs),
+    )  # fmt: skip
+    return replace(outcome, deep=deep)

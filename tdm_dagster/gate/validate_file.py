@@ -6,11 +6,11 @@ import os
 from typing import Any
 
 from tdm_dagster.config.settings import TdmConfig
-from tdm_dagster.gate.run import run_gate
+from tdm_dagster.gate.run import GateInput, run_gate
+from tdm_dagster.gate.schemas import get_spec
 from tdm_dagster.home import TdmHome
 from tdm_dagster.ingest.load import LoadedFile, load_file
 from tdm_dagster.records.issues import RecordIssue
-from tdm_dagster.gate.schemas import get_spec, schema_gate
 
 
 def _force_spec(loaded: LoadedFile, spec: str) -> None:
@@ -28,22 +28,6 @@ def _force_spec(loaded: LoadedFile, spec: str) -> None:
             loaded.records[position] = None
 
 
-def _deep(loaded: LoadedFile, config: TdmConfig, home: TdmHome | None) -> dict:
-    """Duplicates (within the file, and of queued data when ``home`` is given) and leakage."""
-    from tdm_dagster.gate.deep import deep_findings, load_eval_sets, load_queued_index
-
-    schema = schema_gate(loaded.records, loaded.specs)
-    name = os.path.basename(loaded.path)
-    keys = [f"{name}:{source.get('line', i + 1)}" for i, source in enumerate(loaded.sources)]
-    gate = config.gate
-    return deep_findings(
-        schema.valid_indices, schema.conversations, keys,
-        eval_sets=load_eval_sets(gate.eval_sets, gate.max_record_bytes),
-        threshold=gate.near_duplicate_threshold,
-        queued=load_queued_index(home, gate.near_duplicate_threshold) if home else None,
-    )  # fmt: skip
-
-
 def validate_file(
     path: str | os.PathLike[str],
     config: TdmConfig,
@@ -58,15 +42,7 @@ def validate_file(
     loaded = load_file(path, max_record_bytes=config.gate.max_record_bytes)
     if spec:
         _force_spec(loaded, spec)
-    extra = {i: list(found) for i, found in loaded.issues.items()}
-    if level == "deep":
-        for findings in _deep(loaded, config, home).values():
-            for position, found in findings.items():
-                extra.setdefault(position, []).extend(found)
-    outcome = run_gate(
-        loaded.records, loaded.specs, config.quality, os.path.basename(str(path)),
-        level=level, thresholds=config.gate.thresholds(), extra_issues=extra,
-    )  # fmt: skip
+    outcome = run_gate(GateInput.from_loaded(loaded, os.path.basename(str(path))), config, level=level, queued_in=home)
     issues = [
         {
             "line": loaded.sources[position].get("line"),
@@ -101,6 +77,3 @@ def validate_file(
         "checks": {name: result["passed"] for name, result in report["results"].items()},
         "issues": issues,
     }
-
-
-

@@ -35,12 +35,12 @@ from typing import Any
 
 from tdm_dagster.files.atomic import atomic_write_json, atomic_write_jsonl, fsync_path
 from tdm_dagster.config.settings import TdmConfig
-from tdm_dagster.gate.run import rejection_rows, run_gate
+from tdm_dagster.gate.outcome import GateOutcome, rejection_rows
+from tdm_dagster.gate.run import GateInput, run_gate
 from tdm_dagster.home import PRIORITIES, TdmHome
 from tdm_dagster.ingest.load import raw_field
 from tdm_dagster.ingest.readers import FileProblem, read_records
 from tdm_dagster.records.issues import RecordIssue
-from tdm_dagster.gate.schemas import schema_gate
 
 CHECKING_DIR = ".rechecking"
 HELD_DIR = "held"
@@ -136,25 +136,9 @@ def _read(path: Path, config: TdmConfig) -> _QueueFile:
     return read
 
 
-def _leakage_issues(records: list[Any], batch_id: str, config: TdmConfig) -> dict[int, list]:
-    from tdm_dagster.gate.deep import deep_findings, load_eval_sets
-
-    schema = schema_gate(records, QUEUE_SPEC)
-    findings = deep_findings(
-        schema.valid_indices, schema.conversations, [f"{batch_id}:{i + 1}" for i in range(len(records))],
-        eval_sets=load_eval_sets(config.gate.eval_sets, config.gate.max_record_bytes),
-        threshold=config.gate.near_duplicate_threshold,
-    )  # fmt: skip
-    issues: dict[int, list] = {}
-    for by_position in findings.values():
-        for position, found in by_position.items():
-            issues.setdefault(position, []).extend(found)
-    return issues
-
-
-def _batch_reasons(report: dict[str, Any], config: TdmConfig) -> list[str]:
-    reasons = [str(report["recommendation"])]
-    reasons += config.gate.thresholds().failures(report.get("metrics", {}))
+def _batch_reasons(outcome: GateOutcome) -> list[str]:
+    report = outcome.report
+    reasons = [str(report["recommendation"]), *outcome.shortfalls]
     if report.get("schema_error"):
         reasons.append(str(report["schema_error"]))
     return reasons
@@ -171,15 +155,10 @@ def _judge(path: Path, priority: str, batch_id: str, config: TdmConfig, home: Td
         return verdict
     records = read.records
     verdict.records = len(records)
-    extra = read.read_issues
-    if config.gate.level == "deep":
-        for position, found in _leakage_issues(records, batch_id, config).items():
-            extra.setdefault(position, []).extend(found)
-    outcome = run_gate(
-        records, QUEUE_SPEC, config.quality, batch_id, level=config.gate.level, thresholds=config.gate.thresholds(), extra_issues=extra
-    )
+    # No queued_in: the file is itself queued, so the index of queued data holds it already.
+    outcome = run_gate(GateInput.from_records(records, QUEUE_SPEC, batch_id, read.read_issues), config)
     if not outcome.batch_approved:
-        verdict.verdict, verdict.reasons = "held", _batch_reasons(outcome.report, config)
+        verdict.verdict, verdict.reasons = "held", _batch_reasons(outcome)
         if apply:
             verdict.path = str(_hold(home, path, priority, batch_id, verdict, outcome.report))
         return verdict

@@ -62,7 +62,7 @@ def test_one_message_per_failed_check_and_none_again(home, slack):
         assert len(slack) == len(failed) >= 1
         texts = [json.dumps(m["body"]["blocks"]) for m in slack]
         headers = sorted(m["body"]["blocks"][0]["text"]["text"] for m in slack)
-        assert headers == sorted(f"Check failed: validated_batch · {e.check_name}" for e in failed)
+        assert headers == sorted(f"Check failed: quality_report · {e.check_name}" for e in failed)
         for text in texts:
             assert "binary_infer_20251122_130000_count30" in text  # the batch, from the evaluation's partition
             assert f"/runs/{bad.run_id}" in text and "ERROR" in text

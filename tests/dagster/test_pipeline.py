@@ -25,17 +25,21 @@ def instance():
         yield instance
 
 
+def batch_resources(inference_url="http://127.0.0.1:9", skill_urls=None):
+    return {
+        "tdm": TdmHomeResource(),
+        "inference": InferenceServerResource(base_url=inference_url, max_attempts=2, timeout_sec=5),
+        "skill_api": SkillApiResource(**(skill_urls or {})),
+    }
+
+
 def materialize_batch(instance, batch_id, *, inference_url="http://127.0.0.1:9", skill_urls=None, run_config=None):
     instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
     return dg.materialize(
         [*batch_assets, quality_suites],
         partition_key=batch_id,
         instance=instance,
-        resources={
-            "tdm": TdmHomeResource(),
-            "inference": InferenceServerResource(base_url=inference_url, max_attempts=2, timeout_sec=5),
-            "skill_api": SkillApiResource(**(skill_urls or {})),
-        },
+        resources=batch_resources(inference_url, skill_urls),
         run_config=run_config,
         raise_on_error=False,
     )
@@ -136,7 +140,7 @@ def test_run_config_overrides_count_and_seed(home, instance):
 def test_schema_rejections_are_kept_with_line_and_field(home, instance):
     """Records that break the spec are rejected before content checks, with where and why."""
     from tdm_dagster.records.batches import BatchPlan, BatchStore
-    from tdm_dagster.gate.run import decide
+    from tdm_dagster.gate.outcome import decide
     from tdm_dagster.generate.generators import get_generator
     from tdm_dagster.gate.quality import QualitySettings, run_quality
     from tdm_dagster.gate.reports import save_outcome
@@ -171,3 +175,28 @@ def test_skill_api_source_matches_local_generation(home, instance):
 
     generated = [json.loads(line) for line in (home.batch_dir("binary_skillapi_20251122_130000_count25") / "generated.jsonl").read_text().splitlines()]
     assert generated == get_generator("binary").generate(1, 25, 11)
+
+
+def test_rerunning_the_checks_shows_the_saved_verdict_and_rewrites_nothing(home, instance):
+    """The verdict is quality_report's: executing only the checks reads it, writes nothing."""
+    batch_id = "syllo_autogen_20251122_140000_count30"
+    first = materialize_batch(instance, batch_id)
+    assert first.success
+    verdict = [
+        home.reports_dir / f"{batch_id}.json",
+        *(home.batch_dir(batch_id) / name for name in ("approved.jsonl", "scores.jsonl", "gate_checks.json")),
+    ]
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in verdict}
+    job = dg.define_asset_job("batch", selection=dg.AssetSelection.assets(*batch_assets), partitions_def=batch_partitions)
+    defs = dg.Definitions(assets=batch_assets, asset_checks=[quality_suites], jobs=[job], resources=batch_resources())
+    rerun = defs.resolve_job_def("batch").execute_in_process(
+        op_selection=["quality_suites"], partition_key=batch_id, instance=instance, raise_on_error=False
+    )
+    assert rerun.success
+    assert not rerun.get_asset_materialization_events()  # no asset ran, only the checks
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in verdict} == before
+    again, earlier = check_events(rerun), check_events(first)
+    assert set(again) == set(earlier) == {*SUITE_NAMES, "duplicates", "leakage", "batch_metrics"}
+    for name, evaluation in again.items():
+        assert evaluation.asset_key == dg.AssetKey("quality_report")
+        assert (evaluation.passed, evaluation.severity, evaluation.metadata) == (earlier[name].passed, earlier[name].severity, earlier[name].metadata)

@@ -56,7 +56,7 @@ RUNS_QUERY = """
 """
 CHECK_QUERY = """
 query ($check: String!) {
-  assetCheckExecutions(assetKey: {path: ["validated_batch"]}, checkName: $check, limit: 20) {
+  assetCheckExecutions(assetKey: {path: ["quality_report"]}, checkName: $check, limit: 20) {
     runId status evaluation { checkName success }
   }
 }
@@ -245,11 +245,11 @@ def test_alert_sensor_under_the_daemon(home, tmp_path, instance_home: Instance):
                 fields = [message_fields(m) for m in received]
                 assert sorted(f["Check"] for f in fields) == sorted(r.key.name for r in failed)
                 headers = sorted(m["body"]["blocks"][0]["text"]["text"] for m in received)
-                assert headers == sorted(f"Check failed: validated_batch · {r.key.name}" for r in failed)
+                assert headers == sorted(f"Check failed: quality_report · {r.key.name}" for r in failed)
                 link = f"{web_url}/runs/{bad_run.run_id}"
                 for message, field in zip(received, fields):
                     assert field["Batch"] == bad_batch and field["Run"] == bad_run.run_id
-                    assert field["Asset"] == "validated_batch" and field["Severity"] == "ERROR"
+                    assert field["Asset"] == "quality_report" and field["Severity"] == "ERROR"
                     assert link in json.dumps(message["body"]["blocks"])
                     assert message["body"]["channel"] == CHANNEL
                     assert message["authorization"] == f"Bearer {TOKEN}" and TOKEN not in message["raw"]

@@ -133,8 +133,8 @@ def test_materialize_a_batch_by_clicking_and_read_its_checks(dagster_dev, shots)
         run = graphql(dagster_dev.url, '{ runOrError(runId: "%s") { ... on Run { status } } }' % run_id)
         assert run["runOrError"]["status"] == "SUCCESS", run
 
-        # validated_batch's Checks tab: the format suite passed, in this run, with its pass rate.
-        page.goto(f"{dagster_dev.url}/assets/validated_batch")
+        # quality_report's Checks tab: the format suite passed, in this run, with its pass rate.
+        page.goto(f"{dagster_dev.url}/assets/quality_report")
         page.get_by_role("tab", name="Checks").click()
         expect(page.get_by_text(re.compile(r"^Checks \(\d+\)$")), "the Checks tab").to_be_visible()
         for name in CHECKS:

@@ -52,6 +52,6 @@ def test_asset_graph_and_checks_in_the_ui(webserver):
     assert nodes[("validated_batch",)]["dependencyKeys"] == [{"path": ["generated_batch"]}]
     assert nodes[("quality_report",)]["dependencyKeys"] == [{"path": ["validated_batch"]}]
     assert nodes[("queued_batch",)]["dependencyKeys"] == [{"path": ["quality_report"]}]
-    checks = nodes[("validated_batch",)]["assetChecksOrError"]["checks"]
+    checks = nodes[("quality_report",)]["assetChecksOrError"]["checks"]
     assert {c["name"] for c in checks} == {"format", "length", "diversity", "balance", "content", "duplicates", "leakage", "batch_metrics"}
     assert all(c["blocking"] for c in checks)

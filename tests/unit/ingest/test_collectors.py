@@ -24,9 +24,9 @@ from tdm_dagster.ingest.collectors import (
     manual_files,
     source_health,
 )
-from tdm_dagster.gate.run import run_gate
+from tdm_dagster.gate.run import GateInput, run_gate
 from tdm_dagster.ingest.inbox import claim, inbox_dir
-from tdm_dagster.gate.quality import QualitySettings
+from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.schemas import schema_gate
 from tests.support.fixture_data import ROLEPLAY
 
@@ -44,7 +44,7 @@ def _assert_gate_passes(records: list[dict]) -> None:
     assert records
     schema = schema_gate(records, "chat_sft_v1")
     assert schema.rejected == {}, list(schema.rejected.items())[:3]
-    outcome = run_gate(records, "chat_sft_v1", QualitySettings(), level="quick")
+    outcome = run_gate(GateInput.from_records(records, "chat_sft_v1"), TdmConfig(), level="quick")
     assert outcome.rejected == {}, list(outcome.rejected.items())[:3]
     assert len(outcome.approved_indices) == len(records)
     assert outcome.batch_approved

@@ -26,7 +26,7 @@ from tdm_dagster.ingest.collectors import conversation_logs
 from tdm_dagster.config.settings import load_config
 from tdm_dagster.datasets.records import canonical_json
 from tdm_dagster.formats import FormatError, export_records, import_records
-from tdm_dagster.gate.run import run_gate
+from tdm_dagster.gate.run import GateInput, run_gate
 from tdm_dagster.home import TdmHome
 from tdm_dagster.ingest.load import load_file
 from tdm_dagster.queue.recheck import recheck_queue
@@ -96,12 +96,9 @@ def test_the_inbox_path_queues_or_rejects_every_record_with_its_bytes(kind: Host
     loaded = load_file(path, max_record_bytes=config.gate.max_record_bytes)
     assert loaded.input_records == kind.records
     store.save_ingested(batch_id, loaded)
-    ingest, records = store.load_ingest(batch_id), store.load_generated(batch_id)
-    outcome = run_gate(
-        records, ingest["specs"], config.quality, batch_id, level=config.gate.level,
-        thresholds=config.gate.thresholds(), extra_issues=ingest["issues"],
-    )  # fmt: skip
-    save_outcome(home, batch_id, records, outcome, sources=ingest["sources"])
+    gate_input = GateInput.from_batch(store, batch_id)
+    outcome = run_gate(gate_input, config)
+    save_outcome(home, batch_id, gate_input.records, outcome, sources=gate_input.sources)
     if outcome.batch_approved:
         TrainingQueue(home).enqueue(batch_id, store.load_approved(batch_id), "normal")
 
