@@ -11,6 +11,8 @@ Files of a batch:
   validated.jsonl     the schema-valid records read as chats
   schema.json         the schema gate's verdict per record
   approved.jsonl      the records that passed the whole gate
+  scores.jsonl        each approved record's quality score and tier
+  gate_checks.json    the gate's outcome as the asset checks show it (suites, deep findings)
   sources.jsonl       inbox batches: where each record came from, with its raw bytes
   ingest.json         inbox batches: spec per record, read and mapping problems
 """
@@ -149,24 +151,11 @@ class BatchStore:
             },
         )
 
-    def load_validated(self, batch_id: str) -> SchemaGateResult:
-        data = read_json(self._path(batch_id, "schema.json"))
-        if data is None:
-            raise FileNotFoundError(f"batch {batch_id} has not been validated yet (no schema.json)")
-        return SchemaGateResult(
-            spec=data["spec"],
-            total=data["total"],
-            valid_indices=data["valid_indices"],
-            conversations=read_jsonl(self._path(batch_id, "validated.jsonl")),
-            rejected={int(i): [RecordIssue(**issue) for issue in issues] for i, issues in data["rejected"].items()},
-            batch_error=data["batch_error"],
-        )
-
     def save_approved(self, batch_id: str, records: list[dict[str, Any]]) -> None:
         atomic_write_jsonl(self._path(batch_id, "approved.jsonl"), records)
 
     def load_approved(self, batch_id: str) -> list[dict[str, Any]]:
         path = self._path(batch_id, "approved.jsonl")
         if not path.exists():
-            raise FileNotFoundError(f"batch {batch_id} has no approved records yet: run its quality checks first")
+            raise FileNotFoundError(f"batch {batch_id} has no approved records yet: materialize its quality_report first")
         return read_jsonl(path)
