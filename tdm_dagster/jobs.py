@@ -57,12 +57,12 @@ def new_batch_run_config(overrides: dict) -> dict:
 def generate_run_config(overrides: dict) -> dict:
     """Run config for a ``generate_and_queue`` run: the overrides (None: not given) go to
     the op that names and runs the batch."""
-    return {"ops": {"run_one_batch": {"config": _given(overrides)}}}
+    return {"ops": {run_one_batch.name: {"config": _given(overrides)}}}
 
 
 def generated_batch_id(result: dg.ExecuteInProcessResult) -> str:
     """The batch a successful ``generate_and_queue`` run made."""
-    return result.output_for_node("run_one_batch")
+    return result.output_for_node(run_one_batch.name)
 
 
 def run_batch_pipeline(
@@ -195,7 +195,7 @@ def ingest_inbox_files(
 
 def ingest_outcomes(result: dg.ExecuteInProcessResult) -> list[dict]:
     """What a successful ``ingest_inbox`` run did with each inbox file (or part)."""
-    return result.output_for_node("ingest_inbox_files")
+    return result.output_for_node(ingest_inbox_files.name)
 
 
 @dg.job(
