@@ -4,8 +4,12 @@
 ``dagster job execute`` has no ``--partition`` flag, and a dynamic partition must exist
 before a run can target it, so ``generate_and_queue`` is a plain one-op job: the op
 names a new batch, adds its partition, and runs ``batch_pipeline`` for it on the same
-Dagster instance. Both runs show in the UI when ``DAGSTER_HOME`` is set. ``ingest_inbox``
-does the same for each file in the inbox (and each part of a large one).
+Dagster instance (through :mod:`tdm_dagster.runs.launch`). Both runs show in the UI when
+``DAGSTER_HOME`` is set. ``ingest_inbox`` does the same for each file in the inbox (and
+each part of a large one), ``train_evaluate_deploy`` for a new checkpoint.
+
+The op and asset names these jobs use stay here: the CLI runs the jobs through the
+small functions below (run config, outputs, a new checkpoint) instead of knowing them.
 """
 
 import dagster as dg
@@ -25,6 +29,7 @@ from tdm_dagster.ingest.inbox import Failed, ingest_pass, scan_until_settled
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.gate.reports import load_report
 from tdm_dagster.resources import TdmHomeResource
+from tdm_dagster.runs.launch import LocationJobs, ensure_partition, nested_run_tags, run_job
 from tdm_dagster.runs.owner import PID_TAG, owner_tags
 
 BATCH_PIPELINE = "batch_pipeline"
@@ -39,25 +44,33 @@ batch_pipeline = dg.define_asset_job(
 )
 
 
+def _given(overrides: dict) -> dict:
+    return {key: value for key, value in overrides.items() if value is not None}
+
+
 def new_batch_run_config(overrides: dict) -> dict:
-    """Run config for a ``batch_pipeline`` run: the overrides go to ``generated_batch``,
-    and the console shows INFO (progress) rather than every debug event."""
-    given = {key: value for key, value in overrides.items() if value is not None}
-    return {
-        "ops": {"generated_batch": {"config": given}},
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
-    }
+    """Run config for a ``batch_pipeline`` run: the overrides (None: not given) go to
+    ``generated_batch``."""
+    return {"ops": {"generated_batch": {"config": _given(overrides)}}}
 
 
-def run_batch_pipeline(instance: dg.DagsterInstance, batch_id: str, *, run_config: dict, tags: dict) -> dg.ExecuteInProcessResult:
-    """Add the batch's partition and run ``batch_pipeline`` for it on ``instance``."""
-    from tdm_dagster.definitions import defs  # the full job, with resources bound
+def generate_run_config(overrides: dict) -> dict:
+    """Run config for a ``generate_and_queue`` run: the overrides (None: not given) go to
+    the op that names and runs the batch."""
+    return {"ops": {run_one_batch.name: {"config": _given(overrides)}}}
 
-    if not instance.has_dynamic_partition(batch_partitions.name, batch_id):
-        instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
-    return defs.resolve_job_def(BATCH_PIPELINE).execute_in_process(
-        run_config=run_config, instance=instance, partition_key=batch_id, raise_on_error=False, tags={**tags, **owner_tags()}
-    )
+
+def generated_batch_id(result: dg.ExecuteInProcessResult) -> str:
+    """The batch a successful ``generate_and_queue`` run made."""
+    return result.output_for_node(run_one_batch.name)
+
+
+def run_batch_pipeline(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, batch_id: str, *, run_config: dict | None = None, tags: dict | None = None
+) -> dg.ExecuteInProcessResult:
+    """Add the batch's partition and run ``job`` (``batch_pipeline``, resources bound) for it on ``instance``."""
+    ensure_partition(instance, batch_partitions, batch_id)
+    return run_job(job, instance=instance, run_config=run_config, partition_key=batch_id, tags=tags)
 
 
 def run_failure_cause(result: dg.ExecuteInProcessResult) -> str | None:
@@ -91,7 +104,9 @@ def own_run(context: dg.OpExecutionContext) -> None:
 
 
 @dg.op(description="Name a new batch, add its partition, and run batch_pipeline for it.")
-def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: TdmHomeResource) -> str:
+def run_one_batch(
+    context: dg.OpExecutionContext, config: GenerateConfig, tdm: TdmHomeResource, location_jobs: dg.ResourceParam[LocationJobs]
+) -> str:
     own_run(context)
     home = tdm.home()
     settings = tdm.config().auto_generate
@@ -101,10 +116,11 @@ def run_one_batch(context: dg.OpExecutionContext, config: GenerateConfig, tdm: T
     batch_id = new_batch_id(skill, config.source or settings.source, config.count or settings.count, taken=taken)
     context.log.info(f"running {BATCH_PIPELINE} for new batch {batch_id}")
     result = run_batch_pipeline(
+        location_jobs.get(BATCH_PIPELINE),
         context.instance,
         batch_id,
         run_config=new_batch_run_config(config.model_dump()),
-        tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": GENERATE_AND_QUEUE},
+        tags=nested_run_tags(context, GENERATE_AND_QUEUE),
     )
     if not result.success:
         raise dg.Failure(
@@ -148,7 +164,9 @@ class IngestConfig(dg.Config):
 
 
 @dg.op(description="Claim every settled file in the inbox and run batch_pipeline for each (and each part of a large file); refused entries go to failed/.")
-def ingest_inbox_files(context: dg.OpExecutionContext, config: IngestConfig, tdm: TdmHomeResource) -> list:
+def ingest_inbox_files(
+    context: dg.OpExecutionContext, config: IngestConfig, tdm: TdmHomeResource, location_jobs: dg.ResourceParam[LocationJobs]
+) -> list:
     own_run(context)
     home = tdm.home()
     settings = tdm.config()
@@ -159,10 +177,7 @@ def ingest_inbox_files(context: dg.OpExecutionContext, config: IngestConfig, tdm
         plan = BatchStore(home).load_plan(batch_id)
         context.log.info(f"{plan.source_file} (from record {plan.record_start + 1}) -> batch {batch_id}")
         result = run_batch_pipeline(
-            context.instance,
-            batch_id,
-            run_config=new_batch_run_config({}),
-            tags={"tdm/parent_run_id": context.run_id, "tdm/trigger": INGEST_INBOX},
+            location_jobs.get(BATCH_PIPELINE), context.instance, batch_id, tags=nested_run_tags(context, INGEST_INBOX)
         )
         return result.success, batch_verdict(home, batch_id, result)
 
@@ -176,6 +191,11 @@ def ingest_inbox_files(context: dg.OpExecutionContext, config: IngestConfig, tdm
     )
     context.add_output_metadata({"batches": dg.MetadataValue.int(len(outcomes)), "outcomes": dg.MetadataValue.json(outcomes)})
     return outcomes
+
+
+def ingest_outcomes(result: dg.ExecuteInProcessResult) -> list[dict]:
+    """What a successful ``ingest_inbox`` run did with each inbox file (or part)."""
+    return result.output_for_node(ingest_inbox_files.name)
 
 
 @dg.job(
@@ -205,32 +225,34 @@ training_pipeline = dg.define_asset_job(
     partitions_def=checkpoint_partitions,
     description="Train one checkpoint on the queue and evaluate it.",
 )
-deploy_best = dg.define_asset_job("deploy_best", selection=dg.AssetSelection.assets(deployed_model), description="Deploy the best evaluated checkpoint.")
+DEPLOY_BEST = "deploy_best"
+deploy_best = dg.define_asset_job(DEPLOY_BEST, selection=dg.AssetSelection.assets(deployed_model), description="Deploy the best evaluated checkpoint.")
 
 
-def new_checkpoint_key() -> str:
+def deploy_run_config(force: bool) -> dict:
+    """Run config for a ``deploy_best`` run; ``force`` deploys even a checkpoint that
+    scores below the deployed one."""
+    return {"ops": {deployed_model.op.name: {"config": {"force": force}}}}
+
+
+def add_checkpoint(instance: dg.DagsterInstance) -> str:
+    """Name a new checkpoint and add its partition; its key."""
     from datetime import datetime, timezone
 
-    return f"ckpt_{datetime.now(timezone.utc).strftime('%Y%m%d_%H%M%S_%f')}"
+    key = f"ckpt_{datetime.now(timezone.utc).strftime('%Y%m%d_%H%M%S_%f')}"
+    ensure_partition(instance, checkpoint_partitions, key)
+    return key
 
 
 @dg.op(description="Name a new checkpoint, add its partition, train and evaluate it, then deploy the best.")
-def train_evaluate_and_deploy(context: dg.OpExecutionContext) -> str:
-    from tdm_dagster.definitions import defs
-
+def train_evaluate_and_deploy(context: dg.OpExecutionContext, location_jobs: dg.ResourceParam[LocationJobs]) -> str:
     own_run(context)
-    key = new_checkpoint_key()
-    context.instance.add_dynamic_partitions(checkpoint_partitions.name, [key])
-    tags = {"tdm/parent_run_id": context.run_id, "tdm/trigger": TRAIN_EVALUATE_DEPLOY, **owner_tags()}
-    logs = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    trained = defs.resolve_job_def(TRAINING_PIPELINE).execute_in_process(
-        instance=context.instance, partition_key=key, raise_on_error=False, tags=tags, run_config=logs
-    )
+    key = add_checkpoint(context.instance)
+    tags = nested_run_tags(context, TRAIN_EVALUATE_DEPLOY)
+    trained = run_job(location_jobs.get(TRAINING_PIPELINE), instance=context.instance, partition_key=key, tags=tags)
     if not trained.success:
         raise dg.Failure(f"training or evaluation of {key} failed; see run {trained.run_id}")
-    deployed = defs.resolve_job_def("deploy_best").execute_in_process(
-        instance=context.instance, raise_on_error=False, tags=tags, run_config=logs
-    )
+    deployed = run_job(location_jobs.get(DEPLOY_BEST), instance=context.instance, tags=tags)
     if not deployed.success:
         raise dg.Failure(f"deployment after {key} failed; see run {deployed.run_id}")
     return key

@@ -11,11 +11,9 @@ from typing import Any, Callable
 
 import click
 
+from tdm_dagster.cli.common import emit, home, json_option
 from tdm_dagster.datasets.names import name_problem, shown, version_problem
 from tdm_dagster.home import TdmHome
-
-_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
 
 class _Checked(click.ParamType):
     """A dataset name or version, refused (exit 2, naming the argument or flag) before anything runs."""
@@ -38,11 +36,7 @@ VERSION = _Checked("version", version_problem)
 def _registry():
     from tdm_dagster.datasets import DatasetRegistry
 
-    return DatasetRegistry(TdmHome.from_env().ensure())
-
-
-def _emit(data: Any, as_json: bool, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+    return DatasetRegistry(home())
 
 
 class _DatasetErrors(click.Group):
@@ -76,25 +70,25 @@ def _version_line(v) -> str:
 @click.option("--owner")
 @click.option("--tag", "tags", multiple=True, help="Repeatable.")
 @click.option("--spec", help="The spec its records follow, e.g. chat_sft_v1.")
-@_JSON
+@json_option
 def create(name: str, description: str, owner: str | None, tags: tuple[str, ...], spec: str | None, as_json: bool) -> None:
     """Create an empty dataset."""
     info = _registry().create(name, description=description, owner=owner, tags=tags, spec=spec)
-    _emit(asdict(info), as_json, f"created dataset {info.name}")
+    emit(asdict(info), as_json, f"created dataset {info.name}")
 
 
 @datasets.command("list")
-@_JSON
+@json_option
 def list_datasets(as_json: bool) -> None:
     """Every dataset with its current version."""
     infos = _registry().list_datasets()
     lines = [f"{i.name:<24} current {i.current_version or '-':>7}  {', '.join(i.tags)}  {i.description}" for i in infos]
-    _emit([asdict(i) for i in infos], as_json, "\n".join(lines) or "no datasets yet")
+    emit([asdict(i) for i in infos], as_json, "\n".join(lines) or "no datasets yet")
 
 
 @datasets.command()
 @click.argument("name", type=DATASET_NAME)
-@_JSON
+@json_option
 def show(name: str, as_json: bool) -> None:
     """A dataset and its current version."""
     registry = _registry()
@@ -104,7 +98,7 @@ def show(name: str, as_json: bool) -> None:
     text = f"{info.name}: {info.description}\nowner {info.owner}, tags {', '.join(info.tags) or '-'}, spec {info.spec or '-'}"
     if current:
         text += f"\ncurrent {_version_line(current)}\nfrom {len(current.source_batches)} batch(es); metrics {current.metrics}"
-    _emit(data, as_json, text)
+    emit(data, as_json, text)
 
 
 @datasets.command()
@@ -112,7 +106,7 @@ def show(name: str, as_json: bool) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--major", is_flag=True, help="Bump the major version.")
 @click.option("--description", default="")
-@_JSON
+@json_option
 def add(name: str, files: tuple[str, ...], major: bool, description: str, as_json: bool) -> None:
     """Append approved batch files (JSONL of records, e.g. from the queue) as a new version."""
     from tdm_dagster.formats import ImportResult, import_records
@@ -139,38 +133,38 @@ def _append_read(registry, name: str, read, as_json: bool, **options: Any) -> No
         raise click.ClickException("\n".join(["no record could be read: nothing added", *lines]))
     version = registry.append(name, read.records, **options)
     data = {**asdict(version), "rejected": len(read.rejected), "rejected_file": str(kept) if kept else None}
-    _emit(data, as_json, "\n".join([f"{name} {_version_line(version)}", *lines]))
+    emit(data, as_json, "\n".join([f"{name} {_version_line(version)}", *lines]))
 
 
 @datasets.command()
 @click.argument("name", type=DATASET_NAME)
-@_JSON
+@json_option
 def versions(name: str, as_json: bool) -> None:
     """Every version, oldest first."""
     found = _registry().versions(name)
-    _emit([asdict(v) for v in found], as_json, "\n".join(_version_line(v) for v in found) or "no versions yet")
+    emit([asdict(v) for v in found], as_json, "\n".join(_version_line(v) for v in found) or "no versions yet")
 
 
 @datasets.command()
 @click.argument("name", type=DATASET_NAME)
 @click.argument("old", type=VERSION)
 @click.argument("new", type=VERSION)
-@_JSON
+@json_option
 def diff(name: str, old: str, new: str, as_json: bool) -> None:
     """Added, removed and changed records between two versions, and metric deltas."""
     summary = _registry().diff(name, old, new).summary()
     text = "\n".join(f"{key}: {value}" for key, value in summary.items())
-    _emit(summary, as_json, text)
+    emit(summary, as_json, text)
 
 
 @datasets.command()
 @click.argument("name", type=DATASET_NAME)
 @click.argument("version", type=VERSION)
-@_JSON
+@json_option
 def rollback(name: str, version: str, as_json: bool) -> None:
     """Make VERSION current again (history is kept)."""
     info = _registry().rollback(name, version)
-    _emit(asdict(info), as_json, f"{name}: current version is now {info.current_version}")
+    emit(asdict(info), as_json, f"{name}: current version is now {info.current_version}")
 
 
 @datasets.command()
@@ -183,7 +177,7 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 @click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
 @click.option("--balance", "balance_by", help="Downsample every class of this field to the smallest.")
 @click.option("--description", default="")
-@_JSON
+@json_option
 def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, description: str, as_json: bool) -> None:
     """A new version from an existing one with modifications; each step reports its counts."""
     from tdm_dagster.datasets.steps import (
@@ -213,7 +207,7 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         raise click.UsageError("say what to change: --where, --remap, --confidence, --clean, --dedup or --balance")
     version = _registry().derive(name, steps, parent=parent, description=description)
     reports = version.operation.get("steps", [])
-    _emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
+    emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
 
 
 def _pair(text: str, option: str) -> tuple[str, str]:
@@ -230,7 +224,7 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 @click.option("--stratify", help="Field to stratify by, e.g. metadata.skill.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="Write each split as <out>/<split>.jsonl.")
-@_JSON
+@json_option
 def split(name: str, version: str | None, ratios: str, stratify: str | None, seed: int, out: str | None, as_json: bool) -> None:
     """Deterministic train/val/test splits; duplicates never cross splits."""
     from tdm_dagster.files.atomic import atomic_write_jsonl
@@ -245,7 +239,7 @@ def split(name: str, version: str | None, ratios: str, stratify: str | None, see
         for split_name, records in result.splits.items():
             atomic_write_jsonl(Path(out) / f"{split_name}.jsonl", records)
     data = {"counts": counts, "duplicate_groups": result.groups, "grouped_records": result.grouped_records, "out": out}
-    _emit(data, as_json, ", ".join(f"{k}: {v}" for k, v in counts.items()) + f" ({result.grouped_records} records kept with their duplicates)")
+    emit(data, as_json, ", ".join(f"{k}: {v}" for k, v in counts.items()) + f" ({result.grouped_records} records kept with their duplicates)")
 
 
 @datasets.command("export")
@@ -253,7 +247,7 @@ def split(name: str, version: str | None, ratios: str, stratify: str | None, see
 @click.argument("path", type=click.Path())
 @click.option("--version", type=VERSION)
 @click.option("--format", "fmt", help="jsonl, json, csv, parquet, hf, spacy, chat_jsonl, pickle (default: from PATH).")
-@_JSON
+@json_option
 def export_dataset(name: str, path: str, version: str | None, fmt: str | None, as_json: bool) -> None:
     """Write a version in a format your trainer reads."""
     from tdm_dagster.formats import export_records
@@ -261,7 +255,7 @@ def export_dataset(name: str, path: str, version: str | None, fmt: str | None, a
     fmt = _file_format(path, fmt, export=True)
     info = _registry().version_info(name, version)
     written = export_records(_registry().records(name, info.version), path, fmt)
-    _emit({"dataset": name, "version": info.version, "path": path, "records": written}, as_json, f"wrote {written} records of {name} {info.version} to {path}")
+    emit({"dataset": name, "version": info.version, "path": path, "records": written}, as_json, f"wrote {written} records of {name} {info.version} to {path}")
 
 
 def _file_format(path: str, fmt: str | None, *, export: bool) -> str:
@@ -289,7 +283,7 @@ def _file_format(path: str, fmt: str | None, *, export: bool) -> str:
 @click.option("--format", "fmt", help="Default: from PATH.")
 @click.option("--allow-pickle", is_flag=True, help="Unpickle PATH. Only for a file you trust: unpickling runs code.")
 @click.option("--description", default="")
-@_JSON
+@json_option
 def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, description: str, as_json: bool) -> None:
     """Append records from a file (creating the dataset if needed) as a new version."""
     from tdm_dagster.formats import import_records
@@ -311,7 +305,7 @@ def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, de
 @click.argument("name", type=DATASET_NAME)
 @click.option("--version", type=VERSION, help="Delete only this version (default: the whole dataset).")
 @click.option("--force", is_flag=True, help="Also when current, or a parent of another version.")
-@_JSON
+@json_option
 def delete(name: str, version: str | None, force: bool, as_json: bool) -> None:
     """Delete a version or a dataset; refused for the current version or a parent unless --force."""
     registry = _registry()
@@ -320,17 +314,17 @@ def delete(name: str, version: str | None, force: bool, as_json: bool) -> None:
     else:
         registry.delete_dataset(name, force=force)
     what = f"{name} {version}" if version is not None else name
-    _emit({"deleted": what}, as_json, f"deleted {what}")
+    emit({"deleted": what}, as_json, f"deleted {what}")
 
 
 @datasets.command()
 @click.argument("name", required=False, type=DATASET_NAME)
 @click.option("--version", type=VERSION)
-@_JSON
+@json_option
 def verify(name: str | None, version: str | None, as_json: bool) -> None:
     """Check every object and checksum; exit 1 on any problem."""
     report = _registry().verify(name, version)
     text = f"{'ok' if report.ok else 'PROBLEMS'}: {report.versions} versions, {report.objects} objects, {report.records} records"
-    _emit(asdict(report), as_json, "\n".join([text, *report.problems]))
+    emit(asdict(report), as_json, "\n".join([text, *report.problems]))
     if not report.ok:
         raise SystemExit(1)

@@ -18,18 +18,10 @@ from tdm_dagster.runs.dagster_private import (
 from tdm_dagster.runs.instance import IN_PROGRESS_STATUSES, MAYBE_ORPHANED_STATUSES
 from tests.support.dagster_private import IN_PROGRESS_RUN_STATUSES
 
-# --- Run statuses, check-execution history, console logger (sensors, alerts, runs) ------
-
-NOT_YET_MOVED = {"cli/__init__.py"}
-"""Issue 11: the CLI split replaces its IN_PROGRESS_RUN_STATUSES with IN_PROGRESS_STATUSES;
-then this set is empty (the test below says so)."""
-
-
 def test_only_dagster_private_names_private_dagster():
     package = Path(tdm_dagster.__file__).parent
     naming = {path.relative_to(package).as_posix() for path in package.rglob("*.py") if "dagster._" in path.read_text()}
-    assert naming - NOT_YET_MOVED == {"runs/dagster_private.py"}
-    assert NOT_YET_MOVED <= naming, f"no longer private: remove {sorted(NOT_YET_MOVED - naming)} from NOT_YET_MOVED"
+    assert naming == {"runs/dagster_private.py"}
 
 
 def test_in_progress_statuses_are_dagsters_and_orphans_add_not_started():

@@ -19,7 +19,7 @@ from tdm_dagster.ingest.inbox import (
     try_lock_batch,
     unprocessed_claims,
 )
-from tdm_dagster.jobs import INGEST_INBOX, run_batch_pipeline
+from tdm_dagster.jobs import BATCH_PIPELINE, INGEST_INBOX, run_batch_pipeline
 from tdm_dagster.resources import TdmHomeResource
 from tdm_dagster.sensors import inbox_sensor
 from tests.support.fixture_data import SEED_TASKS
@@ -137,7 +137,9 @@ def ingest_one(home, instance, name, data):
     drop(home, name, data)
     [ready] = settled(home, name)
     claimed = claim(home, ready.path, "normal", ready.signature)
-    result = run_batch_pipeline(instance, claimed.batch_id, run_config={}, tags={})
+    from tdm_dagster.definitions import defs
+
+    result = run_batch_pipeline(defs.resolve_job_def(BATCH_PIPELINE), instance, claimed.batch_id, run_config={}, tags={})
     report = json.loads((home.reports_dir / f"{claimed.batch_id}.json").read_text())
     return claimed, result, report
 

@@ -1,0 +1,67 @@
+"""What every ``tdm`` command shares: output (text, or ``--json``), the home and its
+config (a bad config is a clean CLI error), the Dagster instance, and running a job of
+the code location in this process."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import click
+
+from tdm_dagster.config.settings import ConfigError, load_config
+from tdm_dagster.home import TdmHome
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+def home() -> TdmHome:
+    return TdmHome.from_env().ensure()
+
+
+def config(tdm_home: TdmHome):
+    try:
+        return load_config(tdm_home)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def instance():
+    """The persistent instance when DAGSTER_HOME is set (runs show in the UI), else an
+    ephemeral one; a fresh one is created under a lock (``tdm_dagster.runs.instance``)."""
+    from tdm_dagster.runs.instance import open_instance
+
+    return open_instance()
+
+
+def run(job_name: str, *, dagster_instance=None, **options: Any):
+    """Run the location's job ``job_name`` in this process (on ``dagster_instance``, default
+    :func:`instance`), tagged as started by the CLI; ``options`` as for
+    :func:`tdm_dagster.runs.launch.run_job`."""
+    from tdm_dagster.location import build_definitions
+    from tdm_dagster.runs.launch import run_job
+
+    job = build_definitions(config(home())).resolve_job_def(job_name)
+    return run_job(job, instance=dagster_instance or instance(), tags={"tdm/trigger": "cli"}, **options)
+
+
+def step_metadata(result, asset) -> dict[str, Any]:
+    """The metadata ``asset`` (an asset definition) recorded in the run ``result``."""
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == asset.key:
+            return {key: value.value for key, value in event.materialization.metadata.items()}
+    return {}
+
+
+def finish(result, asset, as_json: bool, text: Callable[[dict[str, Any]], str]) -> None:
+    """Show what ``asset`` recorded in the run ``result``, or why the run failed (exit 1)."""
+    if not result.success:
+        from tdm_dagster.jobs import run_failure_cause
+
+        raise click.ClickException(run_failure_cause(result) or f"{asset.key.to_user_string()} failed")
+    data = step_metadata(result, asset)
+    emit(data, as_json, text(data))
