@@ -6,7 +6,6 @@ a person drops there.
 """
 
 from datetime import datetime, timezone
-from pathlib import Path
 
 import dagster as dg
 
@@ -38,7 +37,7 @@ def mined_sources(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg
     files = {}
     for source, records in collected.items():
         if records:
-            path = Path(home.root / "inbox" / f"mined_{source}_{stamp}.jsonl")
+            path = home.inbox_dir / f"mined_{source}_{stamp}.jsonl"
             atomic_write_jsonl(path, records)
             files[source] = str(path)
     context.log.info(f"collected {sum(map(len, collected.values()))} records into {len(files)} inbox file(s)")

@@ -75,7 +75,7 @@ def quality_report(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> d
         "approved": dg.MetadataValue.int(records["approved"]),
         "rejected": dg.MetadataValue.int(records["rejected"]),
         "approval_rate": dg.MetadataValue.float(records["approval_rate"]),
-        "path": dg.MetadataValue.path(str(home.reports_dir / f"{batch_id}.json")),
+        "path": dg.MetadataValue.path(str(home.report_file(batch_id))),
     }
     for name, value in report.get("metrics", {}).items():
         if value is not None:

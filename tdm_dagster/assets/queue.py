@@ -81,7 +81,7 @@ def _verdict_lines(result) -> str:
     description="Re-runs today's gate on every file waiting in the queue; trims records and holds files that no longer pass.",
 )  # fmt: skip
 def queue_recheck(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
-    from tdm_dagster.queue.recheck import last_result_path, recheck_queue
+    from tdm_dagster.queue.recheck import recheck_queue
 
     home = tdm.home()
 
@@ -110,7 +110,7 @@ def queue_recheck(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg
             "records": dg.MetadataValue.int(result.records),
             "gate_level": result.level,
             "verdicts": dg.MetadataValue.md(_verdict_lines(result)),
-            "result": dg.MetadataValue.path(str(last_result_path(home))),
+            "result": dg.MetadataValue.path(str(home.state_file("recheck"))),
         },
         check_results=[check],
     )

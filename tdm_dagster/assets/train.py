@@ -18,14 +18,6 @@ from tdm_dagster.resources import TdmHomeResource, TrainerResource
 checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")
 
 
-def training_root(home) -> Path:
-    return home.root / "training"
-
-
-def serving_dir(home) -> Path:
-    return home.root / "serving"
-
-
 @dg.asset(
     partitions_def=checkpoint_partitions,
     group_name="train",
@@ -41,7 +33,7 @@ def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer:
         if step % max(1, total // 10) == 0 or step == total:
             context.log.info(f"step {step}/{total} loss {loss:.4f}")
 
-    trained = trainer.train_from_queue(home, settings, training_root(home) / context.partition_key, progress=progress)
+    trained = trainer.train_from_queue(home, settings, home.training_dir / context.partition_key, progress=progress)
     if trained is None:
         raise dg.Failure("the training queue is empty: nothing to train on")
     result, archived = trained
@@ -67,7 +59,7 @@ def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer:
 def checkpoint_path(home, partition_key: str) -> Path:
     from tdm_dagster.training.checkpoints import latest
 
-    found = latest(training_root(home) / partition_key)
+    found = latest(home.training_dir / partition_key)
     if found is None:
         raise dg.Failure(f"no checkpoint was written for {partition_key}: materialize checkpoint first")
     return found.path
@@ -129,7 +121,7 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
     settings = tdm.config().serving
     server = f"http://{settings.host}:{settings.port}"
     result = deploy(
-        best["checkpoint"], serving_dir(home), score=best["overall_accuracy"], server_url=_reachable(server),
+        best["checkpoint"], home.serving_dir, score=best["overall_accuracy"], server_url=_reachable(server),
         force=config.force, remote_host=settings.remote_host,
     )  # fmt: skip
     context.log.info(f"deploy {best['checkpoint']}: {result.reason}")

@@ -75,10 +75,10 @@ def batch_outcome(home: TdmHome, result) -> dict[str, Any]:
         return outcome
     outcome.update(report["records"])
     outcome["recommendation"] = report["recommendation"]
-    outcome["report"] = str(home.reports_dir / f"{batch_id}.json")
+    outcome["report"] = str(home.report_file(batch_id))
     outcome["rejected_by_code"] = rejection_codes(home, batch_id)
     if outcome["rejected_by_code"]:
-        outcome["rejected_file"] = str(home.rejected_dir / f"{batch_id}.jsonl")
+        outcome["rejected_file"] = str(home.rejected_file(batch_id))
     for priority in PRIORITIES:
         path = home.queue_dir(priority) / f"{batch_id}.jsonl"
         if path.exists():

@@ -125,7 +125,7 @@ def _append_read(registry, name: str, read, as_json: bool, **options: Any) -> No
     kept, lines = None, []
     if read.rejected:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
-        kept = TdmHome.from_env().rejected_dir / f"dataset_{re.sub(r'[^A-Za-z0-9._-]+', '-', name)}_{stamp}.jsonl"
+        kept = TdmHome.from_env().rejected_file(f"dataset_{re.sub(r'[^A-Za-z0-9._-]+', '-', name)}_{stamp}")
         atomic_write_jsonl(kept, read.rejected_rows())
         lines = [f"rejected {len(read.rejected)} of {read.input_records} records (reasons and bytes in {kept}):",
                  *(f"  {source.issue.message}" for source in read.rejected[:5])]  # fmt: skip

@@ -17,4 +17,4 @@ def serve(host: str | None, port: int | None, serving_dir: str | None) -> None:
 
     home = common.home()
     settings = common.config(home).serving
-    run_server(serving_dir or home.root / "serving", host=host or settings.host, port=port or settings.port)
+    run_server(serving_dir or home.serving_dir, host=host or settings.host, port=port or settings.port)

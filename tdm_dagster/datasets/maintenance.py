@@ -42,7 +42,7 @@ def export_current(home: TdmHome, dataset: str, formats: tuple[str, ...] = EXPOR
 
     registry = DatasetRegistry(home)
     current = registry.version_info(dataset)  # refuses a name that could steer the path (e.g. "../x")
-    folder = home.root / "exports" / f"{dataset}-{current.version}"
+    folder = home.exports_dir / f"{dataset}-{current.version}"
     if folder.is_symlink():
         raise ValueError(f"{folder} is a symlink: refusing to export through it to wherever it points")
     written = {}

@@ -71,7 +71,7 @@ from tdm_dagster.home import TdmHome
 
 class DatasetRegistry:
     def __init__(self, home: TdmHome | None = None) -> None:
-        self.root = (home or TdmHome.from_env()).root / "datasets"
+        self.root = (home or TdmHome.from_env()).datasets_dir
         self.catalog_path = self.root / "catalog.duckdb"
         self.store = ObjectStore(self.root / "objects")
 

@@ -107,7 +107,7 @@ def rank(results: Sequence[EvaluationResult]) -> list[EvaluationResult]:
 
 
 def _history_path(home: TdmHome) -> Path:
-    return home.state_dir / "metrics_history.jsonl"
+    return home.state_file("metrics_history")
 
 
 def load_history(home: TdmHome) -> list[dict[str, Any]]:
@@ -178,7 +178,7 @@ def corrections(result: EvaluationResult) -> list[dict[str, Any]]:
 def write_corrections(home: TdmHome, result: EvaluationResult) -> Path:
     """Into the inbox, so the corrections go through the gate like any other batch."""
     name = f"corrections_{Path(result.checkpoint).name}_{datetime.now(timezone.utc).strftime('%Y%m%d_%H%M%S')}.jsonl"
-    target = home.root / "inbox" / name
+    target = home.inbox_dir / name
     atomic_write_jsonl(target, corrections(result))
     return target
 

@@ -152,12 +152,12 @@ def load_eval_sets(paths: Sequence[str], max_record_bytes: int) -> list[EvalSet]
 
 
 def _index_path(home: TdmHome) -> Path:
-    return home.state_dir / "dedup_index.npz"
+    return home.state_file("dedup_index")
 
 
 @contextmanager
 def _locked(home: TdmHome) -> Iterator[None]:
-    with open(home.state_dir / "dedup_index.lock", "w") as lock:
+    with open(home.state_file("dedup_lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

@@ -42,7 +42,7 @@ def save_outcome(
     specs = outcome.specs or [outcome.report["spec"]] * outcome.total
     store.save_approved(batch_id, [as_chat_record(records[i], specs[i]) for i in outcome.approved_indices])
     atomic_write_jsonl(store.folder(batch_id) / "scores.jsonl", score_rows(outcome))
-    rejected_path = home.rejected_dir / f"{batch_id}.jsonl"
+    rejected_path = home.rejected_file(batch_id)
     if outcome.rejected:
         rows = rejection_rows(batch_id, records, outcome.rejected)
         if sources is not None:
@@ -54,11 +54,11 @@ def save_outcome(
     # default=str: suite observations may hold numpy scalars, shown as text in the checks
     view = json.dumps(check_view(outcome), indent=2, ensure_ascii=False, default=str)
     atomic_write_text(store.folder(batch_id) / CHECK_VIEW, view + "\n")
-    atomic_write_json(home.reports_dir / f"{batch_id}.json", outcome.report)
+    atomic_write_json(home.report_file(batch_id), outcome.report)
 
 
 def load_report(home: TdmHome, batch_id: str) -> dict[str, Any]:
-    report = read_json(home.reports_dir / f"{batch_id}.json")
+    report = read_json(home.report_file(batch_id))
     if report is None:
         raise FileNotFoundError(
             f"no quality report for batch {batch_id}: materialize its quality_report first"

@@ -34,7 +34,7 @@ _TOLERANCE = 1e-9
 
 
 def curriculum_path(home: TdmHome) -> Path:
-    return home.state_dir / "curriculum.json"
+    return home.state_file("curriculum")
 
 
 def _canonical_skill(name: str) -> str:

@@ -150,7 +150,7 @@ def decide_trigger(
 
 
 def _last_generation_path(home: TdmHome):
-    return home.state_dir / "last_generation.json"
+    return home.state_file("last_generation")
 
 
 def record_generation_start(home: TdmHome, batch_id: str, now: float) -> None:

@@ -29,7 +29,6 @@ from typing import Any
 from tdm_dagster.files.atomic import atomic_write_json, fsync_path, read_json, read_jsonl
 from tdm_dagster.home import PRIORITIES, TdmHome
 
-CLAIMED_DIR = ".claimed"
 CLAIM_FILE = "claim.json"
 MANIFEST_FILE = "manifest.json"
 SEP = "__"
@@ -80,11 +79,11 @@ HomeLike = TdmHome | str | os.PathLike
 
 
 def claims_root(home: HomeLike) -> Path:
-    return TdmHome.of(home).queue_root / CLAIMED_DIR
+    return TdmHome.of(home).claims_dir
 
 
 def archive_root(home: HomeLike) -> Path:
-    return TdmHome.of(home).root / "archive" / "trained"
+    return TdmHome.of(home).trained_archive_dir
 
 
 def _proc_start_time(pid: int) -> str | None:

@@ -42,8 +42,6 @@ from tdm_dagster.ingest.load import raw_field
 from tdm_dagster.ingest.readers import FileProblem, read_records
 from tdm_dagster.records.issues import RecordIssue
 
-CHECKING_DIR = ".rechecking"
-HELD_DIR = "held"
 QUEUE_SPEC = "chat_sft_v1"
 
 
@@ -98,18 +96,6 @@ class RecheckResult:
             },
             "files": [asdict(f) for f in self.files],
         }  # fmt: skip
-
-
-def held_dir(home: TdmHome, priority: str) -> Path:
-    return home.root / HELD_DIR / priority
-
-
-def last_result_path(home: TdmHome) -> Path:
-    return home.state_dir / "recheck.json"
-
-
-def checking_dir(home: TdmHome, priority: str) -> Path:
-    return home.queue_root / CHECKING_DIR / priority
 
 
 @dataclass
@@ -171,7 +157,7 @@ def _judge(path: Path, priority: str, batch_id: str, config: TdmConfig, home: Td
             for row in rows:
                 if row["line"] - 1 in read.unreadable:
                     row["source"] = {"file": verdict.path, **read.unreadable[row["line"] - 1]}
-            atomic_write_jsonl(home.rejected_dir / f"{batch_id}.recheck.jsonl", rows)
+            atomic_write_jsonl(home.rejected_file(batch_id, "recheck"), rows)
             modified = path.stat().st_mtime
             atomic_write_jsonl(path, [records[i] for i in outcome.approved_indices])
             os.utime(path, (modified, modified))  # keeps its place in the trainer's order
@@ -179,7 +165,7 @@ def _judge(path: Path, priority: str, batch_id: str, config: TdmConfig, home: Td
 
 
 def _hold(home: TdmHome, path: Path, priority: str, batch_id: str, verdict: FileVerdict, report: dict[str, Any]) -> Path:
-    target = held_dir(home, priority) / f"{batch_id}.jsonl"
+    target = home.held_dir(priority) / f"{batch_id}.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         target.with_suffix(".reasons.json"),
@@ -195,7 +181,7 @@ def recover_interrupted(home: TdmHome) -> list[Path]:
     """Put back in the queue the files an interrupted re-check left being checked."""
     restored = []
     for priority in PRIORITIES:
-        folder = checking_dir(home, priority)
+        folder = home.rechecking_dir(priority)
         for checking in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
             queued = home.queue_dir(priority) / checking.name
             os.replace(checking, queued)
@@ -217,7 +203,7 @@ def recheck_queue(
     for queued in TrainingQueue(home).files():
         current = queued.path
         if apply:
-            current = checking_dir(home, queued.priority) / queued.path.name
+            current = home.rechecking_dir(queued.priority) / queued.path.name
             current.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(queued.path, current)
@@ -234,7 +220,7 @@ def recheck_queue(
             progress(verdict)
     result = RecheckResult(datetime.now(UTC).isoformat(), config.gate.level, verdicts, dry_run=not apply)
     if apply:
-        atomic_write_json(last_result_path(home), result.to_dict())
+        atomic_write_json(home.state_file("recheck"), result.to_dict())
     return result
 
 
@@ -242,7 +228,7 @@ def held_files(home: TdmHome) -> list[dict[str, Any]]:
     """What the re-checks hold back, with their reasons, oldest first."""
     found = []
     for priority in PRIORITIES:
-        folder = held_dir(home, priority)
+        folder = home.held_dir(priority)
         for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
             try:
                 reasons = json.loads(path.with_suffix(".reasons.json").read_text(encoding="utf-8"))
@@ -256,7 +242,7 @@ def held_files(home: TdmHome) -> list[dict[str, Any]]:
 def release(home: TdmHome, batch_id: str) -> Path:
     """Put a held file back in its priority folder (a person decided it is fine)."""
     for priority in PRIORITIES:
-        path = held_dir(home, priority) / f"{batch_id}.jsonl"
+        path = home.held_dir(priority) / f"{batch_id}.jsonl"
         if path.exists():
             target = home.queue_dir(priority) / path.name
             if target.exists():

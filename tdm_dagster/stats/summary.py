@@ -47,7 +47,7 @@ def _approved_texts(home: TdmHome, batch_ids: list[str], limit: int) -> tuple[li
     texts: list[str] = []
     total = 0
     for batch_id in batch_ids:
-        path = home.root / "batches" / batch_id / "approved.jsonl"
+        path = home.batch_dir(batch_id) / "approved.jsonl"
         try:
             handle = path.open(encoding="utf-8")
         except OSError:
@@ -142,7 +142,7 @@ def rejection_codes(home: TdmHome | str | Path, batch_id: str) -> dict[str, int]
     frequent first; a record with several reasons counts under each."""
     codes: Counter[str] = Counter()
     try:
-        handle = (TdmHome.of(home).rejected_dir / f"{batch_id}.jsonl").open(encoding="utf-8")
+        handle = (TdmHome.of(home).rejected_file(batch_id)).open(encoding="utf-8")
     except OSError:
         return {}
     with handle:

@@ -7,9 +7,7 @@ import pytest
 from tdm_dagster.config.settings import load_config
 from tdm_dagster.generate.generators import get_generator
 from tdm_dagster.queue.recheck import (
-    checking_dir,
     held_files,
-    last_result_path,
     recheck_queue,
     release,
 )
@@ -33,7 +31,7 @@ def test_a_clean_queue_is_left_as_it_is(home, binary):
     assert [(f.batch_id, f.verdict, f.records) for f in result.files] == [("b1", "passed", 60)]
     assert result.clean
     assert (path.read_bytes(), path.stat().st_mtime) == before
-    assert json.loads(last_result_path(home).read_text())["totals"]["passed"] == 1
+    assert json.loads(home.state_file("recheck").read_text())["totals"]["passed"] == 1
 
 
 def test_a_file_that_fails_under_todays_settings_is_held_then_released(home, binary):
@@ -93,13 +91,13 @@ def test_dry_run_changes_nothing(home, binary):
     home.config_path.write_text("quality:\n  max_tokens: 20\n")
     result = recheck_queue(home, load_config(home), apply=False)
     assert result.files[0].verdict == "held" and result.dry_run
-    assert path.exists() and held_files(home) == [] and not last_result_path(home).exists()
+    assert path.exists() and held_files(home) == [] and not home.state_file("recheck").exists()
 
 
 def test_an_interrupted_recheck_is_put_back_first(home, binary):
     path = queue(home, "b1", binary)
-    checking_dir(home, "normal").mkdir(parents=True)
-    path.rename(checking_dir(home, "normal") / path.name)  # as a re-check killed mid-way leaves it
+    home.rechecking_dir("normal").mkdir(parents=True)
+    path.rename(home.rechecking_dir("normal") / path.name)  # as a re-check killed mid-way leaves it
     assert TrainingQueue(home).files() == []
     result = recheck_queue(home, load_config(home))
     assert [f.verdict for f in result.files] == ["passed"] and path.exists()
