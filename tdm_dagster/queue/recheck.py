@@ -38,7 +38,8 @@ from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.run import rejection_rows, run_gate
 from tdm_dagster.home import PRIORITIES, TdmHome
 from tdm_dagster.ingest.load import raw_field
-from tdm_dagster.ingest.readers import FileProblem, read_records
+from tdm_dagster.ingest.readers import read_records
+from tdm_dagster.ingest.source import FileProblem
 from tdm_dagster.records.issues import RecordIssue
 from tdm_dagster.gate.schemas import schema_gate
 
