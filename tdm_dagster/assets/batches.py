@@ -17,7 +17,7 @@ from tdm_dagster.files.atomic import atomic_write_json, read_json
 from tdm_dagster.records.batches import BatchStore
 from tdm_dagster.config.settings import GateConfig, with_overrides
 from tdm_dagster.generate.planning import plan_batch, produce_records, record_generation_start
-from tdm_dagster.ingest.inbox import plan_next_part
+from tdm_dagster.ingest.inbox_claims import plan_next_part
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.gate.reports import load_report
 from tdm_dagster.resources import (

@@ -12,7 +12,8 @@ import dagster as dg
 
 from tdm_dagster.config.settings import ConfigError, load_config
 from tdm_dagster.home import TdmHome
-from tdm_dagster.ingest.inbox import is_batch_locked, scan_inbox, unprocessed_claims
+from tdm_dagster.ingest.inbox import scan_inbox
+from tdm_dagster.ingest.inbox_claims import is_batch_locked, unprocessed_claims
 from tdm_dagster.jobs import INGEST_INBOX, ingest_inbox
 
 NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
