@@ -51,7 +51,7 @@ def is_ignored_name(name: str) -> bool:
     return name.startswith(".") or name.lower().endswith(IGNORED_SUFFIXES)
 
 
-def refusal(mode: int) -> tuple[str, str] | None:
+def refusal_of(mode: int) -> tuple[str, str] | None:
     """(code, reason) for anything in the inbox that is not a regular file."""
     if stat.S_ISREG(mode):
         return None
@@ -127,7 +127,7 @@ def scan_inbox(home: TdmHome, *, settle_sec: float, now: float | None = None) ->
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:  # claimed by someone else meanwhile
                 continue
-            refusal = refusal(st.st_mode)
+            refusal = refusal_of(st.st_mode)
             if refusal:
                 code, reason = refusal
                 if stat.S_ISLNK(st.st_mode):

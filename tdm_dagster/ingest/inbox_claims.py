@@ -23,7 +23,7 @@ from typing import IO
 
 from tdm_dagster.files.atomic import atomic_write_json, read_json
 from tdm_dagster.home import TdmHome
-from tdm_dagster.ingest.inbox import Refused, archive_dir, file_signature, new_folder, refusal
+from tdm_dagster.ingest.inbox import Refused, archive_dir, file_signature, new_folder, refusal_of
 from tdm_dagster.ingest.inbox_failures import Failed, is_failed, refuse
 from tdm_dagster.records.batches import BatchPlan, BatchStore
 
@@ -91,7 +91,7 @@ def _opened_as_regular(path: Path) -> os.stat_result:
         st = os.fstat(fd)
     finally:
         os.close(fd)
-    refusal = refusal(st.st_mode)
+    refusal = refusal_of(st.st_mode)
     if refusal:
         raise ValueError(refusal[1])
     return st
