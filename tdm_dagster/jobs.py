@@ -25,7 +25,9 @@ from tdm_dagster.assets.train import (
 from tdm_dagster.records.batches import BatchStore, new_batch_id
 from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
 from tdm_dagster.generate.generators import get_generator
-from tdm_dagster.ingest.inbox import Failed, ingest_pass, scan_until_settled
+from tdm_dagster.ingest.inbox import scan_until_settled
+from tdm_dagster.ingest.inbox_failures import Failed
+from tdm_dagster.ingest.inbox_pass import ingest_pass
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.gate.reports import load_report
 from tdm_dagster.resources import TdmHomeResource

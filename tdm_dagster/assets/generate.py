@@ -14,7 +14,7 @@ import dagster as dg
 from tdm_dagster.config.sections import GateConfig
 from tdm_dagster.config.settings import with_overrides
 from tdm_dagster.generate.planning import plan_batch, produce_records, record_generation_start
-from tdm_dagster.ingest.inbox import plan_next_part
+from tdm_dagster.ingest.inbox_claims import plan_next_part
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.records.batches import BatchStore
 from tdm_dagster.resources import (

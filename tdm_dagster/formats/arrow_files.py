@@ -22,7 +22,8 @@ from tdm_dagster.formats.columns import Column, encode_cell, plan_columns
 from tdm_dagster.formats.errors import FormatError
 from tdm_dagster.files.directories import atomic_directory
 from tdm_dagster.formats.imported import MAX_RECORD_BYTES, ImportResult, collect
-from tdm_dagster.ingest.readers import SourceRecord, arrow_records, read_issue
+from tdm_dagster.ingest.arrow_reader import arrow_records
+from tdm_dagster.ingest.source import SourceRecord, read_issue
 from tdm_dagster.records.strict_json import JsonValueProblem, loads_strict
 
 if TYPE_CHECKING:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tdm_dagster.formats.errors import FormatError
-from tdm_dagster.ingest.readers import DEFAULT_MAX_RECORD_BYTES, RAW_PREVIEW_BYTES, FileProblem, SourceRecord, read_issue, value_issue
+from tdm_dagster.ingest.readers import DEFAULT_MAX_RECORD_BYTES
+from tdm_dagster.ingest.source import RAW_PREVIEW_BYTES, FileProblem, SourceRecord, read_issue, value_issue
 from tdm_dagster.ingest.load import source_fields
 from tdm_dagster.records.strict_json import value_problem
 

@@ -26,7 +26,8 @@ from tdm_dagster.files.atomic import atomic_open
 from tdm_dagster.formats.chat import record_messages
 from tdm_dagster.formats.errors import FormatError
 from tdm_dagster.formats.imported import ImportResult, collect
-from tdm_dagster.ingest.readers import RAW_PREVIEW_BYTES, SourceRecord, describe_place, parse_json_record, read_issue
+from tdm_dagster.ingest.source import RAW_PREVIEW_BYTES, SourceRecord, describe_place, read_issue
+from tdm_dagster.ingest.text_bytes import parse_json_record
 from tdm_dagster.records.strict_json import dumps_strict
 
 if TYPE_CHECKING:

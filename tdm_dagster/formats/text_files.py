@@ -11,7 +11,9 @@ from typing import Any
 from tdm_dagster.files.atomic import atomic_open
 from tdm_dagster.formats.columns import encode_cell, plan_columns
 from tdm_dagster.formats.imported import MAX_RECORD_BYTES, ImportResult, collect
-from tdm_dagster.ingest.readers import SourceRecord, csv_records, read_issue, read_records, value_issue
+from tdm_dagster.ingest.csv_reader import csv_records
+from tdm_dagster.ingest.readers import read_records
+from tdm_dagster.ingest.source import SourceRecord, read_issue, value_issue
 from tdm_dagster.records.strict_json import JsonValueProblem, dumps_strict, loads_strict
 
 JSON_COLUMN_SUFFIX = ":json"

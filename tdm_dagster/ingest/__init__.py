@@ -5,13 +5,7 @@ with why it could not be read) and raises ``FileProblem`` for whole-file problem
 ``map_source``/``map_record`` turn a record into spec records or say why not.
 """
 
-from tdm_dagster.ingest.readers import (
-    DEFAULT_MAX_RECORD_BYTES,
-    SUPPORTED_EXTENSIONS,
-    FileProblem,
-    SourceRecord,
-    read_records,
-)
+from tdm_dagster.ingest.readers import DEFAULT_MAX_RECORD_BYTES, SUPPORTED_EXTENSIONS, read_records
 from tdm_dagster.ingest.shapes import (
     SHAPES,
     MappedRecord,
@@ -19,6 +13,7 @@ from tdm_dagster.ingest.shapes import (
     map_record,
     map_source,
 )
+from tdm_dagster.ingest.source import FileProblem, SourceRecord
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",

@@ -15,8 +15,8 @@ Sources:
   are reported, never raised.
 - ``manual``: files people drop in the inbox (see :mod:`tdm_dagster.ingest.inbox`).
 
-``source_health`` summarises each source from what the pipeline wrote under
-``$TDM_HOME`` (reports and batch plans). This module imports no Dagster.
+How each source fares once its batches are gated is ``tdm_dagster.stats.source_health``.
+This module imports no Dagster.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tdm_dagster.home import TdmHome
+from tdm_dagster.ingest.inbox import archive_dir, inbox_dir, is_ignored_name
 from tdm_dagster.records.strict_json import JsonValueProblem, loads_strict
 
 GIT_SOURCE = "git"
@@ -315,14 +316,12 @@ def manual_files(home: TdmHome | str | Path) -> list[dict[str, Any]]:
     """The ``manual`` source: files waiting in ``inbox/`` and files claimed into
     ``archive/<batch>/``, each ``{"path", "state": "pending"|"archived", "batch_id",
     "bytes", "modified"}`` (ISO UTC), oldest first."""
-    from tdm_dagster.ingest.inbox import IGNORED_SUFFIXES, archive_dir, inbox_dir
-
     home = TdmHome.of(home)
     rows = []
     inbox = inbox_dir(home)
     if inbox.is_dir():
         for entry in inbox.iterdir():
-            if entry.is_file() and not entry.name.startswith(".") and not entry.name.lower().endswith(IGNORED_SUFFIXES):
+            if entry.is_file() and not is_ignored_name(entry.name):
                 rows.append((entry, "pending", None))
     archive = archive_dir(home)
     if archive.is_dir():
@@ -340,174 +339,6 @@ def manual_files(home: TdmHome | str | Path) -> list[dict[str, Any]]:
             "modified": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(timespec="seconds"),
         })
     return sorted(out, key=lambda row: (row["modified"], row["path"]))
-
-
-# ---------------------------------------------------------------------------- health
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _first_record_source(batch_dir: Path) -> str | None:
-    """The collector named in the first generated record's metadata, if any."""
-    path = batch_dir / "generated.jsonl"
-    try:
-        with path.open(encoding="utf-8") as handle:
-            first = handle.readline()
-        record = json.loads(first) if first.strip() else None
-    except (OSError, ValueError):
-        return None
-    if isinstance(record, dict) and isinstance(record.get("metadata"), dict):
-        source = record["metadata"].get("source")
-        if source in (GIT_SOURCE, DOCS_SOURCE, CONVERSATIONS_SOURCE):
-            return source
-    return None
-
-
-@dataclass(frozen=True)
-class BatchInfo:
-    batch_id: str
-    source: str
-    spec: str
-    created_at: datetime | None
-    report: dict[str, Any] | None
-
-
-def batch_source(plan: dict[str, Any], batch_dir: Path) -> str:
-    """A batch's source: the collector its records name (git, docs, conversations),
-    ``manual`` for other inbox files, else the plan's ``source`` (builtin, skill_api,
-    inference)."""
-    collected = _first_record_source(batch_dir)
-    if collected:
-        return collected
-    source = str(plan.get("source") or "unknown")
-    return MANUAL_SOURCE if source == "inbox" else source
-
-
-def load_batches(home: TdmHome | str | Path) -> list[BatchInfo]:
-    """Every batch with a plan (``batches/*/batch.json``) and its report, if written;
-    reports with no plan count too (source ``unknown``). Created time: the plan's
-    ``created_at``, else the report file's mtime."""
-    home = TdmHome.of(home)
-    out: dict[str, BatchInfo] = {}
-    batches_dir = home.root / "batches"
-    reports_dir = home.root / "reports"
-    if batches_dir.is_dir():
-        for plan_path in sorted(batches_dir.glob("*/batch.json")):
-            plan = _read_json(plan_path)
-            if plan is None:
-                continue
-            batch_id = str(plan.get("batch_id") or plan_path.parent.name)
-            report = _read_json(reports_dir / f"{batch_id}.json")
-            created = _parse_time(plan.get("created_at"))
-            spec = str((report or {}).get("spec") or plan.get("spec") or "unknown")
-            out[batch_id] = BatchInfo(batch_id, batch_source(plan, plan_path.parent), spec, created, report)
-    if reports_dir.is_dir():
-        for report_path in sorted(reports_dir.glob("*.json")):
-            batch_id = report_path.stem
-            if batch_id in out:
-                continue
-            report = _read_json(report_path)
-            if report is None:
-                continue
-            created = datetime.fromtimestamp(report_path.stat().st_mtime, UTC)
-            out[batch_id] = BatchInfo(batch_id, "unknown", str(report.get("spec") or "unknown"), created, report)
-    return sorted(out.values(), key=lambda b: (b.created_at or datetime.min.replace(tzinfo=UTC), b.batch_id))
-
-
-def report_counts(report: dict[str, Any] | None) -> tuple[int, int, int]:
-    """(generated, approved, rejected) from a report; zeros when there is none yet."""
-    records = (report or {}).get("records") or {}
-    return int(records.get("generated", 0)), int(records.get("approved", 0)), int(records.get("rejected", 0))
-
-
-def source_health(
-    home: TdmHome | str | Path, now: datetime | None = None, *, window_hours: float = 24.0, batches: list[BatchInfo] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Per source: records and batches in the last ``window_hours``, approval rate,
-    tier distribution of approved records (reports' ``tiers``), last update, and a
-    health score in 0..1.
-
-    Health score = 0.5 * approval + 0.3 * freshness + 0.2 * pass, where
-    ``approval`` is approved / generated over the window (all time if the window is
-    empty), ``freshness`` is 1 for an update within the window falling linearly to 0 at
-    seven windows old, and ``pass`` is the share of the window's reported batches
-    (all time if none) whose report passed (``overall_pass``). Rounded to 3 places.
-    A source with no reports scores 0. ``batches``: already loaded (:func:`load_batches`).
-    """
-    now = now or datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    window_start = now - timedelta(hours=window_hours)
-    by_source: dict[str, list[BatchInfo]] = defaultdict(list)
-    source_of: dict[str, str] = {}
-    for batch in load_batches(home) if batches is None else batches:
-        by_source[batch.source].append(batch)
-        source_of[batch.batch_id] = batch.source
-    # archived inbox files whose records a collector made count for that collector
-    manual = [row for row in manual_files(home) if source_of.get(row["batch_id"] or "", MANUAL_SOURCE) == MANUAL_SOURCE]
-    pending = sum(1 for row in manual if row["state"] == "pending")
-    if manual:
-        by_source.setdefault(MANUAL_SOURCE, [])
-    result: dict[str, dict[str, Any]] = {}
-    for source, batches in sorted(by_source.items()):
-        recent = [b for b in batches if b.created_at and b.created_at >= window_start]
-        tiers: Counter[str] = Counter()
-        for batch in recent:
-            tiers.update({k: int(v) for k, v in ((batch.report or {}).get("tiers") or {}).items()})
-        generated = sum(report_counts(b.report)[0] for b in recent)
-        approved = sum(report_counts(b.report)[1] for b in recent)
-        rejected = sum(report_counts(b.report)[2] for b in recent)
-        last = max((b.created_at for b in batches if b.created_at), default=None)
-        if source == MANUAL_SOURCE and manual:
-            newest_file = _parse_time(manual[-1]["modified"])
-            if newest_file and (last is None or newest_file > last):
-                last = newest_file
-        basis = recent if any(b.report for b in recent) else batches
-        all_generated = sum(report_counts(b.report)[0] for b in basis)
-        all_approved = sum(report_counts(b.report)[1] for b in basis)
-        reported = [b for b in basis if b.report]
-        approval = all_approved / all_generated if all_generated else 0.0
-        passed = sum(1 for b in reported if b.report.get("overall_pass")) / len(reported) if reported else 0.0
-        if last is None:
-            freshness = 0.0
-        else:
-            age = (now - last).total_seconds() / 3600.0
-            freshness = 1.0 if age <= window_hours else max(0.0, 1.0 - (age - window_hours) / (6 * window_hours))
-        score = round(0.5 * approval + 0.3 * freshness + 0.2 * passed, 3) if reported else 0.0
-        entry: dict[str, Any] = {
-            "batches_24h": len(recent),
-            "records_24h": generated,
-            "approved_24h": approved,
-            "rejected_24h": rejected,
-            "tiers_24h": dict(sorted(tiers.items())),
-            "batches_total": len(batches),
-            "last_update": last.isoformat(timespec="seconds") if last else None,
-            "approval_rate": round(approval, 4),
-            "pass_rate": round(passed, 4),
-            "freshness": round(freshness, 4),
-            "health": score,
-        }
-        if source == MANUAL_SOURCE:
-            entry["inbox_pending"] = pending
-            entry["archived_files"] = len(manual) - pending
-        result[source] = entry
-    return result
 
 
 def collected_sources(records: Iterable[dict[str, Any]]) -> dict[str, int]:

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tdm_dagster.ingest.readers import FileProblem, SourceRecord, read_records
+from tdm_dagster.ingest.readers import read_records
 from tdm_dagster.ingest.shapes import map_source
+from tdm_dagster.ingest.source import FileProblem, SourceRecord
 from tdm_dagster.records.issues import RecordIssue
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from tdm_dagster.records.issues import RecordIssue
 
 if TYPE_CHECKING:
-    from tdm_dagster.ingest.readers import SourceRecord
+    from tdm_dagster.ingest.source import SourceRecord
 
 PROVENANCE_KEYS = ("id", "source", "metadata")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant", "system": "system"}  # fmt: skip

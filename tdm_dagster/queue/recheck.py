@@ -39,7 +39,8 @@ from tdm_dagster.gate.outcome import GateOutcome, rejection_rows
 from tdm_dagster.gate.run import GateInput, run_gate
 from tdm_dagster.home import PRIORITIES, TdmHome
 from tdm_dagster.ingest.load import raw_field
-from tdm_dagster.ingest.readers import FileProblem, read_records
+from tdm_dagster.ingest.readers import read_records
+from tdm_dagster.ingest.source import FileProblem
 from tdm_dagster.records.issues import RecordIssue
 
 QUEUE_SPEC = "chat_sft_v1"

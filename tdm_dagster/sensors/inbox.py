@@ -10,7 +10,8 @@ entry never stops the others or the sensor.
 
 import dagster as dg
 
-from tdm_dagster.ingest.inbox import is_batch_locked, scan_inbox, unprocessed_claims
+from tdm_dagster.ingest.inbox import scan_inbox
+from tdm_dagster.ingest.inbox_claims import is_batch_locked, unprocessed_claims
 from tdm_dagster.jobs import INGEST_INBOX, ingest_inbox
 from tdm_dagster.resources.home import TdmHomeResource
 from tdm_dagster.sensors.common import config_or_skip

@@ -4,7 +4,7 @@
   records' token lengths (average and total, counted with the configured or bundled
   tokenizer, loaded only when asked); bytes on disk per top-level folder.
 - :func:`daily`: generated / approved / rejected records per UTC day.
-- :func:`sources`: per-source health (:func:`tdm_dagster.ingest.collectors.source_health`).
+- :func:`sources`: per-source health (:func:`tdm_dagster.stats.source_health.source_health`).
 
 Counts come from the quality reports (``reports/<batch>.json``) joined with the batch
 plans (``batches/<batch>/batch.json``); a batch with no report yet counts as a batch but
@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.ingest.collectors import BatchInfo, load_batches, report_counts, source_health
+from tdm_dagster.stats.batch_catalog import BatchInfo, load_batches, report_counts
+from tdm_dagster.stats.source_health import source_health
 from tdm_dagster.home import TdmHome
 
 
@@ -237,7 +238,7 @@ def daily(
 def sources(
     home: TdmHome | str | Path, now: datetime | None = None, *, batches: list[BatchInfo] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Per-source health: :func:`tdm_dagster.ingest.collectors.source_health`."""
+    """Per-source health: :func:`tdm_dagster.stats.source_health.source_health`."""
     return source_health(TdmHome.of(home), now, batches=batches)
 
 

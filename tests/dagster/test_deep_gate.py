@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from tdm_dagster.cli import main
-from tdm_dagster.ingest.inbox import claim, inbox_dir
+from tdm_dagster.ingest.inbox import inbox_dir
+from tdm_dagster.ingest.inbox_claims import claim
 from tdm_dagster.jobs import BATCH_PIPELINE, run_batch_pipeline
 from tests.support.fixture_data import GSM8K
 

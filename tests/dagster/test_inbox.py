@@ -11,14 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from tdm_dagster.cli import main
-from tdm_dagster.ingest.inbox import (
-    archive_dir,
-    claim,
-    inbox_dir,
-    scan_inbox,
-    try_lock_batch,
-    unprocessed_claims,
-)
+from tdm_dagster.ingest.inbox import archive_dir, inbox_dir, scan_inbox
+from tdm_dagster.ingest.inbox_claims import claim, try_lock_batch, unprocessed_claims
 from tdm_dagster.jobs import BATCH_PIPELINE, INGEST_INBOX, run_batch_pipeline
 from tdm_dagster.resources import TdmHomeResource
 from tdm_dagster.sensors import inbox_sensor

@@ -22,16 +22,10 @@ from click.testing import CliRunner
 
 from tdm_dagster.cli import main
 from tdm_dagster.home import TdmHome
-from tdm_dagster.ingest.inbox import (
-    MAX_ATTEMPTS,
-    Failed,
-    archive_dir,
-    claim,
-    failed_dir,
-    inbox_dir,
-    scan_inbox,
-    unprocessed_claims,
-)
+from tdm_dagster.ingest.inbox import archive_dir, failed_dir, inbox_dir, scan_inbox
+from tdm_dagster.ingest.inbox_claims import claim, unprocessed_claims
+from tdm_dagster.ingest.inbox_failures import Failed
+from tdm_dagster.ingest.inbox_pass import MAX_ATTEMPTS
 from tdm_dagster.jobs import INBOX_FILE_READABLE
 from tdm_dagster.resources import TdmHomeResource
 from tdm_dagster.sensors import inbox_sensor
@@ -310,11 +304,12 @@ def test_sigkilled_ingest_is_finished_by_the_next_once(home):
 
 
 def test_a_claim_killed_before_its_file_moved_is_dropped_and_the_file_still_ingested(home):
-    from tdm_dagster.ingest.inbox import _new_folder, _write_plan
+    from tdm_dagster.ingest.inbox import new_folder
+    from tdm_dagster.ingest.inbox_claims import _write_plan
 
     inbox_dir(home).mkdir()
     (inbox_dir(home) / "late.jsonl").write_bytes(records("late", 30))
-    batch_id, folder = _new_folder(archive_dir(home), "late.jsonl")  # what a claimer killed between
+    batch_id, folder = new_folder(archive_dir(home), "late.jsonl")  # what a claimer killed between
     _write_plan(home, batch_id, folder / "late.jsonl", "normal")  # its plan and its rename leaves
     home.config_path.write_text("inbox:\n  settle_sec: 0\n")
     result = CliRunner().invoke(main, ["ingest", "--json"])
