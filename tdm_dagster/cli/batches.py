@@ -90,16 +90,15 @@ def batch_outcome(home: TdmHome, result) -> dict[str, Any]:
 @common.json_option
 def ingest(as_json: bool) -> None:
     """Process every file in $TDM_HOME/inbox once, through Dagster (job ingest_inbox)."""
-    from tdm_dagster.ingest.inbox import inbox_dir
     from tdm_dagster.jobs import INGEST_INBOX, ingest_outcomes, run_failure_cause
 
     home = common.home()
-    inbox_dir(home).mkdir(exist_ok=True)
+    home.inbox_dir.mkdir(exist_ok=True)
     result = common.run(INGEST_INBOX)
     if not result.success:
         raise click.ClickException(f"ingest_inbox failed: {run_failure_cause(result) or 'see the log above'}")
     outcomes = ingest_outcomes(result)
-    lines = [f"{len(outcomes)} file(s) from {inbox_dir(home)}"]
+    lines = [f"{len(outcomes)} file(s) from {home.inbox_dir}"]
     lines += [f"  {o['file']} -> {o['batch_id']}: {'queued' if o['queued'] else 'not queued'} ({o['verdict']})"
               if o["batch_id"] else f"  {o['file']}: {o['verdict']}" for o in outcomes]  # fmt: skip
     common.emit(outcomes, as_json, "\n".join(lines))

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tdm_dagster.home import TdmHome
-from tdm_dagster.ingest.inbox import archive_dir, inbox_dir, is_ignored_name
+from tdm_dagster.ingest.inbox import is_ignored_name
 from tdm_dagster.records.strict_json import JsonValueProblem, loads_strict
 
 GIT_SOURCE = "git"
@@ -318,12 +318,12 @@ def manual_files(home: TdmHome | str | Path) -> list[dict[str, Any]]:
     "bytes", "modified"}`` (ISO UTC), oldest first."""
     home = TdmHome.of(home)
     rows = []
-    inbox = inbox_dir(home)
+    inbox = home.inbox_dir
     if inbox.is_dir():
         for entry in inbox.iterdir():
             if entry.is_file() and not is_ignored_name(entry.name):
                 rows.append((entry, "pending", None))
-    archive = archive_dir(home)
+    archive = home.archive_dir
     if archive.is_dir():
         for batch in archive.iterdir():
             if batch.is_dir():

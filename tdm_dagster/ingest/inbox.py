@@ -31,19 +31,6 @@ from tdm_dagster.files.atomic import atomic_write_json, read_json
 from tdm_dagster.home import TdmHome
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp")
-OBSERVATIONS = "inbox_observed.json"
-
-
-def inbox_dir(home: TdmHome) -> Path:
-    return home.root / "inbox"
-
-
-def archive_dir(home: TdmHome) -> Path:
-    return home.root / "archive"
-
-
-def failed_dir(home: TdmHome) -> Path:
-    return home.root / "failed"
 
 
 def is_ignored_name(name: str) -> bool:
@@ -108,13 +95,13 @@ def file_signature(st: os.stat_result) -> tuple[int, int, int, int]:
 def scan_inbox(home: TdmHome, *, settle_sec: float, now: float | None = None) -> InboxScan:
     """What is in the inbox: settled files (oldest first), files still changing, and
     entries that will not be read. Records this scan's observations for the next one."""
-    folder = inbox_dir(home)
+    folder = home.inbox_dir
     scan = InboxScan()
     if not folder.is_dir():
         return scan
     now = time.time() if now is None else now
     try:
-        seen_before = read_json(home.state_dir / OBSERVATIONS) or {}
+        seen_before = read_json(home.state_file("inbox_observed")) or {}
     except ValueError:  # damaged by hand: start observing afresh (only delays claims)
         seen_before = {}
     seen_now: dict[str, dict[str, Any]] = {}
@@ -145,7 +132,7 @@ def scan_inbox(home: TdmHome, *, settle_sec: float, now: float | None = None) ->
             else:
                 scan.settling.append(Settling(Path(entry.path), max(unchanged, 0.0)))
     if seen_now != seen_before:
-        atomic_write_json(home.state_dir / OBSERVATIONS, seen_now)
+        atomic_write_json(home.state_file("inbox_observed"), seen_now)
     scan.ready = [found for _mtime, _name, found in sorted(ready)]
     return scan
 

@@ -23,7 +23,7 @@ from typing import IO
 
 from tdm_dagster.files.atomic import atomic_write_json, read_json
 from tdm_dagster.home import TdmHome
-from tdm_dagster.ingest.inbox import Refused, archive_dir, file_signature, new_folder, refusal_of
+from tdm_dagster.ingest.inbox import Refused, file_signature, new_folder, refusal_of
 from tdm_dagster.ingest.inbox_failures import Failed, is_failed, refuse
 from tdm_dagster.records.batches import BatchPlan, BatchStore
 
@@ -128,14 +128,14 @@ def unclaim(home: TdmHome, batch_id: str, lock: BatchLock, failed: Failed | None
     for name in (LOCK_NAME, "batch.json"):
         (home.batch_dir(batch_id) / name).unlink(missing_ok=True)
     home.batch_dir(batch_id).rmdir()
-    (archive_dir(home) / batch_id).rmdir()
+    (home.archive_dir / batch_id).rmdir()
     return failed
 
 
 def claim_never_completed(home: TdmHome, batch_id: str) -> bool:
     """A plan whose file never moved into its archive folder: the claimer died between
     writing the plan and the rename, and the file is still in the inbox."""
-    folder = archive_dir(home) / batch_id
+    folder = home.archive_dir / batch_id
     return folder.is_dir() and not any(folder.iterdir())
 
 
@@ -147,7 +147,7 @@ def claim(home: TdmHome, path: Path, priority: str, signature: tuple[int, int, i
     any more (swapped for a link, or still growing), it is refused or put back.
     Returns None if another process claimed it first or it was put back.
     """
-    batch_id, folder = new_folder(archive_dir(home), path.name)
+    batch_id, folder = new_folder(home.archive_dir, path.name)
     lock = try_lock_batch(home, batch_id)  # a fresh id: nobody else can hold it
     target = folder / path.name
     _write_plan(home, batch_id, target, priority)

@@ -15,7 +15,7 @@ from typing import Any
 
 from tdm_dagster.files.atomic import atomic_write_json
 from tdm_dagster.home import TdmHome
-from tdm_dagster.ingest.inbox import Refused, failed_dir, new_folder
+from tdm_dagster.ingest.inbox import Refused, new_folder
 from tdm_dagster.records.batches import BatchStore
 
 
@@ -41,7 +41,7 @@ def refuse(home: TdmHome, refused: Refused, where: Path | None = None) -> Failed
     """Move a refused inbox entry (a link itself, never its target) to ``failed/<id>/``
     with its reason; ``where`` it was found, if not in its place now. None if another
     process moved it first (that one reports it)."""
-    key, folder = new_folder(failed_dir(home), refused.path.name)
+    key, folder = new_folder(home.failed_dir, refused.path.name)
     moved_to = folder / refused.path.name
     try:
         os.rename(refused.path, moved_to)
@@ -52,13 +52,13 @@ def refuse(home: TdmHome, refused: Refused, where: Path | None = None) -> Failed
 
 
 def is_failed(home: TdmHome, batch_id: str) -> bool:
-    return (failed_dir(home) / batch_id).exists()
+    return (home.failed_dir / batch_id).exists()
 
 
 def fail_batch(home: TdmHome, batch_id: str, code: str, reason: str) -> Failed | None:
     """Move a claimed batch that cannot be processed to ``failed/<batch_id>/`` with its
     reason: the archived file with it when no other part of the file needs it. Once."""
-    folder = failed_dir(home) / batch_id
+    folder = home.failed_dir / batch_id
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         folder.mkdir()

@@ -8,7 +8,6 @@ import pytest
 from click.testing import CliRunner
 
 from tdm_dagster.cli import main
-from tdm_dagster.ingest.inbox import inbox_dir
 from tdm_dagster.ingest.inbox_claims import claim
 from tdm_dagster.jobs import BATCH_PIPELINE, run_batch_pipeline
 from tests.support.fixture_data import GSM8K
@@ -53,17 +52,17 @@ def test_held_out_slice_put_back_is_flagged_with_pairs(home, tmp_path, gsm8k):
 def test_duplicates_within_file_and_of_queued_data(home, gsm8k):
     home.config_path.write_text("gate:\n  level: deep\n  min_validity: 0.5\n  min_overall: 0.5\n")
     first = gsm8k[1000:1060]
-    inbox_dir(home).mkdir(exist_ok=True)
+    home.inbox_dir.mkdir(exist_ok=True)
     from tdm_dagster.definitions import defs
 
     job = defs.resolve_job_def(BATCH_PIPELINE)
     with dg.instance_for_test() as instance:
-        claimed = claim(home, write_jsonl(inbox_dir(home) / "first.jsonl", first), "normal")
+        claimed = claim(home, write_jsonl(home.inbox_dir / "first.jsonl", first), "normal")
         assert run_batch_pipeline(job, instance, claimed.batch_id, run_config={}, tags={}).success
 
         near = dict(first[5], output=first[5]["output"].replace("$", "USD ", 1))
         second = gsm8k[1100:1150] + [first[3], first[3]] + [near]
-        claimed2 = claim(home, write_jsonl(inbox_dir(home) / "second.jsonl", second), "normal")
+        claimed2 = claim(home, write_jsonl(home.inbox_dir / "second.jsonl", second), "normal")
         result = run_batch_pipeline(job, instance, claimed2.batch_id, run_config={}, tags={})
         assert result.success
         evaluations = {

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from tdm_dagster.cli import main
-from tdm_dagster.ingest.inbox import archive_dir, inbox_dir, scan_inbox
+from tdm_dagster.ingest.inbox import scan_inbox
 from tdm_dagster.ingest.inbox_claims import claim, try_lock_batch, unprocessed_claims
 from tdm_dagster.jobs import BATCH_PIPELINE, INGEST_INBOX, run_batch_pipeline
 from tdm_dagster.resources import TdmHomeResource
@@ -26,7 +26,7 @@ def instance():
 
 
 def drop(home, name, data: bytes, age_sec=60):
-    folder = inbox_dir(home)
+    folder = home.inbox_dir
     folder.mkdir(exist_ok=True)
     path = folder / name
     path.write_bytes(data)
@@ -87,7 +87,7 @@ def test_racing_claims_take_each_file_once(home):
         assert try_lock_batch(home, claimed.batch_id) is None
         claimed.release()
         assert try_lock_batch(home, claimed.batch_id) is not None
-    assert list(inbox_dir(home).iterdir()) == []
+    assert list(home.inbox_dir.iterdir()) == []
 
 
 def run_requested(instance, request):
@@ -108,15 +108,15 @@ def test_sensor_waits_for_settling_then_starts_one_ingest_run(home, instance):
     assert request.run_config["ops"]["ingest_inbox_files"]["config"] == {"wait_for_settling": False}
     [outcome] = run_requested(instance, request)
     assert outcome["queued"] and outcome["batch_id"].startswith("inbox_data-set-1-n-code_")
-    archived = next(archive_dir(home).glob("*/*.jsonl"))
+    archived = next(home.archive_dir.glob("*/*.jsonl"))
     assert archived.read_bytes() == GOOD_LINES  # the original, untouched
     assert isinstance(inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM)), dg.SkipReason)
 
 
 def test_sensor_survives_odd_entries_and_bad_config(home, instance):
     home.config_path.write_text("inbox:\n  settle_sec: 0\n")
-    (inbox_dir(home) / "a-folder").mkdir(parents=True)
-    (inbox_dir(home) / "loop.jsonl").symlink_to("loop.jsonl")
+    (home.inbox_dir / "a-folder").mkdir(parents=True)
+    (home.inbox_dir / "loop.jsonl").symlink_to("loop.jsonl")
     request = inbox_sensor(dg.build_sensor_context(instance=instance, resources=TDM))
     outcomes = run_requested(instance, request)
     assert sorted((o["file"], o["state"]) for o in outcomes) == [("a-folder", "failed"), ("loop.jsonl", "failed")]
@@ -162,7 +162,7 @@ def test_bad_records_are_kept_byte_for_byte_with_reasons(home, instance):
     assert base64.b64decode(by_line[32]["source"]["raw_base64"]) == b"\xff\xfe not utf-8"
     assert by_line[31]["source"]["raw"] == '{"prompt": "unterminated'
     assert report["records"]["generated"] == 34 == report["records"]["approved"] + report["records"]["rejected"]
-    archived = next(archive_dir(home).glob(f"{claimed.batch_id}/*"))
+    archived = next(home.archive_dir.glob(f"{claimed.batch_id}/*"))
     assert hashlib.sha256(archived.read_bytes()).digest() == hashlib.sha256(GOOD_LINES + bad).digest()
 
 

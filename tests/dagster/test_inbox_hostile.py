@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from tdm_dagster.cli import main
 from tdm_dagster.home import TdmHome
-from tdm_dagster.ingest.inbox import archive_dir, failed_dir, inbox_dir, scan_inbox
+from tdm_dagster.ingest.inbox import scan_inbox
 from tdm_dagster.ingest.inbox_claims import claim, unprocessed_claims
 from tdm_dagster.ingest.inbox_failures import Failed
 from tdm_dagster.ingest.inbox_pass import MAX_ATTEMPTS
@@ -95,7 +95,7 @@ def finish(process: subprocess.Popen, timeout: float = 240) -> list[dict]:
 
 
 def test_links_fifos_sockets_folders_go_to_failed_once_and_block_nothing(home, tmp_path, monkeypatch, dagster_home):
-    inbox = inbox_dir(home)
+    inbox = home.inbox_dir
     inbox.mkdir()
     outside = tmp_path / "outside.jsonl"
     outside.write_bytes(records("outside", 30))
@@ -125,11 +125,11 @@ def test_links_fifos_sockets_folders_go_to_failed_once_and_block_nothing(home, t
     by_file = {o["file"]: o for o in outcomes}
     assert by_file["good.jsonl"]["queued"] is True
     assert {name: by_file[name]["state"] for name in odd} == dict.fromkeys(odd, "failed")
-    reasons = {json.loads(p.read_text())["what"]: json.loads(p.read_text()) for p in failed_dir(home).glob("*/reason.json")}
+    reasons = {json.loads(p.read_text())["what"]: json.loads(p.read_text()) for p in home.failed_dir.glob("*/reason.json")}
     assert {name: reason["code"] for name, reason in reasons.items()} == odd
     for name, reason in reasons.items():
         moved = Path(reason["moved_to"])
-        assert moved.parent.parent == failed_dir(home) and (moved.is_symlink() or moved.exists()), name
+        assert moved.parent.parent == home.failed_dir and (moved.is_symlink() or moved.exists()), name
         assert reason["when"] and reason["where"] and reason["reason"]
     assert Path(reasons["passwd.jsonl"]["moved_to"]).is_symlink()  # the link itself, never its target
     assert "'/etc/passwd'" in reasons["passwd.jsonl"]["reason"]
@@ -149,7 +149,7 @@ def test_links_fifos_sockets_folders_go_to_failed_once_and_block_nothing(home, t
 
 
 def test_an_entry_swapped_for_a_link_at_claim_time_is_refused(home, tmp_path):
-    inbox = inbox_dir(home)
+    inbox = home.inbox_dir
     inbox.mkdir()
     secret = tmp_path / "secret.jsonl"
     secret.write_bytes(records("secret", 3))
@@ -160,31 +160,31 @@ def test_an_entry_swapped_for_a_link_at_claim_time_is_refused(home, tmp_path):
     refused = claim(home, ready.path, "normal", ready.signature)
     assert isinstance(refused, Failed) and refused.code == "inbox.symlink"
     assert (refused.folder / "swap.jsonl").is_symlink() and secret.read_bytes() == records("secret", 3)
-    assert list(archive_dir(home).iterdir()) == [] and list(home.batches_dir.iterdir()) == []
+    assert list(home.archive_dir.iterdir()) == [] and list(home.batches_dir.iterdir()) == []
 
 
 def test_a_file_that_grows_at_claim_time_is_put_back(home):
-    inbox_dir(home).mkdir()
-    growing = inbox_dir(home) / "growing.jsonl"
+    home.inbox_dir.mkdir()
+    growing = home.inbox_dir / "growing.jsonl"
     growing.write_bytes(records("grow", 3))
     [ready] = scan_inbox(home, settle_sec=0).ready
     with open(growing, "ab") as writer:  # the writer wakes up after the scan
         writer.write(records("more", 2))
     assert claim(home, ready.path, "normal", ready.signature) is None
     assert growing.read_bytes() == records("grow", 3) + records("more", 2)
-    assert list(archive_dir(home).iterdir()) == [] and list(home.batches_dir.iterdir()) == []
+    assert list(home.archive_dir.iterdir()) == [] and list(home.batches_dir.iterdir()) == []
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file, so it is not unreadable (this suite runs as root here)")
 def test_unreadable_file_goes_to_failed(home):
-    inbox_dir(home).mkdir()
-    (inbox_dir(home) / "good.jsonl").write_bytes(records("good", 30))
-    (inbox_dir(home) / "locked.jsonl").write_bytes(records("locked", 30))
-    os.chmod(inbox_dir(home) / "locked.jsonl", 0o000)
+    home.inbox_dir.mkdir()
+    (home.inbox_dir / "good.jsonl").write_bytes(records("good", 30))
+    (home.inbox_dir / "locked.jsonl").write_bytes(records("locked", 30))
+    os.chmod(home.inbox_dir / "locked.jsonl", 0o000)
     home.config_path.write_text("inbox:\n  settle_sec: 0\n")
     outcomes = {o["file"]: o for o in json.loads(CliRunner().invoke(main, ["ingest", "--json"]).stdout)}
     assert outcomes["locked.jsonl"]["state"] == "failed" and outcomes["good.jsonl"]["queued"] is True
-    [reason] = [json.loads(p.read_text()) for p in failed_dir(home).glob("*/reason.json")]
+    [reason] = [json.loads(p.read_text()) for p in home.failed_dir.glob("*/reason.json")]
     assert reason["code"] == "inbox.unreadable" and "Permission denied" in reason["reason"]
 
 
@@ -209,18 +209,18 @@ def test_a_slow_writer_loses_nothing(home, tmp_path, runner):
     the sensor, every second) runs: all 400 accounted, none vanish."""
     data = tmp_path / "data.jsonl"
     data.write_bytes(records("slow", 400))
-    inbox_dir(home).mkdir()
-    writer = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(inbox_dir(home) / "slow.jsonl"), str(data)])
+    home.inbox_dir.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(home.inbox_dir / "slow.jsonl"), str(data)])
     outputs = []
     if runner == "tdm ingest":
         time.sleep(1)
-        while writer.poll() is None or unprocessed_claims(home) or any(inbox_dir(home).iterdir()):
+        while writer.poll() is None or unprocessed_claims(home) or any(home.inbox_dir.iterdir()):
             outputs += finish(start_ingest(home))  # default inbox.settle_sec (5 s)
     else:
         with dg.instance_for_test() as instance:
             from tdm_dagster.definitions import defs
 
-            while writer.poll() is None or any(inbox_dir(home).iterdir()):
+            while writer.poll() is None or any(home.inbox_dir.iterdir()):
                 request = inbox_sensor(dg.build_sensor_context(instance=instance, resources={"tdm": TdmHomeResource()}))
                 if isinstance(request, dg.RunRequest):
                     assert writer.poll() is not None, "the sensor asked to ingest a file still being written"
@@ -236,8 +236,8 @@ def test_a_slow_writer_loses_nothing(home, tmp_path, runner):
 
 def test_ingest_names_the_files_it_leaves_because_they_are_being_written(home):
     home.config_path.write_text("inbox:\n  settle_sec: 1\n")
-    inbox_dir(home).mkdir()
-    busy = inbox_dir(home) / "busy.jsonl"
+    home.inbox_dir.mkdir()
+    busy = home.inbox_dir / "busy.jsonl"
     writer = subprocess.Popen([sys.executable, "-c", f"""
 import time
 with open({str(busy)!r}, "ab") as out:
@@ -251,7 +251,7 @@ with open({str(busy)!r}, "ab") as out:
     assert still_writing, "the writer finished before ingest looked: the test proves nothing"
     assert result.exit_code == 0, result.output
     assert "busy.jsonl: still being written; left in the inbox" in result.output
-    assert busy.exists() and list(archive_dir(home).glob("*")) == []
+    assert busy.exists() and list(home.archive_dir.glob("*")) == []
 
 
 # ---------------------------------------------------------------------------- exactly once
@@ -263,16 +263,16 @@ def test_two_ingests_and_a_sensor_run_process_each_file_once(tmp_path, trial, mo
     home = TdmHome(tmp_path / f"home{trial}").ensure()
     monkeypatch.setenv("TDM_HOME", str(home.root))
     names = [f"f{n}.jsonl" for n in range(3)]
-    inbox_dir(home).mkdir()
+    home.inbox_dir.mkdir()
     for name in names:
-        (inbox_dir(home) / name).write_bytes(records(name[:2], 30) + b"{broken %s\n" % name.encode())
+        (home.inbox_dir / name).write_bytes(records(name[:2], 30) + b"{broken %s\n" % name.encode())
     env = {"TDM_INBOX_SETTLE_SEC": "1"}  # all three wait for the same moment to claim
     processes = [start_ingest(home, **env), start_ingest(home, **env),
                  subprocess.Popen([sys.executable, "-c", SENSOR_RUN], env=tdm_env(home, **env),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
     for process in processes:
         process.communicate(timeout=300)
-    archived = Counter(path.name for path in archive_dir(home).glob("*/*"))
+    archived = Counter(path.name for path in home.archive_dir.glob("*/*"))
     assert archived == Counter(names)  # each file claimed exactly once
     want = set().union(*(expected(name[:2], 30) for name in names))
     seen = accounted(home)
@@ -286,8 +286,8 @@ def test_two_ingests_and_a_sensor_run_process_each_file_once(tmp_path, trial, mo
 
 
 def test_sigkilled_ingest_is_finished_by_the_next_once(home):
-    inbox_dir(home).mkdir()
-    (inbox_dir(home) / "big.jsonl").write_bytes(records("big", 200))
+    home.inbox_dir.mkdir()
+    (home.inbox_dir / "big.jsonl").write_bytes(records("big", 200))
     process = start_ingest(home, TDM_INBOX_SETTLE_SEC="0")
     deadline = time.monotonic() + 240
     while not list(home.batches_dir.glob("inbox_big_*/generated.jsonl")):  # the run is reading the claimed file
@@ -307,9 +307,9 @@ def test_a_claim_killed_before_its_file_moved_is_dropped_and_the_file_still_inge
     from tdm_dagster.ingest.inbox import new_folder
     from tdm_dagster.ingest.inbox_claims import _write_plan
 
-    inbox_dir(home).mkdir()
-    (inbox_dir(home) / "late.jsonl").write_bytes(records("late", 30))
-    batch_id, folder = new_folder(archive_dir(home), "late.jsonl")  # what a claimer killed between
+    home.inbox_dir.mkdir()
+    (home.inbox_dir / "late.jsonl").write_bytes(records("late", 30))
+    batch_id, folder = new_folder(home.archive_dir, "late.jsonl")  # what a claimer killed between
     _write_plan(home, batch_id, folder / "late.jsonl", "normal")  # its plan and its rename leaves
     home.config_path.write_text("inbox:\n  settle_sec: 0\n")
     result = CliRunner().invoke(main, ["ingest", "--json"])
@@ -320,8 +320,8 @@ def test_a_claim_killed_before_its_file_moved_is_dropped_and_the_file_still_inge
 
 
 def test_a_batch_that_keeps_failing_ends_in_failed_after_bounded_attempts(home):
-    inbox_dir(home).mkdir()
-    (inbox_dir(home) / "doomed.jsonl").write_bytes(records("doomed", 30))
+    home.inbox_dir.mkdir()
+    (home.inbox_dir / "doomed.jsonl").write_bytes(records("doomed", 30))
     [ready] = scan_inbox(home, settle_sec=0).ready
     claimed = claim(home, ready.path, "normal", ready.signature)
     (home.batch_dir(claimed.batch_id) / "generated.jsonl").mkdir()  # a real fault: the batch cannot be written
@@ -330,7 +330,7 @@ def test_a_batch_that_keeps_failing_ends_in_failed_after_bounded_attempts(home):
     result = CliRunner().invoke(main, ["ingest", "--json"])
     [outcome] = json.loads(result.stdout)
     assert result.exit_code == 1 and outcome["state"] == "failed" and f"failed {MAX_ATTEMPTS} times" in outcome["verdict"]
-    reason = json.loads((failed_dir(home) / claimed.batch_id / "reason.json").read_text())
+    reason = json.loads((home.failed_dir / claimed.batch_id / "reason.json").read_text())
     assert reason["code"] == "inbox.run_failed" and reason["batch_id"] == claimed.batch_id
     assert Path(reason["moved_to"]).read_bytes() == records("doomed", 30)  # the records are kept
     assert unprocessed_claims(home) == []
@@ -345,8 +345,8 @@ def test_a_refused_entry_reaches_the_check_failure_alert_sensor(home, monkeypatc
     from tests.support.slack_server import slack_app
 
     received: list = []
-    inbox_dir(home).mkdir()
-    (inbox_dir(home) / "loop.jsonl").symlink_to("loop.jsonl")
+    home.inbox_dir.mkdir()
+    (home.inbox_dir / "loop.jsonl").symlink_to("loop.jsonl")
     home.config_path.write_text("inbox:\n  settle_sec: 0\n")
     with running_server(slack_app(received)) as url, dg.instance_for_test() as instance:
         monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")

@@ -9,7 +9,6 @@ import pytest
 from tdm_dagster.config.sections import AutoGenerateConfig
 from tdm_dagster.generate.planning import decide_trigger, record_generation_start
 from tdm_dagster.home import TdmHome
-from tdm_dagster.ingest.inbox import inbox_dir
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.queue.store import TrainingQueue
 from tdm_dagster.resources import TdmHomeResource
@@ -158,8 +157,8 @@ def test_sensors_use_the_configured_home_resource_not_tdm_home(home, tmp_path, i
     other = TdmHome(tmp_path / "configured-home").ensure()
     other.config_path.write_text("auto_generate:\n  threshold: 1\n  count: 7\ntraining:\n  min_examples: 1\ninbox:\n  settle_sec: 0\n")
     TrainingQueue(other).enqueue("a", [{"n": 1}], "normal")
-    inbox_dir(other).mkdir()
-    (inbox_dir(other) / "x.jsonl").write_text('{"instruction": "i", "input": "", "output": "o"}\n')
+    other.inbox_dir.mkdir()
+    (other.inbox_dir / "x.jsonl").write_text('{"instruction": "i", "input": "", "output": "o"}\n')
     home.config_path.write_text("auto_generate:\n  threshold: 0\ntraining:\n  min_examples: 5\n")  # $TDM_HOME says no
     TrainingQueue(home).enqueue("b", [{"n": 1}], "normal")
 

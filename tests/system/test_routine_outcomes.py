@@ -12,7 +12,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from tdm_dagster.ingest.inbox import inbox_dir
 from tests.support.http_servers import refused_port
 
 BIN = Path(sys.executable).parent
@@ -63,7 +62,7 @@ def test_a_generation_failure_names_its_cause(home, dagster_home):
 
 
 def test_ingest_of_a_rejected_file_prints_its_verdict_not_a_trace(home, dagster_home):
-    inbox = inbox_dir(home)
+    inbox = home.inbox_dir
     inbox.mkdir(parents=True, exist_ok=True)
     row = {"prompt": "Name the capital of France, please.", "completion": "The capital of France is Paris."}
     (inbox / "same.jsonl").write_text((json.dumps(row) + "\n") * 5)  # five identical records: not diverse

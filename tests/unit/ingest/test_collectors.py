@@ -20,7 +20,6 @@ from tdm_dagster.ingest.collectors import (
     manual_files,
 )
 from tdm_dagster.gate.run import GateInput, run_gate
-from tdm_dagster.ingest.inbox import inbox_dir
 from tdm_dagster.ingest.inbox_claims import claim
 from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.schemas import schema_gate
@@ -197,10 +196,10 @@ def test_feedback_tiers():
 
 
 def test_manual_files_lists_inbox_and_archive(home):
-    dropped = inbox_dir(home) / "notes.jsonl"
+    dropped = home.inbox_dir / "notes.jsonl"
     dropped.parent.mkdir(parents=True, exist_ok=True)
     dropped.write_text('{"prompt": "p", "completion": "c"}\n')
-    (inbox_dir(home) / "half.part").write_text("x")
+    (home.inbox_dir / "half.part").write_text("x")
     rows = manual_files(home)
     assert [(Path(r["path"]).name, r["state"]) for r in rows] == [("notes.jsonl", "pending")]
     made = claim(home, dropped, "normal")

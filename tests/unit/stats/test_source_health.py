@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from tdm_dagster import cli
 from tdm_dagster.ingest.collectors import git_commits
-from tdm_dagster.ingest.inbox import inbox_dir
 from tdm_dagster.stats.source_health import source_health
 
 REPO = Path(__file__).resolve().parents[3]
@@ -24,7 +23,7 @@ def test_source_health_after_real_generate_and_ingest(home):
     done = runner.invoke(cli.main, ["generate", "--force", "--count", "30"])
     assert done.exit_code == 0, done.output
     records = git_commits(REPO, max_commits=25)
-    dropped = inbox_dir(home) / "commits.jsonl"
+    dropped = home.inbox_dir / "commits.jsonl"
     dropped.parent.mkdir(parents=True, exist_ok=True)
     dropped.write_text("".join(json.dumps(r) + "\n" for r in records))
     old = time.time() - 60

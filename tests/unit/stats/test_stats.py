@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from tdm_dagster import cli
 from tdm_dagster.stats import summary as stats
 from tdm_dagster.ingest.collectors import doc_sections
-from tdm_dagster.ingest.inbox import inbox_dir
 from tdm_dagster.gate.quality import TokenCounter
 
 README = Path(__file__).resolve().parents[3] / "README.md"
@@ -23,7 +22,7 @@ def _populate(home) -> None:
     runner = CliRunner()
     done = runner.invoke(cli.main, ["generate", "--force", "--count", "30"])
     assert done.exit_code == 0, done.output
-    inbox = inbox_dir(home)
+    inbox = home.inbox_dir
     inbox.mkdir(parents=True, exist_ok=True)
     # a collector's file (docs) and a hand-made file (manual) with a duplicate-heavy batch
     (inbox / "readme.jsonl").write_text("".join(json.dumps(r) + "\n" for r in doc_sections(README)))
