@@ -21,6 +21,7 @@ Layout::
       serving/                 the deployed model
       datasets/                the dataset registry (catalog, objects, locks)
       exports/                 scheduled dataset exports
+      eval_sets/               held-out sets the evaluation registered; the deep gate keeps them out of training
       state/                   small state files (STATE_FILES), one per concern
 """
 
@@ -149,6 +150,10 @@ class TdmHome:
     @property
     def exports_dir(self) -> Path:
         return self.root / "exports"
+
+    @property
+    def eval_sets_dir(self) -> Path:
+        return self.root / "eval_sets"
 
     def ensure(self) -> "TdmHome":
         """Create the folders every stage reads (idempotent); the others are made by the

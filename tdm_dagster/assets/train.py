@@ -8,6 +8,7 @@ history, moves the curriculum and sends failed cases back to the inbox as correc
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -75,16 +76,22 @@ def checkpoint_path(home, partition_key: str) -> Path:
 def checkpoint_evaluation(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
     from tdm_dagster.evaluate.checkpoint import evaluate_checkpoint
     from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
-    from tdm_dagster.evaluate.comparison import held_out_sets, record
+    from tdm_dagster.evaluate.comparison import held_out_sets, probe_sets, record
+    from tdm_dagster.evaluate.isolation import register_held_out, seen_in_training
 
     home = tdm.home()
     settings = tdm.config().training
     state = CurriculumState.load(curriculum_path(home))
     levels = {skill: [state.level_of(skill)] for skill in ("syllo", "binary")}
     path = checkpoint_path(home, context.partition_key)
-    result = evaluate_checkpoint(path, held_out_sets(levels, settings.eval_per_level), settings.max_length)
+    sets = held_out_sets(levels, settings.eval_per_level)
+    register_held_out(home, sets)  # from now on the deep gate keeps these items out of training
+    probes = probe_sets(sets, max(1, settings.eval_per_level // 2))
+    result = replace(evaluate_checkpoint(path, sets, settings.max_length, probes=probes), seen_in_training=seen_in_training(home, sets))
     entry = record(home, result)
     context.log.info(f"{context.partition_key}: accuracy {result.overall_accuracy:.2%}, loss {result.held_out_loss:.4f}")
+    if result.seen_in_training:
+        context.log.warning(f"{result.seen_in_training} held-out item(s) were found in training data: accuracy partly measures memory")
     return dg.MaterializeResult(
         metadata={
             "overall_accuracy": dg.MetadataValue.float(result.overall_accuracy),
@@ -93,6 +100,7 @@ def checkpoint_evaluation(context: dg.AssetExecutionContext, tdm: TdmHomeResourc
             "trend": dg.MetadataValue.json(entry["trend"]),
             "advanced": dg.MetadataValue.json(entry["advanced"]),
             "corrections": dg.MetadataValue.int(entry["failed_cases"]),
+            "held_out_seen_in_training": dg.MetadataValue.int(result.seen_in_training),
             "checkpoint": str(path),
         }
     )

@@ -13,7 +13,9 @@ ANSWER_TOKENS = 96
 LOSS_BATCH = 16
 
 
-def evaluate_checkpoint(path: str | os.PathLike[str], sets: Sequence[HeldOutSet], max_length: int = 512) -> EvaluationResult:
+def evaluate_checkpoint(
+    path: str | os.PathLike[str], sets: Sequence[HeldOutSet], max_length: int = 512, probes: Sequence[HeldOutSet] = ()
+) -> EvaluationResult:
     from tdm_dagster.serving.model import PromptTooLong, load_checkpoint
 
     loaded = load_checkpoint(path)
@@ -29,7 +31,7 @@ def evaluate_checkpoint(path: str | os.PathLike[str], sets: Sequence[HeldOutSet]
     def held_out_loss(examples: list[dict[str, Any]]) -> float:
         return mean_assistant_loss(loaded.model, loaded.tokenizer, examples, max_length, loaded.device)
 
-    return evaluate(str(path), sets, answer, held_out_loss)
+    return evaluate(str(path), sets, answer, held_out_loss, probes=probes)
 
 
 def mean_assistant_loss(model: Any, tokenizer: Any, examples: Sequence[dict[str, Any]], max_length: int, device: str) -> float:

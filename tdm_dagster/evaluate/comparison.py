@@ -3,8 +3,8 @@
 A checkpoint is evaluated through two callables so this module stays free of torch:
 ``answer(messages) -> str`` (the model's reply) and, optionally,
 ``held_out_loss(examples) -> float``. Held-out skill sets are drawn from the built-in
-generators with seeds from a range no training batch uses (batch seeds are 32-bit), so
-evaluation items never appear in training data.
+generators with seeds from a range no training batch uses (batch seeds are 32-bit), and
+``tdm_dagster.evaluate.isolation`` keeps them out of training by check as well.
 
 What comes out:
 - exact-answer accuracy per skill and level (the generator's own ``check_answer``);
@@ -12,8 +12,10 @@ What comes out:
 - ``state/metrics_history.jsonl`` with every evaluation, and trends (improvement % over
   the previous evaluation, per skill);
 - curriculum updates (a level advances at >= 0.8 over the last 3 evaluations);
-- a corrections batch: each failed case with its correct answer, written to the inbox so
-  it goes through the gate like any other batch.
+- a corrections batch: each failed *probe* with its correct answer, written to the inbox
+  so it goes through the gate like any other batch. Probes are items drawn like the
+  held-out ones from another seed range, never the held-out items themselves: a failed
+  held-out item sent back to training would turn accuracy into a memory test.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from typing import Any
 from tdm_dagster.files.atomic import atomic_open, atomic_write_jsonl
 from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
 from tdm_dagster.generate.generators import get_generator
+from tdm_dagster.evaluate.isolation import without_prompts_of
 from tdm_dagster.home import TdmHome
 
 HELD_OUT_SEED_BASE = 2**40
 """Held-out items use seeds from here on; batch seeds are below 2**32."""
+PROBE_SEED_BASE = 2**41
+"""Probes (whose failures become corrections) use seeds from here on."""
 
 Answer = Callable[[list[dict[str, str]]], str]
 
@@ -43,15 +48,28 @@ class HeldOutSet:
     examples: list[dict[str, Any]]
 
 
-def held_out_sets(levels: Mapping[str, Sequence[int]], per_level: int, seed: int = 0) -> list[HeldOutSet]:
-    """``per_level`` examples for each skill and level, deterministic by ``seed``."""
+def _drawn_sets(levels: Mapping[str, Sequence[int]], per_level: int, seed_base: int) -> list[HeldOutSet]:
     sets = []
     for skill, skill_levels in levels.items():
         generator = get_generator(skill)
         for level in skill_levels:
-            batch_seed = HELD_OUT_SEED_BASE + seed * 1_000 + level
-            sets.append(HeldOutSet(generator.skill, level, generator.generate(level, per_level, batch_seed)))
+            sets.append(HeldOutSet(generator.skill, level, generator.generate(level, per_level, seed_base + level)))
     return sets
+
+
+def held_out_sets(levels: Mapping[str, Sequence[int]], per_level: int, seed: int = 0) -> list[HeldOutSet]:
+    """``per_level`` examples for each skill and level, deterministic by ``seed``."""
+    return _drawn_sets(levels, per_level, HELD_OUT_SEED_BASE + seed * 1_000)
+
+
+def probe_sets(held_out: Sequence[HeldOutSet], per_level: int, seed: int = 0) -> list[HeldOutSet]:
+    """Probes for the same skills and levels as ``held_out``, none with a held-out prompt."""
+    levels: dict[str, list[int]] = {}
+    for held in held_out:
+        levels.setdefault(held.skill, []).append(held.level)
+    drawn = _drawn_sets(levels, per_level, PROBE_SEED_BASE + seed * 1_000)
+    taken = [example for held in held_out for example in held.examples]
+    return [HeldOutSet(p.skill, p.level, without_prompts_of(p.examples, taken)) for p in drawn]
 
 
 @dataclass
@@ -62,28 +80,30 @@ class EvaluationResult:
     overall_accuracy: float
     held_out_loss: float | None
     failed_cases: list[dict[str, Any]] = field(default_factory=list)
-    """Each failed example with the model's reply, for the corrections batch."""
+    """Each failed probe with the model's reply, for the corrections batch."""
     evaluated_at: str = ""
+    held_out_failures: int = 0
+    seen_in_training: int | None = None
+    """Held-out items found in queued, claimed or trained data (must be 0); None: not measured."""
 
     def skill_accuracy(self, skill: str) -> float:
         levels = self.accuracy.get(skill, {})
         return sum(levels.values()) / len(levels) if levels else 0.0
 
 
-def evaluate(checkpoint: str, sets: Sequence[HeldOutSet], answer: Answer, held_out_loss: Callable[[list], float] | None = None) -> EvaluationResult:
+def evaluate(
+    checkpoint: str,
+    sets: Sequence[HeldOutSet],
+    answer: Answer,
+    held_out_loss: Callable[[list], float] | None = None,
+    probes: Sequence[HeldOutSet] = (),
+) -> EvaluationResult:
+    """Accuracy on ``sets``; the failures among ``probes`` are kept for corrections."""
     accuracy: dict[str, dict[int, float]] = {}
-    failed: list[dict[str, Any]] = []
     correct_total = total = 0
     for held_out in sets:
-        generator = get_generator(held_out.skill)
-        correct = 0
-        for example in held_out.examples:
-            prompt = [m for m in example["messages"] if m["role"] != "assistant"]
-            reply = answer(prompt)
-            if generator.check_answer(example, reply):
-                correct += 1
-            else:
-                failed.append({"example": example, "reply": reply})
+        failures = _failures(held_out, answer)
+        correct = len(held_out.examples) - len(failures)
         accuracy.setdefault(held_out.skill, {})[held_out.level] = correct / len(held_out.examples) if held_out.examples else 0.0
         correct_total += correct
         total += len(held_out.examples)
@@ -93,9 +113,20 @@ def evaluate(checkpoint: str, sets: Sequence[HeldOutSet], answer: Answer, held_o
         accuracy=accuracy,
         overall_accuracy=correct_total / total if total else 0.0,
         held_out_loss=held_out_loss(examples) if held_out_loss else None,
-        failed_cases=failed,
+        failed_cases=[case for probe in probes for case in _failures(probe, answer)],
         evaluated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        held_out_failures=total - correct_total,
     )
+
+
+def _failures(items: HeldOutSet, answer: Answer) -> list[dict[str, Any]]:
+    generator = get_generator(items.skill)
+    failed = []
+    for example in items.examples:
+        reply = answer([m for m in example["messages"] if m["role"] != "assistant"])
+        if not generator.check_answer(example, reply):
+            failed.append({"example": example, "reply": reply})
+    return failed
 
 
 def rank(results: Sequence[EvaluationResult]) -> list[EvaluationResult]:
@@ -144,6 +175,8 @@ def record(home: TdmHome, result: EvaluationResult) -> dict[str, Any]:
             },
         },
         "failed_cases": len(result.failed_cases),
+        "held_out_failures": result.held_out_failures,
+        "seen_in_training": result.seen_in_training,
     }
     with atomic_open(_history_path(home)) as handle:  # rewrite whole: readers never see half a line
         for line in [*history, entry]:

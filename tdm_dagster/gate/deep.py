@@ -25,6 +25,7 @@ from tdm_dagster.home import TdmHome
 from tdm_dagster.gate.leakage import (
     EvalSet,
     find_answer_leaks,
+    find_prompt_leaks,
     find_ngram_leaks,
     find_own_answer_leaks,
 )
@@ -108,6 +109,25 @@ def leakage_issues(
         found.setdefault(position_of[leak.train_key], []).append(
             _issue("leakage", f"leakage.{leak.kind}", message, suggestion="remove the record, or the item from the evaluation set")
         )
+    return found
+
+
+def eval_prompt_issues(
+    valid_indices: Sequence[int], conversations: Sequence[Messages], keys: Sequence[str], eval_sets: Sequence[EvalSet]
+) -> dict[int, list[RecordIssue]]:
+    """Records whose prompt is an evaluation item's prompt, by batch position: checked at
+    every level (a set lookup), since a held-out item trained on makes accuracy a memory test."""
+    valid_keys = [keys[p] for p in valid_indices]
+    row_of = {key: row for row, key in enumerate(valid_keys)}
+    prompts = [prompt_and_answer(m)[0] for m in conversations]
+    found: dict[int, list[RecordIssue]] = {}
+    for eval_set in eval_sets:
+        for leak in find_prompt_leaks(eval_set, valid_keys, prompts):
+            row = row_of[leak.train_key]
+            message = f"the prompt is the prompt of evaluation item {leak.eval_key}: '{leak.evidence}'"
+            found.setdefault(valid_indices[row], []).append(
+                _issue("leakage", "leakage.eval_prompt", message, suggestion="remove the record: evaluation items must never be trained on")
+            )
     return found
 
 

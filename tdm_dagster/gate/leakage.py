@@ -9,6 +9,9 @@ Two findings, each naming the training record and the evaluation item:
 * answer leakage (``find_answer_leaks``): a prompt contains a reference answer, its own
   (an evaluation item, or a training record, that gives its answer away) or an
   evaluation item's (the training prompt hands the model the eval answer).
+* prompt leakage (``find_prompt_leaks``): a training prompt that is an evaluation
+  item's prompt, after normalisation. Short prompts ("1011 + 110") have no n-gram to
+  share, so only this finding keeps them out of training.
 
 Candidates are found by joining 32-bit n-gram ids with numpy (sort + searchsorted, no
 loop over pairs); each candidate pair is then checked on the actual words, which both
@@ -68,7 +71,8 @@ class Leak:
     train_key: str
     eval_key: str
     kind: str
-    """"ngram", "answer_in_prompt" (an eval answer inside a training prompt) or "own_answer_in_prompt"."""
+    """"ngram", "answer_in_prompt" (an eval answer inside a training prompt), "own_answer_in_prompt"
+    or "eval_prompt" (the training prompt is an eval item's prompt)."""
     overlap: int
     """Shared distinctive n-grams ("ngram"); the answer's length in words (answer leaks)."""
     fraction: float
@@ -158,6 +162,17 @@ def find_ngram_leaks(
             leaks.append(
                 Leak(keys[record], eval_set.items[item].key, "ngram", len(shared), fraction, " ".join(min(shared)))
             )
+    return leaks
+
+
+def find_prompt_leaks(eval_set: EvalSet, keys: Sequence[str], prompts: Sequence[str]) -> list[Leak]:
+    """Training records whose normalised prompt is an evaluation item's prompt."""
+    item_of = {normalize_text(item.prompt): item for item in eval_set.items if normalize_text(item.prompt)}
+    leaks = []
+    for key, prompt in zip(keys, prompts, strict=True):
+        item = item_of.get(normalize_text(prompt))
+        if item is not None:
+            leaks.append(Leak(key, item.key, "eval_prompt", len(prompt.split()), 1.0, prompt[:80]))
     return leaks
 
 

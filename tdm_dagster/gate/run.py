@@ -90,17 +90,40 @@ class GateInput:
         return cls(batch_id, records, ingest["specs"], keys, ingest["issues"], ingest["sources"])
 
 
-def _deep_findings(gate_input: GateInput, schema: SchemaGateResult, config: TdmConfig, queued_in: TdmHome | None) -> dict[str, Findings]:
-    from tdm_dagster.gate.deep import (  # numpy loads here, at the deep level only
-        deep_findings,
-        load_eval_sets,
-        load_queued_index,
-    )
+def _eval_set_paths(config: TdmConfig, home: TdmHome | None) -> list[str]:
+    """The configured evaluation sets, and those the evaluation registered in ``home``."""
+    registered = sorted(str(path) for path in home.eval_sets_dir.glob("*.jsonl")) if home is not None else []
+    return [*config.gate.eval_sets, *registered]
+
+
+def _eval_prompt_findings(
+    gate_input: GateInput, schema: SchemaGateResult, config: TdmConfig, home: TdmHome | None
+) -> tuple[list, Findings]:
+    """The evaluation sets, and the records whose prompt is one of theirs. At every level:
+    a held-out item must never be queued."""
+    paths = _eval_set_paths(config, home)
+    if not paths:
+        return [], {}
+    from tdm_dagster.gate.deep import eval_prompt_issues, load_eval_sets  # numpy loads here
+
+    eval_sets = load_eval_sets(paths, config.gate.max_record_bytes)
+    return eval_sets, eval_prompt_issues(schema.valid_indices, schema.conversations, gate_input.keys, eval_sets)
+
+
+def _merge(into: dict[int, list], findings: Findings) -> None:
+    for position, found in findings.items():
+        into.setdefault(position, []).extend(found)
+
+
+def _deep_findings(
+    gate_input: GateInput, schema: SchemaGateResult, config: TdmConfig, queued_in: TdmHome | None, eval_sets: list
+) -> dict[str, Findings]:
+    from tdm_dagster.gate.deep import deep_findings, load_queued_index  # numpy loads here
 
     gate = config.gate
     return deep_findings(
         schema.valid_indices, schema.conversations, gate_input.keys,
-        eval_sets=load_eval_sets(gate.eval_sets, gate.max_record_bytes),
+        eval_sets=eval_sets,
         threshold=gate.near_duplicate_threshold,
         queued=load_queued_index(queued_in, gate.near_duplicate_threshold) if queued_in is not None else None,
     )  # fmt: skip
@@ -109,18 +132,22 @@ def _deep_findings(gate_input: GateInput, schema: SchemaGateResult, config: TdmC
 def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = None, queued_in: TdmHome | None = None) -> GateOutcome:
     """Schema gate -> the level's quality suites -> deep findings (level ``deep``) -> decision.
 
-    ``level`` defaults to ``config.gate.level``. At level deep the evaluation sets of
-    ``config.gate.eval_sets`` are read, and with ``queued_in`` the index of the data
-    already queued in that home (off for a file that is itself queued). Writes nothing."""
+    ``level`` defaults to ``config.gate.level``. The evaluation sets (``config.gate.eval_sets``
+    and, with ``queued_in``, the held-out sets registered in that home) are read at every
+    level: a record whose prompt is one of theirs is rejected. At level deep they are also
+    searched for shared text and answers, and with ``queued_in`` the index of the data
+    already queued there is searched for duplicates (off for a file that is itself
+    queued). Writes nothing."""
     level = level or config.gate.level
     names = suites_for(level)
     schema = schema_gate(gate_input.records, gate_input.specs)
     suites = run_quality(schema.conversations, config.quality, names=names)
     extra = {position: list(found) for position, found in gate_input.read_issues.items()}
-    deep = _deep_findings(gate_input, schema, config, queued_in) if level == "deep" else {}
+    eval_sets, eval_prompts = _eval_prompt_findings(gate_input, schema, config, queued_in)
+    deep = _deep_findings(gate_input, schema, config, queued_in, eval_sets) if level == "deep" else {}
+    _merge(deep["leakage"] if "leakage" in deep else extra, eval_prompts)  # the leakage check shows them at deep
     for findings in deep.values():
-        for position, found in findings.items():
-            extra.setdefault(position, []).extend(found)
+        _merge(extra, findings)
     outcome = decide(
         schema, suites, gate_input.batch_id, records=gate_input.records, extra_issues=extra, level=level,
         thresholds=config.gate.thresholds(), specs=None if isinstance(gate_input.specs, str) else list(gate_input.specs),

@@ -79,3 +79,26 @@ def test_duplicates_within_file_and_of_queued_data(home, gsm8k):
     scores = [json.loads(l) for l in (home.batch_dir(claimed2.batch_id) / "scores.jsonl").read_text().splitlines()]
     near_score = next(s for s in scores if s["line"] == 53)
     assert "dedup.near_duplicate_of_queued" in near_score["warnings"]
+
+
+def test_a_held_out_item_put_into_the_inbox_is_refused_at_deep(home):
+    """The evaluation registers its held-out sets; a batch carrying their items, word for
+    word or with a short prompt the n-gram check cannot see, loses exactly those records."""
+    from tdm_dagster.definitions import defs
+    from tdm_dagster.evaluate.comparison import held_out_sets
+    from tdm_dagster.evaluate.isolation import register_held_out
+    from tdm_dagster.generate.generators import get_generator
+
+    home.config_path.write_text("gate:\n  level: deep\n  min_validity: 0.5\n  min_overall: 0.5\n")
+    held_out = held_out_sets({"syllo": [1], "binary": [2]}, 10)
+    register_held_out(home, held_out)
+    training = get_generator("syllo").generate(1, 20, 7) + get_generator("binary").generate(2, 20, 7)
+    leaked = [held_out[0].examples[2], held_out[1].examples[4]]
+    home.inbox_dir.mkdir(exist_ok=True)
+    with dg.instance_for_test() as instance:
+        claimed = claim(home, write_jsonl(home.inbox_dir / "mixed.jsonl", training + leaked), "normal")
+        assert run_batch_pipeline(defs.resolve_job_def(BATCH_PIPELINE), instance, claimed.batch_id, run_config={}, tags={}).success
+    rows = [json.loads(l) for l in (home.rejected_dir / f"{claimed.batch_id}.jsonl").read_text().splitlines()]
+    codes = {row["source"]["line"]: {r["code"] for r in row["reasons"]} for row in rows}
+    assert {line for line, found in codes.items() if "leakage.eval_prompt" in found} == {41, 42}
+    assert any("heldout_binary_level2.jsonl:4" in r["message"] for row in rows for r in row["reasons"])

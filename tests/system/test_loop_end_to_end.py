@@ -38,6 +38,8 @@ def test_generate_to_serve(home, dagster_home):
 
     evaluated = tdm("evaluate")
     assert 0.0 <= evaluated["overall_accuracy"] <= 1.0 and evaluated["held_out_loss"] > 0
+    assert evaluated["held_out_seen_in_training"] == 0  # accuracy measures learning, not memory
+    assert sorted(p.name for p in home.eval_sets_dir.iterdir()) == ["heldout_binary_level1.jsonl", "heldout_syllo_level1.jsonl"]
     state = CurriculumState.load(curriculum_path(home))
     assert state.history["binary"], "the evaluation reached the curriculum"
 

@@ -11,6 +11,7 @@ from tdm_dagster.evaluate.comparison import (
     evaluate,
     held_out_sets,
     load_history,
+    probe_sets,
     rank,
     record,
 )
@@ -31,20 +32,27 @@ def answering(correct_every: int):
 answers: dict[str, str] = {}
 
 
-def sets_with_answers(levels, per_level=10, seed=0):
-    sets = held_out_sets(levels, per_level, seed)
+def with_answers(sets):
     for held_out in sets:
         for example in held_out.examples:
             answers[example["messages"][0]["content"]] = example["messages"][-1]["content"]
     return sets
 
 
+def sets_with_answers(levels, per_level=10, seed=0):
+    return with_answers(held_out_sets(levels, per_level, seed))
+
+
 def test_accuracy_per_skill_and_level_and_failed_cases():
     sets = sets_with_answers({"binary": [1, 2], "syllo": [1]})
-    result = evaluate("checkpoint-1", sets, answering(2))
+    probes = with_answers(probe_sets(sets, 10))
+    result = evaluate("checkpoint-1", sets, answering(2), probes=probes)
     assert set(result.accuracy) == {"binary", "syllo"}
     assert result.overall_accuracy == 0.5
-    assert len(result.failed_cases) == 15
+    assert result.held_out_failures == 15
+    probe_prompts = {e["messages"][0]["content"] for p in probes for e in p.examples}
+    assert 0 < len(result.failed_cases) <= len(probe_prompts) // 2 + 1
+    assert all(case["example"]["messages"][0]["content"] in probe_prompts for case in result.failed_cases)
     assert all(case["reply"] == "I do not know." for case in result.failed_cases)
     assert all(e["metadata"]["seed"] >= HELD_OUT_SEED_BASE for s in sets for e in s.examples[:1])
 
@@ -59,7 +67,7 @@ def test_rank_prefers_accuracy_then_loss():
 
 def test_history_trends_curriculum_and_corrections(home):
     sets = sets_with_answers({"syllo": [1]})
-    first = record(home, evaluate("checkpoint-1", sets, answering(2)))
+    first = record(home, evaluate("checkpoint-1", sets, answering(2), probes=with_answers(probe_sets(sets, 10))))
     assert first["trend"]["overall_pct"] is None and first["corrections_file"]
     entries = [record(home, evaluate(f"checkpoint-{step}", sets, answering(1))) for step in (2, 3, 4)]
     assert entries[1]["trend"]["overall_pct"] == 0.0

@@ -1,0 +1,67 @@
+"""Keep evaluation items out of training, by construction and by check.
+
+- By construction: held-out items and probes (the items whose failures become
+  corrections) are drawn with seeds from ranges no training batch uses, and a probe
+  whose prompt is a held-out prompt is dropped (small problem spaces repeat).
+- By check: the held-out sets are registered under ``$TDM_HOME/eval_sets/``, where the
+  deep gate reads them and rejects any record whose prompt is one of theirs
+  (``leakage.eval_prompt``) or carries their text (``leakage.ngram``).
+- Measured: every evaluation counts its held-out items found in anything queued,
+  claimed or trained (``seen_in_training``); anything but 0 means accuracy measures memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tdm_dagster.files.atomic import atomic_write_jsonl
+from tdm_dagster.gate.deep import prompt_and_answer
+from tdm_dagster.gate.minhash import normalize_text
+from tdm_dagster.home import TdmHome
+
+
+def prompt_key(example: dict[str, Any]) -> str:
+    """The normalised prompt of a chat example (what the gate's ``eval_prompt`` compares)."""
+    return normalize_text(prompt_and_answer(example["messages"])[0])
+
+
+def without_prompts_of(examples: Sequence[dict[str, Any]], others: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``examples`` less any whose prompt is the prompt of one of ``others``."""
+    taken = {prompt_key(example) for example in others}
+    return [example for example in examples if prompt_key(example) not in taken]
+
+
+def register_held_out(home: TdmHome, sets: Sequence[Any]) -> list[Path]:
+    """Write each held-out set to ``eval_sets/heldout_<skill>_level<level>.jsonl``, so the
+    deep gate keeps its items out of training."""
+    written = []
+    for held_out in sets:
+        path = home.eval_sets_dir / f"heldout_{held_out.skill}_level{held_out.level}.jsonl"
+        atomic_write_jsonl(path, [{"messages": example["messages"]} for example in held_out.examples])
+        written.append(path)
+    return written
+
+
+def _training_files(home: TdmHome) -> list[Path]:
+    """Queue files waiting, claimed or being re-checked, and those already trained on."""
+    return sorted([*home.queue_root.rglob("*.jsonl"), *home.trained_archive_dir.rglob("*.jsonl")])
+
+
+def seen_in_training(home: TdmHome, sets: Sequence[Any]) -> int:
+    """How many held-out items have their prompt in anything queued, claimed or trained."""
+    wanted = {prompt_key(example) for held_out in sets for example in held_out.examples}
+    seen: set[str] = set()
+    for path in _training_files(home):
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                    key = prompt_key(record)
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue  # not a chat record: it cannot carry a held-out prompt as one
+                if key in wanted:
+                    seen.add(key)
+    return sum(1 for held_out in sets for example in held_out.examples if prompt_key(example) in seen)
