@@ -27,6 +27,7 @@ from tdm_dagster.gate.scoring import (
     tier,
     tier_counts,
 )
+from tdm_dagster.gate.verify.registry import AnswerVerdict
 from tdm_dagster.records.issues import RecordIssue
 
 _INCOMPLETE_CODES = ("read.", "schema.missing_field", "schema.not_an_object")
@@ -55,6 +56,9 @@ class GateOutcome:
     """Deep-level findings by detector (``duplicates``, ``leakage``); empty below level deep."""
     shortfalls: list[str] = field(default_factory=list)
     """Batch metrics under their thresholds, as sentences."""
+    answers: dict[int, AnswerVerdict] = field(default_factory=dict)
+    """What an answer verifier decided, by position, for records with a reference answer
+    (empty at level quick): a decision on correctness that later steps must respect."""
 
     @property
     def batch_approved(self) -> bool:
@@ -100,6 +104,7 @@ def decide(
     level: str = "standard",
     thresholds: MetricThresholds = MetricThresholds(),
     specs: Sequence[str] | None = None,
+    answers: Mapping[int, AnswerVerdict] | None = None,
 ) -> GateOutcome:
     """Combine every finding into one verdict per record and one for the batch.
 
@@ -133,8 +138,7 @@ def decide(
     problems.extend(shortfalls)
     if problems:
         batch_issue = RecordIssue(
-            suite="batch", code="batch.rejected", message=f"batch rejected: {'; '.join(problems)}", field="",
-            suggestion="fix the batch-level problems named here and resubmit the file",
+            suite="batch", code="batch.rejected", message=f"batch rejected: {'; '.join(problems)}", field=""
         )
         for position in range(schema.total):
             issues.setdefault(position, []).append(batch_issue)
@@ -166,7 +170,7 @@ def decide(
         report["schema_error"] = schema.batch_error
     return GateOutcome(
         schema.total, accepted, rejected, report, issues, scores, list(specs) if specs else None,
-        suites=dict(suites), shortfalls=shortfalls,
+        suites=dict(suites), shortfalls=shortfalls, answers=dict(answers or {}),
     )  # fmt: skip
 
 
