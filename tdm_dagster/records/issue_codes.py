@@ -33,6 +33,7 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "read.corrupt_file": _e("the file is damaged: re-export or re-download it"),
     "read.duplicate_key": _e("keep one value per key in each object"),
     "read.empty_file": _e("the file holds no records: check the export wrote any"),
+    "read.integer_too_long": _e("store the number as a string"),
     "read.invalid_json": _e("fix the JSON at the position named (a missing comma, quote or bracket)"),
     "read.invalid_json_column": _e("store valid JSON text in that column, or a plain string"),
     "read.invalid_utf8": _e("re-encode the file as UTF-8"),

@@ -17,7 +17,7 @@ EMITTERS = [
     (re.compile(rf'"((?:{FAMILIES})\.[a-z0-9_]+)"'), ""),  # a full code as a literal
     (re.compile(r'read_issue\(\s*"([a-z0-9_]+)"'), "read."),
     (re.compile(r'FileProblem\([^,()]+,\s*"([a-z0-9_]+)"'), "read."),
-    (re.compile(r'JsonValueProblem\(\s*"([a-z0-9_]+)"'), "read."),
+    (re.compile(r'(?:JsonValueProblem|_Invalid)\(\s*"([a-z0-9_]+)"'), "read."),
 ]
 PREFIXED = {"schemas.py": "schema.", "shapes.py": "shape."}
 """Modules whose ``_issue("code", ...)`` prefixes the code."""
