@@ -148,7 +148,8 @@ def decide(
         report["recommendation"] = f"reject: {'; '.join(problems)}"
 
     read_records = records if records is not None else [None] * schema.total
-    scores = {i: example_score(read_records[i], issues.get(i, [])) for i in accepted}
+    verdicts = answers or {}
+    scores = {i: example_score(read_records[i], issues.get(i, []), verdicts.get(i)) for i in accepted}
     warnings = Counter(i.code for found in issues.values() for i in found if i.severity == "WARNING")
     report.update(
         batch_id=batch_id,
@@ -170,7 +171,7 @@ def decide(
         report["schema_error"] = schema.batch_error
     return GateOutcome(
         schema.total, accepted, rejected, report, issues, scores, list(specs) if specs else None,
-        suites=dict(suites), shortfalls=shortfalls, answers=dict(answers or {}),
+        suites=dict(suites), shortfalls=shortfalls, answers=dict(verdicts),
     )  # fmt: skip
 
 
@@ -192,6 +193,7 @@ def score_rows(outcome: GateOutcome) -> list[dict[str, Any]]:
             "score": score,
             "tier": tier(score),
             "warnings": [i.code for i in outcome.issues.get(position, []) if i.severity == "WARNING"],
+            "verified": getattr(outcome.answers.get(position), "correct", False),
         }
         for position, score in sorted(outcome.scores.items())
     ]

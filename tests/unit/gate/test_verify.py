@@ -194,3 +194,22 @@ def test_ingested_files_bring_their_references(tmp_path):
     wrong = [issue for issue in result["issues"] if issue["code"] == "answer.wrong"]
     assert [issue["line"] for issue in wrong] == [4] and "given 'family sail2" in wrong[0]["message"]
     assert result["totals"]["accepted"] == 29
+
+
+def test_tiers_come_from_what_was_measured():
+    """Verified answers are gold whatever the source; unverified model output and
+    imported data are silver at best; warnings lower that."""
+    verified = batch("binary", n=30)
+    for record in verified:
+        record["metadata"]["source"] = "inference"
+    assert gate(verified, "chat_sft_v1").report["tiers"] == {"gold": 30, "silver": 0, "bronze": 0, "raw": 0}
+    unverified = [chat(f"Tell me about topic {i}.", f"Topic {i} is interesting because of reason {i}.", source="inference") for i in range(30)]
+    outcome = gate(unverified, "chat_sft_v1")
+    assert outcome.report["tiers"]["silver"] == 30
+    reviewed = [chat(f"Tell me about topic {i}.", f"Topic {i} matters for reason {i}.", human_reviewed=True) for i in range(30)]
+    assert gate(reviewed, "chat_sft_v1").report["tiers"]["gold"] == 30
+    from tdm_dagster.gate.outcome import score_rows
+
+    rows = score_rows(gate(verified, "chat_sft_v1"))
+    assert all(row["verified"] and row["tier"] == "gold" for row in rows)
+    assert not any(row["verified"] for row in score_rows(outcome))
