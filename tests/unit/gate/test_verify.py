@@ -213,3 +213,33 @@ def test_tiers_come_from_what_was_measured():
     rows = score_rows(gate(verified, "chat_sft_v1"))
     assert all(row["verified"] and row["tier"] == "gold" for row in rows)
     assert not any(row["verified"] for row in score_rows(outcome))
+
+
+def test_validate_answers_side_file(home, tmp_path):
+    """``tdm validate --answers``: replies exported without their answers are checked
+    against a side file that names records by line or id."""
+    from click.testing import CliRunner
+
+    from tdm_dagster.cli import main
+
+    records = batch("syllo", n=30)
+    data = []
+    for i, record in enumerate(records):
+        reply = GIBBERISH if i == 5 else record["messages"][-1]["content"]
+        data.append({"id": f"p{i}", "messages": with_reply(record, reply)["messages"]})
+    (tmp_path / "replies.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
+    side = [{"id": f"p{i}", "answer": r["metadata"]["answer"], "skill": "syllo"} for i, r in enumerate(records) if i % 2 == 0]
+    side += [{"line": i + 1, "answer": r["metadata"]["answer"], "skill": "syllo"} for i, r in enumerate(records) if i % 2]
+    side.append({"id": "nowhere", "answer": "x"})
+    (tmp_path / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in side))
+    without = CliRunner().invoke(main, ["validate", str(tmp_path / "replies.jsonl"), "--json"])
+    assert json.loads(without.stdout)["answers"]["checked"] == 0
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "replies.jsonl"), "--answers", str(tmp_path / "answers.jsonl"), "--json"])
+    report = json.loads(result.stdout)
+    assert report["answers"]["checked"] == 30 and report["answers"]["wrong"] == 1
+    assert report["answers"]["unmatched_in_answers_file"] == 1
+    [wrong] = [issue for issue in report["issues"] if issue["code"] == "answer.wrong"]
+    assert wrong["line"] == 6 and "given 'family sail2" in wrong["message"]
+    (tmp_path / "bad.jsonl").write_text('{"line": 1}\n')
+    refused = CliRunner().invoke(main, ["validate", str(tmp_path / "replies.jsonl"), "--answers", str(tmp_path / "bad.jsonl")])
+    assert refused.exit_code == 2 and "bad.jsonl:1" in refused.output
