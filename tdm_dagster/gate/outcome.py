@@ -221,7 +221,8 @@ def _findings_view(findings: Findings) -> dict[str, Any]:
 def check_view(outcome: GateOutcome) -> dict[str, Any]:
     """What the asset checks show of an outcome, JSON-ready: per suite its pass rate,
     observed values, thresholds and samples; per deep detector its counts and samples
-    (None when the level did not run it); the batch metrics and their shortfalls."""
+    (None when the level did not run it); the batch metrics and their shortfalls; the
+    answer verification counts (None at level quick)."""
     report = outcome.report
     return {
         "level": outcome.level,
@@ -230,5 +231,6 @@ def check_view(outcome: GateOutcome) -> dict[str, Any]:
         "metrics": report["metrics"],
         "metric_thresholds": report["metric_thresholds"],
         "tiers": report["tiers"],
+        "answers": report.get("answers"),
         "shortfalls": outcome.shortfalls,
     }

@@ -161,6 +161,8 @@ def test_wrong_answers_from_the_model_end_in_rejected_with_expected_and_given(ho
     assert len(queued) == 58
     report = json.loads((home.reports_dir / f"{batch_id}.json").read_text())
     assert report["answers"]["wrong"] == 2 and report["answers"]["correct"] == 58
+    metrics = {key: value.value for key, value in check_events(result)["batch_metrics"].metadata.items()}
+    assert (metrics["answers.checked"], metrics["answers.wrong"], metrics["answers.by_skill.syllo.wrong"]) == (60, 2, 2)
 
 
 def test_a_model_answering_gibberish_queues_nothing(home, instance):
