@@ -79,11 +79,16 @@ def test_builtin_batch_is_tested_and_queued(home, instance):
     assert materialized.asset_materialization.partition == batch_id
 
 
+def materialize_inference_batch(home, instance, batch_id, reply):
+    """A batch whose replies come from a model that answers with ``reply(messages)``."""
+    home.config_path.write_text("auto_generate:\n  source: inference\n")
+    with fake_inference_server(reply=reply) as (_fake, url):
+        return materialize_batch(instance, batch_id, inference_url=url)
+
+
 def test_failing_check_blocks_the_queue_and_keeps_every_record(home, instance):
     batch_id = "binary_infer_20251122_130000_count40"
-    home.config_path.write_text("auto_generate:\n  source: inference\n")
-    with fake_inference_server(reply=lambda messages: "I can't help with that.") as (_fake, url):
-        result = materialize_batch(instance, batch_id, inference_url=url)
+    result = materialize_inference_batch(home, instance, batch_id, lambda messages: "I can't help with that.")
     assert not result.success
     evaluations = check_evaluations(result)
     assert evaluations["diversity"] is False
@@ -138,7 +143,6 @@ def test_wrong_answers_from_the_model_end_in_rejected_with_expected_and_given(ho
     from tests.support.skill_solver import last_user, solve
 
     batch_id = "syllo_infer_20251122_130000_count60"
-    home.config_path.write_text("auto_generate:\n  source: inference\n")
     wrong_prompts: list[str] = []
 
     def reply(messages):
@@ -147,8 +151,7 @@ def test_wrong_answers_from_the_model_end_in_rejected_with_expected_and_given(ho
             wrong_prompts.append(prompt)
         return " family sail2 ham2per comisealbilot pra12 famous dapfo" if prompt in wrong_prompts else solve(prompt)
 
-    with fake_inference_server(reply=reply) as (_fake, url):
-        result = materialize_batch(instance, batch_id, inference_url=url)
+    result = materialize_inference_batch(home, instance, batch_id, reply)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     rejected = [json.loads(line) for line in (home.rejected_dir / f"{batch_id}.jsonl").read_text().splitlines()]
     assert sorted(row["record"]["messages"][0]["content"] for row in rejected) == sorted(wrong_prompts)
@@ -167,9 +170,7 @@ def test_wrong_answers_from_the_model_end_in_rejected_with_expected_and_given(ho
 
 def test_a_model_answering_gibberish_queues_nothing(home, instance):
     batch_id = "syllo_infer_20251122_140000_count30"
-    home.config_path.write_text("auto_generate:\n  source: inference\n")
-    with fake_inference_server(reply=lambda messages: " family sail2 ham2per comisealbilot pra12 famous dapfo") as (_fake, url):
-        result = materialize_batch(instance, batch_id, inference_url=url)
+    result = materialize_inference_batch(home, instance, batch_id, lambda messages: " family sail2 ham2per comisealbilot pra12 famous dapfo")
     assert not result.success
     assert TrainingQueue(home).total_depth() == 0
     rejected = [json.loads(line) for line in (home.rejected_dir / f"{batch_id}.jsonl").read_text().splitlines()]

@@ -26,19 +26,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 GENERIC = "generic"
 """The verifier for skills without one of their own."""
 
 
-@dataclass(frozen=True)
-class AnswerCheck:
+class AnswerCheck(NamedTuple):
+    """A verifier's answer: right or not, and the expected and given values as a reader
+    would write them (``word, word``, ``1011``), for the message of a wrong answer."""
+
     correct: bool
     expected: str
-    """The reference as a reader would write it (``word, word``, ``1011``)."""
     given: str
-    """What the verifier read from the reply, in the same form."""
 
 
 @dataclass(frozen=True)
