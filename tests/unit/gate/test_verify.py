@@ -243,3 +243,19 @@ def test_validate_answers_side_file(home, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"line": 1}\n')
     refused = CliRunner().invoke(main, ["validate", str(tmp_path / "replies.jsonl"), "--answers", str(tmp_path / "bad.jsonl")])
     assert refused.exit_code == 2 and "bad.jsonl:1" in refused.output
+
+
+def test_queue_recheck_trims_wrong_answers_queued_before_verification(home):
+    """The re-check runs the same gate: a wrong answer that reached the queue is trimmed with its reason."""
+    from tdm_dagster.config.settings import load_config
+    from tdm_dagster.queue.recheck import recheck_queue
+    from tdm_dagster.queue.store import TrainingQueue
+
+    records = batch("binary", n=60, level=3)
+    records[7] = with_reply(records[7], GIBBERISH)
+    path = TrainingQueue(home).enqueue("b1", records, "normal")[0]
+    [verdict] = recheck_queue(home, load_config(home)).files
+    assert (verdict.verdict, verdict.removed) == ("trimmed", 1)
+    assert len(path.read_text().splitlines()) == 59
+    [row] = [json.loads(line) for line in (home.rejected_dir / "b1.recheck.jsonl").read_text().splitlines()]
+    assert row["line"] == 8 and [reason["code"] for reason in row["reasons"]] == ["answer.wrong"]
