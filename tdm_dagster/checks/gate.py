@@ -106,7 +106,8 @@ def deep_result(name: str, findings: dict[str, Any] | None, level: str) -> dg.As
 
 
 def metrics_result(view: dict[str, Any]) -> dg.AssetCheckResult:
-    """The batch metrics against their thresholds, with the quality tiers of the approved records."""
+    """The batch metrics against their thresholds, with the quality tiers of the approved
+    records and how many replies an answer verifier checked and found wrong."""
     shortfalls = view["shortfalls"]
     return dg.AssetCheckResult(
         asset_key=quality_report.key,
@@ -118,6 +119,7 @@ def metrics_result(view: dict[str, Any]) -> dg.AssetCheckResult:
             **{f"observed.{name}": _metadata_value(value) for name, value in view["metrics"].items() if value is not None},
             **_flatten("threshold", view["metric_thresholds"]),
             **{f"tier.{name}": dg.MetadataValue.int(count) for name, count in view["tiers"].items()},
+            **_flatten("answers", view.get("answers") or {}),
         },
     )
 

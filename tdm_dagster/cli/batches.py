@@ -111,22 +111,26 @@ def ingest(as_json: bool) -> None:
 @click.option("--spec", help="Require this spec (chat_sft_v1, syllo_v1, completion_v1, instruction_v1).")
 @click.option("--level", type=click.Choice(("quick", "standard", "deep")), help="Gate depth (default: gate.level).")
 @click.option("--against", "against", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Evaluation file to check leakage against (repeatable; deep level).")
+@click.option("--answers", type=click.Path(exists=True, dir_okay=False), help="JSON Lines of reference answers by line or id, checked against the replies.")
 @common.json_option
-def validate(path: str, spec: str | None, level: str | None, against: tuple[str, ...], as_json: bool) -> None:
+def validate(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None, as_json: bool) -> None:
     """Check a file without ingesting it. Exit 1 if it would be rejected, 2 if unreadable."""
     from dataclasses import replace
 
     from tdm_dagster.gate.schemas import UnknownSpecError
     from tdm_dagster.gate.validate_file import validate_file
+    from tdm_dagster.gate.verify.side_file import AnswersFileError
 
     home = common.home()
     config = common.config(home)
     if against:
         config = replace(config, gate=replace(config.gate, eval_sets=tuple(against)))
     try:
-        result = validate_file(path, config, spec=spec, level=level, home=home)
+        result = validate_file(path, config, spec=spec, level=level, home=home, answers=answers)
     except UnknownSpecError as exc:
         raise click.BadParameter(str(exc), param_hint="--spec") from exc
+    except AnswersFileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--answers") from exc
     totals = result["totals"]
     lines = [
         f"{result['file']}: {totals['records']} records, {totals['accepted']} accepted, {totals['rejected']} rejected "

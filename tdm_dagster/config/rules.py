@@ -122,6 +122,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "level": _one_of(("quick", "standard", "deep")),
         "eval_sets": _paths,
         "near_duplicate_threshold": _fraction,
+        "verifiers": _mapping_of("skill: verifier name"),
         "min_completeness": _fraction,
         "min_consistency": _fraction,
         "min_validity": _fraction,

@@ -61,6 +61,9 @@ class GateConfig:
     eval_sets: tuple[str, ...] = ()
     """Evaluation data files (any format tdm reads) that training data must not leak into."""
     near_duplicate_threshold: float = 0.8
+    verifiers: dict[str, str] = field(default_factory=dict)
+    """Skill -> answer verifier name, for skills whose own verifier (or the generic one)
+    is not the right judge, e.g. ``{gsm8k: my_gsm8k}`` after registering ``my_gsm8k``."""
     min_completeness: float = 0.95
     min_consistency: float = 0.90
     min_validity: float = 0.95

@@ -46,8 +46,9 @@ def prompt_and_answer(messages: Messages) -> tuple[str, str]:
     return prompt, answer
 
 
-def _issue(suite: str, code: str, message: str, severity: str = "ERROR", suggestion: str = "") -> RecordIssue:
-    return RecordIssue(suite, code, message, "messages", severity=severity, suggestion=suggestion)
+def _issue(suite: str, code: str, message: str, severity: str = "ERROR") -> RecordIssue:
+    """Suggestions come from the code's entry in :mod:`tdm_dagster.records.issue_codes`."""
+    return RecordIssue(suite, code, message, "messages", severity=severity)
 
 
 def duplicate_issues(
@@ -62,7 +63,7 @@ def duplicate_issues(
         if key in first_of:
             exact_copies.add(position)
             found.setdefault(position, []).append(
-                _issue("dedup", "dedup.exact_duplicate", f"exact duplicate of {keys[first_of[key]]}", suggestion="drop the copy")
+                _issue("dedup", "dedup.exact_duplicate", f"exact duplicate of {keys[first_of[key]]}")
             )
         else:
             first_of[key] = position
@@ -107,7 +108,7 @@ def leakage_issues(
         else:
             message = f"the prompt contains the answer of evaluation item {leak.eval_key}: '{leak.evidence[:80]}'"
         found.setdefault(position_of[leak.train_key], []).append(
-            _issue("leakage", f"leakage.{leak.kind}", message, suggestion="remove the record, or the item from the evaluation set")
+            _issue("leakage", f"leakage.{leak.kind}", message)
         )
     return found
 
@@ -126,7 +127,7 @@ def eval_prompt_issues(
             row = row_of[leak.train_key]
             message = f"the prompt is the prompt of evaluation item {leak.eval_key}: '{leak.evidence}'"
             found.setdefault(valid_indices[row], []).append(
-                _issue("leakage", "leakage.eval_prompt", message, suggestion="remove the record: evaluation items must never be trained on")
+                _issue("leakage", "leakage.eval_prompt", message)
             )
     return found
 

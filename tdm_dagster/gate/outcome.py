@@ -27,6 +27,7 @@ from tdm_dagster.gate.scoring import (
     tier,
     tier_counts,
 )
+from tdm_dagster.gate.verify.registry import AnswerVerdict
 from tdm_dagster.records.issues import RecordIssue
 
 _INCOMPLETE_CODES = ("read.", "schema.missing_field", "schema.not_an_object")
@@ -55,6 +56,9 @@ class GateOutcome:
     """Deep-level findings by detector (``duplicates``, ``leakage``); empty below level deep."""
     shortfalls: list[str] = field(default_factory=list)
     """Batch metrics under their thresholds, as sentences."""
+    answers: dict[int, AnswerVerdict] = field(default_factory=dict)
+    """What an answer verifier decided, by position, for records with a reference answer
+    (empty at level quick): a decision on correctness that later steps must respect."""
 
     @property
     def batch_approved(self) -> bool:
@@ -100,6 +104,7 @@ def decide(
     level: str = "standard",
     thresholds: MetricThresholds = MetricThresholds(),
     specs: Sequence[str] | None = None,
+    answers: Mapping[int, AnswerVerdict] | None = None,
 ) -> GateOutcome:
     """Combine every finding into one verdict per record and one for the batch.
 
@@ -133,8 +138,7 @@ def decide(
     problems.extend(shortfalls)
     if problems:
         batch_issue = RecordIssue(
-            suite="batch", code="batch.rejected", message=f"batch rejected: {'; '.join(problems)}", field="",
-            suggestion="fix the batch-level problems named here and resubmit the file",
+            suite="batch", code="batch.rejected", message=f"batch rejected: {'; '.join(problems)}", field=""
         )
         for position in range(schema.total):
             issues.setdefault(position, []).append(batch_issue)
@@ -144,7 +148,8 @@ def decide(
         report["recommendation"] = f"reject: {'; '.join(problems)}"
 
     read_records = records if records is not None else [None] * schema.total
-    scores = {i: example_score(read_records[i], issues.get(i, [])) for i in accepted}
+    verdicts = answers or {}
+    scores = {i: example_score(read_records[i], issues.get(i, []), verdicts.get(i)) for i in accepted}
     warnings = Counter(i.code for found in issues.values() for i in found if i.severity == "WARNING")
     report.update(
         batch_id=batch_id,
@@ -166,7 +171,7 @@ def decide(
         report["schema_error"] = schema.batch_error
     return GateOutcome(
         schema.total, accepted, rejected, report, issues, scores, list(specs) if specs else None,
-        suites=dict(suites), shortfalls=shortfalls,
+        suites=dict(suites), shortfalls=shortfalls, answers=dict(verdicts),
     )  # fmt: skip
 
 
@@ -188,6 +193,7 @@ def score_rows(outcome: GateOutcome) -> list[dict[str, Any]]:
             "score": score,
             "tier": tier(score),
             "warnings": [i.code for i in outcome.issues.get(position, []) if i.severity == "WARNING"],
+            "verified": getattr(outcome.answers.get(position), "correct", False),
         }
         for position, score in sorted(outcome.scores.items())
     ]
@@ -215,7 +221,8 @@ def _findings_view(findings: Findings) -> dict[str, Any]:
 def check_view(outcome: GateOutcome) -> dict[str, Any]:
     """What the asset checks show of an outcome, JSON-ready: per suite its pass rate,
     observed values, thresholds and samples; per deep detector its counts and samples
-    (None when the level did not run it); the batch metrics and their shortfalls."""
+    (None when the level did not run it); the batch metrics and their shortfalls; the
+    answer verification counts (None at level quick)."""
     report = outcome.report
     return {
         "level": outcome.level,
@@ -224,5 +231,6 @@ def check_view(outcome: GateOutcome) -> dict[str, Any]:
         "metrics": report["metrics"],
         "metric_thresholds": report["metric_thresholds"],
         "tiers": report["tiers"],
+        "answers": report.get("answers"),
         "shortfalls": outcome.shortfalls,
     }

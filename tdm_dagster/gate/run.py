@@ -1,9 +1,10 @@
 """The test step in one call: schema gate, content gate at one of three depths, one decision per record.
 
 Levels:
-- ``quick``: structure only (schema gate and the format suite);
+- ``quick``: structure only (schema gate and the format suite); replies are not judged;
 - ``standard``: adds token lengths, balance, diversity and the content heuristics (all
-  five suites);
+  five suites), and answer verification: a record that carries a reference answer is
+  checked against it by its skill's verifier (:mod:`tdm_dagster.gate.verify`);
 - ``deep``: adds exact and near-duplicate detection (within the batch and, when asked,
   against data already queued) and train/eval leakage against the configured
   evaluation sets.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tdm_dagster.gate.outcome import Findings, GateOutcome, decide
 from tdm_dagster.gate.quality import SUITE_NAMES, run_quality
 from tdm_dagster.gate.schemas import SchemaGateResult, schema_gate
+from tdm_dagster.gate.verify import AnswerResults, verify_answers
 from tdm_dagster.records.issues import RecordIssue
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
 LEVELS = ("quick", "standard", "deep")
 LEVEL_SUITES = {"quick": ("format",), "standard": SUITE_NAMES, "deep": SUITE_NAMES}
+VERIFY_LEVELS = ("standard", "deep")
+"""Levels that check replies against reference answers (quick stays structure only)."""
 
 
 def suites_for(level: str) -> tuple[str, ...]:
@@ -130,7 +134,8 @@ def _deep_findings(
 
 
 def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = None, queued_in: TdmHome | None = None) -> GateOutcome:
-    """Schema gate -> the level's quality suites -> deep findings (level ``deep``) -> decision.
+    """Schema gate -> the level's quality suites -> answer verification (standard, deep) ->
+    deep findings (level ``deep``) -> decision.
 
     ``level`` defaults to ``config.gate.level``. The evaluation sets (``config.gate.eval_sets``
     and, with ``queued_in``, the held-out sets registered in that home) are read at every
@@ -143,6 +148,10 @@ def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = No
     schema = schema_gate(gate_input.records, gate_input.specs)
     suites = run_quality(schema.conversations, config.quality, names=names)
     extra = {position: list(found) for position, found in gate_input.read_issues.items()}
+    answers = AnswerResults()
+    if level in VERIFY_LEVELS:
+        answers = verify_answers(gate_input.records, schema.valid_indices, schema.conversations, config.gate.verifiers)
+    _merge(extra, answers.findings)
     eval_sets, eval_prompts = _eval_prompt_findings(gate_input, schema, config, queued_in)
     deep = _deep_findings(gate_input, schema, config, queued_in, eval_sets) if level == "deep" else {}
     _merge(deep["leakage"] if "leakage" in deep else extra, eval_prompts)  # the leakage check shows them at deep
@@ -151,5 +160,8 @@ def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = No
     outcome = decide(
         schema, suites, gate_input.batch_id, records=gate_input.records, extra_issues=extra, level=level,
         thresholds=config.gate.thresholds(), specs=None if isinstance(gate_input.specs, str) else list(gate_input.specs),
+        answers=answers.verdicts,
     )  # fmt: skip
+    if level in VERIFY_LEVELS:
+        outcome.report["answers"] = answers.summary()
     return replace(outcome, deep=deep)

@@ -1,9 +1,17 @@
 """Quality score and tier per example, and the batch metrics with their thresholds.
 
-Per example: a base score from how much its source is trusted (human-reviewed and
-curated data score higher, as in the seed design), minus a penalty per WARNING; any
-ERROR makes it 0 (the record is rejected anyway). Tiers: gold >= 0.9, silver 0.7-0.9,
-bronze 0.5-0.7, raw < 0.5.
+Per example, the score is what was measured about it, not who sent it:
+
+- **correctness**: a reply an answer verifier found right scores 1.0 (gold); a record
+  checked by people (``metadata.human_reviewed``, or source ``human``/``manual``) 1.0,
+  ``curated`` 0.95; anything else, whose correctness nothing measured, at most
+  ``UNVERIFIED`` (0.8, silver): model output and imported data earn gold only by a
+  verifier or a human;
+- **warnings**: each WARNING found (a near duplicate, in the batch or in the queue, or
+  any other kept-but-suspect finding) takes ``WARNING_PENALTY`` (0.1) off;
+- any ERROR makes it 0 (the record is rejected anyway); INFO notes cost nothing.
+
+Tiers: gold >= 0.9, silver 0.7-0.9, bronze 0.5-0.7, raw < 0.5.
 
 Per batch: completeness, consistency, validity, diversity, balance, complexity and an
 overall score. Completeness, consistency, validity and overall have thresholds
@@ -17,20 +25,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tdm_dagster.gate.verify.registry import AnswerVerdict
 from tdm_dagster.records.issues import RecordIssue
 
-SOURCE_TRUST = {
-    "human_reviewed": 1.0,
-    "human": 1.0,
-    "manual": 1.0,
-    "curated": 0.95,
-    "builtin": 0.92,
-    "skill_api": 0.92,
-    "inference": 0.85,
-}
-"""Base score by ``metadata.source``; generated skill data has verified answers, model
-output does not. Unknown sources get ``DEFAULT_TRUST``."""
-DEFAULT_TRUST = 0.85
+VERIFIED = 1.0
+"""A reply an answer verifier found right."""
+HUMAN_CHECKED = {"human_reviewed": 1.0, "human": 1.0, "manual": 1.0, "curated": 0.95}
+"""Scores by ``metadata.source`` for data people checked."""
+UNVERIFIED = 0.8
+"""The best an example can score when nothing measured its correctness."""
 WARNING_PENALTY = 0.1
 TIERS = (("gold", 0.9), ("silver", 0.7), ("bronze", 0.5), ("raw", 0.0))
 OVERALL_WEIGHTS = {"completeness": 0.2, "consistency": 0.2, "validity": 0.3, "diversity": 0.15, "balance": 0.15}
@@ -66,11 +69,13 @@ def source_of(record: Any) -> str:
     return "unknown"
 
 
-def example_score(record: Any, issues: Sequence[RecordIssue]) -> float:
+def example_score(record: Any, issues: Sequence[RecordIssue], verdict: AnswerVerdict | None = None) -> float:
+    """The record's score from its measured quality (see the module docstring);
+    ``verdict`` is what an answer verifier decided for it, if one did."""
     if any(issue.rejects for issue in issues):
         return 0.0
     warnings = sum(1 for issue in issues if issue.severity == "WARNING")
-    base = SOURCE_TRUST.get(source_of(record), DEFAULT_TRUST)
+    base = VERIFIED if verdict is not None and verdict.correct else HUMAN_CHECKED.get(source_of(record), UNVERIFIED)
     return round(max(0.0, base - WARNING_PENALTY * warnings), 4)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.run import GateInput, run_gate
 from tdm_dagster.gate.schemas import get_spec
+from tdm_dagster.gate.verify.side_file import attach_answers, read_answers
 from tdm_dagster.home import TdmHome
 from tdm_dagster.ingest.load import LoadedFile, load_file
 from tdm_dagster.records.issues import RecordIssue
@@ -35,13 +36,16 @@ def validate_file(
     spec: str | None = None,
     level: str | None = None,
     home: TdmHome | None = None,
+    answers: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """What the gate would say of the file; nothing is written. ``home`` lets the deep
-    level compare against data already queued there."""
+    level compare against data already queued there; ``answers`` is a side file of
+    reference answers (:mod:`tdm_dagster.gate.verify.side_file`)."""
     level = level or config.gate.level
     loaded = load_file(path, max_record_bytes=config.gate.max_record_bytes)
     if spec:
         _force_spec(loaded, spec)
+    unmatched = attach_answers(loaded.records, loaded.sources, read_answers(answers)) if answers else 0
     outcome = run_gate(GateInput.from_loaded(loaded, os.path.basename(str(path))), config, level=level, queued_in=home)
     issues = [
         {
@@ -76,4 +80,5 @@ def validate_file(
         "tiers": report["tiers"],
         "checks": {name: result["passed"] for name, result in report["results"].items()},
         "issues": issues,
+        "answers": {**report.get("answers", {}), **({"unmatched_in_answers_file": unmatched} if answers else {})} or None,
     }

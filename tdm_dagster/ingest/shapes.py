@@ -25,7 +25,8 @@ from tdm_dagster.records.issues import RecordIssue
 if TYPE_CHECKING:
     from tdm_dagster.ingest.source import SourceRecord
 
-PROVENANCE_KEYS = ("id", "source", "metadata")
+PROVENANCE_KEYS = ("id", "source", "metadata", "reference_answer", "answer")
+"""Kept, under ``metadata``: where a record came from, and the reference answer the gate checks its reply against."""
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant", "system": "system"}  # fmt: skip
 _TURN_KEYS = frozenset({"from", "value"})
 _INSTANCE_KEYS = frozenset({"input", "output"})

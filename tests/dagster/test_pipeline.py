@@ -79,11 +79,16 @@ def test_builtin_batch_is_tested_and_queued(home, instance):
     assert materialized.asset_materialization.partition == batch_id
 
 
+def materialize_inference_batch(home, instance, batch_id, reply):
+    """A batch whose replies come from a model that answers with ``reply(messages)``."""
+    home.config_path.write_text("auto_generate:\n  source: inference\n")
+    with fake_inference_server(reply=reply) as (_fake, url):
+        return materialize_batch(instance, batch_id, inference_url=url)
+
+
 def test_failing_check_blocks_the_queue_and_keeps_every_record(home, instance):
     batch_id = "binary_infer_20251122_130000_count40"
-    home.config_path.write_text("auto_generate:\n  source: inference\n")
-    with fake_inference_server(reply=lambda messages: "I can't help with that.") as (_fake, url):
-        result = materialize_batch(instance, batch_id, inference_url=url)
+    result = materialize_inference_batch(home, instance, batch_id, lambda messages: "I can't help with that.")
     assert not result.success
     evaluations = check_evaluations(result)
     assert evaluations["diversity"] is False
@@ -126,7 +131,51 @@ def test_inference_batch_with_answers_is_queued_with_metadata(home, instance):
     queued = home.queue_dir("high") / "binary_infer_20251122_130000_count20.jsonl"
     first = json.loads(queued.read_text().splitlines()[0])
     assert first["metadata"]["source"] == "inference"
-    assert first["messages"][-1]["content"].startswith("reply to:")
+    assert first["metadata"]["reference_answer"] == first["metadata"]["answer"]
+    from tdm_dagster.generate.generators import get_generator
+
+    assert get_generator("binary").check_answer(first, first["messages"][-1]["content"])  # the fake answers right
+
+
+def test_wrong_answers_from_the_model_end_in_rejected_with_expected_and_given(home, instance):
+    """Replies are checked against the generator's answers: wrong ones are rejected with
+    the reason, right ones are queued."""
+    from tests.support.skill_solver import last_user, solve
+
+    batch_id = "syllo_infer_20251122_130000_count60"
+    wrong_prompts: list[str] = []
+
+    def reply(messages):
+        prompt = last_user(messages)
+        if len(wrong_prompts) < 2 and prompt not in wrong_prompts:
+            wrong_prompts.append(prompt)
+        return " family sail2 ham2per comisealbilot pra12 famous dapfo" if prompt in wrong_prompts else solve(prompt)
+
+    result = materialize_inference_batch(home, instance, batch_id, reply)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    rejected = [json.loads(line) for line in (home.rejected_dir / f"{batch_id}.jsonl").read_text().splitlines()]
+    assert sorted(row["record"]["messages"][0]["content"] for row in rejected) == sorted(wrong_prompts)
+    for row in rejected:
+        [reason] = row["reasons"]
+        assert reason["code"] == "answer.wrong" and reason["suggestion"]
+        assert f"expected '{', '.join(row['record']['metadata']['answer'])}'" in reason["message"]
+        assert "given 'family sail2 ham2per" in reason["message"]
+    queued = (home.queue_dir("normal") / f"{batch_id}.jsonl").read_text().splitlines()
+    assert len(queued) == 58
+    report = json.loads((home.reports_dir / f"{batch_id}.json").read_text())
+    assert report["answers"]["wrong"] == 2 and report["answers"]["correct"] == 58
+    metrics = {key: value.value for key, value in check_events(result)["batch_metrics"].metadata.items()}
+    assert (metrics["answers.checked"], metrics["answers.wrong"], metrics["answers.by_skill.syllo.wrong"]) == (60, 2, 2)
+
+
+def test_a_model_answering_gibberish_queues_nothing(home, instance):
+    batch_id = "syllo_infer_20251122_140000_count30"
+    result = materialize_inference_batch(home, instance, batch_id, lambda messages: " family sail2 ham2per comisealbilot pra12 famous dapfo")
+    assert not result.success
+    assert TrainingQueue(home).total_depth() == 0
+    rejected = [json.loads(line) for line in (home.rejected_dir / f"{batch_id}.jsonl").read_text().splitlines()]
+    assert len(rejected) == 30
+    assert all(any(reason["code"] == "answer.wrong" for reason in row["reasons"]) for row in rejected)
 
 
 def test_run_config_overrides_count_and_seed(home, instance):

@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tests.support.http_servers import running_server
+from tests.support.skill_solver import last_user, solve
 
 ResponseMode = Literal["ok", "malformed_json", "missing_choices"]
 IDLE_TIMEOUT_S = 5.0
@@ -46,9 +47,13 @@ def default_health_body() -> dict[str, Any]:
 
 
 def echo_reply(messages: list[dict[str, Any]]) -> str:
-    """Default reply: names the last user message, so tests can match replies to prompts."""
-    last_user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
-    return f"reply to: {last_user}"
+    """Default reply: the right answer to a built-in SYLLO or binary prompt (a batch
+    generated through the server passes answer verification, as a good model's would);
+    for any other prompt, one that names the last user message, so tests can match
+    replies to prompts."""
+    prompt = last_user(messages)
+    solved = solve(prompt)
+    return f"reply to: {prompt}" if solved is None else solved
 
 
 @dataclass
