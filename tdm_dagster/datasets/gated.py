@@ -31,20 +31,23 @@ def gate_import(read: ImportResult, config: TdmConfig, batch_id: str, level: str
     examples: list[dict[str, Any] | None] = []
     specs: list[str | None] = []
     owner: list[int] = []
+    places: list[str] = []
     read_issues: dict[int, list[RecordIssue]] = {}
     for index, (record, source) in enumerate(zip(read.records, read.sources)):
         mapped = map_record(record)
         if isinstance(mapped, RecordIssue):
-            read_issues[len(examples)] = [replace(mapped, message=f"{source.where()}: {mapped.message}")]
+            read_issues[len(examples)] = [mapped]
             mapped = [None]
         for part in mapped:
             examples.append(None if part is None else part.record)
             specs.append(None if part is None else part.spec)
             owner.append(index)
+            places.append(source.where(None if part is None else part.sub_index))
     outcome = run_gate(GateInput.from_records(examples, specs, batch_id, read_issues), config, level=level)
     reasons: dict[int, list[RecordIssue]] = defaultdict(list)
     for position, found in sorted(outcome.rejected.items()):
-        reasons[owner[position]].extend(sorted(found, key=lambda issue: not issue.rejects))  # what rejects it first
+        located = [replace(issue, message=f"{places[position]}: {issue.message}") for issue in found]
+        reasons[owner[position]].extend(sorted(located, key=lambda issue: not issue.rejects))  # what rejects it first
     approved = set(outcome.approved_indices)
     keep = [True] * len(read.records)
     for position, index in enumerate(owner):
