@@ -20,6 +20,7 @@ then 4). Every example is therefore in exactly one place: the queue or the claim
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,21 +58,23 @@ def rest_name(name: str, claim_id: str) -> str:
     return f"{base}.rest-{claim_id}.jsonl"
 
 
-def split(claim_dir: Path, info: dict[str, Any], claimed: Path, keep: int, queue_dir: Path, claim_file: Path) -> str:
-    """Keep the first ``keep`` examples of ``claimed``; send the rest back to ``queue_dir``.
+def split(claimed: Path, origin: Path, priority: str, keep: int, info: dict[str, Any], claim_file: Path) -> str:
+    """Keep the first ``keep`` examples of ``claimed`` (a file in the claim folder, taken
+    from ``origin`` in the ``priority`` queue folder); send the rest back beside ``origin``.
 
-    ``info`` is the claim's claim.json content (journalled to ``claim_file``). Returns the
+    ``info`` is the claim's claim.json content, journalled to ``claim_file``. Returns the
     rest's name in the queue.
     """
+    claim_dir = claimed.parent
     mtime = claimed.stat().st_mtime
     _head, rest = _cut(_lines(claimed), keep)
     pending = claim_dir / f"{REST_PREFIX}{claimed.name}"
     _write(pending, rest)
     os.utime(pending, (mtime, mtime))  # the rest keeps the original file's place in the queue
-    target = rest_name(claimed.name.partition("__")[2], info["claim_id"])
-    info.setdefault(SPLITS_KEY, {})[claimed.name] = {"keep": keep, "rest_as": target, "priority": queue_dir.name}
+    target = rest_name(origin.name, info["claim_id"])
+    info.setdefault(SPLITS_KEY, {})[claimed.name] = {"keep": keep, "rest_as": target, "priority": priority}
     atomic_write_json(claim_file, info)
-    _roll_forward(claim_dir, claimed.name, info[SPLITS_KEY][claimed.name], queue_dir)
+    _roll_forward(claim_dir, claimed.name, info[SPLITS_KEY][claimed.name], origin.parent)
     return target
 
 
@@ -91,7 +94,7 @@ def _roll_forward(claim_dir: Path, name: str, entry: dict[str, Any], queue_dir: 
     fsync_path(claim_dir)
 
 
-def finish_splits(claim_dir: Path, info: dict[str, Any], queue_dir_of: Any) -> None:
+def finish_splits(claim_dir: Path, info: dict[str, Any], queue_dir_of: Callable[[str], Path]) -> None:
     """Complete any split a killed claimer left half done (idempotent).
 
     ``queue_dir_of(priority)`` is the queue folder of a priority. Journalled splits are

@@ -180,7 +180,7 @@ def claim(
         lines = _count_lines(target)
         if max_examples is not None and lines > max_examples - examples:
             lines = max_examples - examples
-            claim_split.split(folder, info, target, lines, home.queue_dir(priority), folder / CLAIM_FILE)
+            claim_split.split(target, path, priority, lines, info, folder / CLAIM_FILE)
         examples += lines
     if not taken:
         shutil.rmtree(folder, ignore_errors=True)
