@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import click
 
-from tdm_dagster.cli.common import emit, home, json_option
+from tdm_dagster.cli.common import config, emit, home, json_option
 from tdm_dagster.datasets.names import name_problem, shown, version_problem
 from tdm_dagster.home import TdmHome
 
@@ -108,18 +108,23 @@ def show(name: str, as_json: bool) -> None:
 @click.option("--description", default="")
 @json_option
 def add(name: str, files: tuple[str, ...], major: bool, description: str, as_json: bool) -> None:
-    """Append approved batch files (JSONL of records, e.g. from the queue) as a new version."""
+    """Append approved batch files (JSONL of records, e.g. from the queue) as a new version.
+
+    A file already added (same sha256) is refused; records already in the dataset are left out."""
+    from tdm_dagster.datasets.additions import file_entry
     from tdm_dagster.formats import ImportResult, import_records
 
-    read = ImportResult()
+    read, entries = ImportResult(), []
     for path in files:
-        read.extend(import_records(path, "jsonl"))
-    _append_read(_registry(), name, read, as_json, source_batches=[Path(path).stem for path in files], major=major, description=description)
+        part = import_records(path, "jsonl")
+        entries.append(file_entry(path, part.input_records))
+        read.extend(part)
+    _append_read(_registry(), name, read, as_json, source_batches=[Path(path).stem for path in files], major=major, description=description, files=entries)
 
 
-def _append_read(registry, name: str, read, as_json: bool, **options: Any) -> None:
-    """Append the records read as a new version; those that could not be read go to
-    ``rejected/`` with their place, reasons and bytes, and the output says so."""
+def _append_read(registry, name: str, read, as_json: bool, gate: dict[str, Any] | None = None, **options: Any) -> None:
+    """Append the records read (and approved by the ``gate``, when it ran) as a new version;
+    the others go to ``rejected/`` with their place, reasons and bytes, and the output says so."""
     from tdm_dagster.files.atomic import atomic_write_jsonl
 
     kept, lines = None, []
@@ -129,10 +134,17 @@ def _append_read(registry, name: str, read, as_json: bool, **options: Any) -> No
         atomic_write_jsonl(kept, read.rejected_rows())
         lines = [f"rejected {len(read.rejected)} of {read.input_records} records (reasons and bytes in {kept}):",
                  *(f"  {source.issue.message}" for source in read.rejected[:5])]  # fmt: skip
+    if gate is not None:
+        lines.insert(0, f"gate ({gate['level']}): {gate['approved_records']} approved, {gate['rejected_records']} rejected"
+                        + (f"; batch rejected: {'; '.join(gate['shortfalls']) or 'failed checks'}" if not gate["batch_approved"] else ""))  # fmt: skip
     if not read.records:
-        raise click.ClickException("\n".join(["no record could be read: nothing added", *lines]))
+        nothing = "no record passed the gate" if gate and gate["rejected_records"] else "no record could be read"
+        raise click.ClickException("\n".join([f"{nothing}: nothing added", *lines]))
     version = registry.append(name, read.records, **options)
-    data = {**asdict(version), "rejected": len(read.rejected), "rejected_file": str(kept) if kept else None}
+    present = version.operation.get("already_present", 0)
+    if present:
+        lines.append(f"{present} record(s) already in {name} were left out")
+    data = {**asdict(version), "rejected": len(read.rejected), "rejected_file": str(kept) if kept else None, "gate": gate}
     emit(data, as_json, "\n".join([f"{name} {_version_line(version)}", *lines]))
 
 
@@ -205,7 +217,13 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         steps.append(BalanceClasses(balance_by))
     if not steps:
         raise click.UsageError("say what to change: --where, --remap, --confidence, --clean, --dedup or --balance")
-    version = _registry().derive(name, steps, parent=parent, description=description)
+    from tdm_dagster.datasets.errors import NothingChangedError
+
+    try:
+        version = _registry().derive(name, steps, parent=parent, description=description)
+    except NothingChangedError as unchanged:  # an outcome, not a failure: say so, exit 0
+        emit({"version": None, "unchanged": unchanged.version, "steps": unchanged.reports}, as_json, str(unchanged))
+        return
     reports = version.operation.get("steps", [])
     emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
 
@@ -282,10 +300,16 @@ def _file_format(path: str, fmt: str | None, *, export: bool) -> str:
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--format", "fmt", help="Default: from PATH.")
 @click.option("--allow-pickle", is_flag=True, help="Unpickle PATH. Only for a file you trust: unpickling runs code.")
+@click.option("--no-gate", is_flag=True, help="Import every readable record without running the gate.")
+@click.option("--level", type=click.Choice(["quick", "standard", "deep"]), help="Gate level (default: gate.level).")
 @click.option("--description", default="")
 @json_option
-def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, description: str, as_json: bool) -> None:
-    """Append records from a file (creating the dataset if needed) as a new version."""
+def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, no_gate: bool, level: str | None, description: str, as_json: bool) -> None:
+    """Append records from a file (creating the dataset if needed) as a new version.
+
+    The records go through the gate first (as an inbox file would) unless --no-gate; the
+    rejected ones are kept with their reasons in rejected/. A file already added is refused."""
+    from tdm_dagster.datasets.additions import file_entry
     from tdm_dagster.formats import import_records
 
     fmt = _file_format(path, fmt, export=False)
@@ -297,8 +321,14 @@ def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, de
         )
     registry = _registry()
     read = import_records(path, fmt, allow_pickle=allow_pickle)
+    files = [file_entry(path, read.input_records)] if Path(path).is_file() else None  # a folder (hf) has no one checksum
+    gate = None
+    if not no_gate and read.records:
+        from tdm_dagster.datasets.gated import gate_import
+
+        gate = gate_import(read, config(home()), f"dataset_{name}_{Path(path).name}", level=level)
     registry.create(name, description=description, exist_ok=True)
-    _append_read(registry, name, read, as_json, description=description or f"imported from {Path(path).name}")
+    _append_read(registry, name, read, as_json, gate, description=description or f"imported from {Path(path).name}", files=files)
 
 
 @datasets.command()

@@ -145,6 +145,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "max_length": _positive_int,
         "max_steps": _optional(_positive_int),
         "min_examples": _positive_int,
+        "max_examples_per_run": _optional(_positive_int),
         "lora": _bool,
         "eval_per_level": _positive_int,
         "weight_decay": _non_negative("a number"),

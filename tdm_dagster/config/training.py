@@ -25,6 +25,12 @@ class TrainingConfig:
     """Stop after this many optimizer steps (cycling over epochs as needed); None: ``epochs``."""
     min_examples: int = 32
     """Training waits until the queue holds at least this many examples, and refuses fewer."""
+    max_examples_per_run: int | None = None
+    """A run claims at most this many queued examples: high first, then normal, then low
+    (oldest first in each); the file that crosses the budget is split and the rest stays
+    queued for the next run. None: the whole queue, as before (with ``max_steps`` a run
+    then sees a random ``max_steps x batch_size`` of it, whatever the priority); set it
+    to about ``max_steps x batch_size`` so priority decides what is trained."""
     lora: bool = False
     """Train LoRA adapters (needs ``peft``), merged into a whole model at the end."""
     eval_per_level: int = 20

@@ -55,3 +55,17 @@ class InvalidNameError(DatasetError, ValueError):
 
 class InvalidVersionError(DatasetError, ValueError):
     """A version string that is not ``MAJOR.MINOR``."""
+
+
+class NothingChangedError(DatasetError):
+    """A derive whose steps leave the records exactly as they were: no version is made."""
+
+    def __init__(self, name: str, version: str, reports: list[dict]) -> None:
+        self.dataset, self.version, self.reports = name, version, reports
+        steps = ", ".join(f"{r['step']} removed {r['removed']}" + (f" changed {r['changed']}" if "changed" in r else "") for r in reports)
+        super().__init__(f"{name} {version}: the derive changed nothing ({steps}); no new version, {version} stays current")
+
+
+class AlreadyAddedError(DatasetError):
+    """``add``/``import`` of a file already added to the version's lineage, or of records it
+    holds already: nothing is appended twice."""

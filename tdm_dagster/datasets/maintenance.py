@@ -21,18 +21,18 @@ def deduplicate(home: TdmHome, dataset: str, threshold: float = 0.8) -> dict[str
         DropExactDuplicates,
         DropNearDuplicates,
     )
+    from tdm_dagster.datasets.errors import NothingChangedError
 
     registry = DatasetRegistry(home)
     current = registry.version_info(dataset)
-    records = list(registry.records(dataset, current.version))
-    kept, exact = DropExactDuplicates().apply(records)
-    kept, near = DropNearDuplicates(threshold).apply(kept)
-    if len(kept) == len(records):
+    try:
+        version = registry.derive(
+            dataset, [DropExactDuplicates(), DropNearDuplicates(threshold)], parent=current.version, description="scheduled de-duplication"
+        )
+    except NothingChangedError:  # no duplicates: no new version
         return {"dataset": dataset, "version": current.version, "removed": 0, "new_version": None}
-    version = registry.derive(
-        dataset, [DropExactDuplicates(), DropNearDuplicates(threshold)], parent=current.version, description="scheduled de-duplication"
-    )
-    return {"dataset": dataset, "version": current.version, "removed": exact["removed"] + near["removed"], "new_version": version.version}
+    removed = sum(step["removed"] for step in version.operation["steps"])
+    return {"dataset": dataset, "version": current.version, "removed": removed, "new_version": version.version}
 
 
 def export_current(home: TdmHome, dataset: str, formats: tuple[str, ...] = EXPORT_FORMATS) -> dict[str, Any]:

@@ -1,7 +1,14 @@
-"""What the registry needs to know about one chat record: its bytes, hash, text and fields.
+"""What the registry needs to know about one record: its bytes, hash, text and fields.
 
 A record's identity in storage is the sha256 of its *canonical JSON* (keys sorted, no
 spaces, UTF-8), so the same content always hashes the same whatever its key order.
+
+A dataset keeps records in the shape they came in (chat ``messages``, ShareGPT,
+instruction/input/output, prompt/completion, seed tasks), so what duplicate detection,
+splits and diffs compare is the record *read as chat turns* through the shape mapping
+the inbox uses (``ingest.shapes`` and the specs' ``to_messages``): the same
+conversation stored in two shapes has the same content. A record of no known shape is
+compared by its canonical JSON without ``id`` and ``metadata``.
 """
 
 from __future__ import annotations
@@ -28,16 +35,36 @@ def record_hash(record: Record) -> bytes:
     return sha256_digest(canonical_json(record))
 
 
+def record_messages(record: Record) -> list[dict[str, Any]] | None:
+    """The record as chat turns whatever shape it was stored in (a seed task: every
+    instance's turns, in order); None when it has no shape we know."""
+    from tdm_dagster.gate.schemas import get_spec
+    from tdm_dagster.ingest.shapes import map_record
+
+    messages = record.get("messages") if isinstance(record, dict) else None
+    if isinstance(messages, list):  # chat as stored, whatever else the record carries
+        return [message for message in messages if isinstance(message, dict)]
+    mapped = map_record(record)
+    if not isinstance(mapped, list):
+        return None
+    try:
+        return [turn for part in mapped for turn in get_spec(part.spec).to_messages(part.record)]
+    except (AttributeError, KeyError, TypeError):  # a field of the wrong type: not readable as chat
+        return None
+
+
 def conversation_text(record: Record) -> str:
-    """All message contents joined by newlines: what duplicate detection compares."""
-    messages = record.get("messages") or []
-    return "\n".join(str(message.get("content", "")) for message in messages if isinstance(message, dict))
+    """All turn contents joined by newlines, for any shape: what duplicate detection compares."""
+    messages = record_messages(record)
+    if messages is None:
+        return canonical_json({key: value for key, value in record.items() if key not in ("id", "metadata")})
+    return "\n".join(str(message.get("content", "")) for message in messages)
 
 
 def prompt_text(record: Record) -> str | None:
-    """Content of the first user message, or None when there is none."""
-    for message in record.get("messages") or []:
-        if isinstance(message, dict) and message.get("role") == "user":
+    """Content of the first user turn (for instruction data: instruction and input), or None."""
+    for message in record_messages(record) or []:
+        if message.get("role") == "user":
             return str(message.get("content", ""))
     return None
 

@@ -55,8 +55,10 @@ from tdm_dagster.datasets.errors import (
     DatasetExistsError,
     DeletionRefusedError,
     IntegrityError,
+    NothingChangedError,
     VersionNotFoundError,
 )
+from tdm_dagster.datasets.additions import only_new
 from tdm_dagster.datasets.locks import file_lock
 from tdm_dagster.datasets.manifest import Placement
 from tdm_dagster.datasets.names import check_name, check_version
@@ -131,16 +133,17 @@ class DatasetRegistry:
         major: bool = False,
         version: str | None = None,
         parent: str | None = None,
+        files: Sequence[Mapping[str, Any]] | None = None,
     ) -> VersionInfo:
         """New version = ``parent`` (default: current) + ``records``; only unseen content is stored.
 
-        The new version's ``source_batches`` are its parent's plus ``source_batches``.
-        """
+        ``source_batches`` adds to the parent's. With ``files`` (``additions.file_entry`` of
+        each file read), nothing already added is appended again (``additions.only_new``)."""
         check_name(name)
         staged = StagedRecords.of(list(records))
 
         def build(base_info: VersionInfo | None) -> BuiltVersion:
-            return self._appended(name, base_info, staged, source_batches)
+            return self._appended(name, base_info, staged, source_batches, files)
 
         return self._write_version(name, parent, version, major, build, creator=creator, description=description, metrics=metrics)
 
@@ -174,14 +177,15 @@ class DatasetRegistry:
         except NothingNew:
             return None
 
-    def _appended(self, name: str, base_info: VersionInfo | None, staged: StagedRecords, new_batches: Sequence[str]) -> BuiltVersion:
-        """``base_info`` (None: nothing) followed by the staged records."""
+    def _appended(self, name: str, base_info: VersionInfo | None, staged: StagedRecords, new_batches: Sequence[str], files: Any = None) -> BuiltVersion:
+        """``base_info`` (None: nothing) followed by the staged records (with ``files``: the new ones)."""
         base = self._placement(name, base_info) if base_info else Placement.empty()
+        staged, added_from = only_new(self.version_info, name, base_info, base, staged, files) if files is not None else (staged, {})
         added = self._place(staged, base)
         return BuiltVersion(
             Placement.concatenate([base, added]),
             [*(base_info.source_batches if base_info else ()), *new_batches],
-            {"op": "append", "records": len(added), "new_batches": list(new_batches)},
+            {"op": "append", "records": len(added), "new_batches": list(new_batches), **added_from},
         )
 
     def append_batch_files(self, name: str, paths: Sequence[str | Path], **options: Any) -> VersionInfo:
@@ -202,7 +206,8 @@ class DatasetRegistry:
         major: bool = False,
         version: str | None = None,
     ) -> VersionInfo:
-        """New version = ``steps`` applied in order to ``parent`` (default: current); reports kept."""
+        """New version = ``steps`` applied in order to ``parent`` (default: current); reports kept.
+        ``NothingChangedError`` (and no version) when the steps leave the records as they were."""
 
         def build(base_info: VersionInfo | None) -> BuiltVersion:
             if base_info is None:
@@ -213,6 +218,8 @@ class DatasetRegistry:
                 records, report = step.apply(records)
                 reports.append(report)
             placement = self._place(StagedRecords.of(records), self._placement(name, base_info))
+            if placement.checksum() == base_info.checksum:
+                raise NothingChangedError(name, base_info.version, reports)
             return BuiltVersion(placement, base_info.source_batches, {"op": "derive", "steps": reports})
 
         return self._write_version(name, parent, version, major, build, creator=creator, description=description, metrics=metrics)

@@ -118,29 +118,47 @@ def clean_text(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", _SPACE_AROUND_NEWLINE.sub("\n", text)).strip()
 
 
+_TEXT_FIELDS = ("instruction", "input", "output", "prompt", "completion")
+_TURN_TEXT = {"messages": "content", "conversations": "value", "instances": None}
+
+
+def _cleaned(value: Any, key: str | None) -> Any:
+    """``value`` with ``clean_text`` on its text: a string, or the ``key`` of each dict in a
+    list (``None``: every text field of each dict, as in seed-task instances)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if not isinstance(value, list):
+        return value
+    return [
+        {k: clean_text(v) if isinstance(v, str) and (k == key or (key is None and k in _TEXT_FIELDS)) else v for k, v in item.items()}
+        if isinstance(item, dict) else item
+        for item in value
+    ]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CleanText:
-    """``clean_text`` on every message's content."""
+    """``clean_text`` on the text of every shape: message contents, ShareGPT turns,
+    instruction/input/output, prompt/completion and seed-task instances."""
 
     def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
         out, changed = [], 0
         for record in records:
-            messages = record.get("messages")
-            if isinstance(messages, list):
-                cleaned = [
-                    {**m, "content": clean_text(m["content"])} if isinstance(m, dict) and isinstance(m.get("content"), str) else m
-                    for m in messages
-                ]
-                if cleaned != messages:
-                    record = {**record, "messages": cleaned}
-                    changed += 1
+            cleaned = {
+                key: _cleaned(value, _TURN_TEXT[key]) if key in _TURN_TEXT else clean_text(value) if key in _TEXT_FIELDS and isinstance(value, str) else value
+                for key, value in record.items()
+            }  # fmt: skip
+            if cleaned != record:
+                record = cleaned
+                changed += 1
             out.append(record)
         return out, _report("clean_text", len(records), out, changed=changed)
 
 
 @dataclass(frozen=True)
 class DropExactDuplicates:
-    """Keep the first record of each ``dedup.exact_key`` of the conversation text."""
+    """Keep the first record of each ``dedup.exact_key`` of its conversation text, in
+    whatever shape it is stored (``records.conversation_text``)."""
 
     def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
         seen: set[bytes] = set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,11 @@ class ImportResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[SourceRecord] = field(default_factory=list)
     """Records as read whose ``issue`` says why they were not imported; ``raw`` keeps their bytes."""
+    sources: list[SourceRecord] = field(default_factory=list)
+    """Where each of ``records`` was read, aligned with it (so a later rejection, e.g. by
+    the gate, can keep the record's place and bytes)."""
+    reasons: dict[int, list[Any]] = field(default_factory=dict)
+    """All the reasons of ``rejected[i]`` when it has more than its ``issue`` (the gate's)."""
 
     @property
     def input_records(self) -> int:
@@ -48,11 +53,26 @@ class ImportResult:
 
     def rejected_rows(self) -> list[dict[str, Any]]:
         """The rejected records as kept in ``rejected/``: place, reasons, bytes as they arrived."""
-        return [{"line": source.line, "reasons": [asdict(source.issue)], "source": source_fields(source)} for source in self.rejected]
+        return [
+            {"line": source.line, "reasons": [asdict(issue) for issue in self.reasons.get(i, [source.issue])], "source": source_fields(source)}
+            for i, source in enumerate(self.rejected)
+        ]
 
     def extend(self, other: ImportResult) -> None:
+        self.reasons.update({len(self.rejected) + i: found for i, found in other.reasons.items()})
         self.records.extend(other.records)
         self.rejected.extend(other.rejected)
+        self.sources.extend(other.sources)
+
+    def keep_only(self, keep: list[bool], reasons: dict[int, list[Any]]) -> None:
+        """Reject the records whose ``keep`` is false, each with ``reasons[position]``
+        (its first reason becomes its ``issue``)."""
+        for position, (source, kept) in enumerate(zip(self.sources, keep)):
+            if not kept:
+                self.reasons[len(self.rejected)] = reasons[position]
+                self.rejected.append(replace(source, value=None, issue=reasons[position][0]))
+        self.records = [record for record, kept in zip(self.records, keep) if kept]
+        self.sources = [source for source, kept in zip(self.sources, keep) if kept]
 
 
 def collect(path: Path, sources: Iterable[SourceRecord], decode: Callable[[SourceRecord], SourceRecord] | None = None) -> ImportResult:
@@ -65,6 +85,7 @@ def collect(path: Path, sources: Iterable[SourceRecord], decode: Callable[[Sourc
                 source = decode(source)
             if source.issue is None:
                 result.records.append(source.value)
+                result.sources.append(source)
             else:
                 result.rejected.append(source)
     except FileProblem as problem:
@@ -79,13 +100,14 @@ def checked(path: Path, records: Iterable[Any], unit: str) -> ImportResult:
     result = ImportResult()
     for index, record in enumerate(records):
         place = f"{path} {unit} {index + 1}"
+        raw = _PREVIEW.repr(record)[:RAW_PREVIEW_BYTES].encode("utf-8", "backslashreplace")
         if not isinstance(record, dict):
             issue = read_issue("not_an_object", f"{place}: a {type(record).__name__}, not a dict record", "give each record as a dict")
         elif (problem := value_problem(record)) is not None:
             issue = value_issue(problem, place)
         else:
             result.records.append(record)
+            result.sources.append(SourceRecord(str(path), index + 1, raw, record, None, index, unit))
             continue
-        raw = _PREVIEW.repr(record)[:RAW_PREVIEW_BYTES].encode("utf-8", "backslashreplace")
         result.rejected.append(SourceRecord(str(path), index + 1, raw, None, issue, index, unit))
     return result

@@ -9,7 +9,8 @@ oldest first) by renaming each one::
 gets ``FileNotFoundError`` and moves on. The claim folder holds ``claim.json`` (pid,
 host, process start time, created_at) written *before* any file is moved, so a claim
 whose process died is always recognisable (:func:`stale_claims`) and can be put back
-(:func:`release`). After training, :func:`archive` moves the files to
+(:func:`release`). With an example budget (``training.max_examples_per_run``) the file
+that crosses it is split and its rest stays queued (``claim_split``). After training, :func:`archive` moves the files to
 ``$TDM_HOME/archive/trained/<checkpoint_name>/`` with a ``manifest.json``. A claimed file
 is always in exactly one place: the queue, its claim folder, or the archive.
 """
@@ -28,6 +29,7 @@ from typing import Any
 
 from tdm_dagster.files.atomic import atomic_write_json, fsync_path, read_json, read_jsonl
 from tdm_dagster.home import PRIORITIES, TdmHome
+from tdm_dagster.queue import claim_split
 
 CLAIM_FILE = "claim.json"
 MANIFEST_FILE = "manifest.json"
@@ -140,9 +142,12 @@ def claim(
 ) -> Claim | None:
     """Atomically take waiting queue files (priority order, oldest first).
 
-    Stops after ``max_files`` files, or once ``max_examples`` examples are taken (whole
-    files only, at least one). Returns None when nothing could be claimed.
+    Stops after ``max_files`` files, or once exactly ``max_examples`` examples are taken:
+    the file that crosses the budget is split (``claim_split``), its first examples
+    claimed and the rest left queued in its place. Returns None when nothing was claimed.
     """
+    if max_examples is not None and max_examples < 1:
+        raise ValueError(f"max_examples is {max_examples}; expected a positive number or None")
     home = TdmHome.of(home)
     claim_id = claim_id or f"{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     folder = claims_root(home) / claim_id
@@ -163,7 +168,7 @@ def claim(
     for priority, path, _mtime in _waiting(home):
         if max_files is not None and taken >= max_files:
             break
-        if max_examples is not None and taken and examples >= max_examples:
+        if max_examples is not None and examples >= max_examples:
             break
         target = folder / f"{priority}{SEP}{path.name}"
         try:
@@ -172,8 +177,11 @@ def claim(
             continue  # another trainer won this file
         order[target.name] = taken
         taken += 1
-        if max_examples is not None:
-            examples += _count_lines(target)
+        lines = _count_lines(target)
+        if max_examples is not None and lines > max_examples - examples:
+            lines = max_examples - examples
+            claim_split.split(target, path, priority, lines, info, folder / CLAIM_FILE)
+        examples += lines
     if not taken:
         shutil.rmtree(folder, ignore_errors=True)
         return None
@@ -183,6 +191,7 @@ def claim(
             fsync_path(home.queue_dir(priority))
     info["order"] = order
     info["files"] = sorted(order, key=order.get)
+    info["examples"] = examples
     atomic_write_json(folder / CLAIM_FILE, info)
     return Claim(claim_id, home, folder, info)
 
@@ -251,6 +260,7 @@ def release(claim: Claim) -> list[Path]:
     If the queue meanwhile holds a file of the same name (the batch was re-queued), ours
     comes back as ``<stem>.released-<claim_id>.jsonl`` rather than overwrite it.
     """
+    _finish_splits(claim)
     restored = []
     for claimed in claim.files:
         folder = claim.home.queue_dir(claimed.priority)
@@ -271,15 +281,23 @@ def archive(claim: Claim, checkpoint_name: str, extra: dict[str, Any] | None = N
     The manifest (written first, atomically) records which checkpoint trained on which
     files, their priorities and example counts.
     """
+    _finish_splits(claim)
     dest = archive_root(claim.home) / checkpoint_name
     dest.mkdir(parents=True, exist_ok=True)
     files = claim.files
+    splits = (read_json(claim.dir / CLAIM_FILE, default={}) or {}).get(claim_split.SPLITS_KEY, {})
     manifest = {
         "checkpoint": checkpoint_name,
         "claim_id": claim.claim_id,
         "archived_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": [
-            {"priority": f.priority, "name": f.name, "archived_as": f.path.name, "examples": _count_lines(f.path)}
+            {
+                "priority": f.priority,
+                "name": f.name,
+                "archived_as": f.path.name,
+                "examples": _count_lines(f.path),
+                **({"rest_queued_as": splits[f.path.name]["rest_as"]} if f.path.name in splits else {}),
+            }
             for f in files
         ],
         **(extra or {}),
@@ -296,6 +314,13 @@ def archive(claim: Claim, checkpoint_name: str, extra: dict[str, Any] | None = N
     fsync_path(dest)
     _remove_claim_dir(claim)
     return dest
+
+
+def _finish_splits(claim: Claim) -> None:
+    """Complete a split its claimer was killed in (see ``claim_split``); re-reads claim.json,
+    which the ``Claim`` may have been loaded before."""
+    info = read_json(claim.dir / CLAIM_FILE, default={}) or {}
+    claim_split.finish_splits(claim.dir, info, claim.home.queue_dir)
 
 
 def _remove_claim_dir(claim: Claim) -> None:

@@ -234,17 +234,24 @@ def train_from_queue(
     config: TrainingConfig,
     output_dir: str | os.PathLike[str],
     max_files: int | None = None,
-    max_examples: int | None = None,
     progress: ProgressFn | None = None,
 ) -> tuple[TrainResult, Path] | None:
     """Claim queue files, train on them, archive them under the checkpoint's name.
 
-    Returns (result, archive folder), or None when the queue is empty. On any failure
-    (including too few examples) the claimed files go back to the queue.
+    Claims at most ``config.max_examples_per_run`` examples, by priority; what is over
+    the budget stays queued. Returns (result, archive folder), or None when the queue is
+    empty. On any failure (including too few examples) the claimed files go back to the
+    queue.
     """
     from tdm_dagster.queue import claims as queue_claims
 
-    claimed = queue_claims.claim(home, max_files=max_files, max_examples=max_examples)
+    budget = config.max_examples_per_run
+    if budget is not None and budget < config.min_examples:
+        raise TrainingError(
+            f"training.max_examples_per_run is {budget}, below training.min_examples "
+            f"({config.min_examples}): every run would be refused; raise it or lower min_examples"
+        )
+    claimed = queue_claims.claim(home, max_files=max_files, max_examples=budget)
     if claimed is None:
         return None
     try:

@@ -126,8 +126,8 @@ def test_datasets_import_adds_what_it_can_and_keeps_the_rest_with_reasons(kind: 
     if kind.file_problem or kind.import_refused:
         assert result.exit_code == 1 and (str(path) in result.output or "no record could be read" in result.output), result.output
         return
-    if result.exit_code == 1:  # every record rejected: nothing added, all kept with reasons
-        assert "no record could be read" in result.output
+    if result.exit_code == 1:  # every record rejected (unreadable, or by the gate): nothing added, all kept with reasons
+        assert "no record could be read" in result.output or "no record passed the gate" in result.output
         version_records, rejected_rows = 0, _strict_jsonl(next(home.rejected_dir.glob("dataset_hostile_*.jsonl")))
     else:
         assert result.exit_code == 0, result.output

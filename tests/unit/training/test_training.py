@@ -253,6 +253,24 @@ def test_claim_train_archive(home, tmp_path):
     assert train_from_queue(home, fast_training_config(), tmp_path / "r2") is None  # empty queue
 
 
+def test_run_budget_trains_high_first_and_leaves_the_rest_queued(home, tmp_path):
+    from tdm_dagster.training.trainer import TrainingError, train_from_queue
+
+    _queue_files(home, per_prio=1, n=6)
+    low = home.queue_dir("low") / "batch_low_0.jsonl"
+    low_bytes = low.read_bytes()
+    config = fast_training_config(max_steps=2, batch_size=4, max_length=128, max_examples_per_run=8)
+    _result, dest = train_from_queue(home, config, tmp_path / "r")
+    manifest = json.loads((dest / "manifest.json").read_text())
+    assert manifest["examples"] == 8 == checkpoints.latest(tmp_path / "r").meta["metrics"]["examples"]
+    assert [(f["name"], f["examples"]) for f in manifest["files"]] == [("batch_high_0.jsonl", 6), ("batch_normal_0.jsonl", 2)]
+    assert low.read_bytes() == low_bytes and queue_claims.claimable_examples(home) == 18 - 8
+    assert (home.queue_dir("normal") / manifest["files"][1]["rest_queued_as"]).is_file()
+    with pytest.raises(TrainingError, match="max_examples_per_run is 4, below training.min_examples"):
+        train_from_queue(home, fast_training_config(max_examples_per_run=4, min_examples=5), tmp_path / "r2")
+    assert queue_claims.claimable_examples(home) == 10 and queue_claims.list_claims(home) == []
+
+
 def test_failed_training_releases_claim(home, tmp_path):
     from tdm_dagster.training.trainer import (
         NotEnoughExamplesError,
