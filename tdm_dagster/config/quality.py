@@ -48,6 +48,13 @@ class QualitySettings:
     a large share of the text by construction, which says nothing about repetition."""
     dup_line_min_lines: int = 4
     """Turns with fewer non-empty lines skip the duplicate-line rule, for the same reason."""
+    reply_min_words: int = 6
+    """Replies with fewer words skip the is-it-language rules: short answers are legitimate."""
+    max_mixed_alnum_ratio: float = 0.34
+    """Share of a plain run of words that may mix letters and digits ("sail2") before the
+    reply is gibberish: a third, since code reads "while l1 or l2 or carry" (2 of 6)."""
+    languages: tuple[str, ...] = ()
+    """ISO 639-1 codes replies must be written in (e.g. ["en"]); empty: any language."""
 
     def __post_init__(self) -> None:
         if self.tokenizer_path is not None and not (
@@ -56,15 +63,16 @@ class QualitySettings:
             raise ValueError(
                 f"quality.tokenizer_path: {self.tokenizer_path!r} is not a non-empty path or null"
             )
-        for key in ("min_tokens", "max_tokens", "ngram_min_words", "dup_line_min_lines"):
+        for key in ("min_tokens", "max_tokens", "ngram_min_words", "dup_line_min_lines", "reply_min_words"):
             _positive_int(key, getattr(self, key))
         if self.max_tokens < self.min_tokens:
             raise ValueError(
                 f"quality.max_tokens: {self.max_tokens} is below min_tokens {self.min_tokens}"
             )
-        for key in ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac"):
+        for key in ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac", "max_mixed_alnum_ratio"):
             _fraction(key, getattr(self, key))
         object.__setattr__(self, "top_ngram_char_fracs", _ngram_fracs(self.top_ngram_char_fracs))
+        object.__setattr__(self, "languages", _language_codes(self.languages))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> QualitySettings:
@@ -97,3 +105,19 @@ def _ngram_fracs(value: Any) -> Mapping[int, float]:
         _fraction(f"top_ngram_char_fracs.{n}", frac)
         fracs[n] = float(frac)
     return MappingProxyType(dict(sorted(fracs.items())))
+
+
+def _language_codes(value: Any) -> tuple[str, ...]:
+    """Lower-case ISO 639-1 codes lingua knows; a list from YAML becomes a tuple."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"quality.languages: {value!r} is not a list of ISO 639-1 codes such as [en, de]")
+    if not value:
+        return ()
+    from lingua import IsoCode639_1  # a compiled extension: imports in milliseconds
+
+    known = {name.lower() for name in dir(IsoCode639_1) if len(name) == 2 and name.isupper()}
+    codes = tuple(str(code).lower() for code in value)
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        raise ValueError(f"quality.languages: {', '.join(map(repr, unknown))} not ISO 639-1 codes lingua knows")
+    return codes

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tdm_dagster.gate.outcome import Findings, GateOutcome, decide
 from tdm_dagster.gate.quality import SUITE_NAMES, run_quality
 from tdm_dagster.gate.schemas import SchemaGateResult, schema_gate
+from tdm_dagster.gate.text_quality import text_quality_issues
 from tdm_dagster.gate.verify import AnswerResults, verify_answers
 from tdm_dagster.records.issues import RecordIssue
 
@@ -134,8 +135,8 @@ def _deep_findings(
 
 
 def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = None, queued_in: TdmHome | None = None) -> GateOutcome:
-    """Schema gate -> the level's quality suites -> answer verification (standard, deep) ->
-    deep findings (level ``deep``) -> decision.
+    """Schema gate -> the level's quality suites -> answer verification and is-it-language
+    rules (standard, deep) -> deep findings (level ``deep``) -> decision.
 
     ``level`` defaults to ``config.gate.level``. The evaluation sets (``config.gate.eval_sets``
     and, with ``queued_in``, the held-out sets registered in that home) are read at every
@@ -152,6 +153,8 @@ def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = No
     if level in VERIFY_LEVELS:
         answers = verify_answers(gate_input.records, schema.valid_indices, schema.conversations, config.gate.verifiers)
     _merge(extra, answers.findings)
+    if level in VERIFY_LEVELS:  # is each reply language? Where a verifier decided, its verdict stands
+        _merge(extra, text_quality_issues(schema.valid_indices, schema.conversations, config.quality, skip=answers.verdicts))
     eval_sets, eval_prompts = _eval_prompt_findings(gate_input, schema, config, queued_in)
     deep = _deep_findings(gate_input, schema, config, queued_in, eval_sets) if level == "deep" else {}
     _merge(deep["leakage"] if "leakage" in deep else extra, eval_prompts)  # the leakage check shows them at deep

@@ -99,6 +99,9 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "content.refusal_boilerplate": _e("drop the refusal, or regenerate the reply"),
     "content.replacement_char": _e("re-export the text with the right encoding"),
     "content.template_placeholder": _e("fill the template placeholder, or drop the record"),
+    "content.no_stop_words": _e("regenerate the reply: it reads as word salad, not English"),
+    "content.mixed_alnum_words": _e("regenerate the reply: words like 'sail2' are a broken generation"),
+    "content.unexpected_language": _e("translate or drop the record, or add its language to quality.languages"),
     # the deep level (tdm_dagster.gate.deep)
     "dedup.exact_duplicate": _e("drop the copy"),
     "dedup.exact_duplicate_of_queued": _e("drop the record: the same example is already queued"),

@@ -1,0 +1,141 @@
+"""Is a reply text at all? Rules that reject gibberish in assistant turns.
+
+A small model's failed replies look like words but are not language ("family sail2
+ham2per comisealbilot pra12 famous dapfo"): every check on shape and length passes them.
+Two rules adapted per turn from Gopher's quality filters (Rae et al. 2021, as datatrove's
+``GopherQualityFilter`` applies them per document) catch them:
+
+- ``content.no_stop_words``: an English reply with a run of ``reply_min_words`` words
+  or more one space apart (prose, not a list, a table, code or a calculation) and not one
+  stop word in it all. Real English prose uses "the", "is",
+  "of"... in every sentence; lists and code need none.
+- ``content.mixed_alnum_words``: a run of ``reply_min_words`` words or more, one space
+  apart with no punctuation between, where more than ``max_mixed_alnum_ratio`` of the
+  words mix letters and digits ("sail2", "pra12"). Prose rarely does; units ("200g +
+  100g"), code ("l1, l2") and notations ("4P3/5N2") do, but never as a plain run of words.
+
+Short replies skip both ("4", "Paris", "yes, at 5pm" are legitimate answers), and so
+does any record whose answer a verifier judged, right or wrong: a SYLLO answer is a list
+of words with no stop word, and the verifier knows better than a heuristic.
+
+A reply with no English stop word is only judged if it is English: lingua (a language
+identifier that ships its models) tells. With ``quality.languages`` set, replies
+detected (confidence >= 0.6) in another language are rejected too
+(``content.unexpected_language``); lingua then reads every reply, which costs about a
+millisecond each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from tdm_dagster.config.quality import QualitySettings
+from tdm_dagster.records.issues import RecordIssue
+
+NO_STOP_WORDS = "content.no_stop_words"
+MIXED_ALNUM_WORDS = "content.mixed_alnum_words"
+UNEXPECTED_LANGUAGE = "content.unexpected_language"
+
+STOP_WORDS = frozenset(
+    "a an the and or but if of to in on at by for with from as is are was were be been being am "
+    "it its this that these those there here i you he she we they me him her us them my your our "
+    "their his not no do does did have has had will would can could should may might must shall "
+    "what which who whom when where why how so than then too very just all any some each".split()
+)
+"""Gopher's eight (the, be, to, of, and, that, have, with) and the function words around them."""
+LANGUAGE_CONFIDENCE = 0.6
+"""Measured: gibberish scores about 0.5 for its nearest language, real sentences 0.67 and up."""
+_WORD = re.compile(r"\w+")
+_HAS_ALPHA = re.compile(r"[^\W\d_]")
+_HAS_DIGIT = re.compile(r"\d")
+
+# Languages lingua tells apart when deciding whether a reply is English; loading a
+# language's model costs time, so only common ones and those in ``quality.languages``.
+_COMMON_LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "ru", "pl", "tr", "zh", "ja", "ko", "ar", "hi")
+
+
+def text_quality_issues(
+    valid_indices: Sequence[int],
+    conversations: Sequence[Sequence[Mapping[str, Any]]],
+    settings: QualitySettings,
+    skip: Iterable[int] = (),
+) -> dict[int, list[RecordIssue]]:
+    """ERROR issues for assistant turns that are not text, by batch position;
+    ``skip``: positions whose answer a verifier judged."""
+    skipped = set(skip)
+    turns = [
+        (position, index, str(message.get("content", "")))
+        for position, messages in zip(valid_indices, conversations)
+        if position not in skipped
+        for index, message in enumerate(messages)
+        if message.get("role") == "assistant"
+    ]
+    codes = _turn_codes([text for _, _, text in turns], settings)
+    found: dict[int, list[RecordIssue]] = {}
+    for (position, index, text), code in zip(turns, codes):
+        if code is not None:
+            where = f"messages[{index}].content"
+            message = f"{where}: {_DESCRIPTIONS[code]}: '{text[:80]}'"
+            found.setdefault(position, []).append(RecordIssue("content", code, message, where, severity="ERROR"))
+    return found
+
+
+def _turn_codes(texts: Sequence[str], settings: QualitySettings) -> list[str | None]:
+    codes: list[str | None] = [None] * len(texts)
+    no_stop: list[int] = []
+    plain_run = _plain_run(settings.reply_min_words)
+    for turn, text in enumerate(texts):
+        if any(_mixed_share(run.group()) > settings.max_mixed_alnum_ratio for run in plain_run.finditer(text)):
+            codes[turn] = MIXED_ALNUM_WORDS
+        elif plain_run.search(text) and not STOP_WORDS.intersection(w.lower() for w in _WORD.findall(text)):
+            no_stop.append(turn)
+    wanted = set(settings.languages)
+    judged = range(len(texts)) if wanted else no_stop
+    languages = _languages([texts[turn] for turn in judged], wanted) if judged else []
+    language_of = dict(zip(judged, languages))
+    for turn in no_stop:
+        if language_of[turn] in (None, "en"):  # English, or not clearly any language
+            codes[turn] = NO_STOP_WORDS
+    if wanted:
+        for turn, language in language_of.items():
+            if codes[turn] is None and language is not None and language not in wanted:
+                codes[turn] = UNEXPECTED_LANGUAGE
+    return codes
+
+
+def _mixed_share(run: str) -> float:
+    words = run.split(" ")
+    return sum(1 for w in words if _HAS_ALPHA.search(w) and _HAS_DIGIT.search(w)) / len(words)
+
+
+@lru_cache(maxsize=4)
+def _plain_run(words: int) -> re.Pattern[str]:
+    """``words`` or more words (letters and digits) one space apart, nothing between."""
+    return re.compile(rf"[^\W_]+(?: [^\W_]+){{{words - 1},}}")
+
+
+def _languages(texts: Sequence[str], wanted: set[str]) -> list[str | None]:
+    """ISO 639-1 code of each text's language, or None where lingua is not confident."""
+    detector = _detector(tuple(sorted(wanted | set(_COMMON_LANGUAGES))))
+    results = detector.compute_language_confidence_values_in_parallel(list(texts))
+    return [
+        values[0].language.iso_code_639_1.name.lower() if values and values[0].value >= LANGUAGE_CONFIDENCE else None
+        for values in results
+    ]
+
+
+@lru_cache(maxsize=4)
+def _detector(codes: tuple[str, ...]) -> Any:
+    from lingua import IsoCode639_1, LanguageDetectorBuilder  # its models load here, on first use
+
+    return LanguageDetectorBuilder.from_iso_codes_639_1(*(getattr(IsoCode639_1, code.upper()) for code in codes)).build()
+
+
+_DESCRIPTIONS = {
+    NO_STOP_WORDS: "not language: an English reply with no stop word ('the', 'is', 'of', ...)",
+    MIXED_ALNUM_WORDS: "not language: too many words mix letters and digits",
+    UNEXPECTED_LANGUAGE: "written in a language not in quality.languages",
+}
