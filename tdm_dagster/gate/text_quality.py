@@ -113,8 +113,11 @@ def _mixed_share(run: str) -> float:
 
 @lru_cache(maxsize=4)
 def _plain_run(words: int) -> re.Pattern[str]:
-    """``words`` or more words (letters and digits) one space apart, nothing between."""
-    return re.compile(rf"[^\W_]+(?: [^\W_]+){{{words - 1},}}")
+    """``words`` or more words (letters and digits) one space apart, nothing between.
+
+    A run only starts at a word's first character: tried inside a word too, a megabyte
+    without a space would cost a square of its length."""
+    return re.compile(rf"(?<![^\W_])[^\W_]+(?: [^\W_]+){{{words - 1},}}")
 
 
 def _languages(texts: Sequence[str], wanted: set[str]) -> list[str | None]:

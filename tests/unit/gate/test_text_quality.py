@@ -96,3 +96,11 @@ def test_bad_language_settings_are_refused_at_load():
         QualitySettings(languages=["xx"])
     with pytest.raises(ValueError, match="not a list"):
         QualitySettings(languages="en")
+
+
+def test_pathological_replies_are_judged_in_linear_time():
+    """A 2 MB reply without a space (the run pattern once tried every offset inside it:
+    hours at this size) and 200,000 glued words; pytest's timeout fails a relapse."""
+    huge_word = "a" * 2_000_000 + " b c"
+    glued = " ".join(["x1"] * 200_000)
+    assert codes([huge_word, glued]) == [[], ["content.mixed_alnum_words"]]
