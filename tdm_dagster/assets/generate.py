@@ -72,16 +72,19 @@ def generated_batch(
     plan = plan_batch(home, settings, context.partition_key, count=config.count, skill=config.skill)
     record_generation_start(home, plan.batch_id, time.time())
     context.log.info(f"generating {plan.count} {plan.skill} examples at level {plan.level} from {plan.source} (seed {plan.seed})")
+    from tdm_dagster.evaluate.isolation import held_out_filter  # numpy loads here, not with the location
+
     progress = _progress_logger(context, "generated")
+    avoid = held_out_filter(home)
     started = time.perf_counter()
     if plan.source == "inference":
         with inference.client() as client:
-            records = produce_records(plan, inference=client, payload=settings.payload, progress=progress)
+            records = produce_records(plan, inference=client, payload=settings.payload, progress=progress, avoid=avoid)
     elif plan.source == "skill_api":
         with skill_api.client() as client:
             records = produce_records(plan, skill_source=client, progress=progress)
     else:
-        records = produce_records(plan, progress=progress)
+        records = produce_records(plan, progress=progress, avoid=avoid)
     seconds = time.perf_counter() - started
     BatchStore(home).save_generated(plan, records)
     return dg.MaterializeResult(

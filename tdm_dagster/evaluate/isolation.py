@@ -1,8 +1,9 @@
 """Keep evaluation items out of training, by construction and by check.
 
 - By construction: held-out items and probes (the items whose failures become
-  corrections) are drawn with seeds from ranges no training batch uses, and a probe
-  whose prompt is a held-out prompt is dropped (small problem spaces repeat).
+  corrections) are drawn with seeds from ranges no training batch uses; a probe whose
+  prompt is a held-out prompt is dropped, and the built-in generators draw training
+  batches around registered held-out prompts (small problem spaces repeat).
 - By check: the held-out sets are registered under ``$TDM_HOME/eval_sets/``, where the
   deep gate reads them and rejects any record whose prompt is one of theirs
   (``leakage.eval_prompt``) or carries their text (``leakage.ngram``).
@@ -13,7 +14,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ def without_prompts_of(examples: Sequence[dict[str, Any]], others: Iterable[dict
     """``examples`` less any whose prompt is the prompt of one of ``others``."""
     taken = {prompt_key(example) for example in others}
     return [example for example in examples if prompt_key(example) not in taken]
+
+
+def held_out_filter(home: TdmHome) -> Callable[[dict[str, Any]], bool] | None:
+    """True for an example whose prompt is a registered held-out prompt (what the built-in
+    generators draw around); None when nothing is registered."""
+    keys = set()
+    for path in sorted(home.eval_sets_dir.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            keys.update(prompt_key(json.loads(line)) for line in handle if line.strip())
+    return (lambda example: prompt_key(example) in keys) if keys else None
 
 
 def register_held_out(home: TdmHome, sets: Sequence[Any]) -> list[Path]:
@@ -60,7 +71,7 @@ def seen_in_training(home: TdmHome, sets: Sequence[Any]) -> int:
                 try:
                     record = json.loads(line)
                     key = prompt_key(record)
-                except (ValueError, KeyError, TypeError, AttributeError):
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                     continue  # not a chat record: it cannot carry a held-out prompt as one
                 if key in wanted:
                     seen.add(key)

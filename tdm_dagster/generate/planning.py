@@ -25,6 +25,10 @@ from tdm_dagster.home import TdmHome
 Progress = Callable[[int, int], None]
 
 
+MAX_DRAWS = 4
+"""Each draw asks for twice as many examples as the last: up to 8x the count."""
+
+
 class GenerationError(RuntimeError):
     """A batch could not be generated; the message says why and where."""
 
@@ -67,10 +71,13 @@ def produce_records(
     inference: InferenceSource | None = None,
     payload: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    avoid: Callable[[dict[str, Any]], bool] | None = None,
 ) -> list[dict[str, Any]]:
+    """The plan's records from its source. ``avoid`` marks examples the built-in
+    generators must not draw (held-out evaluation items): they draw others instead."""
     generator = get_generator(plan.skill)
     if plan.source == "builtin":
-        return generator.generate(plan.level, plan.count, plan.seed, progress=progress)
+        return _draw(generator, plan, avoid, progress)
     if plan.source == "skill_api":
         if skill_source is None:
             raise GenerationError("source is skill_api but no skill API client is configured")
@@ -81,15 +88,39 @@ def produce_records(
     if plan.source == "inference":
         if inference is None:
             raise GenerationError("source is inference but no inference client is configured")
-        return _answer_with_inference(generator, plan, inference, payload or {}, progress)
+        return _answer_with_inference(generator, plan, inference, payload or {}, progress, avoid)
     raise GenerationError(f"unknown generation source {plan.source!r}")
 
 
-def _answer_with_inference(generator: Any, plan: BatchPlan, inference: InferenceSource, payload: dict, progress: Progress | None) -> list[dict[str, Any]]:
+def _draw(generator: Any, plan: BatchPlan, avoid: Callable[[dict[str, Any]], bool] | None, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """``plan.count`` examples, none that ``avoid`` marks, deterministic by the plan's seed.
+
+    A level with a small problem space (binary addition of 1-bit numbers) repeats the
+    held-out items often: up to 16 in 100. Left in, the gate would reject them and the
+    batch's validity with them; drawn around, the batch is whole."""
+    if avoid is None:
+        return generator.generate(plan.level, plan.count, plan.seed, progress=progress)
+    for draw in range(MAX_DRAWS):
+        asked = plan.count * 2**draw
+        kept = [example for example in generator.generate(plan.level, asked, plan.seed) if not avoid(example)]
+        if len(kept) >= plan.count:
+            if progress:
+                progress(plan.count, plan.count)
+            return kept[: plan.count]
+    raise GenerationError(
+        f"{plan.skill} level {plan.level}: {len(kept)} of {asked} drawn examples are not held-out "
+        f"evaluation items, fewer than the {plan.count} asked for; ask for fewer or move to the next level"
+    )
+
+
+def _answer_with_inference(
+    generator: Any, plan: BatchPlan, inference: InferenceSource, payload: dict, progress: Progress | None,
+    avoid: Callable[[dict[str, Any]], bool] | None,
+) -> list[dict[str, Any]]:
     """The curriculum's prompts, answered by the model on the inference server."""
     from tdm_dagster.generate.inference_client import GenerationRequest
 
-    prompts = generator.generate(plan.level, plan.count, plan.seed)
+    prompts = _draw(generator, plan, avoid)
     requests = [
         GenerationRequest(
             messages=[m for m in example["messages"] if m["role"] != "assistant"],

@@ -69,3 +69,28 @@ def test_every_level_refuses_a_held_out_prompt_once_registered(home):
         assert list(outcome.rejected) == [30], level
         [issue] = [i for i in outcome.rejected[30] if i.code == "leakage.eval_prompt"]
         assert "heldout_binary_level2.jsonl:6" in issue.message and issue.suggestion
+
+
+def test_builtin_batches_draw_around_registered_held_out_prompts(home):
+    """Binary level 1 repeats held-out items (up to 16 in 100): drawn around them, the
+    batch is whole and the gate approves it; drawn blindly, the gate would cut it."""
+    import pytest
+
+    from tdm_dagster.config.settings import load_config
+    from tdm_dagster.gate.run import GateInput, run_gate
+    from tdm_dagster.generate.planning import GenerationError, produce_records
+    from tdm_dagster.evaluate.isolation import held_out_filter
+    from tdm_dagster.records.batches import BatchPlan
+
+    plan = BatchPlan("b", "binary", 1, 100, 4, "builtin", "normal", "chat_sft_v1", "2026-12-03T00:00:00")
+    assert held_out_filter(home) is None
+    register_held_out(home, held_out_sets({"binary": [1]}, 20))
+    avoid = held_out_filter(home)
+    blind = produce_records(plan)
+    assert sum(map(avoid, blind)) > 0  # the problem space does repeat them
+    drawn = produce_records(plan, avoid=avoid)
+    assert len(drawn) == 100 and not any(map(avoid, drawn))
+    outcome = run_gate(GateInput.from_records(drawn, "chat_sft_v1", "b"), load_config(home), level="standard", queued_in=home)
+    assert len(outcome.approved_indices) == 100
+    with pytest.raises(GenerationError, match="not held-out evaluation items, fewer than the 100 asked for"):
+        produce_records(plan, avoid=lambda example: True)
