@@ -12,22 +12,7 @@ from tdm_dagster.gate.text_quality import text_quality_issues
 from tdm_dagster.gate.validate_file import validate_file
 from tdm_dagster.generate.generators import get_generator
 from tests.support.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
-
-SYLLABLES = "ba co mi sal ham per dap fo pra lot bil com ise tre vun gor ly".split()
-
-
-def tiny_model_gibberish(rng: random.Random) -> str:
-    """Replies like an undertrained model's: word-like pieces, some with digits glued on."""
-    words = []
-    for _ in range(rng.randint(7, 14)):
-        word = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 3)))
-        words.append(word + str(rng.randint(1, 99)) if rng.random() < 0.45 else word)
-    return " ".join(words)
-
-
-def chat(reply: str, prompt: str = "Tell me about your day.") -> dict:
-    return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}], "metadata": {}}
-
+from tests.support.gibberish import chat, tiny_model_gibberish
 
 def codes(replies, settings=QualitySettings()):
     convs = [chat(r)["messages"] for r in replies]
