@@ -155,6 +155,10 @@ class TdmHome:
     def eval_sets_dir(self) -> Path:
         return self.root / "eval_sets"
 
+    def registered_eval_sets(self) -> list[Path]:
+        """The held-out sets evaluations registered, in a stable order."""
+        return sorted(self.eval_sets_dir.glob("*.jsonl"))
+
     def ensure(self) -> "TdmHome":
         """Create the folders every stage reads (idempotent); the others are made by the
         stage that first writes them."""

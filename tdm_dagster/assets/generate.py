@@ -63,8 +63,9 @@ def generated_batch(
     store = BatchStore(home)
     if store.is_inbox_batch(context.partition_key):
         return _ingest_inbox_file(context, store, tdm.config().gate)
+    config_file = tdm.config()
     settings = with_overrides(
-        tdm.config(),
+        config_file,
         "auto_generate",
         {"seed": config.seed, "priority": config.priority, "source": config.source, "count": config.count},
         "run config",
@@ -75,7 +76,7 @@ def generated_batch(
     from tdm_dagster.evaluate.isolation import held_out_filter  # numpy loads here, not with the location
 
     progress = _progress_logger(context, "generated")
-    avoid = held_out_filter(home)
+    avoid = held_out_filter(home, config_file.gate.max_record_bytes)
     started = time.perf_counter()
     if plan.source == "inference":
         with inference.client() as client:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tdm_dagster.files.atomic import atomic_write_jsonl
-from tdm_dagster.gate.deep import prompt_and_answer
+from tdm_dagster.gate.deep import load_eval_sets, prompt_and_answer
 from tdm_dagster.gate.minhash import normalize_text
 from tdm_dagster.home import TdmHome
 
@@ -35,13 +35,11 @@ def without_prompts_of(examples: Sequence[dict[str, Any]], others: Iterable[dict
     return [example for example in examples if prompt_key(example) not in taken]
 
 
-def held_out_filter(home: TdmHome) -> Callable[[dict[str, Any]], bool] | None:
+def held_out_filter(home: TdmHome, max_record_bytes: int) -> Callable[[dict[str, Any]], bool] | None:
     """True for an example whose prompt is a registered held-out prompt (what the built-in
-    generators draw around); None when nothing is registered."""
-    keys = set()
-    for path in sorted(home.eval_sets_dir.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as handle:
-            keys.update(prompt_key(json.loads(line)) for line in handle if line.strip())
+    generators draw around), read as the gate reads them; None when nothing is registered."""
+    paths = [str(path) for path in home.registered_eval_sets()]
+    keys = {normalize_text(item.prompt) for eval_set in load_eval_sets(paths, max_record_bytes) for item in eval_set.items}
     return (lambda example: prompt_key(example) in keys) if keys else None
 
 

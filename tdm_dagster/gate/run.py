@@ -97,7 +97,7 @@ class GateInput:
 
 def _eval_set_paths(config: TdmConfig, home: TdmHome | None) -> list[str]:
     """The configured evaluation sets, and those the evaluation registered in ``home``."""
-    registered = sorted(str(path) for path in home.eval_sets_dir.glob("*.jsonl")) if home is not None else []
+    registered = [str(path) for path in home.registered_eval_sets()] if home is not None else []
     return [*config.gate.eval_sets, *registered]
 
 

@@ -83,9 +83,9 @@ def test_builtin_batches_draw_around_registered_held_out_prompts(home):
     from tdm_dagster.records.batches import BatchPlan
 
     plan = BatchPlan("b", "binary", 1, 100, 4, "builtin", "normal", "chat_sft_v1", "2026-12-03T00:00:00")
-    assert held_out_filter(home) is None
+    assert held_out_filter(home, 1 << 20) is None
     register_held_out(home, held_out_sets({"binary": [1]}, 20))
-    avoid = held_out_filter(home)
+    avoid = held_out_filter(home, 1 << 20)
     blind = produce_records(plan)
     assert sum(map(avoid, blind)) > 0  # the problem space does repeat them
     drawn = produce_records(plan, avoid=avoid)
@@ -94,3 +94,16 @@ def test_builtin_batches_draw_around_registered_held_out_prompts(home):
     assert len(outcome.approved_indices) == 100
     with pytest.raises(GenerationError, match="not held-out evaluation items, fewer than the 100 asked for"):
         produce_records(plan, avoid=lambda example: True)
+
+
+def test_a_damaged_registered_set_is_read_as_the_gate_reads_it(home):
+    """A line broken by hand costs that line only: the other held-out prompts are still
+    drawn around, and nothing raises."""
+    from tdm_dagster.evaluate.isolation import held_out_filter
+
+    held_out = held_out_sets({"binary": [2]}, 5)
+    [path] = register_held_out(home, held_out)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('{"messages": [oops\n')
+    avoid = held_out_filter(home, 1 << 20)
+    assert all(avoid(example) for example in held_out[0].examples)
