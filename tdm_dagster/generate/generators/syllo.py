@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -108,8 +109,15 @@ class SylloGenerator(BuiltinGenerator[SylloPuzzle]):
     spec = "syllo_v1"
     max_level = 5
 
+    def __init__(self, lexicon: Sequence[LexiconEntry] | None = None) -> None:
+        """``lexicon``: the words to hide (at least ``words_for_level(max_level)``); None:
+        the packaged lexicon. A smaller one makes a task a tiny model can learn quickly."""
+        if lexicon is not None and len(lexicon) < words_for_level(self.max_level):
+            raise ValueError(f"a SYLLO lexicon needs at least {words_for_level(self.max_level)} words, got {len(lexicon)}")
+        self._lexicon = tuple(lexicon) if lexicon is not None else None
+
     def draw(self, rng: random.Random, level: int) -> SylloPuzzle:
-        entries = tuple(rng.sample(load_lexicon(), words_for_level(level)))
+        entries = tuple(rng.sample(self._lexicon or load_lexicon(), words_for_level(level)))
         tiles = [syllable for entry in entries for syllable in entry.syllables]
         rng.shuffle(tiles)
         return SylloPuzzle(entries, tuple(tiles))
