@@ -14,8 +14,8 @@ Per seed, in one run:
    one, a kind each in turn: a weak model's answers (the right words in the wrong
    order, or one wrong word), replies cut short by a token limit, and an undertrained
    model's gibberish. The reference answer the generator wrote stays in the metadata.
-2. The gate (level deep, the held-out leak set registered as the evaluation does)
-   judges every batch; (b) keeps what it approves, (a) keeps everything.
+2. The gate (at its default level, standard, with the leaked evaluation set registered
+   as the evaluation registers its held-out sets) judges every batch; (b) keeps what it approves, (a) keeps everything.
 3. The same tiny model (same config, seed, steps, batch size, learning rate) trains
    on (a) and on (b): the same budget of examples seen.
 4. Both are scored by exact answer (the generator's own ``check_answer``) on a
@@ -106,12 +106,12 @@ class Task:
     leak_pool: list[dict]
 
 
-def make_task(lexicon_size: int, held_out_size: int, seed: int) -> Task:
+def make_task(lexicon_size: int, held_out_size: int, leak_set_size: int, seed: int) -> Task:
     lexicon = random.Random(seed).sample(load_lexicon(), lexicon_size)
     generator = SylloGenerator(lexicon)
     held_out = generator.generate(LEVEL, held_out_size, HELD_OUT_SEED + seed)
     taken = {puzzle_key(e) for e in held_out}
-    leak_pool = [e for e in generator.generate(LEVEL, held_out_size, LEAK_SEED + seed) if puzzle_key(e) not in taken]
+    leak_pool = [e for e in generator.generate(LEVEL, leak_set_size, LEAK_SEED + seed) if puzzle_key(e) not in taken]
     return Task(generator, [entry.word for entry in lexicon], held_out, leak_pool)
 
 
@@ -169,7 +169,7 @@ def gate(batches: list[Batch], task: Task, home: TdmHome, spec: str) -> GateResu
     approved: list[dict] = []
     bad_approved = good_rejected = batches_rejected = 0
     for number, batch in enumerate(batches):
-        outcome = run_gate(GateInput.from_records(batch.records, spec, f"batch{number}"), config, level="deep", queued_in=home)
+        outcome = run_gate(GateInput.from_records(batch.records, spec, f"batch{number}"), config, queued_in=home)
         kept = set(outcome.approved_indices)
         approved += [batch.records[p] for p in sorted(kept)]
         bad_approved += len(kept & batch.bad)
@@ -193,7 +193,7 @@ def train_and_score(examples: list[dict], task: Task, leaked: list[dict], config
 
 
 def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
-    task = make_task(args.lexicon, args.held_out, seed)
+    task = make_task(args.lexicon, args.held_out, args.leak_set, seed)
     batches = make_batches(task, args.batches, args.batch_records, args.failing_batches, seed)
     everything = [r for b in batches for r in b.records]
     leaked = [r for b in batches if b.kind == "healthy" for r in b.records if r in task.leak_pool]
@@ -239,7 +239,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-records", type=int, default=100)
     parser.add_argument("--failing-batches", type=int, default=5)
-    parser.add_argument("--held-out", type=int, default=200)
+    parser.add_argument("--held-out", type=int, default=200, help="puzzles scored (shares none with training)")
+    parser.add_argument(
+        "--leak-set", type=int, default=20,
+        help="puzzles of a registered evaluation set (the evaluation's default size per level) that leak into generation",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
