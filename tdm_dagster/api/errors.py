@@ -36,7 +36,7 @@ def _status_of(error: Exception) -> tuple[int, str]:
         return 409, f"{error.refusal}; add force=true to delete it anyway"
     if isinstance(error, (AlreadyAddedError, DatasetExistsError, VersionExistsError)):
         return 409, str(error)
-    return 422, str(error).strip("'\"")
+    return 422, str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)  # no KeyError quotes
 
 
 def install(app: FastAPI) -> None:

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import HTTPException, UploadFile
 
@@ -44,3 +45,17 @@ def saved(uploads: list[tuple[str, UploadFile]]) -> Iterator[list[Path]]:
         yield paths
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def as_client_named(value: Any, names: dict[str, str]) -> Any:
+    """``value`` (a report: dicts, lists, strings) with each saved upload's path, where a
+    message quotes it, replaced by the name the client gave that file."""
+    if isinstance(value, str):
+        for saved_path, client_name in names.items():
+            value = value.replace(saved_path, client_name)
+        return value
+    if isinstance(value, dict):
+        return {key: as_client_named(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_client_named(item, names) for item in value]
+    return value
