@@ -9,6 +9,7 @@ so concurrent requests and processes interleave whole lines. Refused requests (4
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -68,7 +69,7 @@ class AuditLog:
             await self.app(scope, receive, sending)
         finally:
             state = scope["state"]
-            append_entry(self.path, {
+            await asyncio.to_thread(append_entry, self.path, {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "unix_time": round(time.time(), 3),
                 "key": state.get(KEY_NAME),

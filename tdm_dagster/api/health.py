@@ -27,11 +27,11 @@ def not_ready(state: Any) -> list[str]:
     if gate:
         problems.append(gate)
     try:
-        state.keys.list()
+        keys = state.keys.list()
     except (OSError, ValueError, KeyError, TypeError) as error:
         problems.append(f"keys: cannot read {state.keys.path}: {error}")
     else:
-        if not state.keys.list():
+        if not keys:
             problems.append("keys: none yet (`tdm api keys create --scope read --name NAME`); every data route answers 401")
     return problems
 

@@ -147,3 +147,19 @@ def test_concurrent_creates_all_land(api):
     assert set(names) <= listed
     for key in made:
         assert httpx.get(api.url + "/v1/queue", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_readiness_names_what_is_not_ready(tmp_path):
+    from tdm_dagster.api.app import create_app
+    from tdm_dagster.config.settings import TdmConfig
+    from tdm_dagster.home import TdmHome
+    from tests.support.http_servers import running_server
+
+    cold = create_app(TdmHome(tmp_path / "home"), TdmConfig(), warm=False)  # no keys, gate not warmed
+    with running_server(cold) as url:
+        answer = httpx.get(url + "/readyz")
+        assert answer.status_code == 503 and answer.json()["ready"] is False
+        problems = answer.json()["not_ready"]
+        assert len(problems) == 2 and problems[0].startswith("gate: warming up") and problems[1].startswith("keys: none yet")
+        assert httpx.get(url + "/healthz").status_code == 200
+        assert httpx.get(url + "/v1/datasets", headers={"Authorization": "Bearer tdm_x"}).status_code == 401
