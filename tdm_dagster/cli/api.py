@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tdm_dagster.api.keys import SCOPES
 from tdm_dagster.cli import common
 
 
@@ -39,7 +40,7 @@ def _store():
 
 @keys.command("create")
 @click.option("--name", required=True, help="A name for the key (who or what uses it), e.g. ci.")
-@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(("read", "write", "delete", "admin")),
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES),
               help="Repeatable. read, write (import), delete, admin (keys; and everything).")
 @common.json_option
 def keys_create(name: str, scopes: tuple[str, ...], as_json: bool) -> None:
