@@ -22,6 +22,7 @@ Layout::
       datasets/                the dataset registry (catalog, objects, locks)
       exports/                 scheduled dataset exports
       eval_sets/               held-out sets the evaluation registered; the deep gate keeps them out of training
+      api/                     the REST API's keys (hashed), their lock and the audit log of writes and deletes
       state/                   small state files (STATE_FILES), one per concern
 """
 
@@ -154,6 +155,24 @@ class TdmHome:
     @property
     def eval_sets_dir(self) -> Path:
         return self.root / "eval_sets"
+
+    @property
+    def api_dir(self) -> Path:
+        return self.root / "api"
+
+    @property
+    def api_keys_file(self) -> Path:
+        """The REST API's keys: names, scopes and sha256 hashes (never a key itself)."""
+        return self.api_dir / "keys.json"
+
+    @property
+    def api_keys_lock(self) -> Path:
+        return self.api_dir / "keys.lock"
+
+    @property
+    def api_audit_log(self) -> Path:
+        """One JSON line per write or delete the REST API answered; appended, never rewritten."""
+        return self.api_dir / "audit.jsonl"
 
     def registered_eval_sets(self) -> list[Path]:
         """The held-out sets evaluations registered, in a stable order."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from tdm_dagster.cli.api import api
 from tdm_dagster.cli.batches import generate, ingest, validate
 from tdm_dagster.cli.config import show_config
 from tdm_dagster.cli.curriculum import curriculum
@@ -30,5 +31,5 @@ def main() -> None:
     """
 
 
-for command in (init, status, generate, ingest, validate, stats, recheck, curriculum, skills, train, evaluate, deploy, serve, show_config, datasets):
+for command in (init, status, generate, ingest, validate, stats, recheck, curriculum, skills, train, evaluate, deploy, serve, show_config, datasets, api):
     main.add_command(command)

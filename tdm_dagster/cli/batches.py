@@ -115,22 +115,7 @@ def ingest(as_json: bool) -> None:
 @common.json_option
 def validate(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None, as_json: bool) -> None:
     """Check a file without ingesting it. Exit 1 if it would be rejected, 2 if unreadable."""
-    from dataclasses import replace
-
-    from tdm_dagster.gate.schemas import UnknownSpecError
-    from tdm_dagster.gate.validate_file import validate_file
-    from tdm_dagster.gate.verify.side_file import AnswersFileError
-
-    home = common.home()
-    config = common.config(home)
-    if against:
-        config = replace(config, gate=replace(config.gate, eval_sets=tuple(against)))
-    try:
-        result = validate_file(path, config, spec=spec, level=level, home=home, answers=answers)
-    except UnknownSpecError as exc:
-        raise click.BadParameter(str(exc), param_hint="--spec") from exc
-    except AnswersFileError as exc:
-        raise click.BadParameter(str(exc), param_hint="--answers") from exc
+    result = _validate_with_service(path, spec, level, against, answers) or _validate_here(path, spec, level, against, answers)
     totals = result["totals"]
     lines = [
         f"{result['file']}: {totals['records']} records, {totals['accepted']} accepted, {totals['rejected']} rejected "
@@ -148,3 +133,45 @@ def validate(path: str, spec: str | None, level: str | None, against: tuple[str,
         sys.exit(2)
     if not result["overall_pass"]:
         sys.exit(1)
+
+
+def _validate_with_service(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None) -> dict[str, Any] | None:
+    """The report of the ``tdm api`` at ``$TDM_API_URL`` (its gate is warm), or None after
+    one line saying why it could not give one (then the file is validated here)."""
+    import os
+
+    from tdm_dagster.config.settings import API_KEY_ENV, API_URL_ENV
+
+    url = os.environ.get(API_URL_ENV)
+    if not url:
+        return None
+    from tdm_dagster.api.client import ServiceParamError, ServiceRefused, ServiceUnavailable, validate_remote
+
+    try:
+        return validate_remote(url, os.environ.get(API_KEY_ENV), path, spec=spec, level=level, answers=answers, against=against)
+    except ServiceUnavailable as why:
+        click.echo(f"tdm api at {url} could not validate ({why}): validating in-process", err=True)
+    except ServiceRefused as refused:
+        raise click.ClickException(f"tdm api at {url} refused: {refused}") from refused
+    except ServiceParamError as error:
+        raise click.BadParameter(str(error), param_hint=f"--{error.param}") from error
+    return None
+
+
+def _validate_here(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from tdm_dagster.gate.schemas import UnknownSpecError
+    from tdm_dagster.gate.validate_file import validate_file
+    from tdm_dagster.gate.verify.side_file import AnswersFileError
+
+    home = common.home()
+    config = common.config(home)
+    if against:
+        config = replace(config, gate=replace(config.gate, eval_sets=tuple(against)))
+    try:
+        return validate_file(path, config, spec=spec, level=level, home=home, answers=answers)
+    except UnknownSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--spec") from exc
+    except AnswersFileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--answers") from exc

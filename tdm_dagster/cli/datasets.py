@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,7 +11,6 @@ import click
 
 from tdm_dagster.cli.common import config, emit, home, json_option
 from tdm_dagster.datasets.names import name_problem, shown, version_problem
-from tdm_dagster.home import TdmHome
 
 class _Checked(click.ParamType):
     """A dataset name or version, refused (exit 2, naming the argument or flag) before anything runs."""
@@ -125,27 +122,13 @@ def add(name: str, files: tuple[str, ...], major: bool, description: str, as_jso
 def _append_read(registry, name: str, read, as_json: bool, gate: dict[str, Any] | None = None, **options: Any) -> None:
     """Append the records read (and approved by the ``gate``, when it ran) as a new version;
     the others go to ``rejected/`` with their place, reasons and bytes, and the output says so."""
-    from tdm_dagster.files.atomic import atomic_write_jsonl
+    from tdm_dagster.datasets.intake import append_read
 
-    kept, lines = None, []
-    if read.rejected:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
-        kept = TdmHome.from_env().rejected_file(f"dataset_{re.sub(r'[^A-Za-z0-9._-]+', '-', name)}_{stamp}")
-        atomic_write_jsonl(kept, read.rejected_rows())
-        lines = [f"rejected {len(read.rejected)} of {read.input_records} records (reasons and bytes in {kept}):",
-                 *(f"  {source.issue.message}" for source in read.rejected[:5])]  # fmt: skip
-    if gate is not None:
-        lines.insert(0, f"gate ({gate['level']}): {gate['approved_records']} approved, {gate['rejected_records']} rejected"
-                        + (f"; batch rejected: {'; '.join(gate['shortfalls']) or 'failed checks'}" if not gate["batch_approved"] else ""))  # fmt: skip
-    if not read.records:
-        nothing = "no record passed the gate" if gate and gate["rejected_records"] else "no record could be read"
-        raise click.ClickException("\n".join([f"{nothing}: nothing added", *lines]))
-    version = registry.append(name, read.records, **options)
-    present = version.operation.get("already_present", 0)
-    if present:
-        lines.append(f"{present} record(s) already in {name} were left out")
-    data = {**asdict(version), "rejected": len(read.rejected), "rejected_file": str(kept) if kept else None, "gate": gate}
-    emit(data, as_json, "\n".join([f"{name} {_version_line(version)}", *lines]))
+    _show_added(name, append_read(registry, home(), name, read, gate, **options), as_json)
+
+
+def _show_added(name: str, added, as_json: bool) -> None:
+    emit(added.to_dict(), as_json, "\n".join([f"{name} {_version_line(added.version)}", *added.lines]))
 
 
 @datasets.command()
@@ -277,22 +260,13 @@ def export_dataset(name: str, path: str, version: str | None, fmt: str | None, a
 
 
 def _file_format(path: str, fmt: str | None, *, export: bool) -> str:
-    """``--format``, else what PATH's name says (export: a folder or a name without extension is hf).
+    """``--format``, else what PATH's name says; a name that says nothing is a usage error naming ``--format``."""
+    from tdm_dagster.datasets.intake import choose_format
 
-    A name that says nothing is a usage error naming ``--format``.
-    """
-    from tdm_dagster.formats import EXPORT_FORMATS, FormatError, infer_format
-
-    if fmt:
-        return fmt
-    if export and (Path(path).is_dir() or not Path(path).suffix):
-        return "hf"
     try:
-        return infer_format(path)
-    except FormatError as error:
-        raise click.BadParameter(
-            f"none given and {error.problem.partition(';')[0]}; pass one of {', '.join(EXPORT_FORMATS)}", param_hint="'--format'"
-        ) from error
+        return choose_format(path, fmt, export=export)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--format'") from error
 
 
 @datasets.command("import")
@@ -309,26 +283,15 @@ def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, no
 
     The records go through the gate first (as an inbox file would) unless --no-gate; the
     rejected ones are kept with their reasons in rejected/. A file already added is refused."""
-    from tdm_dagster.datasets.additions import file_entry
-    from tdm_dagster.formats import import_records
+    from tdm_dagster.datasets.intake import PickleRefusedError, import_file
 
     fmt = _file_format(path, fmt, export=False)
-    if fmt == "pickle" and not allow_pickle:
-        raise click.UsageError(
-            f"refusing to unpickle {path}: loading a pickle runs code from the file, so a tampered one can take over "
-            "this machine. Import a data format (jsonl, json, csv, parquet, hf) instead, or add --allow-pickle "
-            "only for a file you created yourself or otherwise trust"
-        )
-    registry = _registry()
-    read = import_records(path, fmt, allow_pickle=allow_pickle)
-    files = [file_entry(path, read.input_records)] if Path(path).is_file() else None  # a folder (hf) has no one checksum
-    gate = None
-    if not no_gate and read.records:
-        from tdm_dagster.datasets.gated import gate_import
-
-        gate = gate_import(read, config(home()), f"dataset_{name}_{Path(path).name}", level=level)
-    registry.create(name, description=description, exist_ok=True)
-    _append_read(registry, name, read, as_json, gate, description=description or f"imported from {Path(path).name}", files=files)
+    try:
+        added = import_file(_registry(), home(), config(home()), name, path, fmt, allow_pickle=allow_pickle, gate=not no_gate,
+                            level=level, description=description, pickle_flag="--allow-pickle")  # fmt: skip
+    except PickleRefusedError as refused:
+        raise click.UsageError(str(refused)) from refused
+    _show_added(name, added, as_json)
 
 
 @datasets.command()

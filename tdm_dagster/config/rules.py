@@ -164,6 +164,11 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "port": _port,
         "remote_host": _optional(_text),
     },
+    "api": {
+        "host": _text,
+        "port": _port,
+        "max_upload_bytes": _positive_int,
+    },
     "collectors": {
         "git_repos": _paths,
         "docs": _paths,

@@ -103,6 +103,15 @@ class ServingConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    host: str = "127.0.0.1"
+    """Where ``tdm api`` listens: loopback, so opening it to a network is a deliberate choice."""
+    port: int = 8770
+    max_upload_bytes: int = 256 * 1024 * 1024
+    """A bigger upload (an import, a file to validate) gets 413 before it is read whole."""
+
+
+@dataclass(frozen=True)
 class CollectorsConfig:
     git_repos: tuple[str, ...] = ()
     """Repositories whose commit history becomes "write the commit message" examples."""

@@ -24,6 +24,7 @@ import yaml
 from tdm_dagster.config.quality import QualitySettings
 from tdm_dagster.config.rules import RULES
 from tdm_dagster.config.sections import (
+    ApiConfig,
     AutoGenerateConfig,
     CollectorsConfig,
     DatasetConfig,
@@ -55,6 +56,7 @@ class TdmConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     quality: QualitySettings = field(default_factory=QualitySettings)
@@ -75,6 +77,7 @@ _SECTION_TYPES = {
     "dataset": DatasetConfig,
     "training": TrainingConfig,
     "serving": ServingConfig,
+    "api": ApiConfig,
     "collectors": CollectorsConfig,
     "schedules": SchedulesConfig,
 }
@@ -86,6 +89,13 @@ SECRET_ENV_VARS = ("TDM_INFERENCE_API_KEY", "TDM_SERVING_ADMIN_TOKEN")
 overrides: the env-override reader skips them (they are no config keys) and never shows
 their values. The inference key is read through ``dg.EnvVar``
 (``inference.api_key_env``); the serving admin token by ``tdm serve`` and ``deploy``."""
+
+API_URL_ENV = "TDM_API_URL"
+API_KEY_ENV = "TDM_API_KEY"
+CLIENT_ENV_VARS = (API_URL_ENV, API_KEY_ENV)
+"""What ``tdm validate`` reads to use a running ``tdm api`` (its URL, and a key, which is a
+secret): they look like ``TDM_API_<KEY>`` overrides but are no config keys, so the
+env-override reader skips them and never shows their values."""
 
 MAX_CONFIG_BYTES = 1024 * 1024
 """A config file larger than this is refused before it is parsed."""
@@ -142,13 +152,13 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, tuple[Any,
     """``TDM_AUTO_GENERATE_COUNT=500`` -> {"auto_generate": {"count": (500, "env TDM_...")}}.
 
     Values are parsed as YAML scalars, so ``true``, ``12``, ``null`` and ``{"a": 1}`` mean
-    what they look like. ``SECRET_ENV_VARS`` are skipped.
+    what they look like. ``SECRET_ENV_VARS`` and ``CLIENT_ENV_VARS`` are skipped.
     """
     overrides: dict[str, dict[str, tuple[Any, str]]] = {}
     for section in SECTIONS:
         prefix = f"TDM_{section.upper()}_"
         for name, raw in environ.items():
-            if not name.startswith(prefix) or name in SECRET_ENV_VARS:
+            if not name.startswith(prefix) or name in SECRET_ENV_VARS or name in CLIENT_ENV_VARS:
                 continue
             key = name[len(prefix):].lower()
             try:

@@ -1,32 +1,32 @@
-"""Versioned fine-tuning datasets: registry, storage, steps and splits (no Dagster here)."""
+"""Versioned fine-tuning datasets: registry, storage, steps and splits (no Dagster here).
 
-from tdm_dagster.datasets.catalog import DatasetInfo, VersionInfo
-from tdm_dagster.datasets.diff import VersionDiff
-from tdm_dagster.datasets.errors import (
-    CorruptObjectError,
-    DatasetError,
-    DatasetExistsError,
-    DatasetNotFoundError,
-    DeletionRefusedError,
-    IntegrityError,
-    MissingObjectError,
-    VersionExistsError,
-    VersionNotFoundError,
-)
-from tdm_dagster.datasets.registry import DatasetRegistry
-from tdm_dagster.datasets.splits import SplitResult, assign_splits
-from tdm_dagster.datasets.steps import (
-    AdjustConfidence,
-    BalanceClasses,
-    CleanText,
-    DropExactDuplicates,
-    DropNearDuplicates,
-    FieldFilter,
-    Filter,
-    RemapLabel,
-    Step,
-)
-from tdm_dagster.datasets.verify import VerifyReport
+The names below load on first use (PEP 562), so importing a light module of the package
+(``names``, ``locks``, ``errors``) does not load DuckDB, NumPy and PyArrow: every ``tdm``
+command imports ``datasets.names`` for its argument checks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "DatasetInfo": "catalog", "VersionInfo": "catalog", "VersionDiff": "diff",
+    **dict.fromkeys(("CorruptObjectError", "DatasetError", "DatasetExistsError", "DatasetNotFoundError", "DeletionRefusedError",
+                     "IntegrityError", "MissingObjectError", "VersionExistsError", "VersionNotFoundError"), "errors"),
+    "DatasetRegistry": "registry", "SplitResult": "splits", "assign_splits": "splits",
+    **dict.fromkeys(("AdjustConfidence", "BalanceClasses", "CleanText", "DropExactDuplicates", "DropNearDuplicates",
+                     "FieldFilter", "Filter", "RemapLabel", "Step"), "steps"),
+    "VerifyReport": "verify",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AdjustConfidence",

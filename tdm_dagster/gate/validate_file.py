@@ -37,10 +37,12 @@ def validate_file(
     level: str | None = None,
     home: TdmHome | None = None,
     answers: str | os.PathLike[str] | None = None,
+    shown_as: str | None = None,
 ) -> dict[str, Any]:
     """What the gate would say of the file; nothing is written. ``home`` lets the deep
     level compare against data already queued there; ``answers`` is a side file of
-    reference answers (:mod:`tdm_dagster.gate.verify.side_file`)."""
+    reference answers (:mod:`tdm_dagster.gate.verify.side_file`); ``shown_as`` is the name
+    the report gives the file (the REST API validates an upload under its client's name)."""
     level = level or config.gate.level
     loaded = load_file(path, max_record_bytes=config.gate.max_record_bytes)
     if spec:
@@ -63,7 +65,7 @@ def validate_file(
     ]
     report = outcome.report
     return {
-        "file": str(path),
+        "file": shown_as or str(path),
         "level": level,
         "spec": spec or report["spec"],
         "readable": loaded.file_problem is None,

@@ -1,0 +1,57 @@
+"""The ``tdm api`` application: routers, key store, audit log, limits, metrics, warm gate.
+
+``create_app`` wires the pieces; ``serve`` runs it under uvicorn with tdm's connection
+limits (``http.limits``), on 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import Response
+
+from tdm_dagster.api import admin, datasets, errors, health, overview, validation
+from tdm_dagster.api.audit import AuditLog
+from tdm_dagster.api.auth import require
+from tdm_dagster.api.keys import KeyStore
+from tdm_dagster.api.metrics import ApiMetrics
+from tdm_dagster.config.settings import TdmConfig
+from tdm_dagster.home import TdmHome
+from tdm_dagster.http.limits import BodyLimit, uvicorn_settings
+
+DESCRIPTION = """The training-data manager as a service: datasets, validation through a warm
+gate, stats, the queue, health and Prometheus metrics. Send `Authorization: Bearer <key>`
+(`tdm api keys create --scope read --name NAME`); `/healthz` and `/readyz` need none."""
+
+
+def create_app(home: TdmHome, config: TdmConfig, *, warm: bool = True) -> FastAPI:
+    """The app over ``home`` with ``config``; ``warm`` starts warming the gate at once
+    (in a background thread: ``/readyz`` answers 503 until it is warm)."""
+    app = FastAPI(title="tdm api", version="1", description=DESCRIPTION)
+    app.state.home = home.ensure()
+    app.state.config = config
+    app.state.keys = KeyStore(home)
+    app.state.metrics = ApiMetrics(home)
+    app.state.warm_gate = validation.WarmGate()
+    errors.install(app)
+    for router in (health.router, datasets.router, validation.router, overview.router, admin.router):
+        app.include_router(router)
+
+    @app.get("/metrics", tags=["health"], dependencies=[Depends(require("read"))], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus text exposition (see ``tdm_dagster.api.metrics`` for the list)."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(BodyLimit, limit=config.api.max_upload_bytes, reject=errors.reject)
+    app.add_middleware(AuditLog, path=home.api_audit_log)  # outermost: a 413 is audited too
+    if warm:
+        app.state.warm_gate.start(config)
+    return app
+
+
+def serve(home: TdmHome, config: TdmConfig, host: str | None = None, port: int | None = None) -> None:
+    """Run the service until interrupted (``api.host``/``api.port`` unless given)."""
+    import uvicorn
+
+    uvicorn.run(create_app(home, config), host=host or config.api.host, port=port or config.api.port, **uvicorn_settings())
