@@ -53,8 +53,9 @@ class RemoteTarget:
         return argv
 
     def ssh(self, script: str) -> list[str]:
-        """argv running the shell ``script`` on the host."""
-        return [*self.ssh_argv(), self.host, script]
+        """argv running the shell ``script`` on the host (ssh takes an IPv6 address
+        without the brackets rsync needs)."""
+        return [*self.ssh_argv(), self.host.replace("[", "").replace("]", ""), script]
 
     def folder(self, name: str) -> str:
         return f"{self.path}/{name}"

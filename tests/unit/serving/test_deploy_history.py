@@ -33,6 +33,7 @@ def test_history_and_rollback_through_the_cli(home, checkpoints):
         for key, score in (("a", 0.5), ("b", 0.7), ("c", 0.9)):
             assert deploy(checkpoints[key], home.serving_dir, score=score, server_url=None).deployed
         assert not deploy(checkpoints["a"], home.serving_dir, score=0.1, server_url=None).deployed
+        assert [e["name"] for e in json.loads(home.deployments_file.read_text())["history"]][:3] == ["ckpt-a", "ckpt-b", "ckpt-c"]
 
         code, out = _cli("deployments")
         assert code == 0, out

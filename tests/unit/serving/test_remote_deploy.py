@@ -133,3 +133,5 @@ def test_remote_host_forms():
     assert parse_remote_host("gpu-box:/srv/serving/").host == "gpu-box"
     target = parse_remote_host("me@[::1]:/srv/serving", "~/.ssh/tdm")
     assert (target.host, target.path, target.ssh_config) == ("me@[::1]", "/srv/serving", "~/.ssh/tdm")
+    assert target.rsync("/c", "x", link_dest=None)[-1] == "me@[::1]:/srv/serving/x/"
+    assert target.ssh("true")[-2:] == ["me@::1", "true"]
