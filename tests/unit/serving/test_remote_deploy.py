@@ -9,9 +9,6 @@ import json
 
 import httpx
 import pytest
-from click.testing import CliRunner
-
-from tdm_dagster.cli import main
 from tdm_dagster.config.settings import ConfigError, load_config
 from tdm_dagster.home import TdmHome
 from tdm_dagster.serving import ADMIN_TOKEN_ENV
@@ -19,7 +16,7 @@ from tdm_dagster.serving.deploy import deploy, load_deployments, rollback
 from tdm_dagster.serving.remote import RemoteHostError, parse_remote_host
 from tests.support.sshd_server import ssh_server
 from tests.support.tdm_serve import tdm_serve
-from tests.unit.serving.helpers import ADMIN_TOKEN, chat
+from tests.unit.serving.helpers import ADMIN_TOKEN, chat, cli
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +33,6 @@ def remote_box(ssh, tmp_path_factory):
     remote_dir.mkdir()
     with tdm_serve(remote_dir, folder, TDM_SERVING_ADMIN_TOKEN=ADMIN_TOKEN) as url:
         yield remote_dir, url
-
-
-def _cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 def test_remote_deploy_switch_verify_fail_back_and_roll_back(home, ssh, remote_box, checkpoints, monkeypatch):
@@ -79,12 +71,12 @@ def test_remote_deploy_switch_verify_fail_back_and_roll_back(home, ssh, remote_b
     assert chat(url).json()["model"] == "ckpt-b"
 
     # history and rollback through the CLI, which reads serving.remote_host from config
-    code, out = _cli("deployments", "--json")
+    code, out = cli("deployments", "--json")
     listed = json.loads(out)
     assert code == 0 and listed["current"] == "ckpt-b" and listed["remote_host"] == f"{ssh.host}:{remote_dir}"
     assert [(r["id"], r["outcome"], r["current"]) for r in listed["deployments"]] == [
         ("ckpt-a", "deployed", False), ("ckpt-b", "deployed", True), ("ckpt-corrupt-weights", "failed", False)]
-    code, out = _cli("deploy", "--rollback")
+    code, out = cli("deploy", "--rollback")
     assert code == 0 and "rolled back from ckpt-b to ckpt-a" in out, out
     assert (remote_dir / "current").read_text() == "ckpt-a\n"
     assert httpx.get(url + "/health").json()["model"] == "ckpt-a"
