@@ -38,7 +38,7 @@ class DynamicBatcher:
         self.max_batch = max_batch
         self.window_s = window_s
         self.max_pending = max_pending
-        self.batch_sizes: list[int] = []  # every batch run, for /health and tests
+        self.stats = {"count": 0, "requests": 0, "largest": 0}  # batches run, for /health
         self._waiting: deque[tuple[LoadedModel, GenerationParams, asyncio.Future[Any]]] = deque()
         self._runner = GenerationQueue(concurrency=1, max_pending=max_pending)
         self._collector: asyncio.Task[None] | None = None
@@ -79,7 +79,9 @@ class DynamicBatcher:
             batch = [(request, future) for request, future in batch if not future.done()]
             if not batch:
                 continue
-            self.batch_sizes.append(len(batch))
+            self.stats["count"] += 1
+            self.stats["requests"] += len(batch)
+            self.stats["largest"] = max(self.stats["largest"], len(batch))
             try:
                 results = await self._runner.run(model.generate_batch, [request for request, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error

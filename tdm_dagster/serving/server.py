@@ -157,8 +157,7 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
             "reloads": manager.reloads,
             "memory": process_memory(),
             **health_gpus(local_gpu_stats()),
-            "batches": {"count": len(batcher.batch_sizes), "largest": max(batcher.batch_sizes, default=0),
-                        "pending": batcher.pending},
+            "batches": {**batcher.stats, "pending": batcher.pending},
             "last_error": manager.last_error,
         }
         return JSONResponse(status_code=200 if current is not None else 503, content=body)
