@@ -18,7 +18,7 @@ Layout::
       queue/.rechecking/<p>/   queue files the re-check is judging
       held/{high,normal,low}/  queue files the re-check held back
       training/                checkpoints
-      serving/                 the deployed model
+      serving/                 the deployed model: <deployment>/ (hard links to a checkpoint), current, deployments.json
       datasets/                the dataset registry (catalog, objects, locks)
       exports/                 scheduled dataset exports
       eval_sets/               held-out sets the evaluation registered; the deep gate keeps them out of training
@@ -143,6 +143,13 @@ class TdmHome:
     @property
     def serving_dir(self) -> Path:
         return self.root / "serving"
+
+    @property
+    def deployments_file(self) -> Path:
+        """The deployment record (written by ``serving.deploy``, read by ``tdm deployments``)."""
+        from tdm_dagster.serving import DEPLOYMENTS_FILE
+
+        return self.serving_dir / DEPLOYMENTS_FILE
 
     @property
     def datasets_dir(self) -> Path:

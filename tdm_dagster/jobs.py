@@ -231,10 +231,10 @@ DEPLOY_BEST = "deploy_best"
 deploy_best = dg.define_asset_job(DEPLOY_BEST, selection=dg.AssetSelection.assets(deployed_model), description="Deploy the best evaluated checkpoint.")
 
 
-def deploy_run_config(force: bool) -> dict:
-    """Run config for a ``deploy_best`` run; ``force`` deploys even a checkpoint that
-    scores below the deployed one."""
-    return {"ops": {deployed_model.op.name: {"config": {"force": force}}}}
+def deploy_run_config(force: bool, checkpoint: str | None = None) -> dict:
+    """Run config for a ``deploy_best`` run: ``checkpoint`` (a key or path) instead of the
+    best; ``force`` deploys it (or the newest) whatever the deployed one scored."""
+    return {"ops": {deployed_model.op.name: {"config": {"force": force, "checkpoint": checkpoint or ""}}}}
 
 
 def add_checkpoint(instance: dg.DagsterInstance) -> str:

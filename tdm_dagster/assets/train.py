@@ -108,49 +108,48 @@ def checkpoint_evaluation(context: dg.AssetExecutionContext, tdm: TdmHomeResourc
 
 class DeployConfig(dg.Config):
     force: bool = False
-    """Deploy even if the best checkpoint scores below the one deployed."""
+    """Deploy without comparing scores: the checkpoint named, else the newest evaluated
+    one (not the best)."""
+    checkpoint: str = ""
+    """The checkpoint to deploy (its key, as ``tdm evaluate`` names it, or its path);
+    empty: the best evaluated one (the newest with ``force``)."""
 
 
 @dg.asset(
     group_name="deploy",
     kinds={"fastapi"},
     deps=[checkpoint_evaluation],
-    description="The best evaluated checkpoint, deployed atomically to the serving folder (never a worse one unless forced).",
+    description="The best evaluated checkpoint (or the one named), deployed atomically to the serving folder (never a worse one unless forced).",
 )
 def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm: TdmHomeResource) -> dg.MaterializeResult:
     from tdm_dagster.evaluate.comparison import load_history
-    from tdm_dagster.serving.deploy import deploy
+    from tdm_dagster.serving.deploy import choose_checkpoint, deploy
+    from tdm_dagster.serving.remote import RemoteHostError, remote_target
+    from tdm_dagster.serving.verify import reachable
 
     home = tdm.home()
-    history = load_history(home)
-    if not history:
-        raise dg.Failure("no evaluated checkpoint yet: materialize checkpoint_evaluation first")
-    best = max(history, key=lambda h: (h["overall_accuracy"], -(h["held_out_loss"] or float("inf"))))
+    chosen = choose_checkpoint(load_history(home), config.checkpoint or None, newest=config.force)
+    if isinstance(chosen, str):
+        raise dg.Failure(chosen)
     settings = tdm.config().serving
+    try:
+        remote = remote_target(settings.remote_host, settings.ssh_config)
+    except RemoteHostError as exc:
+        raise dg.Failure(str(exc)) from None
     server = f"http://{settings.host}:{settings.port}"
     result = deploy(
-        best["checkpoint"], home.serving_dir, score=best["overall_accuracy"], server_url=_reachable(server),
-        force=config.force, remote_host=settings.remote_host,
+        chosen["checkpoint"], home.serving_dir, score=chosen["score"], server_url=reachable(server),
+        force=config.force, remote=remote,
     )  # fmt: skip
-    context.log.info(f"deploy {best['checkpoint']}: {result.reason}")
+    context.log.info(f"deploy {chosen['checkpoint']}: {result.reason}")
     return dg.MaterializeResult(
         metadata={
-            "checkpoint": best["checkpoint"],
-            "score": dg.MetadataValue.float(best["overall_accuracy"]),
+            "checkpoint": chosen["checkpoint"],
+            "score": dg.MetadataValue.float(chosen["score"]) if chosen["score"] is not None else "none",
             "deployed": dg.MetadataValue.bool(result.deployed),
             "reason": result.reason,
             "latency_s": dg.MetadataValue.float(round(result.latency_s, 3)),
             "previous": result.previous or "",
+            "name": result.name or "",
         }
     )
-
-
-def _reachable(url: str) -> str | None:
-    """The server URL if a server answers there (then it is reloaded and verified)."""
-    import httpx
-
-    try:
-        httpx.get(f"{url}/health", timeout=2.0)
-    except httpx.HTTPError:
-        return None
-    return url

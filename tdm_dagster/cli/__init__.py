@@ -14,12 +14,13 @@ from tdm_dagster.cli.batches import generate, ingest, validate
 from tdm_dagster.cli.config import show_config
 from tdm_dagster.cli.curriculum import curriculum
 from tdm_dagster.cli.datasets import datasets
+from tdm_dagster.cli.deploy import deploy, deployments
 from tdm_dagster.cli.queue import recheck
 from tdm_dagster.cli.serve import serve
 from tdm_dagster.cli.skills import skills
 from tdm_dagster.cli.stats import stats
 from tdm_dagster.cli.status import init, status
-from tdm_dagster.cli.train import deploy, evaluate, train
+from tdm_dagster.cli.train import evaluate, train
 
 
 @click.group()
@@ -31,5 +32,5 @@ def main() -> None:
     """
 
 
-for command in (init, status, generate, ingest, validate, stats, recheck, curriculum, skills, train, evaluate, deploy, serve, show_config, datasets, api):
+for command in (init, status, generate, ingest, validate, stats, recheck, curriculum, skills, train, evaluate, deploy, deployments, serve, show_config, datasets, api):
     main.add_command(command)

@@ -1,4 +1,4 @@
-"""``tdm train``, ``tdm evaluate`` and ``tdm deploy``: one checkpoint step each, through Dagster."""
+"""``tdm train`` and ``tdm evaluate``: one checkpoint step each, through Dagster (``tdm deploy``: :mod:`tdm_dagster.cli.deploy`)."""
 
 from __future__ import annotations
 
@@ -35,16 +35,3 @@ def evaluate(key: str | None, as_json: bool) -> None:
     key = key or sorted(keys)[-1]
     result = common.run(TRAINING_PIPELINE, dagster_instance=instance, partition_key=key, asset_selection=[checkpoint_evaluation.key])
     common.finish(result, checkpoint_evaluation, as_json, lambda d: f"{key}: accuracy {d['overall_accuracy']:.1%}, held-out loss {d['held_out_loss']:.4f}")
-
-
-@click.command()
-@click.option("--force", is_flag=True, help="Deploy even if it scores below the deployed checkpoint.")
-@common.json_option
-def deploy(force: bool, as_json: bool) -> None:
-    """Deploy the best evaluated checkpoint to the serving folder (asset deployed_model)."""
-    from tdm_dagster.assets.train import deployed_model
-    from tdm_dagster.jobs import DEPLOY_BEST, deploy_run_config
-
-    result = common.run(DEPLOY_BEST, run_config=deploy_run_config(force))
-    # the asset's reasons say "use force" (its run-config field); here the flag is --force
-    common.finish(result, deployed_model, as_json, lambda d: f"{d['checkpoint']}: {d['reason'].replace('use force', 'use --force')} ({d['latency_s']} s)")

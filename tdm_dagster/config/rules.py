@@ -13,6 +13,7 @@ from typing import Any
 
 from tdm_dagster.config.sections import GENERATION_SOURCES, SchedulesConfig
 from tdm_dagster.home import PRIORITIES
+from tdm_dagster.serving.remote import remote_host_problem
 
 
 def _is_int(value: Any) -> bool:
@@ -162,7 +163,8 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "serving": {
         "host": _text,
         "port": _port,
-        "remote_host": _optional(_text),
+        "remote_host": _optional(remote_host_problem),
+        "ssh_config": _optional(_text),
     },
     "api": {
         "host": _text,

@@ -99,7 +99,11 @@ class ServingConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     remote_host: str | None = None
-    """Deploy with rsync to this host (user@host:path) instead of a local copy."""
+    """Deploy with rsync over ssh to ``[user@]host:/absolute/path`` (the serving folder on
+    that host) instead of into ``$TDM_HOME/serving``; the record stays here."""
+    ssh_config: str | None = None
+    """An ssh client config file (``ssh -F``) for deploys to ``remote_host``: port,
+    identity, known-hosts file. Null: ssh's own (``~/.ssh/config``)."""
 
 
 @dataclass(frozen=True)

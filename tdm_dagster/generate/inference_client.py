@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from tdm_dagster.http.gpu_stats import GpuStats, parse_gpu_stats
 from tdm_dagster.http.retry import (
     RequestFailedError,
     RetryPolicy,
@@ -32,8 +33,6 @@ DEFAULT_PORT = 8765
 CHAT_PATH = "/v1/chat/completions"
 HEALTH_PATH = "/health"
 HEALTHY_STATUS_WORDS = frozenset({"ok", "healthy", "ready", "up", "running"})
-BYTES_THRESHOLD = 2**20
-"""A memory figure at or above this many "MB" (1 TiB) must really be in bytes."""
 
 Message = Mapping[str, Any]
 Example = dict[str, Any]
@@ -41,14 +40,6 @@ Example = dict[str, Any]
 
 class InferenceError(Exception):
     """A chat request that failed for good: refused, erroring, or answering nonsense."""
-
-
-@dataclass(frozen=True)
-class GpuStats:
-    name: str | None = None
-    memory_used_mb: float | None = None
-    memory_total_mb: float | None = None
-    utilization_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,68 +85,6 @@ def check_health(client: httpx.Client, url: str) -> HealthReport:
 
 def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def parse_gpu_stats(body: Any) -> list[GpuStats] | None:
-    """GPU stats from a health body, or ``None`` when it reports none.
-
-    Accepted shapes: ``{"gpu": {...}}`` (one GPU) or ``{"gpus": [{...}, ...]}``. Each GPU
-    object may have:
-
-    - name: ``name`` or ``gpu_name``
-    - memory in MB: ``memory_used_mb`` / ``memory_total_mb``
-    - memory in bytes: ``memory_used_bytes`` / ``memory_total_bytes``
-    - memory, unit unstated: ``memory_used`` / ``memory_total`` (read as MB, unless at or
-      above 2**20, which no GPU has in MB, so read as bytes)
-    - utilisation in percent: ``utilization_pct``, ``utilization`` or ``gpu_util``
-
-    Numbers may be JSON numbers or numeric strings; anything else reads as unknown.
-    """
-    if not isinstance(body, dict):
-        return None
-    if isinstance(body.get("gpus"), list):
-        entries = body["gpus"]
-    elif isinstance(body.get("gpu"), dict):
-        entries = [body["gpu"]]
-    else:
-        return None
-    return [_parse_one_gpu(entry) for entry in entries if isinstance(entry, dict)]
-
-
-def _parse_one_gpu(entry: dict[str, Any]) -> GpuStats:
-    name = _first(entry, "name", "gpu_name")
-    return GpuStats(
-        name=str(name) if name is not None else None,
-        memory_used_mb=_memory_mb(entry, "used"),
-        memory_total_mb=_memory_mb(entry, "total"),
-        utilization_pct=_number(_first(entry, "utilization_pct", "utilization", "gpu_util")),
-    )
-
-
-def _memory_mb(entry: dict[str, Any], which: str) -> float | None:
-    mb = _number(entry.get(f"memory_{which}_mb"))
-    if mb is not None:
-        return mb
-    in_bytes = _number(entry.get(f"memory_{which}_bytes"))
-    if in_bytes is not None:
-        return in_bytes / 2**20
-    unstated = _number(entry.get(f"memory_{which}"))
-    if unstated is not None and unstated >= BYTES_THRESHOLD:
-        return unstated / 2**20
-    return unstated
-
-
-def _first(entry: dict[str, Any], *keys: str) -> Any:
-    return next((entry[key] for key in keys if entry.get(key) is not None), None)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class GenerationRequest(NamedTuple):
@@ -225,7 +154,7 @@ class InferenceClient:
         self._client.close()
 
     def health(self) -> HealthReport:
-        """``GET /health`` once; never raises (see ``HealthReport``, ``parse_gpu_stats``)."""
+        """``GET /health`` once; never raises (see ``HealthReport``; the GPU shape is :mod:`tdm_dagster.http.gpu_stats`)."""
         return check_health(self._client, HEALTH_PATH)
 
     def chat(self, messages: Sequence[Message], **payload: Any) -> str:

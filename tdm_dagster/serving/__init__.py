@@ -4,11 +4,14 @@
   OpenAI-compatible HTTP server for the checkpoint named by ``serving_dir/current``.
 - :mod:`tdm_dagster.serving.model`: loading a checkpoint, generating from it, and the
   hot reload when that pointer changes.
-- :mod:`tdm_dagster.serving.generation_queue`: generations in worker threads, bounded,
-  so the event loop stays free.
-- :mod:`tdm_dagster.serving.deploy`: ``deploy(...)`` / ``rollback(...)``, which copy a
-  checkpoint into ``serving_dir``, switch the pointer atomically, reload, verify and
-  roll back on failure, recording every deployment in ``serving_dir/deployments.json``.
+- :mod:`tdm_dagster.serving.batching`: concurrent requests batched into one generate
+  call; :mod:`tdm_dagster.serving.generation_queue`: that call in a worker thread,
+  bounded, so the event loop stays free.
+- :mod:`tdm_dagster.serving.deploy`: ``deploy(...)`` / ``rollback(...)``, which put a
+  checkpoint in place as hard links (or rsync it to another host:
+  :mod:`tdm_dagster.serving.remote`), switch the pointer atomically, reload and verify
+  (:mod:`tdm_dagster.serving.verify`) and switch back on failure, recording every
+  attempt in ``serving_dir/deployments.json``.
 
 This package imports neither torch, transformers nor fastapi at import time.
 """

@@ -4,28 +4,32 @@
 
 1. refuses a checkpoint whose score is lower than the deployed one's (unless ``force``),
    and a folder that is not a checkpoint (no parseable config.json or no weights file);
-2. copies it into ``serving_dir/<name>`` atomically (copy to a dot-temp folder, rename;
-   with ``remote_host``, rsync to a temp folder on that host and ``mv`` it there);
-3. switches ``serving_dir/current`` to ``<name>`` atomically;
+2. puts it in place as ``serving_dir/<name>`` without copying: hard links to the
+   checkpoint's files (checkpoints are immutable once written), made in a dot-temp
+   folder and renamed; a file on another filesystem is copied instead. With ``remote``
+   (:mod:`tdm_dagster.serving.remote`), rsync over ssh into a temp folder on that host
+   with ``--link-dest`` against the previous deployment there (unchanged files become
+   hard links), then ``mv`` into place;
+3. switches the ``current`` pointer file to ``<name>`` atomically (here, or on the host);
 4. with ``server_url``: POST /admin/reload (with ``$TDM_SERVING_ADMIN_TOKEN``), then
    checks /health and one test completion report the new checkpoint; on any failure
    switches the pointer back (the previous model keeps serving: the server never swaps
-   in a model that fails to load) and removes the copy;
+   in a model that fails to load) and removes the new folder;
 5. records every attempt (checkpoint, score, latency, time, outcome, reason) in
-   ``serving_dir/deployments.json``.
+   ``serving_dir/deployments.json`` (written atomically, under a lock).
 
-``rollback(serving_dir, server_url=None)`` returns to the previous successful deployment.
+``rollback(serving_dir, target=None, server_url=...)`` switches to an earlier deployment:
+the previous one, or the one named (its ``name`` is its id in ``tdm deployments``).
 
 ``deployments.json``::
 
-    {"active": ["ckpt-a", "ckpt-b"],          # successful deployments, last = current
+    {"active": ["ckpt-a", "ckpt-b"],          # the deployment stack, last = current
      "scores": {"ckpt-a": 0.5, "ckpt-b": 0.7},
      "history": [{"name", "checkpoint", "score", "time", "latency_s", "outcome",
-                  "reason", "previous", "remote_host"}, ...]}
+                  "reason", "previous", "remote_host", "forced"}, ...]}
 
-With ``remote_host`` the checkpoint, the pointer and the served folders live on that host
-(``serving_dir`` is the path there); ``deployments.json`` and the deploy lock are kept at
-the same path on this machine.
+With ``remote`` the deployment folders and the pointer live on that host, under the
+target's path; ``serving_dir`` (here) keeps ``deployments.json`` and the deploy lock.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import time
@@ -51,11 +54,11 @@ from tdm_dagster.files.atomic import (
     fsync_tree,
     read_json,
 )
-from tdm_dagster.serving import ADMIN_TOKEN_ENV, DEPLOYMENTS_FILE, POINTER_FILE
+from tdm_dagster.serving import DEPLOYMENTS_FILE, POINTER_FILE
+from tdm_dagster.serving.remote import RemoteTarget
+from tdm_dagster.serving.verify import reload_server, verify_server
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
-RELOAD_TIMEOUT_S = 600.0
-REQUEST_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -140,6 +143,25 @@ def validate_checkpoint(checkpoint_dir: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def choose_checkpoint(history: list[dict[str, Any]], wanted: str | None, *, newest: bool) -> dict[str, Any] | str:
+    """Which checkpoint to deploy, from the evaluation history: ``wanted`` (a checkpoint
+    key, as a folder name in its path, or a path; a folder never evaluated deploys with
+    no score), else the newest evaluated (``newest``) or the best (highest accuracy, then
+    lowest held-out loss). ``{"checkpoint": path, "score": accuracy or None}``, or why none."""
+    if wanted:
+        for item in reversed(history):
+            path = Path(item["checkpoint"])
+            if wanted in {str(path), str(path.resolve())} or wanted in path.parts:
+                return {"checkpoint": item["checkpoint"], "score": item["overall_accuracy"]}
+        if Path(wanted).is_dir():
+            return {"checkpoint": str(Path(wanted).resolve()), "score": None}
+        return f"no evaluated checkpoint {wanted!r} and no such folder (see the evaluation history)"
+    if not history:
+        return "no evaluated checkpoint yet: materialize checkpoint_evaluation first"
+    item = history[-1] if newest else max(history, key=lambda h: (h["overall_accuracy"], -(h["held_out_loss"] or float("inf"))))
+    return {"checkpoint": item["checkpoint"], "score": item["overall_accuracy"]}
+
+
 def _score_refusal(state: dict[str, Any], current: str | None, score: float | None) -> str | None:
     if current is None:
         return None
@@ -153,123 +175,113 @@ def _score_refusal(state: dict[str, Any], current: str | None, score: float | No
     return None
 
 
-# --------------------------------------------------------------------------- copying
-
-
-def rsync_command(checkpoint_dir: str | os.PathLike[str], remote_host: str, remote_dir: str) -> list[str]:
-    """``rsync`` argv copying the checkpoint's contents into ``remote_host:remote_dir/``."""
-    source = str(Path(checkpoint_dir)).rstrip("/") + "/"
-    return ["rsync", "-a", "--delete", "--mkpath", source, f"{remote_host}:{shlex.quote(remote_dir.rstrip('/'))}/"]
-
-
-def ssh_command(remote_host: str, script: str) -> list[str]:
-    return ["ssh", "-o", "BatchMode=yes", remote_host, script]
-
-
-def remote_finish_command(remote_host: str, serving_dir: str, tmp_name: str, name: str) -> list[str]:
-    """ssh argv that renames the rsynced temp folder into place on the remote host."""
-    base = serving_dir.rstrip("/")
-    tmp = shlex.quote(f"{base}/{tmp_name}")
-    final = shlex.quote(f"{base}/{name}")
-    return ssh_command(remote_host, f"test ! -e {final} && mv {tmp} {final}")
-
-
-def remote_pointer_command(remote_host: str, serving_dir: str, name: str) -> list[str]:
-    """ssh argv that switches ``serving_dir/current`` on the remote host atomically."""
-    base = serving_dir.rstrip("/")
-    tmp = shlex.quote(f"{base}/.{POINTER_FILE}.tmp")
-    target = shlex.quote(f"{base}/{POINTER_FILE}")
-    return ssh_command(remote_host, f"printf '%s\\n' {shlex.quote(name)} > {tmp} && sync && mv -f {tmp} {target}")
+# --------------------------------------------------------------------------- placing
 
 
 def _run(argv: list[str]) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
-        raise DeployError(f"{shlex.join(argv[:2])} ... failed ({proc.returncode}): {proc.stderr.strip()[:500]}")
+        raise DeployError(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.strip()[:500]}")
 
 
-def _copy_local(checkpoint_dir: Path, serving_dir: Path, name: str) -> None:
+def link_tree(source: Path, target: Path) -> dict[str, int]:
+    """``target`` as hard links to ``source``'s files (copies where a link is refused,
+    e.g. across filesystems): how many files were linked and copied."""
+    counts = {"linked": 0, "copied": 0}
+    for folder, dirs, files in os.walk(source):
+        relative = Path(folder).relative_to(source)
+        (target / relative).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            src, dst = Path(folder) / name, target / relative / name
+            try:
+                os.link(src, dst, follow_symlinks=True)
+                counts["linked"] += 1
+            except OSError:
+                shutil.copy2(src, dst)
+                counts["copied"] += 1
+        dirs.sort()
+    return counts
+
+
+def _place_local(checkpoint_dir: Path, serving_dir: Path, name: str) -> dict[str, int]:
     tmp = serving_dir / f".{name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        shutil.copytree(checkpoint_dir, tmp, symlinks=False)
+        counts = link_tree(checkpoint_dir, tmp)
         fsync_tree(tmp)
         os.rename(tmp, serving_dir / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return counts
+
+
+def _place_remote(checkpoint_dir: Path, remote: RemoteTarget, name: str, previous: str | None) -> None:
+    tmp_name = f".{name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        _run(remote.rsync(checkpoint_dir, tmp_name, link_dest=previous))
+        _run(remote.finish(tmp_name, name))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _run(remote.remove(tmp_name))
+        raise
 
 
 def _unique_name(checkpoint_dir: Path, serving_dir: Path, state: dict[str, Any]) -> str:
     base = checkpoint_dir.resolve().name.lstrip(".") or "checkpoint"
-    taken = set(state["scores"]) | set(state["active"])
+    taken = set(state["scores"]) | set(state["active"]) | {e.get("name") for e in state["history"]}
     name = base
     if (serving_dir / name).exists() or name in taken or name in {POINTER_FILE, DEPLOYMENTS_FILE}:
         name = f"{base}-{datetime.now(UTC).strftime('%Y%m%d_%H%M%S_%f')}"
     return name
 
 
-def _switch_pointer(serving_dir: Path, name: str | None, remote_host: str | None) -> None:
-    if remote_host:
-        if name is None:
-            _run(ssh_command(remote_host, f"rm -f {shlex.quote(str(serving_dir / POINTER_FILE))}"))
-        else:
-            _run(remote_pointer_command(remote_host, str(serving_dir), name))
-        return
-    if name is None:
+def _switch_pointer(serving_dir: Path, name: str | None, remote: RemoteTarget | None) -> None:
+    if remote:
+        _run(remote.switch_pointer(name))
+    elif name is None:
         (serving_dir / POINTER_FILE).unlink(missing_ok=True)
     else:
         atomic_write_text(serving_dir / POINTER_FILE, name + "\n")
 
 
-# --------------------------------------------------------------------------- verification
-
-
-def reload_server(server_url: str) -> dict[str, Any]:
-    """POST /admin/reload with the admin token from ``$TDM_SERVING_ADMIN_TOKEN`` (without
-    it the server refuses, and the refusal's message is in the result)."""
-    import httpx
-
-    token = os.environ.get(ADMIN_TOKEN_ENV)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.post(server_url.rstrip("/") + "/admin/reload", headers=headers, timeout=RELOAD_TIMEOUT_S)
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"raw": response.text[:500]}
-    body["status_code"] = response.status_code
-    return body
-
-
-def verify_server(server_url: str, name: str) -> str | None:
-    """Reload the server and check it serves ``name``; a reason on failure, else None."""
-    import httpx
-
-    base = server_url.rstrip("/")
-    try:
-        reload = reload_server(base)
-        if reload["status_code"] != 200 or reload.get("checkpoint") != name:
-            error = reload.get("error") if isinstance(reload.get("error"), dict) else {}
-            return f"server did not load {name}: {error.get('error') or error.get('message') or reload}"
-        health = httpx.get(base + "/health", timeout=REQUEST_TIMEOUT_S)
-        if health.status_code != 200 or health.json().get("model") != name:
-            return f"/health does not report {name}: {health.status_code} {health.text[:300]}"
-        completion = httpx.post(
-            base + "/v1/chat/completions",
-            json={"model": name, "messages": [{"role": "user", "content": "Say hello."}],
-                  "max_tokens": 4, "temperature": 0},
-            timeout=REQUEST_TIMEOUT_S,
-        )
-        if completion.status_code != 200:
-            return f"test completion failed: {completion.status_code} {completion.text[:300]}"
-        body = completion.json()
-        if body.get("model") != name or not body.get("choices"):
-            return f"test completion came from {body.get('model')!r}, not {name}"
-    except httpx.HTTPError as exc:
-        return f"server at {base} unreachable during verification: {type(exc).__name__}: {exc}"
-    return None
+def _remove(serving_dir: Path, name: str, remote: RemoteTarget | None) -> None:
+    if remote:
+        with contextlib.suppress(DeployError, OSError, subprocess.TimeoutExpired):
+            _run(remote.remove(name))
+    else:
+        shutil.rmtree(serving_dir / name, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- API
+
+
+def _finisher(serving: Path, state: dict[str, Any], entry: dict[str, Any], started: float,
+              previous: str | None) -> Any:
+    def finish(deployed: bool, outcome: str, reason: str, name: str | None) -> DeployResult:
+        latency = round(time.monotonic() - started, 3)
+        entry.update(name=name, outcome=outcome, reason=reason, latency_s=latency)
+        _record(serving, state, entry)
+        return DeployResult(deployed=deployed, reason=reason, latency_s=latency, previous=previous, name=name)
+
+    return finish
+
+
+def _switch_and_verify(serving: Path, name: str, previous: str | None, server_url: str | None,
+                       remote: RemoteTarget | None) -> str | None:
+    """Point ``current`` at ``name`` and verify the server; on failure point it back at
+    ``previous`` (reloading the server) and say why."""
+    _switch_pointer(serving, name, remote)
+    problem = verify_server(server_url, name) if server_url else None
+    if not problem:
+        return None
+    _switch_pointer(serving, previous, remote)
+    note = ""
+    if server_url and previous is not None:
+        try:
+            reload_server(server_url)
+        except Exception as exc:  # noqa: BLE001 - report it: the pointer is already back
+            note = f"; reload after switching back failed: {exc}"
+    return f"{problem}; switched back to {previous}{note}"
 
 
 def deploy(
@@ -279,26 +291,20 @@ def deploy(
     score: float | None,
     server_url: str | None,
     force: bool = False,
-    remote_host: str | None = None,
+    remote: RemoteTarget | None = None,
 ) -> DeployResult:
-    """Deploy ``checkpoint_dir`` into ``serving_dir``; see the module docstring."""
+    """Deploy ``checkpoint_dir``; see the module docstring."""
     started = time.monotonic()
     serving = Path(serving_dir)
     source = Path(checkpoint_dir)
     with _deploy_lock(serving):
         state = load_deployments(serving)
-        previous = state["active"][-1] if remote_host else current_deployment(serving)
+        previous = (state["active"][-1] if state["active"] else None) if remote else current_deployment(serving)
         entry: dict[str, Any] = {
             "name": None, "checkpoint": str(source.resolve()), "score": score, "time": _now(),
-            "previous": previous, "remote_host": remote_host, "forced": force,
+            "previous": previous, "remote_host": str(remote) if remote else None, "forced": force,
         }
-
-        def finish(deployed: bool, outcome: str, reason: str, name: str | None) -> DeployResult:
-            latency = round(time.monotonic() - started, 3)
-            entry.update(name=name, outcome=outcome, reason=reason, latency_s=latency)
-            _record(serving, state, entry)
-            return DeployResult(deployed=deployed, reason=reason, latency_s=latency, previous=previous, name=name)
-
+        finish = _finisher(serving, state, entry, started, previous)
         problem = validate_checkpoint(source)
         if problem:
             return finish(False, "refused", f"not a valid checkpoint: {problem}", None)
@@ -309,65 +315,73 @@ def deploy(
 
         name = _unique_name(source, serving, state)
         try:
-            if remote_host:
-                tmp_name = f".{name}.tmp-{os.getpid()}"
-                _run(rsync_command(source, remote_host, f"{str(serving).rstrip('/')}/{tmp_name}"))
-                _run(remote_finish_command(remote_host, str(serving), tmp_name, name))
+            if remote:
+                _place_remote(source, remote, name, previous)
             else:
-                _copy_local(source, serving, name)
+                entry["files"] = _place_local(source, serving, name)
         except (OSError, DeployError, subprocess.TimeoutExpired) as exc:
             return finish(False, "failed", f"copy failed: {exc}", None)
 
-        _switch_pointer(serving, name, remote_host)
-        problem = verify_server(server_url, name) if server_url else None
+        try:
+            problem = _switch_and_verify(serving, name, previous, server_url, remote)
+        except (OSError, DeployError, subprocess.TimeoutExpired) as exc:
+            problem = f"switching the pointer failed: {exc}"
         if problem:
-            _switch_pointer(serving, previous, remote_host)
-            revert_note = ""
-            if server_url and previous is not None:
-                try:
-                    reload_server(server_url)
-                except Exception as exc:  # noqa: BLE001 - report, the pointer is already back
-                    revert_note = f"; reload after switching back failed: {exc}"
-            if not remote_host:
-                shutil.rmtree(serving / name, ignore_errors=True)
-            return finish(False, "failed", f"{problem}; switched back to {previous}{revert_note}", name)
-
+            _remove(serving, name, remote)
+            return finish(False, "failed", problem, name)
         state["active"].append(name)
         state["scores"][name] = score
         reason = "deployed and verified" if server_url else "deployed (not verified: no server_url)"
         return finish(True, "deployed", reason, name)
 
 
-def rollback(serving_dir: str | os.PathLike[str], server_url: str | None = None,
-             *, remote_host: str | None = None) -> DeployResult:
-    """Return to the previous successful deployment (the one before the current)."""
+def rollback(serving_dir: str | os.PathLike[str], server_url: str | None = None, *,
+             target: str | None = None, remote: RemoteTarget | None = None) -> DeployResult:
+    """Switch to an earlier deployment: ``target`` (a deployment name, as in ``tdm
+    deployments``) or, by default, the one before the current. The deployments after
+    the target in the stack are dropped from it (their folders stay, and a later
+    rollback may name them)."""
     started = time.monotonic()
     serving = Path(serving_dir)
     with _deploy_lock(serving):
         state = load_deployments(serving)
         current = state["active"][-1] if state["active"] else None
         entry: dict[str, Any] = {"name": None, "checkpoint": None, "score": None, "time": _now(),
-                                 "previous": current, "remote_host": remote_host, "forced": False}
-
-        def finish(deployed: bool, outcome: str, reason: str, name: str | None) -> DeployResult:
-            latency = round(time.monotonic() - started, 3)
-            entry.update(name=name, outcome=outcome, reason=reason, latency_s=latency)
-            _record(serving, state, entry)
-            return DeployResult(deployed=deployed, reason=reason, latency_s=latency, previous=current, name=name)
-
-        if len(state["active"]) < 2:
-            return finish(False, "refused", "no previous deployment to roll back to", None)
-        target = state["active"][-2]
+                                 "previous": current, "remote_host": str(remote) if remote else None, "forced": False}
+        finish = _finisher(serving, state, entry, started, current)
+        if target is None:
+            if len(state["active"]) < 2:
+                return finish(False, "refused", "no previous deployment to roll back to", None)
+            target = state["active"][-2]
+        elif target not in state["scores"]:
+            known = ", ".join(state["scores"]) or "none"
+            return finish(False, "refused", f"no deployment named {target!r} (deployed: {known})", None)
+        elif target == current:
+            return finish(False, "refused", f"{target} is already the current deployment", target)
         entry["score"] = state["scores"].get(target)
-        if not remote_host and not (serving / target).is_dir():
-            return finish(False, "refused", f"previous deployment folder {target} is gone", target)
-        _switch_pointer(serving, target, remote_host)
-        problem = verify_server(server_url, target) if server_url else None
+        entry["checkpoint"] = _checkpoint_of(state, target)
+        if not _folder_exists(serving, target, remote):
+            return finish(False, "refused", f"deployment folder {target} is gone", target)
+        try:
+            problem = _switch_and_verify(serving, target, current, server_url, remote)
+        except (OSError, DeployError, subprocess.TimeoutExpired) as exc:
+            problem = f"switching the pointer failed: {exc}"
         if problem:
-            _switch_pointer(serving, current, remote_host)
-            if server_url:
-                with contextlib.suppress(Exception):
-                    reload_server(server_url)
-            return finish(False, "failed", f"{problem}; stayed on {current}", target)
-        state["active"].pop()
+            return finish(False, "failed", problem, target)
+        active = state["active"]
+        state["active"] = active[: len(active) - active[::-1].index(target)] if target in active else [*active, target]
         return finish(True, "rollback", f"rolled back from {current} to {target}", target)
+
+
+def _checkpoint_of(state: dict[str, Any], name: str) -> str | None:
+    return next((e["checkpoint"] for e in reversed(state["history"]) if e.get("name") == name and e.get("checkpoint")), None)
+
+
+def _folder_exists(serving: Path, name: str, remote: RemoteTarget | None) -> bool:
+    if not remote:
+        return (serving / name).is_dir()
+    try:
+        _run(remote.exists(name))
+    except (DeployError, OSError, subprocess.TimeoutExpired):
+        return False
+    return True

@@ -1,8 +1,9 @@
-"""Generation off the event loop, with a bound on how many requests may wait for it.
+"""Work off the event loop, with a bound on how much may wait for it.
 
-Generation runs in a worker thread, one request at a time (``GENERATION_CONCURRENCY``),
-with at most ``MAX_PENDING_GENERATIONS`` requests running or waiting; the event loop stays
-free, so ``/health`` answers at once however many requests are generating.
+:class:`GenerationQueue` runs calls in worker threads, ``GENERATION_CONCURRENCY`` at a
+time, with at most ``MAX_PENDING_GENERATIONS`` running or waiting; the event loop stays
+free, so ``/health`` answers at once however busy the model is. The server's batcher
+(:mod:`tdm_dagster.serving.batching`) runs each batch through one.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def read_pointer(serving_dir: str | os.PathLike[str]) -> tuple[str | None, int |
 
 
 def process_memory() -> dict[str, Any]:
-    """Process RSS in MB and, on CUDA, GPU memory used/total in MB."""
+    """Process RSS in MB (GPU memory is in ``/health``'s ``gpus``: :mod:`tdm_dagster.http.gpu_stats`)."""
     rss_mb: float | None = None
     try:
         with open("/proc/self/statm", encoding="ascii") as handle:
@@ -63,13 +63,26 @@ def process_memory() -> dict[str, Any]:
     except (OSError, ValueError, IndexError):
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         rss_mb = maxrss / (2**20 if sys.platform == "darwin" else 2**10)
-    memory: dict[str, Any] = {"rss_mb": round(rss_mb, 1)}
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
-        memory["gpu_used_mb"] = round((total - free) / 2**20, 1)
-        memory["gpu_total_mb"] = round(total / 2**20, 1)
-    return memory
+    return {"rss_mb": round(rss_mb, 1)}
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """One completion request, as the model sees it."""
+
+    messages: list[dict[str, str]]
+    max_tokens: int
+    temperature: float
+    top_p: float = 1.0
+
+    @property
+    def sampling_key(self) -> tuple[Any, ...]:
+        """Requests with equal keys can share one ``generate`` call: all greedy requests
+        together, sampled ones only with the same temperature and top_p. ``max_tokens``
+        may differ (the batch runs to the largest; each row is cut at its own)."""
+        if self.temperature < GREEDY_BELOW_TEMPERATURE:
+            return ("greedy",)
+        return ("sample", float(self.temperature), float(self.top_p))
 
 
 @dataclass
@@ -84,45 +97,80 @@ class LoadedModel:
     eos_ids: list[int]
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def pad_id(self) -> int:
+        if self.tokenizer.pad_token_id is not None:
+            return int(self.tokenizer.pad_token_id)
+        return self.eos_ids[0] if self.eos_ids else 0
+
     def generate(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
                  top_p: float = 1.0) -> dict[str, Any]:
+        """One completion (a batch of one); raises ``PromptTooLong``."""
+        result = self.generate_batch([GenerationParams(messages, max_tokens, temperature, top_p)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _prompt_ids(self, request: GenerationParams) -> list[int] | PromptTooLong:
+        text = self.tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if len(ids) > MAX_PROMPT_TOKENS or len(ids) + request.max_tokens > self.max_positions:
+            return PromptTooLong(len(ids), request.max_tokens, min(MAX_PROMPT_TOKENS, self.max_positions))
+        return ids
+
+    def generate_batch(self, requests: list[GenerationParams]) -> list[dict[str, Any] | Exception]:
+        """Completions for requests sharing one ``sampling_key``, in one ``generate`` call.
+
+        Prompts are left-padded to the longest (with an attention mask, so each row
+        decodes as it would alone: greedy results equal the unbatched ones); the call
+        runs to the largest ``max_tokens`` and each row is cut at its own limit, then
+        at its first end-of-turn token. A prompt too long for the model gets its
+        ``PromptTooLong`` in its slot; the others still run.
+        """
         import torch
 
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        encoded = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-        input_ids = encoded["input_ids"].to(self.device)
-        prompt_tokens = int(input_ids.shape[1])
-        if prompt_tokens > MAX_PROMPT_TOKENS or prompt_tokens + max_tokens > self.max_positions:
-            raise PromptTooLong(prompt_tokens, max_tokens, min(MAX_PROMPT_TOKENS, self.max_positions))
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_tokens,
-            "pad_token_id": self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
-            else self.eos_ids[0] if self.eos_ids else 0,
-        }
-        if self.eos_ids:
-            kwargs["eos_token_id"] = self.eos_ids
-        if temperature >= GREEDY_BELOW_TEMPERATURE:
-            kwargs.update(do_sample=True, temperature=float(temperature), top_p=float(top_p))
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        with self.lock, torch.inference_mode():
-            output = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=encoded["attention_mask"].to(self.device),
-                **kwargs,
-            )
-        new_ids = output[0, prompt_tokens:].tolist()
+        keys = {request.sampling_key for request in requests}
+        if len(keys) != 1:
+            raise ValueError(f"one batch needs one sampling key, got {sorted(map(str, keys))}")
+        results: list[dict[str, Any] | Exception | None] = [None] * len(requests)
+        rows: list[tuple[int, list[int]]] = []
+        for index, request in enumerate(requests):
+            ids = self._prompt_ids(request)
+            if isinstance(ids, Exception):
+                results[index] = ids
+            else:
+                rows.append((index, ids))
+        if rows:
+            width = max(len(ids) for _, ids in rows)
+            input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for _, ids in rows], device=self.device)
+            attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in rows], device=self.device)
+            first = requests[rows[0][0]]
+            kwargs: dict[str, Any] = {"max_new_tokens": max(requests[i].max_tokens for i, _ in rows),
+                                      "pad_token_id": self.pad_id}
+            if self.eos_ids:
+                kwargs["eos_token_id"] = self.eos_ids
+            if first.sampling_key[0] == "sample":
+                kwargs.update(do_sample=True, temperature=float(first.temperature), top_p=float(first.top_p))
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            with self.lock, torch.inference_mode():
+                output = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+            for (index, ids), generated in zip(rows, output[:, width:].tolist(), strict=True):
+                results[index] = self._completion(generated[: requests[index].max_tokens], len(ids))
+        return results  # type: ignore[return-value]
+
+    def _completion(self, new_ids: list[int], prompt_tokens: int) -> dict[str, Any]:
+        stop = next((n for n, token in enumerate(new_ids) if token in self.eos_ids), None)
         finish_reason = "length"
-        if new_ids and new_ids[-1] in self.eos_ids:
-            new_ids = new_ids[:-1]
+        if stop is not None:
+            new_ids = new_ids[: stop + 1]
             finish_reason = "stop"
-        content = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        completion_tokens = len(output[0]) - prompt_tokens
+        content_ids = new_ids[:-1] if finish_reason == "stop" else new_ids
         return {
-            "content": content,
+            "content": self.tokenizer.decode(content_ids, skip_special_tokens=True),
             "finish_reason": finish_reason,
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": int(completion_tokens),
+            "completion_tokens": len(new_ids),
         }
 
 

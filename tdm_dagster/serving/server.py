@@ -5,8 +5,10 @@ Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``,
 
 This module holds the HTTP side: request validation and limits, the OpenAI error shape
 and the admin token. Which model answers, and how it is reloaded when the ``current``
-pointer moves, is :mod:`tdm_dagster.serving.model`; how generations wait for the model
-without blocking the event loop is :mod:`tdm_dagster.serving.generation_queue`.
+pointer moves, is :mod:`tdm_dagster.serving.model`; how concurrent requests are batched
+into one generate call without blocking the event loop is :mod:`tdm_dagster.serving.batching`.
+``/health``'s GPU stats have the shape :mod:`tdm_dagster.http.gpu_stats` defines, the one
+the inference client reads.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from pydantic import (
     StrictStr,
 )
 
+from tdm_dagster.http.gpu_stats import health_gpus, local_gpu_stats
 from tdm_dagster.serving import ADMIN_TOKEN_ENV
-from tdm_dagster.serving.generation_queue import GenerationQueue, ServerBusy
+from tdm_dagster.serving.batching import DynamicBatcher
+from tdm_dagster.serving.generation_queue import ServerBusy
 from tdm_dagster.serving.model import (
     MAX_TOKENS_LIMIT,
+    GenerationParams,
     LoadedModel,
     ModelManager,
     PromptTooLong,
@@ -103,9 +108,10 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
 
     admin_token = admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
     manager = ModelManager(serving_dir)
-    generation = GenerationQueue()
+    batcher = DynamicBatcher()
     app = FastAPI(title="tdm serving", docs_url=None, redoc_url=None)
     app.state.manager = manager
+    app.state.batcher = batcher
     manager.maybe_reload(wait=True)
 
     @app.exception_handler(RequestValidationError)
@@ -150,6 +156,8 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
             "loaded_at": current.loaded_at if current else None,
             "reloads": manager.reloads,
             "memory": process_memory(),
+            **health_gpus(local_gpu_stats()),
+            "batches": {**batcher.stats, "pending": batcher.pending},
             "last_error": manager.last_error,
         }
         return JSONResponse(status_code=200 if current is not None else 503, content=body)
@@ -185,7 +193,7 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
         max_tokens = request.max_tokens or request.max_completion_tokens or DEFAULT_MAX_TOKENS
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         try:
-            out = await generation.run(current.generate, messages, max_tokens, request.temperature, request.top_p)
+            out = await batcher.run(current, GenerationParams(messages, max_tokens, request.temperature, request.top_p))
         except PromptTooLong as exc:
             return _error(400, str(exc), "messages", "context_length_exceeded")
         except ServerBusy as exc:

@@ -72,9 +72,9 @@ def wait_for(probe: Callable[[], T], *, timeout: float, what: str, interval: flo
         time.sleep(interval)
 
 
-def _serving(url: str) -> bool:
+def _serving(url: str, path: str = "/server_info") -> bool:
     try:
-        return httpx.get(f"{url}/server_info", timeout=2).status_code == 200
+        return httpx.get(f"{url}{path}", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -88,11 +88,12 @@ def _tail(log: Path, chars: int = 3000) -> str:
 
 @contextmanager
 def dagster_process(
-    args: list[str], *, env: dict[str, str], log: Path, ready_url: str | None = None, timeout: float = 180
+    args: list[str], *, env: dict[str, str], log: Path, ready_url: str | None = None, timeout: float = 180,
+    ready_path: str = "/server_info",
 ) -> Iterator[subprocess.Popen]:
     """Run ``args`` (a command in the venv's bin folder, or a path) in the repository root
-    until the block exits. With ``ready_url``, the block starts once the webserver there
-    answers ``/server_info``."""
+    until the block exits. With ``ready_url``, the block starts once the server there
+    answers ``ready_path`` (the webserver's ``/server_info`` unless told) with 200."""
     command = [str(BIN / args[0]) if (BIN / args[0]).exists() else args[0], *args[1:]]
     with log.open("ab") as output:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
@@ -101,7 +102,7 @@ def dagster_process(
             def started() -> bool:
                 if process.poll() is not None:
                     raise AssertionError(f"{args[0]} exited with {process.returncode}:\n{_tail(log)}")
-                return _serving(ready_url)
+                return _serving(ready_url, ready_path)
 
             wait_for(started, timeout=timeout, what=f"{args[0]} at {ready_url}\n{_tail(log)}")
         yield process

@@ -1,5 +1,5 @@
-"""What the serving tests share: tiny random-weight Llama checkpoints, the admin token
-and a chat request."""
+"""What the serving tests share: tiny random-weight Llama checkpoints, the admin token,
+a chat request and the ``tdm`` command line."""
 
 from __future__ import annotations
 
@@ -36,3 +36,14 @@ def chat(base_url: str, content: str = "hi", **extra) -> httpx.Response:
     body = {"model": "any", "messages": [{"role": "user", "content": content}], "max_tokens": 4,
             "temperature": 0, **extra}
     return httpx.post(base_url + "/v1/chat/completions", json=body, timeout=30)
+
+
+def cli(*args: str) -> tuple[int, str]:
+    """``tdm ARGS`` in this process: exit code and output (stdout alone for ``--json``:
+    Dagster warns on stderr)."""
+    from click.testing import CliRunner
+
+    from tdm_dagster.cli import main
+
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout if "--json" in args else result.output

@@ -15,12 +15,10 @@ from tdm_dagster.serving.deploy import (
     current_deployment,
     deploy,
     load_deployments,
-    remote_finish_command,
-    remote_pointer_command,
     rollback,
-    rsync_command,
     validate_checkpoint,
 )
+from tdm_dagster.serving.remote import RemoteTarget
 from tdm_dagster.serving.server import create_app
 from tests.support.http_servers import running_server
 from tests.unit.serving.helpers import admin_auth, chat
@@ -151,15 +149,24 @@ def test_validate_checkpoint(checkpoints, tmp_path):
 
 
 def test_remote_command_lines():
-    assert rsync_command("/data/ckpt-b/", "gpu-box", "/srv/serving/.ckpt-b.tmp-1") == [
-        "rsync", "-a", "--delete", "--mkpath", "/data/ckpt-b/", "gpu-box:/srv/serving/.ckpt-b.tmp-1/",
+    target = RemoteTarget("gpu-box", "/srv/serving")
+    ssh = ["ssh", "-o", "BatchMode=yes"]
+    assert target.rsync("/data/ckpt-b/", ".ckpt-b.tmp-1", link_dest=None) == [
+        "rsync", "-rlp", "--checksum", "--delete", "--mkpath", "-e", "ssh -o BatchMode=yes",
+        "/data/ckpt-b/", "gpu-box:/srv/serving/.ckpt-b.tmp-1/",
     ]
-    assert rsync_command("/data/my ckpt", "me@gpu-box", "/srv/my serving/x")[-1] == \
-        "me@gpu-box:'/srv/my serving/x'/"
-    finish = remote_finish_command("gpu-box", "/srv/serving/", ".ckpt-b.tmp-1", "ckpt-b")
-    assert finish == ["ssh", "-o", "BatchMode=yes", "gpu-box",
+    # rsync >= 3.2.4 passes remote paths intact: no shell quoting in its arguments
+    spaced = RemoteTarget("me@gpu-box", "/srv/my serving", ssh_config="/etc/tdm ssh.conf")
+    argv = spaced.rsync("/data/my ckpt", "x", link_dest="ckpt-a")
+    assert argv[6] == "ssh -o BatchMode=yes -F '/etc/tdm ssh.conf'"
+    assert argv[7:] == ["--link-dest=/srv/my serving/ckpt-a", "/data/my ckpt/", "me@gpu-box:/srv/my serving/x/"]
+    finish = target.finish(".ckpt-b.tmp-1", "ckpt-b")
+    assert finish == [*ssh, "gpu-box",
                       "test ! -e /srv/serving/ckpt-b && mv /srv/serving/.ckpt-b.tmp-1 /srv/serving/ckpt-b"]
-    pointer = remote_pointer_command("gpu-box", "/srv/serving", "ckpt-b")
-    assert pointer[:4] == ["ssh", "-o", "BatchMode=yes", "gpu-box"]
+    pointer = target.switch_pointer("ckpt-b")
+    assert pointer[:4] == [*ssh, "gpu-box"]
     assert pointer[4] == ("printf '%s\\n' ckpt-b > /srv/serving/.current.tmp && sync && "
                           "mv -f /srv/serving/.current.tmp /srv/serving/current")
+    # the ssh scripts are parsed by the remote shell: their paths are quoted
+    assert spaced.remove("b")[-1] == "rm -rf '/srv/my serving/b'"
+    assert spaced.ssh_argv()[-2:] == ["-F", "/etc/tdm ssh.conf"]

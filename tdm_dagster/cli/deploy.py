@@ -1,0 +1,102 @@
+"""``tdm deploy`` (a checkpoint, through Dagster; or ``--rollback`` to an earlier
+deployment) and ``tdm deployments`` (the deployment history)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tdm_dagster.cli import common
+
+PREVIOUS = ""
+"""``--rollback`` given without an id: the deployment before the current."""
+
+
+@click.command()
+@click.argument("checkpoint", required=False)
+@click.option("--force", is_flag=True,
+              help="Deploy CHECKPOINT (default: the newest evaluated) without comparing scores.")
+@click.option("--rollback", "rollback_to", is_flag=False, flag_value=PREVIOUS, default=None, metavar="[ID]",
+              help="Switch back to the previous deployment, or to deployment ID (see `tdm deployments`).")
+@common.json_option
+def deploy(checkpoint: str | None, force: bool, rollback_to: str | None, as_json: bool) -> None:
+    """Deploy the best evaluated checkpoint (or CHECKPOINT: a key or a path) to the
+    serving folder (asset deployed_model); a lower-scoring one only with --force."""
+    if rollback_to is not None:
+        if checkpoint or force:
+            raise click.UsageError("--rollback takes no CHECKPOINT and no --force")
+        _rollback(rollback_to or None, as_json)
+        return
+    from tdm_dagster.assets.train import deployed_model
+    from tdm_dagster.jobs import DEPLOY_BEST, deploy_run_config
+
+    result = common.run(DEPLOY_BEST, run_config=deploy_run_config(force, checkpoint))
+    # the asset's reasons say "use force" (its run-config field); here the flag is --force
+    common.finish(result, deployed_model, as_json, lambda d: f"{d['checkpoint']}: {d['reason'].replace('use force', 'use --force')} ({d['latency_s']} s)")
+
+
+def _targets() -> tuple[Any, Any, str]:
+    """The home, the remote target (None: this machine) and the server URL to verify."""
+    from tdm_dagster.serving.remote import RemoteHostError, remote_target
+
+    home = common.home()
+    settings = common.config(home).serving
+    try:
+        remote = remote_target(settings.remote_host, settings.ssh_config)
+    except RemoteHostError as exc:
+        raise click.ClickException(str(exc)) from None
+    return home, remote, f"http://{settings.host}:{settings.port}"
+
+
+def _rollback(target: str | None, as_json: bool) -> None:
+    from tdm_dagster.serving.deploy import rollback
+    from tdm_dagster.serving.verify import reachable
+
+    home, remote, server = _targets()
+    result = rollback(home.serving_dir, reachable(server), target=target, remote=remote)
+    data = result.to_dict()
+    if as_json:
+        common.emit(data, True, "")
+    elif result.deployed:
+        click.echo(f"{result.reason} ({result.latency_s} s)")
+    if not result.deployed:
+        raise click.ClickException(f"rollback: {result.reason}")
+
+
+@click.command()
+@common.json_option
+def deployments(as_json: bool) -> None:
+    """Deployment history: id, checkpoint, when, score, latency; * marks the current one."""
+    from tdm_dagster.serving.deploy import current_deployment, load_deployments
+
+    home, remote, _ = _targets()
+    state = load_deployments(home.serving_dir)
+    current = (state["active"][-1] if state["active"] else None) if remote else current_deployment(home.serving_dir)
+    rows = deployment_rows(state["history"], current)
+    if as_json:
+        common.emit({"current": current, "remote_host": str(remote) if remote else None, "deployments": rows}, True, "")
+        return
+    if not rows:
+        click.echo("no deployments yet: run `tdm deploy`")
+        return
+    header = ("", "id", "outcome", "checkpoint", "when", "score", "latency_s")
+    table = [header] + [("*" if r["current"] else "", r["id"] or "-", r["outcome"], r["checkpoint"] or "-", r["time"],
+                         "-" if r["score"] is None else f"{r['score']:g}", f"{r['latency_s']:.3f}") for r in rows]  # fmt: skip
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    click.echo(f"current: {current or 'none'}" + (f" on {remote}" if remote else ""))
+
+
+def deployment_rows(history: list[dict[str, Any]], current: str | None) -> list[dict[str, Any]]:
+    """One row per attempt, oldest first; ``current`` marks the attempt that made the
+    current deployment current (its last successful deploy or rollback)."""
+    rows = [{"id": e.get("name"), "outcome": e.get("outcome"), "checkpoint": e.get("checkpoint"), "time": e.get("time"),
+             "score": e.get("score"), "latency_s": e.get("latency_s") or 0.0, "reason": e.get("reason"),
+             "current": False} for e in history]  # fmt: skip
+    for row in reversed(rows):
+        if row["id"] == current and row["outcome"] in {"deployed", "rollback"}:
+            row["current"] = True
+            break
+    return rows

@@ -1,0 +1,98 @@
+"""Deployments here: hard links to the checkpoint (no copy), rollback to the previous
+or a named deployment, ``tdm deployments`` and ``tdm deploy --rollback``, and which
+checkpoint ``tdm deploy`` picks (the best, the one named, the newest with ``--force``)."""
+
+from __future__ import annotations
+
+import json
+
+from tdm_dagster.serving.deploy import choose_checkpoint, current_deployment, deploy, load_deployments
+from tests.support.http_servers import refused_port
+from tests.unit.serving.helpers import cli
+
+
+def test_a_deployment_is_hard_links_to_the_checkpoint(serving, checkpoints):
+    for source in checkpoints["a"].iterdir():
+        deployed = (serving / "ckpt-a" / source.name).stat()
+        assert deployed.st_ino == source.stat().st_ino and deployed.st_nlink >= 2, source.name
+    files = load_deployments(serving)["history"][-1]["files"]
+    assert files == {"linked": len(list(checkpoints["a"].iterdir())), "copied": 0}
+    assert not [p.name for p in serving.iterdir() if p.name.startswith(".") and p.name != ".deploy.lock"]
+
+
+def test_history_and_rollback_through_thecli(home, checkpoints):
+    with refused_port() as no_server:  # nothing to reload: the pointer alone moves
+        home.config_path.write_text(f"serving:\n  port: {no_server.rsplit(':', 1)[1]}\n")
+        for key, score in (("a", 0.5), ("b", 0.7), ("c", 0.9)):
+            assert deploy(checkpoints[key], home.serving_dir, score=score, server_url=None).deployed
+        assert not deploy(checkpoints["a"], home.serving_dir, score=0.1, server_url=None).deployed
+        assert [e["name"] for e in json.loads(home.deployments_file.read_text())["history"]][:3] == ["ckpt-a", "ckpt-b", "ckpt-c"]
+
+        code, out = cli("deployments")
+        assert code == 0, out
+        lines = out.splitlines()
+        assert lines[0].split() == ["id", "outcome", "checkpoint", "when", "score", "latency_s"]
+        marked = [line for line in lines[1:] if line.startswith("*")]
+        assert len(marked) == 1 and "ckpt-c" in marked[0] and "0.9" in marked[0]
+        assert lines[-1] == "current: ckpt-c"
+        assert len(lines) == 1 + 4 + 1 and "refused" in lines[4]
+
+        code, out = cli("deploy", "--rollback")
+        assert code == 0 and "rolled back from ckpt-c to ckpt-b" in out, out
+        assert current_deployment(home.serving_dir) == "ckpt-b"
+        code, out = cli("deploy", "--rollback", "ckpt-a", "--json")
+        assert code == 0 and json.loads(out)["name"] == "ckpt-a", out
+        assert load_deployments(home.serving_dir)["active"] == ["ckpt-a"]
+        code, out = cli("deploy", "--rollback", "ckpt-c")  # forward again, by id
+        assert code == 0 and current_deployment(home.serving_dir) == "ckpt-c"
+        assert load_deployments(home.serving_dir)["active"] == ["ckpt-a", "ckpt-c"]
+
+        code, out = cli("deploy", "--rollback", "nope")
+        assert code == 1 and "no deployment named 'nope'" in out and "Traceback" not in out
+        code, out = cli("deploy", "--rollback", "ckpt-c")
+        assert code == 1 and "already the current deployment" in out
+        code, out = cli("deploy", "--rollback", "ckpt-a", "--force")
+        assert code == 2 and "--rollback takes no CHECKPOINT and no --force" in out
+        assert current_deployment(home.serving_dir) == "ckpt-c"
+
+        listed = json.loads(cli("deployments", "--json")[1])
+        assert listed["current"] == "ckpt-c"
+        assert [r["outcome"] for r in listed["deployments"]].count("rollback") == 3
+        rows = listed["deployments"]
+        assert [r["outcome"] for r in rows[-3:]] == ["rollback", "refused", "refused"]
+        # the rollback forward made ckpt-c current again: that row is marked, not the first deploy
+        assert [n for n, r in enumerate(rows) if r["current"]] == [len(rows) - 3]
+
+
+def test_which_checkpoint_deploy_picks(tmp_path):
+    history = [
+        {"checkpoint": "/h/training/k1/checkpoints/checkpoint-8", "overall_accuracy": 0.6, "held_out_loss": 2.0},
+        {"checkpoint": "/h/training/k2/checkpoints/checkpoint-8", "overall_accuracy": 0.8, "held_out_loss": 1.5},
+        {"checkpoint": "/h/training/k3/checkpoints/checkpoint-8", "overall_accuracy": 0.4, "held_out_loss": 2.5},
+    ]
+    assert choose_checkpoint(history, None, newest=False)["checkpoint"].startswith("/h/training/k2/")
+    newest = choose_checkpoint(history, None, newest=True)
+    assert newest == {"checkpoint": "/h/training/k3/checkpoints/checkpoint-8", "score": 0.4}
+    assert choose_checkpoint(history, "k1", newest=True)["score"] == 0.6
+    assert choose_checkpoint(history, "/h/training/k1/checkpoints/checkpoint-8", newest=False)["score"] == 0.6
+    assert choose_checkpoint(history, str(tmp_path), newest=True) == {"checkpoint": str(tmp_path), "score": None}
+    assert "no evaluated checkpoint 'k9'" in choose_checkpoint(history, "k9", newest=False)
+    assert "no evaluated checkpoint yet" in choose_checkpoint([], None, newest=True)
+
+
+def test_tdm_deploy_picks_the_best_the_named_or_with_force_the_newest(home, checkpoints):
+    """Through Dagster (asset deployed_model), as users run it."""
+    history = [{"checkpoint": str(checkpoints["b"]), "overall_accuracy": 0.8, "held_out_loss": 1.0},
+               {"checkpoint": str(checkpoints["a"]), "overall_accuracy": 0.5, "held_out_loss": 2.0}]  # fmt: skip
+    home.state_file("metrics_history").write_text("".join(json.dumps(entry) + "\n" for entry in history))
+    with refused_port() as no_server:
+        home.config_path.write_text(f"serving:\n  port: {no_server.rsplit(':', 1)[1]}\n")
+        code, out = cli("deploy", "--json")
+        assert code == 0 and json.loads(out)["deployed"] and json.loads(out)["name"] == "ckpt-b", out
+        code, out = cli("deploy", "ckpt-a")  # named, but it scores below the deployed one
+        assert code == 0 and "lower than the deployed ckpt-b's 0.8 (use --force" in out, out
+        code, out = cli("deploy", "--force", "--json")  # the newest evaluated: ckpt-a
+        assert code == 0 and json.loads(out)["name"] == "ckpt-a", out
+        assert current_deployment(home.serving_dir) == "ckpt-a"
+        code, out = cli("deploy", "ckpt-zz")
+        assert code == 1 and "no evaluated checkpoint 'ckpt-zz'" in out and "Traceback" not in out
