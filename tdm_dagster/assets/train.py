@@ -119,7 +119,7 @@ class DeployConfig(dg.Config):
 )
 def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm: TdmHomeResource) -> dg.MaterializeResult:
     from tdm_dagster.evaluate.comparison import load_history
-    from tdm_dagster.serving.deploy import deploy
+    from tdm_dagster.serving.deploy import deploy, reachable
 
     home = tdm.home()
     history = load_history(home)
@@ -129,7 +129,7 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
     settings = tdm.config().serving
     server = f"http://{settings.host}:{settings.port}"
     result = deploy(
-        best["checkpoint"], home.serving_dir, score=best["overall_accuracy"], server_url=_reachable(server),
+        best["checkpoint"], home.serving_dir, score=best["overall_accuracy"], server_url=reachable(server),
         force=config.force, remote_host=settings.remote_host,
     )  # fmt: skip
     context.log.info(f"deploy {best['checkpoint']}: {result.reason}")
@@ -143,14 +143,3 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
             "previous": result.previous or "",
         }
     )
-
-
-def _reachable(url: str) -> str | None:
-    """The server URL if a server answers there (then it is reloaded and verified)."""
-    import httpx
-
-    try:
-        httpx.get(f"{url}/health", timeout=2.0)
-    except httpx.HTTPError:
-        return None
-    return url

@@ -33,6 +33,7 @@ from tdm_dagster.config.sections import (
     SchedulesConfig,
     ServingConfig,
     SkillApiConfig,
+    StorageConfig,
 )
 from tdm_dagster.config.training import TrainingConfig
 from tdm_dagster.home import TdmHome
@@ -55,6 +56,7 @@ class TdmConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     quality: QualitySettings = field(default_factory=QualitySettings)
@@ -75,6 +77,7 @@ _SECTION_TYPES = {
     "dataset": DatasetConfig,
     "training": TrainingConfig,
     "serving": ServingConfig,
+    "storage": StorageConfig,
     "collectors": CollectorsConfig,
     "schedules": SchedulesConfig,
 }

@@ -240,6 +240,17 @@ def reload_server(server_url: str) -> dict[str, Any]:
     return body
 
 
+def reachable(url: str) -> str | None:
+    """The server URL if a server answers there (then a deploy reloads and verifies it)."""
+    import httpx
+
+    try:
+        httpx.get(f"{url}/health", timeout=2.0)
+    except httpx.HTTPError:
+        return None
+    return url
+
+
 def verify_server(server_url: str, name: str) -> str | None:
     """Reload the server and check it serves ``name``; a reason on failure, else None."""
     import httpx
