@@ -21,9 +21,10 @@ remote_option = click.option("--remote", "url", metavar="URL", help="s3://bucket
 
 
 @contextmanager
-def _remote(url: str | None) -> Iterator[Any]:
-    """The remote to use; its errors become clean CLI errors."""
-    from tdm_dagster.storage.remote import Remote, RemoteError, check_remote_url
+def _remote(url: str | None, *, moving: bool = False) -> Iterator[Any]:
+    """The remote to use; its errors become clean CLI errors (for a push or pull, ``moving``,
+    saying that running it again goes on from where it stopped)."""
+    from tdm_dagster.storage.remote import Remote, RemoteConflictError, RemoteCorruptError, RemoteError, check_remote_url
 
     storage = config(home()).storage
     url = url or storage.remote
@@ -34,7 +35,10 @@ def _remote(url: str | None) -> Iterator[Any]:
     try:
         yield Remote(url, endpoint_url=storage.endpoint_url)
     except RemoteError as error:
-        raise click.ClickException(str(error)) from error
+        again = "" if not moving or isinstance(error, (RemoteConflictError, RemoteCorruptError)) else (
+            "\nnothing half-done is visible; run the same command again to go on from where it stopped"
+        )
+        raise click.ClickException(f"{error}{again}") from error
 
 
 def _progress(line: str) -> None:
@@ -63,7 +67,7 @@ def push(name: str, version: str | None, url: str | None, as_json: bool) -> None
     """Send a dataset's versions to a remote; objects it holds already are not sent again."""
     from tdm_dagster.datasets.sync import push as push_dataset
 
-    with _remote(url) as remote:
+    with _remote(url, moving=True) as remote:
         transfer = push_dataset(_registry(), remote, name, version, _progress)
     emit(asdict(transfer), as_json, _summary("pushed", transfer))
 
@@ -77,7 +81,7 @@ def pull(name: str, version: str | None, url: str | None, as_json: bool) -> None
     """Receive a dataset's versions from a remote, each checked before it is committed."""
     from tdm_dagster.datasets.sync import pull as pull_dataset
 
-    with _remote(url) as remote:
+    with _remote(url, moving=True) as remote:
         transfer = pull_dataset(_registry(), remote, name, version, _progress)
     emit(asdict(transfer), as_json, _summary("pulled", transfer))
 
@@ -116,7 +120,7 @@ def push_checkpoint(run: str, name: str | None, url: str | None, as_json: bool) 
     """Send a training run's checkpoint (RUN: its partition key) to a remote."""
     from tdm_dagster.storage.checkpoints import push_checkpoint as push_one
 
-    with _remote(url) as remote:
+    with _remote(url, moving=True) as remote:
         transfer = push_one(home(), remote, run, name, _progress)
     emit(asdict(transfer), as_json, _summary("pushed", transfer))
 
@@ -134,7 +138,7 @@ def pull_checkpoint(run: str | None, name: str | None, deployed: bool, force: bo
 
     if bool(run) == deployed:
         raise click.UsageError("give RUN (and optionally --name), or --deployed")
-    with _remote(url) as remote:
+    with _remote(url, moving=True) as remote:
         target = deployed_on(remote) if deployed else {"run": run, "name": name}
         if target is None:
             raise click.ClickException(f"{remote.url}: nothing deployed there yet (deployments/current.json is missing)")
