@@ -158,3 +158,18 @@ def record_deployment(remote: Remote, run: str, name: str, score: float | None) 
 def deployed(remote: Remote) -> dict[str, Any] | None:
     """What ``deployments/current.json`` names (run, name, score), or None."""
     return remote.read_manifest(DEPLOYMENT)
+
+
+def publish(home: TdmHome, storage: Any, run: str, name: str, *, deployed_score: float | None = None, deploying: bool = False) -> str:
+    """What the trainer box does with ``storage.push_checkpoints`` on: push checkpoint
+    ``run/name`` to ``storage.remote`` and, once deployed here (``deploying``), name it
+    the deployed one there. Returns a line for the run's log; raises ``RemoteError``."""
+    if not storage.remote:
+        raise RemoteError("storage.push_checkpoints is on but storage.remote is not set")
+    remote = Remote(storage.remote, endpoint_url=storage.endpoint_url)
+    transfer = push_checkpoint(home, remote, run, name)
+    line = f"pushed {run}/{name} to {remote.url}: {transfer.objects} file(s), {transfer.bytes:,} bytes sent"
+    if deploying:
+        record_deployment(remote, run, name, deployed_score)
+        line += "; recorded as deployed there"
+    return line

@@ -23,6 +23,25 @@ from pathlib import Path
 from tests.support.dagster_processes import free_port
 
 HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "test-secret-never-logged"
+"""The dummy secret key the S3 tests use: no output may ever show it."""
+PAUSED_PUSH = """
+import os, sys, time
+import tdm_dagster.storage.remote as remote
+remote.CONCURRENCY = 1
+send = remote.Remote._send_batch
+def paused(self, batch):
+    send(self, batch)
+    print("one object stored", file=sys.stderr, flush=True)
+    while not os.path.exists(os.environ["GO_FILE"]):
+        time.sleep(0.05)
+remote.Remote._send_batch = paused
+from tdm_dagster.cli import main
+main()
+"""
+"""``tdm`` with a seam that stores one object per batch and waits after each for GO_FILE:
+a test kills the client or the server at that point, mid-push."""
 
 
 @dataclass
@@ -74,7 +93,7 @@ class ObjectStoreServer:
     def env(self) -> dict[str, str]:
         if self.scheme == "s3":
             return {
-                "AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": "test-secret-never-logged",
+                "AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": SECRET,
                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.url, "AWS_MAX_ATTEMPTS": "2",
             }  # fmt: skip
         return {"STORAGE_EMULATOR_HOST": self.url}
@@ -91,7 +110,22 @@ class ObjectStoreServer:
         if self.scheme == "s3":
             import s3fs
 
-            return s3fs.S3FileSystem(endpoint_url=self.url, key="test-key-id", secret="test-secret-never-logged", **caching)
+            return s3fs.S3FileSystem(endpoint_url=self.url, key="test-key-id", secret=SECRET, **caching)
         from gcsfs.core import GCSFileSystem
 
         return GCSFileSystem(token="anon", endpoint_url=self.url, **caching)
+
+
+def use(server: ObjectStoreServer, monkeypatch) -> str:
+    """Point this process's clients at ``server``; returns a remote URL in a fresh bucket."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**server.env(), "NO_PROXY": "127.0.0.1"}.items():
+        monkeypatch.setenv(name, value)
+    return f"{server.scheme}://{server.new_bucket()}/team"
+
+
+def remote_files(server: ObjectStoreServer, url: str) -> dict[str, int]:
+    """Every object and manifest stored under ``url``, with sizes, as the server reports them."""
+    root = url.split("://", 1)[1]
+    return {path[len(root) + 1 :]: info["size"] for path, info in server.filesystem().find(root, detail=True).items()}

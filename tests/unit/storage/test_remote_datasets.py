@@ -21,50 +21,7 @@ from tdm_dagster.cli import main
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.datasets.records import canonical_json
 from tdm_dagster.home import TdmHome
-from tests.support.object_stores import ObjectStoreServer
-
-REPO = Path(__file__).resolve().parents[3]
-SECRET = "test-secret-never-logged"
-PAUSED_PUSH = """
-import os, sys, time
-import tdm_dagster.storage.remote as remote
-remote.CONCURRENCY = 1
-send = remote.Remote._send_batch
-def paused(self, batch):
-    send(self, batch)
-    print("one object stored", file=sys.stderr, flush=True)
-    while not os.path.exists(os.environ["GO_FILE"]):
-        time.sleep(0.05)
-remote.Remote._send_batch = paused
-from tdm_dagster.cli import main
-main()
-"""
-"""``tdm`` with a seam that stores one object per batch and waits after each for GO_FILE:
-the test kills the client or the server at that point, mid-push."""
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    server = ObjectStoreServer.s3().start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture(scope="module")
-def gcs_server(tmp_path_factory):
-    server = ObjectStoreServer.gcs(tmp_path_factory.mktemp("gcs")).start()
-    yield server
-    server.kill()
-
-
-def use(server: ObjectStoreServer, monkeypatch) -> str:
-    """Point this process's clients at ``server``; returns a remote URL in a fresh bucket."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {**server.env(), "NO_PROXY": "127.0.0.1"}.items():
-        monkeypatch.setenv(name, value)
-    return f"{server.scheme}://{server.new_bucket()}/team"
-
+from tests.support.object_stores import PAUSED_PUSH, REPO, SECRET, ObjectStoreServer, remote_files, use
 
 @pytest.fixture(params=["s3", "gs"])
 def remote(request, monkeypatch, home) -> tuple[ObjectStoreServer, str]:
@@ -107,12 +64,6 @@ def at(monkeypatch, root: Path) -> DatasetRegistry:
     """Switch this process to the home at ``root`` (another machine) and return its registry."""
     monkeypatch.setenv("TDM_HOME", str(root))
     return DatasetRegistry(TdmHome(root).ensure())
-
-
-def remote_files(server: ObjectStoreServer, url: str) -> dict[str, int]:
-    """Every object and manifest stored under ``url``, with sizes, as the server reports them."""
-    root = url.split("://", 1)[1]
-    return {path[len(root) + 1 :]: info["size"] for path, info in server.filesystem().find(root, detail=True).items()}
 
 
 def contents(registry: DatasetRegistry, name: str, version: str | None = None) -> list[str]:
