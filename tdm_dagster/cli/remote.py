@@ -7,7 +7,7 @@ stdout; a remote that cannot be used is a one-line error (exit 1), never a trace
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
@@ -58,49 +58,54 @@ def _summary(verb: str, transfer) -> str:
 # -- datasets ------------------------------------------------------------------------------------
 
 
-@click.command()
-@click.argument("name", type=DATASET_NAME)
-@click.option("--version", type=VERSION, help="Only this version (default: every version).")
-@remote_option
-@json_option
-def push(name: str, version: str | None, url: str | None, as_json: bool) -> None:
-    """Send a dataset's versions to a remote; objects it holds already are not sent again."""
-    from tdm_dagster.datasets.sync import push as push_dataset
+def _dataset_transfer(verb: str, which: str, doc: str) -> click.Command:
+    """``tdm datasets push`` or ``pull`` (``verb``): :mod:`tdm_dagster.datasets.sync` does the work."""
 
-    with _remote(url, moving=True) as remote:
-        transfer = push_dataset(_registry(), remote, name, version, _progress)
-    emit(asdict(transfer), as_json, _summary("pushed", transfer))
+    @click.command(verb, help=doc)
+    @click.argument("name", type=DATASET_NAME)
+    @click.option("--version", type=VERSION, help=f"Only this version (default: {which}).")
+    @remote_option
+    @json_option
+    def transfer_command(name: str, version: str | None, url: str | None, as_json: bool) -> None:
+        from tdm_dagster.datasets import sync
 
+        with _remote(url, moving=True) as remote:
+            transfer = getattr(sync, verb)(_registry(), remote, name, version, _progress)
+        emit(asdict(transfer), as_json, _summary(f"{verb}ed", transfer))
 
-@click.command()
-@click.argument("name", type=DATASET_NAME)
-@click.option("--version", type=VERSION, help="Only this version (default: every version on the remote).")
-@remote_option
-@json_option
-def pull(name: str, version: str | None, url: str | None, as_json: bool) -> None:
-    """Receive a dataset's versions from a remote, each checked before it is committed."""
-    from tdm_dagster.datasets.sync import pull as pull_dataset
-
-    with _remote(url, moving=True) as remote:
-        transfer = pull_dataset(_registry(), remote, name, version, _progress)
-    emit(asdict(transfer), as_json, _summary("pulled", transfer))
+    return transfer_command
 
 
-@click.group("remote")
-def dataset_remote() -> None:
-    """What a remote holds."""
+push = _dataset_transfer("push", "every version", "Send a dataset's versions to a remote; objects it holds already are not sent again.")
+pull = _dataset_transfer("pull", "every version on the remote", "Receive a dataset's versions from a remote, each checked before it is committed.")
 
 
-@dataset_remote.command("list")
-@remote_option
-@json_option
-def list_remote_datasets(url: str | None, as_json: bool) -> None:
-    """Every dataset on the remote with its complete versions."""
+def _remote_group(listing: Callable[[Any], tuple[Any, list[str]]], what: str) -> click.Group:
+    """``remote list``: what ``listing(remote)`` finds, as (data for --json, lines of text)."""
+
+    @click.group("remote")
+    def group() -> None:
+        """What a remote holds."""
+
+    @group.command("list", help=f"Every {what} on the remote.")
+    @remote_option
+    @json_option
+    def list_remote(url: str | None, as_json: bool) -> None:
+        with _remote(url) as remote:
+            data, lines = listing(remote)
+        emit(data, as_json, "\n".join(lines))
+
+    return group
+
+
+def _datasets_on(remote) -> tuple[Any, list[str]]:
     from tdm_dagster.datasets.sync import remote_versions
 
-    with _remote(url) as remote:
-        found = remote_versions(remote)
-    emit(found, as_json, "\n".join(f"{name:<24} {', '.join(versions)}" for name, versions in found.items()) or "no datasets on the remote")
+    found = remote_versions(remote)
+    return found, [f"{name:<24} {', '.join(versions)}" for name, versions in found.items()] or ["no datasets on the remote"]
+
+
+dataset_remote = _remote_group(_datasets_on, "dataset with its complete versions")
 
 
 # -- checkpoints ---------------------------------------------------------------------------------
@@ -158,21 +163,14 @@ def pull_checkpoint(run: str | None, name: str | None, deployed: bool, force: bo
     emit(data, as_json, text)
 
 
-@checkpoints.group("remote")
-def checkpoint_remote() -> None:
-    """What a remote holds."""
-
-
-@checkpoint_remote.command("list")
-@remote_option
-@json_option
-def list_remote_checkpoints(url: str | None, as_json: bool) -> None:
-    """Every training run on the remote with its complete checkpoints, and what is deployed."""
+def _checkpoints_on(remote) -> tuple[Any, list[str]]:
     from tdm_dagster.storage.checkpoints import deployed, remote_checkpoints
 
-    with _remote(url) as remote:
-        found, current = remote_checkpoints(remote), deployed(remote)
+    found, current = remote_checkpoints(remote), deployed(remote)
     lines = [f"{run:<32} {', '.join(names)}" for run, names in found.items()] or ["no checkpoints on the remote"]
     if current:
         lines.append(f"deployed: {current['run']}/{current['name']} (score {current.get('score')})")
-    emit({"checkpoints": found, "deployed": current}, as_json, "\n".join(lines))
+    return {"checkpoints": found, "deployed": current}, lines
+
+
+checkpoints.add_command(_remote_group(_checkpoints_on, "training run with its complete checkpoints, and what is deployed"))

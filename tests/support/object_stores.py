@@ -129,3 +129,16 @@ def remote_files(server: ObjectStoreServer, url: str) -> dict[str, int]:
     """Every object and manifest stored under ``url``, with sizes, as the server reports them."""
     root = url.split("://", 1)[1]
     return {path[len(root) + 1 :]: info["size"] for path, info in server.filesystem().find(root, detail=True).items()}
+
+
+def run_tdm(*args: str, ok: bool = True):
+    """``tdm ARGS`` in this process; with ``ok`` it must succeed. Never a traceback, never the secret."""
+    from click.testing import CliRunner
+
+    from tdm_dagster.cli import main
+
+    result = CliRunner().invoke(main, list(args))
+    if ok:
+        assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and SECRET not in result.output
+    return result

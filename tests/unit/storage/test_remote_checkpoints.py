@@ -9,9 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
 
-from tdm_dagster.cli import main
 from tdm_dagster.home import TdmHome
 from tdm_dagster.serving.deploy import current_deployment
 from tdm_dagster.storage.checkpoints import publish
@@ -19,7 +17,7 @@ from tdm_dagster.storage.remote import Remote
 from tdm_dagster.config.sections import StorageConfig
 from tdm_dagster.training.checkpoints import list_checkpoints, save_checkpoint
 from tests.support.dagster_processes import free_port
-from tests.support.object_stores import PAUSED_PUSH, REPO, SECRET, remote_files, use
+from tests.support.object_stores import PAUSED_PUSH, REPO, remote_files, run_tdm, use
 
 RUN = "ckpt_20260101_120000"
 
@@ -46,11 +44,7 @@ def files(folder: Path) -> dict[str, bytes]:
 
 
 def tdm(*args: str, ok: bool = True):
-    result = CliRunner().invoke(main, ["checkpoints", *args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output and SECRET not in result.output
-    return result
+    return run_tdm("checkpoints", *args, ok=ok)
 
 
 def test_the_serving_box_pulls_what_the_trainer_box_pushed(gcs_server, home, monkeypatch, tmp_path):

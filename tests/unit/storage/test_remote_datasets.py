@@ -15,13 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from tdm_dagster.cli import main
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.datasets.records import canonical_json
 from tdm_dagster.home import TdmHome
-from tests.support.object_stores import PAUSED_PUSH, REPO, SECRET, ObjectStoreServer, remote_files, use
+from tests.support.object_stores import PAUSED_PUSH, REPO, SECRET, ObjectStoreServer, remote_files, run_tdm, use
 
 @pytest.fixture(params=["s3", "gs"])
 def remote(request, monkeypatch, home) -> tuple[ObjectStoreServer, str]:
@@ -48,11 +46,7 @@ def build(home: TdmHome, name: str, sizes: list[int]) -> DatasetRegistry:
 
 
 def tdm(*args: str, ok: bool = True):
-    result = CliRunner().invoke(main, ["datasets", *args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output and SECRET not in result.output
-    return result
+    return run_tdm("datasets", *args, ok=ok)
 
 
 def tdm_json(*args: str) -> dict:
@@ -207,32 +201,27 @@ def test_concurrent_pushes_of_one_dataset_both_succeed(s3_remote, home, monkeypa
     assert contents(serving, "race") == contents(registry, "race") and serving.verify().ok
 
 
-def test_an_s3_server_killed_midpush_fails_cleanly_and_a_rerun_completes(home, monkeypatch, tmp_path):
+def test_an_s3_server_killed_midpush_fails_cleanly_and_a_rerun_completes(s3_server, home, monkeypatch, tmp_path):
     """moto keeps objects in memory, so the restarted server starts empty (a real S3 keeps
     them: then the rerun sends only what is missing, as the test above shows)."""
-    server = ObjectStoreServer.s3().start()
-    try:
-        url = use(server, monkeypatch)
-        registry = build(home, "outage", [60, 60, 60])
-        go = tmp_path / "go"
-        client = _paused_push(["outage", "--remote", url], {"GO_FILE": str(go)})
-        server.kill()
-        go.touch()
-        out, err = client.communicate(timeout=120)
-        assert client.returncode == 1, out + err
-        assert f"Error: {url}: writing datasets/outage/1.0.json failed: EndpointConnectionError" in err, err
-        assert "run the same command again to go on" in err
-        assert "Traceback" not in err and SECRET not in out + err
-        server.start()
-        bucket = url.split("://", 1)[1].split("/")[0]
-        server.filesystem().mkdir(bucket)
-        assert tdm("remote", "list", "--remote", url).output.strip() == "no datasets on the remote"
-        tdm("push", "outage", "--remote", url)
-        serving = at(monkeypatch, tmp_path / "serving-box")
-        tdm("pull", "outage", "--remote", url)
-        assert contents(serving, "outage") == contents(registry, "outage") and serving.verify().ok
-    finally:
-        server.kill()
+    url = use(s3_server, monkeypatch)
+    registry = build(home, "outage", [60, 60, 60])
+    go = tmp_path / "go"
+    client = _paused_push(["outage", "--remote", url], {"GO_FILE": str(go)})
+    s3_server.kill()
+    go.touch()
+    out, err = client.communicate(timeout=120)
+    assert client.returncode == 1, out + err
+    assert f"Error: {url}: writing datasets/outage/1.0.json failed: EndpointConnectionError" in err, err
+    assert "run the same command again to go on" in err
+    assert "Traceback" not in err and SECRET not in out + err
+    s3_server.start()
+    s3_server.filesystem().mkdir(url.split("://", 1)[1].split("/")[0])
+    assert tdm("remote", "list", "--remote", url).output.strip() == "no datasets on the remote"
+    tdm("push", "outage", "--remote", url)
+    serving = at(monkeypatch, tmp_path / "serving-box")
+    tdm("pull", "outage", "--remote", url)
+    assert contents(serving, "outage") == contents(registry, "outage") and serving.verify().ok
 
 
 def test_a_gcs_server_killed_midpush_and_restarted_lets_the_push_finish(gcs_server, home, monkeypatch, tmp_path):
