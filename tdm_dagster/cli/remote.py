@@ -26,12 +26,12 @@ def _remote(url: str | None, *, moving: bool = False) -> Iterator[Any]:
     saying that running it again goes on from where it stopped)."""
     from tdm_dagster.storage.remote import Remote, RemoteConflictError, RemoteCorruptError, RemoteError, check_remote_url
 
-    storage = config(home()).storage
+    if url and check_remote_url(url):
+        raise click.BadParameter(f"{url!r}: expected {check_remote_url(url)}", param_hint="'--remote'")
+    storage = config(home()).storage  # storage.remote is checked as the config loads
     url = url or storage.remote
     if not url:
         raise click.UsageError("no remote: pass --remote s3://bucket/prefix (or gs://...) or set storage.remote in config.yaml")
-    if check_remote_url(url):
-        raise click.BadParameter(f"{url!r}: expected {check_remote_url(url)}", param_hint="'--remote'")
     try:
         yield Remote(url, endpoint_url=storage.endpoint_url)
     except RemoteError as error:

@@ -243,3 +243,16 @@ def test_a_gcs_server_killed_midpush_and_restarted_lets_the_push_finish(gcs_serv
     serving = at(monkeypatch, tmp_path / "serving-box")
     tdm("pull", "outage", "--remote", url)
     assert contents(serving, "outage") == contents(registry, "outage") and serving.verify().ok
+
+
+def test_the_remote_and_its_endpoint_come_from_config(s3_remote, home, monkeypatch):
+    server, url = s3_remote
+    build(home, "configured", [10])
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    home.config_path.write_text(f"storage:\n  remote: {url}\n  endpoint_url: {server.url}\n")
+    assert "pushed configured 1.0" in tdm("push", "configured").output
+    assert tdm("remote", "list").output.split() == ["configured", "1.0"]
+    home.config_path.write_text("storage:\n  remote: https://example.com/bucket\n")
+    refused = tdm("remote", "list", ok=False)
+    assert refused.exit_code == 1 and "storage.remote is 'https://example.com/bucket'; expected an s3://bucket/prefix" in refused.output
+    assert tdm("push", "configured", "--remote", "s3://Bad_Bucket/x", ok=False).exit_code == 2
