@@ -25,7 +25,7 @@ from tdm_dagster.datasets.errors import CorruptObjectError, DatasetNotFoundError
 from tdm_dagster.datasets.names import check_name, check_version, parse_version
 from tdm_dagster.datasets.registry import DatasetRegistry
 from tdm_dagster.datasets.verify import verified_placement, version_context
-from tdm_dagster.storage.remote import OBJECT_ID, Remote, RemoteConflictError, RemoteCorruptError, RemoteError, Transfer, file_sha256
+from tdm_dagster.storage.remote import OBJECT_ID, Remote, RemoteConflictError, RemoteCorruptError, RemoteError, Transfer, file_sha256, require
 
 MANIFEST_KIND = "tdm.dataset_version/1"
 Progress = Callable[[str], None]
@@ -154,15 +154,16 @@ def pull(registry: DatasetRegistry, remote: Remote, name: str, version: str | No
 def _parse(remote: Remote, path: str, name: str, version: str, manifest: dict[str, Any]) -> tuple[dict, VersionInfo, list[Segment], dict[str, int]]:
     """The manifest's parts, every name and number checked (they become local paths and rows)."""
     try:
-        assert manifest["kind"] == MANIFEST_KIND
+        require(manifest["kind"] == MANIFEST_KIND, "kind")
         info = VersionInfo(**manifest["version"])
-        assert info.dataset == name and info.version == version
+        require(info.dataset == name and info.version == version, "dataset and version")
         dataset = {key: manifest["dataset"][key] for key in ("description", "owner", "tags", "spec", "created_at")}
         sizes = {str(chunk): int(size) for chunk, size in manifest["objects"].items()}
         segments = [Segment(str(chunk), int(start), int(stop)) for chunk, start, stop in manifest["segments"]]
-        assert all(OBJECT_ID.match(chunk) for chunk in sizes) and all(s.chunk in sizes and 0 <= s.start < s.stop for s in segments)
-    except (AssertionError, KeyError, TypeError, ValueError) as error:
-        raise RemoteCorruptError(f"{remote.shown(remote.path(path))} is not a manifest of {name} {version} ({type(error).__name__})") from None
+        require(all(OBJECT_ID.match(chunk) for chunk in sizes), "object ids")
+        require(all(s.chunk in sizes and 0 <= s.start < s.stop for s in segments), "segments")
+    except (KeyError, TypeError, ValueError) as error:
+        raise RemoteCorruptError(f"{remote.shown(remote.path(path))} is not a manifest of {name} {version} ({type(error).__name__}: {error})") from None
     return dataset, info, segments, sizes
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from tdm_dagster.files.atomic import fsync_path, fsync_tree
 from tdm_dagster.home import TdmHome
-from tdm_dagster.storage.remote import OBJECT_ID, Remote, RemoteConflictError, RemoteCorruptError, RemoteError, Transfer, file_sha256
+from tdm_dagster.storage.remote import OBJECT_ID, Remote, RemoteConflictError, RemoteCorruptError, RemoteError, Transfer, file_sha256, require
 from tdm_dagster.training.checkpoints import CHECKPOINTS_DIR, META_FILE, CheckpointInfo, latest, list_checkpoints, read_meta
 
 MANIFEST_KIND = "tdm.checkpoint/1"
@@ -132,14 +132,15 @@ def pull_checkpoint(home: TdmHome, remote: Remote, run: str, name: str | None = 
 def _files(remote: Remote, relative: str, manifest: dict[str, Any], name: str) -> dict[str, tuple[str, int]]:
     """The manifest's files, each path a plain relative path (it becomes a local one)."""
     try:
-        assert manifest["kind"] == MANIFEST_KIND and manifest["name"] == name
+        require(manifest["kind"] == MANIFEST_KIND and manifest["name"] == name, "kind and name")
         files = {str(rel): (str(sha), int(size)) for rel, (sha, size) in manifest["files"].items()}
         for rel, (sha, _size) in files.items():
             parts = PurePosixPath(rel).parts
-            assert OBJECT_ID.match(sha) and parts and not rel.startswith("/") and ".." not in parts and "\\" not in rel
-        assert META_FILE in files
-    except (AssertionError, KeyError, TypeError, ValueError) as error:
-        raise RemoteCorruptError(f"{remote.shown(remote.path(relative))} is not a checkpoint manifest ({type(error).__name__})") from None
+            require(OBJECT_ID.match(sha), f"object id of {rel!r}")
+            require(parts and not rel.startswith("/") and ".." not in parts and "\\" not in rel, f"path {rel!r}")
+        require(META_FILE in files, META_FILE)
+    except (KeyError, TypeError, ValueError) as error:
+        raise RemoteCorruptError(f"{remote.shown(remote.path(relative))} is not a checkpoint manifest ({type(error).__name__}: {error})") from None
     return files
 
 

@@ -79,6 +79,13 @@ def check_remote_url(url: str) -> str | None:
     return None
 
 
+def require(condition: object, what: str) -> None:
+    """A check of what a remote sent (a manifest's fields): ``ValueError`` naming ``what`` when it fails.
+    Not ``assert``, which ``python -O`` removes."""
+    if not condition:
+        raise ValueError(what)
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -256,3 +256,22 @@ def test_the_remote_and_its_endpoint_come_from_config(s3_remote, home, monkeypat
     refused = tdm("remote", "list", ok=False)
     assert refused.exit_code == 1 and "storage.remote is 'https://example.com/bucket'; expected an s3://bucket/prefix" in refused.output
     assert tdm("push", "configured", "--remote", "s3://Bad_Bucket/x", ok=False).exit_code == 2
+
+
+def test_a_sealed_manifest_naming_a_path_as_an_object_is_refused(s3_remote, home, monkeypatch, tmp_path):
+    """A manifest's seal proves it is intact, not that its writer meant well: every object
+    id and segment is checked before anything becomes a local path or a catalog row."""
+    from tdm_dagster.storage.remote import Remote
+
+    _, url = s3_remote
+    build(home, "hostile", [5])
+    tdm("push", "hostile", "--remote", url)
+    remote = Remote(url)
+    body = remote.read_manifest("datasets/hostile/1.0.json")
+    body["version"]["version"] = "2.0"
+    body["objects"]["../../../escaped"] = 10
+    remote.create_manifest("datasets/hostile/2.0.json", body)
+    serving = at(monkeypatch, tmp_path / "serving-box")
+    refused = tdm("pull", "hostile", "--version", "2.0", "--remote", url, ok=False)
+    assert refused.exit_code == 1 and f"{url}/datasets/hostile/2.0.json is not a manifest of hostile 2.0 (ValueError: object ids)" in refused.output
+    assert serving.list_datasets() == [] and not list(tmp_path.rglob("escaped"))
