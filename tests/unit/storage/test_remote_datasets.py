@@ -112,11 +112,11 @@ def test_an_append_sends_only_its_new_chunk(s3_remote, home, monkeypatch, tmp_pa
     assert contents(serving, "grow") == contents(registry, "grow")
 
 
-def test_a_corrupt_remote_object_or_manifest_is_refused_by_name(s3_remote, home, monkeypatch, tmp_path):
+def test_a_corrupt_remote_object_or_manifest_is_refused_by_name_and_a_later_pull_resumes(s3_remote, home, monkeypatch, tmp_path):
     server, url = s3_remote
-    registry = build(home, "fragile", [200])
+    registry = build(home, "fragile", [200, 30])
     tdm("push", "fragile", "--remote", url)
-    chunk = registry._segments("fragile", "1.0")[0].chunk
+    chunk = registry._segments("fragile", "1.1")[-1].chunk  # the chunk only 1.1 holds
     key = f"{url.split('://', 1)[1]}/objects/{chunk[:2]}/{chunk}"
     client = server.filesystem()
     good = client.cat_file(key)
@@ -126,15 +126,21 @@ def test_a_corrupt_remote_object_or_manifest_is_refused_by_name(s3_remote, home,
     refused = tdm("pull", "fragile", "--remote", url, ok=False)
     assert refused.exit_code == 1
     assert f"{url}/objects/{chunk[:2]}/{chunk} is corrupt" in refused.output
-    assert serving.list_datasets() == [] and not serving.store.path(chunk).exists()
-    assert not [p for p in serving.store.root.rglob("*") if p.is_file()]  # no temp file left either
+    assert [v.version for v in serving.versions("fragile")] == ["1.0"]  # the intact version is whole, 1.1 absent
+    assert not serving.store.path(chunk).exists()
+    assert not [p for p in serving.store.root.rglob("*.tmp")]  # no temp file left either
 
     client.pipe_file(key, good)
-    manifest = f"{url.split('://', 1)[1]}/datasets/fragile/1.0.json"
-    client.pipe_file(manifest, client.cat_file(manifest).replace(b'"record_count": 200', b'"record_count": 199'))
+    manifest = f"{url.split('://', 1)[1]}/datasets/fragile/1.1.json"
+    client.pipe_file(manifest, client.cat_file(manifest).replace(b'"record_count": 230', b'"record_count": 229'))
     refused = tdm("pull", "fragile", "--remote", url, ok=False)
-    assert refused.exit_code == 1 and f"{url}/datasets/fragile/1.0.json is corrupt" in refused.output
-    assert serving.list_datasets() == []
+    assert refused.exit_code == 1 and f"{url}/datasets/fragile/1.1.json is corrupt" in refused.output
+    assert [v.version for v in serving.versions("fragile")] == ["1.0"]
+
+    client.pipe_file(manifest, client.cat_file(manifest).replace(b'"record_count": 229', b'"record_count": 230'))
+    resumed = tdm_json("pull", "fragile", "--remote", url)
+    assert (resumed["moved"], resumed["already"], resumed["objects"], resumed["objects_present"]) == (["1.1"], ["1.0"], 1, 1)
+    assert contents(serving, "fragile") == contents(registry, "fragile") and serving.verify().ok
 
 
 def test_versions_that_differ_under_one_number_are_never_replaced(s3_remote, home, monkeypatch, tmp_path):
