@@ -99,6 +99,8 @@ def _sealed(body: dict[str, Any]) -> str:
 
 
 class Remote:
+    """One remote: its objects and manifests (the client is made on first use)."""
+
     def __init__(self, url: str, *, endpoint_url: str | None = None) -> None:
         problem = check_remote_url(url)
         if problem:
