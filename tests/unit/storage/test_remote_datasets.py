@@ -185,25 +185,33 @@ def test_a_push_killed_midway_shows_nothing_and_resumes(s3_remote, home, monkeyp
     assert contents(serving, "big") == contents(registry, "big") and serving.verify().ok
 
 
-def test_concurrent_pushes_of_one_dataset_both_succeed(s3_remote, home, monkeypatch, tmp_path):
+def tdm_process(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from tdm_dagster.cli import main; main()", "datasets", *args],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def finished(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and SECRET not in out + err
+    return json.loads(out)
+
+
+def test_concurrent_pushes_and_concurrent_pulls_of_one_dataset_all_succeed(s3_remote, home, monkeypatch, tmp_path):
     server, url = s3_remote
     registry = build(home, "race", [80, 80, 80])
-    pushes = [
-        subprocess.Popen(
-            [sys.executable, "-c", "from tdm_dagster.cli import main; main()", "datasets", "push", "race", "--remote", url],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for _ in range(2)
-    ]
-    for process in pushes:
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
-        assert "Traceback" not in err and SECRET not in out + err
+    for summary in [finished(p) for p in [tdm_process("push", "race", "--remote", url, "--json") for _ in range(2)]]:
+        assert sorted(summary["moved"] + summary["already"]) == ["1.0", "1.1", "1.2"]
     stored = remote_files(server, url)
     chunks = {s.chunk for v in ("1.0", "1.1", "1.2") for s in registry._segments("race", v)}
     assert set(stored) == {f"objects/{c[:2]}/{c}" for c in chunks} | {f"datasets/race/{v}.json" for v in ("1.0", "1.1", "1.2")}
+
     serving = at(monkeypatch, tmp_path / "serving-box")
-    tdm("pull", "race", "--remote", url)
+    pulls = [finished(p) for p in [tdm_process("pull", "race", "--remote", url, "--json") for _ in range(2)]]
+    assert sorted(pulls[0]["moved"] + pulls[1]["moved"]) == ["1.0", "1.1", "1.2"]  # each version committed once
+    assert [v.version for v in serving.versions("race")] == ["1.0", "1.1", "1.2"]
     assert contents(serving, "race") == contents(registry, "race") and serving.verify().ok
 
 
