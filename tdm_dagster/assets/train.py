@@ -41,8 +41,10 @@ def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer:
     from tdm_dagster.queue.claims import MANIFEST_FILE
 
     sources = json.loads((archived / MANIFEST_FILE).read_text())
+    pushed = _publish(context, tdm, context.partition_key, result.checkpoint_path)
     return dg.MaterializeResult(
         metadata={
+            **pushed,
             "path": dg.MetadataValue.path(str(result.checkpoint_path)),
             "steps": dg.MetadataValue.int(result.steps),
             "examples": dg.MetadataValue.int(result.examples),
@@ -142,8 +144,11 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
         force=config.force, remote=remote,
     )  # fmt: skip
     context.log.info(f"deploy {chosen['checkpoint']}: {result.reason}")
+    path = Path(chosen["checkpoint"])
+    pushed = _publish(context, tdm, path.parent.parent.name, path, deployed_score=chosen["score"]) if result.deployed else {}
     return dg.MaterializeResult(
         metadata={
+            **pushed,
             "checkpoint": chosen["checkpoint"],
             "score": dg.MetadataValue.float(chosen["score"]) if chosen["score"] is not None else "none",
             "deployed": dg.MetadataValue.bool(result.deployed),
@@ -153,3 +158,22 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
             "name": result.name or "",
         }
     )
+
+
+def _publish(context: dg.AssetExecutionContext, tdm: TdmHomeResource, run: str, path: Path, **deployed: float) -> dict:
+    """With ``storage.push_checkpoints``: the checkpoint goes to the remote (and, from the
+    deploy, is named the deployed one there). A remote that fails is a warning, not a
+    failed asset: the checkpoint is safe here and ``tdm checkpoints push`` sends it later."""
+    storage = tdm.config().storage
+    if not storage.push_checkpoints:
+        return {}
+    from tdm_dagster.storage.checkpoints import publish
+    from tdm_dagster.storage.remote import RemoteError
+
+    try:
+        line = publish(tdm.home(), storage, run, path.name, **deployed, deploying=bool(deployed))
+    except RemoteError as error:
+        context.log.warning(f"checkpoint {run}/{path.name} not pushed: {error}")
+        return {"remote": f"not pushed: {error}"}
+    context.log.info(line)
+    return {"remote": line}

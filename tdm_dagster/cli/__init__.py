@@ -16,6 +16,7 @@ from tdm_dagster.cli.curriculum import curriculum
 from tdm_dagster.cli.datasets import datasets
 from tdm_dagster.cli.deploy import deploy, deployments
 from tdm_dagster.cli.queue import recheck
+from tdm_dagster.cli.remote import checkpoints, dataset_remote, pull, push
 from tdm_dagster.cli.serve import serve
 from tdm_dagster.cli.skills import skills
 from tdm_dagster.cli.stats import stats
@@ -32,5 +33,7 @@ def main() -> None:
     """
 
 
-for command in (init, status, generate, ingest, validate, stats, recheck, curriculum, skills, train, evaluate, deploy, deployments, serve, show_config, datasets, api):
+for command in (init, status, generate, ingest, validate, stats, recheck, curriculum, skills, train, evaluate, deploy, deployments, serve, show_config, datasets, checkpoints, api):
     main.add_command(command)
+for command in (push, pull, dataset_remote):
+    datasets.add_command(command)

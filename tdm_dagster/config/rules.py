@@ -93,6 +93,12 @@ def _http_url(value: Any) -> str | None:
     return None if ok else "an http:// or https:// URL"
 
 
+def _remote_url(value: Any) -> str | None:
+    from tdm_dagster.storage.remote import check_remote_url
+
+    return check_remote_url(value)
+
+
 RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "auto_generate": {
         "enabled": _bool,
@@ -170,6 +176,11 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "host": _text,
         "port": _port,
         "max_upload_bytes": _positive_int,
+    },
+    "storage": {
+        "remote": _optional(_remote_url),
+        "endpoint_url": _optional(_http_url),
+        "push_checkpoints": _bool,
     },
     "collectors": {
         "git_repos": _paths,

@@ -116,6 +116,19 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    remote: str | None = None
+    """Where ``tdm datasets push/pull`` and ``tdm checkpoints push/pull`` go when no
+    ``--remote`` is given: ``s3://bucket/prefix`` or ``gs://bucket/prefix``. Credentials
+    never live here: the clients read them from the environment."""
+    endpoint_url: str | None = None
+    """An S3-compatible endpoint (MinIO, R2, a local moto server); None: AWS, or ``$AWS_ENDPOINT_URL``."""
+    push_checkpoints: bool = False
+    """The trainer pushes each new checkpoint to ``remote``, and ``deployed_model`` records
+    what it deployed there, so a serving box can ``tdm checkpoints pull --deployed``."""
+
+
+@dataclass(frozen=True)
 class CollectorsConfig:
     git_repos: tuple[str, ...] = ()
     """Repositories whose commit history becomes "write the commit message" examples."""

@@ -34,6 +34,7 @@ from tdm_dagster.config.sections import (
     SchedulesConfig,
     ServingConfig,
     SkillApiConfig,
+    StorageConfig,
 )
 from tdm_dagster.config.training import TrainingConfig
 from tdm_dagster.home import TdmHome
@@ -57,6 +58,7 @@ class TdmConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     quality: QualitySettings = field(default_factory=QualitySettings)
@@ -78,6 +80,7 @@ _SECTION_TYPES = {
     "training": TrainingConfig,
     "serving": ServingConfig,
     "api": ApiConfig,
+    "storage": StorageConfig,
     "collectors": CollectorsConfig,
     "schedules": SchedulesConfig,
 }

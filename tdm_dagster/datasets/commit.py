@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from tdm_dagster.datasets.catalog import VERSION_COLUMNS, VersionInfo, connect, find_version, transaction, utc_now
+from tdm_dagster.datasets.catalog import VERSION_COLUMNS, Segment, VersionInfo, connect, find_version, transaction, utc_now
 from tdm_dagster.datasets.errors import VersionExistsError
 from tdm_dagster.datasets.manifest import Placement
 from tdm_dagster.datasets.names import parse_version
@@ -104,26 +104,35 @@ def commit_version(
         major_number, minor_number = parse_version(number)
         if (major_number, minor_number) in existing:
             raise immutable(name, number)
-        segments = placement.segments()
+        info = VersionInfo(
+            name, number, [base.version] if base else [], creator or getpass.getuser(), description, utc_now(),
+            len(placement), placement.checksum(), dict(metrics or {}), list(dict.fromkeys(built.source_batches)), built.operation,
+        )  # fmt: skip
         try:
             with transaction(con):
-                con.execute(
-                    f"INSERT INTO versions (major, minor, {VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        major_number, minor_number, name, number, [base.version] if base else [],
-                        creator or getpass.getuser(), description, utc_now(), len(placement), placement.checksum(),
-                        json.dumps(dict(metrics or {})), list(dict.fromkeys(built.source_batches)), json.dumps(built.operation),
-                    ],
-                )
-                if segments:
-                    con.executemany(
-                        "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?)",
-                        [[name, number, seq, s.chunk, s.start, s.stop] for seq, s in enumerate(segments)],
-                    )
+                insert_version(con, info, placement.segments())
                 con.execute("UPDATE datasets SET current_version = ? WHERE name = ?", [number, name])
         except duckdb.ConstraintException:
             raise immutable(name, number) from None
         return find_version(con, name, number)
+
+
+def insert_version(con: duckdb.DuckDBPyConnection, info: VersionInfo, segments: Sequence[Segment]) -> None:
+    """Insert a version's row and its manifest (in the caller's transaction)."""
+    major_number, minor_number = parse_version(info.version)
+    con.execute(
+        f"INSERT INTO versions (major, minor, {VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            major_number, minor_number, info.dataset, info.version, list(info.parents), info.creator, info.description,
+            info.created_at, info.record_count, info.checksum, json.dumps(info.metrics), list(info.source_batches),
+            json.dumps(info.operation),
+        ],
+    )  # fmt: skip
+    if segments:
+        con.executemany(
+            "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?)",
+            [[info.dataset, info.version, seq, s.chunk, s.start, s.stop] for seq, s in enumerate(segments)],
+        )
 
 
 def next_version(existing: list[tuple[int, int]], base: str | None, major: bool) -> str:
