@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the system tests use: Chromium (the browser test drives the Dagster UI
-# with Playwright) and PostgreSQL (the test of a PostgreSQL-backed Dagster instance).
+# with Playwright), PostgreSQL (the tests of a PostgreSQL-backed Dagster instance) and
+# Redis (the Celery broker of the test that runs steps on per-box workers).
 # Optional for users: without them those tests are skipped, unless TDM_REQUIRE_SYSTEM_TESTS=1
 # (CI sets it), which turns a missing package into a failure.
 set -euo pipefail
-packages=(chromium chromium-driver postgresql)
+packages=(chromium chromium-driver postgresql redis-server)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
