@@ -10,10 +10,15 @@ every other step (the training worker nothing), and the batch must reach the que
 steps on different workers hand over through the shared ``TDM_HOME``.
 """
 
+import contextlib
 import json
 import os
 import re
 import shlex
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +32,7 @@ from tdm_dagster.records.batches import new_batch_id
 from tdm_dagster.runs.boxes import DEFAULT_QUEUE, INFERENCE, TRAINING, box_of
 from tests.support import postgres_server, redis_server
 from tests.support.dagster_processes import BIN, ROOT, dagster_command, dagster_process, wait_for
+from tests.support.fake_inference_server import fake_inference_server
 
 postgres = postgres_server.postgres  # the session's throwaway PostgreSQL cluster
 redis = redis_server.redis  # this module's throwaway Redis
@@ -99,58 +105,113 @@ def parent_pid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def test_each_step_runs_on_the_worker_of_its_box(shared, postgres, redis, monkeypatch):
-    root, env = shared["root"], shared["env"]
+@dataclass
+class Boxes:
+    workers: dict[str, subprocess.Popen]
+    """The worker process serving each queue (its pool runs the steps)."""
+    logs: dict[str, Path]
+
+    def tails(self) -> str:
+        return "\n".join(f"--- {queue} worker\n{log.read_text(errors='replace')[-2000:]}" for queue, log in self.logs.items())
+
+
+@pytest.fixture(scope="module")
+def boxes(shared) -> Iterator[Boxes]:
+    """The README's three worker commands, running with the worker environment."""
     commands = readme_worker_commands()
     assert set(commands) == {INFERENCE, TRAINING, DEFAULT_QUEUE}
-    logs = {queue: root / f"worker-{queue}.log" for queue in commands}
-    with (
-        dagster_process([str(BIN / "celery"), *commands[INFERENCE][1:]], env=env, log=logs[INFERENCE]) as inference,
-        dagster_process([str(BIN / "celery"), *commands[TRAINING][1:]], env=env, log=logs[TRAINING]) as training,
-        dagster_process([str(BIN / "celery"), *commands[DEFAULT_QUEUE][1:]], env=env, log=logs[DEFAULT_QUEUE]) as cpu,
-    ):
-        workers = {INFERENCE: inference, TRAINING: training, DEFAULT_QUEUE: cpu}
+    logs = {queue: shared["root"] / f"worker-{queue}.log" for queue in commands}
+    with contextlib.ExitStack() as stack:
+        workers = {
+            queue: stack.enter_context(dagster_process([str(BIN / "celery"), *command[1:]], env=shared["env"], log=logs[queue]))
+            for queue, command in commands.items()
+        }
         for queue, log in logs.items():
             wait_for(lambda: " ready." in log.read_text(errors="replace") or workers[queue].poll() is not None, timeout=120,
                      what=f"the {queue} worker")  # fmt: skip
             assert workers[queue].poll() is None, log.read_text(errors="replace")[-3000:]
+        yield Boxes(workers, logs)
 
-        monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
-        monkeypatch.setenv(PG_PASSWORD_ENV, postgres.password)
-        batch_id = new_batch_id("syllo", "builtin", COUNT)
-        with dg.DagsterInstance.get() as instance:
-            instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
-        run_config = root / "run.yaml"
-        run_config.write_text(yaml.safe_dump({"ops": {"generated_batch": {"config": {"count": COUNT, "skill": "syllo"}}}}))
-        ran = dagster_command(
-            ["job", "execute", "-m", "tdm_dagster.definitions", "-j", BATCH_PIPELINE, "-c", str(run_config),
-             "--tags", json.dumps({"dagster/partition": batch_id})],
-            env={**env, "TDM_EXECUTOR": "celery"}, timeout=300,
-        )  # fmt: skip
-        worker_logs = "\n".join(f"--- {q}\n{log.read_text(errors='replace')[-2000:]}" for q, log in logs.items())
-        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:] + worker_logs
 
-        with dg.DagsterInstance.get() as instance:
-            [run] = instance.get_runs()
-            assert run.status == dg.DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == batch_id
-            events = instance.all_logs(run.run_id)
-            ran_on = {}  # step -> the Celery worker the executor says ran it
-            for entry in events:
-                if entry.dagster_event and entry.dagster_event.is_engine_event and "in celery worker" in entry.dagster_event.message:
-                    metadata = entry.dagster_event.engine_event_data.metadata
-                    ran_on[entry.step_key] = metadata["Celery worker"].value.split("@")[0]
-            started = {e.step_key: e.dagster_event.pid for e in events if e.dagster_event and e.dagster_event.is_step_start}
-            assert set(started) == set(ran_on) and "generated_batch" in started and len(started) >= 4, (ran_on, started)
-            names = {INFERENCE: INFERENCE, TRAINING: TRAINING, DEFAULT_QUEUE: "cpu"}  # the README's -n names
-            for step, pid in started.items():
-                queue = INFERENCE if step == "generated_batch" else DEFAULT_QUEUE
-                assert ran_on[step] == names[queue], (step, ran_on)
-                assert parent_pid(pid) == workers[queue].pid, (step, pid)  # in that worker's pool
-            queued = instance.get_latest_materialization_event(dg.AssetKey("queued_batch"))
-            assert queued is not None and queued.run_id == run.run_id
+@pytest.fixture
+def instance(shared, postgres, monkeypatch) -> Iterator[dg.DagsterInstance]:
+    monkeypatch.setenv("DAGSTER_HOME", shared["env"]["DAGSTER_HOME"])
+    monkeypatch.setenv(PG_PASSWORD_ENV, postgres.password)
+    with dg.DagsterInstance.get() as opened:
+        yield opened
 
-    assert [p.name for p in shared["home"].queue_root.rglob("*.jsonl") if batch_id in p.name]  # handed over through TDM_HOME
+
+def batch_run(shared, instance: dg.DagsterInstance, skill: str) -> tuple[str, list[str]]:
+    """A new batch's partition, and the command that runs ``batch_pipeline`` for it as
+    cron would, with its steps sent to the boxes."""
+    batch_id = new_batch_id(skill, "builtin", COUNT)
+    instance.add_dynamic_partitions(batch_partitions.name, [batch_id])
+    run_config = shared["root"] / f"{batch_id}.yaml"
+    run_config.write_text(yaml.safe_dump({"ops": {"generated_batch": {"config": {"count": COUNT, "skill": skill}}}}))
+    command = ["job", "execute", "-m", "tdm_dagster.definitions", "-j", BATCH_PIPELINE, "-c", str(run_config),
+               "--tags", json.dumps({"dagster/partition": batch_id})]  # fmt: skip
+    return batch_id, command
+
+
+def run_of(instance: dg.DagsterInstance, batch_id: str):
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": batch_id}))
+    return runs[0] if runs else None
+
+
+def test_each_step_runs_on_the_worker_of_its_box(shared, boxes, instance, postgres, redis):
+    env = shared["env"]
+    batch_id, command = batch_run(shared, instance, "syllo")
+    ran = dagster_command(command, env={**env, "TDM_EXECUTOR": "celery"}, timeout=300)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:] + boxes.tails()
+
+    run = run_of(instance, batch_id)
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    events = instance.all_logs(run.run_id)
+    ran_on = {}  # step -> the Celery worker the executor says ran it
+    for entry in events:
+        if entry.dagster_event and entry.dagster_event.is_engine_event and "in celery worker" in entry.dagster_event.message:
+            ran_on[entry.step_key] = entry.dagster_event.engine_event_data.metadata["Celery worker"].value.split("@")[0]
+    started = {e.step_key: e.dagster_event.pid for e in events if e.dagster_event and e.dagster_event.is_step_start}
+    assert set(started) == set(ran_on) and "generated_batch" in started and len(started) >= 4, (ran_on, started)
+    names = {INFERENCE: INFERENCE, TRAINING: TRAINING, DEFAULT_QUEUE: "cpu"}  # the README's -n names
+    for step, pid in started.items():
+        queue = INFERENCE if step == "generated_batch" else DEFAULT_QUEUE
+        assert ran_on[step] == names[queue], (step, ran_on)
+        for other, log in boxes.logs.items():  # the worker's own log has the step's start, in its pool's process
+            assert (f" - {pid} - {step} - STEP_START - " in log.read_text(errors="replace")) == (other == queue), (step, other)
+    queued = instance.get_latest_materialization_event(dg.AssetKey("queued_batch"))
+    assert queued is not None and queued.run_id == run.run_id
+    assert [p for p in shared["home"].queue_root.rglob("*.jsonl") if batch_id in p.name]  # handed over through TDM_HOME
+
     for secret in (redis.password, postgres.password):
         assert not postgres.rows_containing(shared["db"], secret)
         for path in Path(env["DAGSTER_HOME"]).rglob("*"):
             assert not path.is_file() or secret not in path.read_text(errors="replace"), path
+
+
+def test_a_step_killed_on_its_box_fails_the_run(shared, boxes, instance):
+    """The inference box's step process dies mid-generation (the OOM killer, a crash): the
+    run must end failed, naming the lost worker, not wait for ever; the worker lives on."""
+    with fake_inference_server(delay_s=120) as (fake, url):
+        port = int(url.rsplit(":", 1)[1])
+        shared["home"].config_path.write_text(f"auto_generate:\n  source: inference\n  port: {port}\ninference:\n  max_attempts: 1\n  timeout_sec: 300\n")
+        try:
+            batch_id, command = batch_run(shared, instance, "syllo")
+            with dagster_process(["dagster", *command], env={**shared["env"], "TDM_EXECUTOR": "celery"}, log=shared["root"] / "killed.log") as run_process:
+                def generating():
+                    run = run_of(instance, batch_id)
+                    starts = [e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.is_step_start] if run else []
+                    return starts and fake.chat_requests and starts[0].dagster_event.pid
+
+                pid = wait_for(generating, timeout=120, what=f"generated_batch asking the inference server\n{boxes.tails()}")
+                assert parent_pid(pid) == boxes.workers[INFERENCE].pid
+                os.kill(pid, signal.SIGKILL)
+                wait_for(lambda: run_process.poll() is not None, timeout=120, what="the run to end after its step was killed")
+            assert run_process.returncode != 0
+        finally:
+            shared["home"].config_path.unlink()
+    run = run_of(instance, batch_id)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    failure = next(e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE)
+    assert "WorkerLostError" in str(failure.dagster_event.event_specific_data), failure
+    assert boxes.workers[INFERENCE].poll() is None  # the box lives on: its next step gets a new process
