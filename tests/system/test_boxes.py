@@ -63,8 +63,10 @@ def readme_worker_commands() -> dict[str, list[str]]:
 
 def readme_asset_boxes() -> dict[str, str]:
     """The README's asset -> box table."""
+    table = readme_section("Running past one box").split("| asset | box (queue) |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
     boxes = {}
-    for assets, box in re.findall(r"^\| (`.+`) \| (\w+)(?: \(\w+\))? \|$", readme_section("Running past one box"), re.M):
+    for row in table.splitlines():
+        assets, box = re.fullmatch(r"\| (.+) \| (\w+) \|", row).groups()
         boxes.update(dict.fromkeys(re.findall(r"`(\w+)`", assets), box))
     return boxes
 
