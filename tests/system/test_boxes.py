@@ -4,10 +4,12 @@ Redis as the Celery broker, and the README's Celery worker commands as the boxes
 Everything is real and on 127.0.0.1: a PostgreSQL cluster and a Redis server (with a
 password) that the tests start, three ``celery worker`` processes started with the
 README's commands, each with only the environment the README's table gives a worker,
-and ``dagster job execute`` of ``batch_pipeline`` with ``TDM_EXECUTOR=celery``. The run's
-event log must say that the inference worker ran ``generated_batch`` and the CPU worker
-every other step (the training worker nothing), and the batch must reach the queue:
-steps on different workers hand over through the shared ``TDM_HOME``.
+and ``dagster job execute`` of ``batch_pipeline`` then ``training_pipeline``'s
+``checkpoint`` with ``TDM_EXECUTOR=celery``. The event log and the workers' own logs must
+say that the inference worker ran ``generated_batch``, the training worker ``checkpoint``
+and the CPU worker every other step; the batch must reach the queue and the checkpoint be
+trained on it: steps on different workers hand over through the shared ``TDM_HOME``.
+A step killed on its box must fail its run, not leave it waiting.
 """
 
 import contextlib
@@ -26,7 +28,7 @@ import pytest
 import yaml
 
 from tdm_dagster.home import TdmHome
-from tdm_dagster.jobs import BATCH_PIPELINE
+from tdm_dagster.jobs import BATCH_PIPELINE, TRAINING_PIPELINE, add_checkpoint
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.records.batches import new_batch_id
 from tdm_dagster.runs.boxes import DEFAULT_QUEUE, INFERENCE, TRAINING, box_of
@@ -155,8 +157,8 @@ def batch_run(shared, instance: dg.DagsterInstance, skill: str) -> tuple[str, li
     return batch_id, command
 
 
-def run_of(instance: dg.DagsterInstance, batch_id: str):
-    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": batch_id}))
+def run_of(instance: dg.DagsterInstance, partition: str):
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": partition}))
     return runs[0] if runs else None
 
 
@@ -184,6 +186,23 @@ def test_each_step_runs_on_the_worker_of_its_box(shared, boxes, instance, postgr
     queued = instance.get_latest_materialization_event(dg.AssetKey("queued_batch"))
     assert queued is not None and queued.run_id == run.run_id
     assert [p for p in shared["home"].queue_root.rglob("*.jsonl") if batch_id in p.name]  # handed over through TDM_HOME
+
+    # training on the training box: a tiny model, a few steps, on what the batch queued
+    shared["home"].config_path.write_text("training:\n  max_steps: 2\n  batch_size: 2\n  min_examples: 1\n")
+    key = add_checkpoint(instance)
+    command = ["job", "execute", "-m", "tdm_dagster.definitions", "-j", TRAINING_PIPELINE, "--op-selection", "checkpoint",
+               "--tags", json.dumps({"dagster/partition": key})]  # fmt: skip
+    try:
+        trained = dagster_command(command, env={**env, "TDM_EXECUTOR": "celery"}, timeout=300)
+    finally:
+        shared["home"].config_path.unlink()
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:] + boxes.tails()
+    run = run_of(instance, key)
+    [start] = [e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.is_step_start]
+    assert start.step_key == "checkpoint"
+    for other, log in boxes.logs.items():
+        assert (f" - {start.dagster_event.pid} - checkpoint - STEP_START - " in log.read_text(errors="replace")) == (other == TRAINING)
+    assert list((shared["home"].training_dir / key).rglob("checkpoint-2"))
 
     for secret in (redis.password, postgres.password):
         assert not postgres.rows_containing(shared["db"], secret)
