@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the system tests use: Chromium (the browser test drives the Dagster UI
-# with Playwright), PostgreSQL (the test of a PostgreSQL-backed Dagster instance), Prometheus
-# (it scrapes `tdm api`'s /metrics in the REST API test), and openssh-server, openssh-client
-# and rsync (remote deploys against a throwaway sshd).
+# with Playwright), PostgreSQL (the tests of a PostgreSQL-backed Dagster instance), Prometheus
+# (it scrapes `tdm api`'s /metrics in the REST API test), openssh-server, openssh-client and
+# rsync (remote deploys against a throwaway sshd), and Redis (the Celery broker of the test
+# that runs steps on per-box workers).
 # Optional for users: without them those tests are skipped, unless TDM_REQUIRE_SYSTEM_TESTS=1
 # (CI sets it), which turns a missing package into a failure.
 set -euo pipefail
-packages=(chromium chromium-driver postgresql prometheus openssh-server openssh-client rsync)
+packages=(chromium chromium-driver postgresql prometheus openssh-server openssh-client rsync redis-server)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -37,6 +37,7 @@ from tdm_dagster.resources import (
     TdmHomeResource,
     TrainerResource,
 )
+from tdm_dagster.runs.boxes import location_executor
 from tdm_dagster.runs.console import routine_console_logger
 from tdm_dagster.runs.launch import LOCATION_JOBS, LocationJobs
 from tdm_dagster.schedules import build_schedules
@@ -67,6 +68,7 @@ def build_definitions(config: TdmConfig | None = None) -> dg.Definitions:
             batch_pipeline, generate_and_queue, ingest_inbox, training_pipeline, deploy_best, train_evaluate_deploy,
             deduplicate_dataset, export_dataset,
         ],
+        executor=location_executor(),  # TDM_EXECUTOR=celery: each asset step on its box's queue
         loggers={"console": routine_console_logger},  # routine failures without a stack trace
         sensors=[queue_low_sensor, inbox_sensor, train_ready_sensor, check_failure_alert_sensor, run_failure_alert_sensor],
         schedules=build_schedules(config.schedules),

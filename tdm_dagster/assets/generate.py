@@ -17,6 +17,7 @@ from tdm_dagster.generate.planning import plan_batch, produce_records, record_ge
 from tdm_dagster.ingest.inbox_claims import plan_next_part
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.records.batches import BatchStore
+from tdm_dagster.runs.boxes import INFERENCE, on_box
 from tdm_dagster.resources import (
     InferenceServerResource,
     SkillApiResource,
@@ -50,6 +51,7 @@ def _progress_logger(context: dg.AssetExecutionContext, what: str):
     partitions_def=batch_partitions,
     group_name="generate",
     kinds={"python"},
+    op_tags=on_box(INFERENCE),
     description="A batch of chat examples from the built-in skill generators, the skill API or the inference server.",
 )
 def generated_batch(

@@ -15,6 +15,7 @@ import dagster as dg
 
 from tdm_dagster.assets.queue import queued_batch
 from tdm_dagster.resources import TdmHomeResource, TrainerResource
+from tdm_dagster.runs.boxes import INFERENCE, TRAINING, on_box
 
 checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")
 
@@ -23,6 +24,7 @@ checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")
     partitions_def=checkpoint_partitions,
     group_name="train",
     kinds={"pytorch"},
+    op_tags=on_box(TRAINING),
     deps=[queued_batch],
     description="A fine-tuned checkpoint trained on the queue (high, then normal, then low; oldest first).",
 )
@@ -72,6 +74,7 @@ def checkpoint_path(home, partition_key: str) -> Path:
     partitions_def=checkpoint_partitions,
     group_name="compare",
     kinds={"pytorch"},
+    op_tags=on_box(TRAINING),
     deps=[checkpoint],
     description="Exact-answer accuracy per skill and level on held-out sets, held-out loss, trends; updates the curriculum.",
 )
@@ -120,6 +123,7 @@ class DeployConfig(dg.Config):
 @dg.asset(
     group_name="deploy",
     kinds={"fastapi"},
+    op_tags=on_box(INFERENCE),
     deps=[checkpoint_evaluation],
     description="The best evaluated checkpoint (or the one named), deployed atomically to the serving folder (never a worse one unless forced).",
 )

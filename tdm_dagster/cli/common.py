@@ -45,7 +45,10 @@ def run(job_name: str, *, dagster_instance=None, **options: Any):
     from tdm_dagster.location import build_definitions
     from tdm_dagster.runs.launch import run_job
 
-    job = build_definitions(config(home())).resolve_job_def(job_name)
+    try:
+        job = build_definitions(config(home())).resolve_job_def(job_name)
+    except ConfigError as exc:  # e.g. a wrong TDM_EXECUTOR
+        raise click.ClickException(str(exc)) from exc
     return run_job(job, instance=dagster_instance or instance(), tags={"tdm/trigger": "cli"}, **options)
 
 

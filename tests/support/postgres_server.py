@@ -83,6 +83,23 @@ class PostgresServer:
             connection.close()
         return name
 
+    def rows_containing(self, db_name: str, text: str) -> list[tuple[str, str]]:
+        """(table, row) of every row of every table in database ``db_name`` whose text has
+        ``text``: where a secret must not be, look everywhere."""
+        connection = self.connect(db_name)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+                tables = [name for (name,) in cursor.fetchall()]
+                assert "runs" in tables and "event_logs" in tables, tables
+                found = []
+                for table in tables:
+                    cursor.execute(f'SELECT * FROM "{table}"')
+                    found += [(table, repr(row)[:200]) for row in cursor.fetchall() if text in repr(row)]
+                return found
+        finally:
+            connection.close()
+
     def dagster_storage_yaml(self, db_name: str, *, password_env: str) -> str:
         """The ``storage:`` section of a ``dagster.yaml`` for database ``db_name``, as the
         README shows it; the password is read from the env var ``password_env``, never

@@ -137,23 +137,6 @@ def evaluations_of_run(instance: dg.DagsterInstance, run_id: str) -> list:
     return [r for key in check_keys() for r in storage.get_asset_check_execution_history(key, limit=100) if r.run_id == run_id]
 
 
-def rows_containing(server, db_name: str, text: str) -> list[tuple[str, str]]:
-    """(table, row) of every row of every table in database ``db_name`` whose text has ``text``."""
-    connection = server.connect(db_name)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
-            tables = [name for (name,) in cursor.fetchall()]
-            assert "runs" in tables and "event_logs" in tables, tables
-            found = []
-            for table in tables:
-                cursor.execute(f'SELECT * FROM "{table}"')
-                found += [(table, repr(row)[:200]) for row in cursor.fetchall() if text in repr(row)]
-            return found
-    finally:
-        connection.close()
-
-
 def message_fields(message: dict) -> dict[str, str]:
     """The ``*Key:* value`` lines of an alert's first section."""
     section = message["body"]["blocks"][1]["text"]["text"]
@@ -275,8 +258,8 @@ def test_alert_sensor_under_the_daemon(home, tmp_path, instance_home: Instance):
                 for tick in sensor_ticks(instance):
                     assert TOKEN not in serialize_value(tick.tick_data)
                 if instance_home.server:  # every row of the database (the scan does find the run's id)
-                    assert rows_containing(instance_home.server, instance_home.db_name, bad_run.run_id)
-                    assert not rows_containing(instance_home.server, instance_home.db_name, TOKEN)
+                    assert instance_home.server.rows_containing(instance_home.db_name, bad_run.run_id)
+                    assert not instance_home.server.rows_containing(instance_home.db_name, TOKEN)
                 for output in (passing.stdout, passing.stderr, failing.stdout, failing.stderr, started.stdout, started.stderr):
                     assert TOKEN not in output
     for path in [daemon_log, web_log, *dagster_home.rglob("*")]:
