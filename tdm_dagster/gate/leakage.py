@@ -98,12 +98,21 @@ class EvalSet:
 
         An n-gram several eval items share is stock phrasing ("multiply by 100 to express
         the answer as a percentage"), which unrelated training text shares too: it points
-        at no item, so it is no evidence of a leak.
+        at no item, so it is no evidence of a leak. So is an n-gram that is stock phrasing
+        but for its first or last word (its (n-1)-word head or tail is in several items):
+        generated prompts are templates, and "... every tile is used exactly once tiles
+        et" is only the template plus one syllable, which half the training puzzles share
+        by chance (measured: 99 of 200 SYLLO puzzles flagged against 100 held-out ones
+        before this rule).
         """
         if n not in self._distinctive:
             per_item = [_ngrams(item.prompt, n) | _ngrams(item.answer, n) for item in self.items]
             items_with = Counter(ngram for ngrams in per_item for ngram in ngrams)
-            self._distinctive[n] = [{g for g in ngrams if items_with[g] == 1} for ngrams in per_item]
+            edges_with = Counter(edge for ngrams in per_item for edge in {e for g in ngrams for e in (g[:-1], g[1:])})
+            self._distinctive[n] = [
+                {g for g in ngrams if items_with[g] == 1 and edges_with[g[:-1]] == 1 and edges_with[g[1:]] == 1}
+                for ngrams in per_item
+            ]
         return self._distinctive[n]
 
     @classmethod

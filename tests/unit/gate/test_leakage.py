@@ -149,3 +149,17 @@ def test_eval_sets_from_chats_and_empty_inputs() -> None:
         EvalSet.from_chats([{"messages": [{"role": "user", "content": "hi"}]}], "bad")
     with pytest.raises(ValueError):
         EvalSet([EvalItem("same", "a", "b"), EvalItem("same", "c", "d")])
+
+
+def test_a_template_plus_one_word_is_no_evidence_but_a_copy_is() -> None:
+    """Generated prompts are templates: sharing the template and the one word after it
+    (the first syllable tile of a SYLLO puzzle) is chance, not a leak."""
+    template = "solve this puzzle rebuild the words from the syllable tiles below every tile is used exactly once tiles"
+    tails = ["et bow laugh pi an o vi sion", "er cap ta in ro bot ic arm", "ber ry straw fish gold mon key"]
+    eval_set = EvalSet(EvalItem(f"e:{i}", f"{template} {tail}", "1. word") for i, tail in enumerate(tails))
+    chance = f"{template} et cetera dragon fly sun flower pen cil"
+    copy = f"{template} {tails[0]}"
+
+    leaks = find_ngram_leaks(eval_set, ["chance", "copy"], [chance, copy])
+
+    assert [(leak.train_key, leak.eval_key) for leak in leaks] == [("copy", "e:0")]
