@@ -1,0 +1,97 @@
+"""The sharded gate on a Ray cluster: map (sketch each shard) -> shuffle by key ->
+reduce (copies, distinct responses, LSH candidates) -> judge each shard -> verdict.
+
+Ray is imported inside the functions. Tasks are plain functions of this package run with
+``ray.remote``; every intermediate result is a Ray object, so nothing but small counts
+goes through the driver, which then reads the decisions back one shard at a time.
+
+Memory per worker: one shard's records (map, judge), one partition of keys (reduce:
+about one shard's worth of keys, as there are as many partitions as shards), and one
+partner shard's shingle sets at a time (judge). The object store holds the map outputs
+until the reducers have read them and the sketches until the judges are done; Ray
+spills objects to local disk when the store is full, so its size bounds memory, not
+the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tdm_dagster.config.settings import TdmConfig
+from tdm_dagster.gate.distributed.combine import combine
+from tdm_dagster.gate.distributed.judge import judge_shard
+from tdm_dagster.gate.distributed.output import decisions_file, write_decisions
+from tdm_dagster.gate.distributed.shuffle import reduce_partition
+from tdm_dagster.gate.distributed.sketch import sketch_shard
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """A Ray connection: the one already made in this process (e.g. by the Dagster
+    resource), else ``ray.init(address)`` for the run (None: a local Ray on this machine)."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _sketch_task(shard: int, path: str, batch_id: str, config: TdmConfig, level: str, partitions: int) -> tuple:
+    counts, sketch, parts = sketch_shard(shard, path, batch_id, config, level, partitions)
+    return (counts, sketch, *parts)
+
+
+def _judge_task(shard: int, path: str, batch_id: str, config: TdmConfig, level: str, offsets: list[int], sketches: list, *pairs: Any) -> tuple:
+    import ray
+
+    return judge_shard(shard, path, batch_id, config, level, offsets, lambda s: ray.get(sketches[s]), pairs)
+
+
+def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: str, out_dir: Path) -> dict[str, Any]:
+    """Gate the shards on the connected Ray cluster; writes the decisions, returns the report."""
+    import ray
+
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        seconds[stage] = round(time.perf_counter() - started - sum(seconds.values()), 3)
+
+    shards = partitions = len(paths)
+    sketch = ray.remote(_sketch_task).options(num_returns=partitions + 2)
+    mapped = [sketch.remote(i, str(path), batch_id, config, level, partitions) for i, path in enumerate(paths)]
+    reduce = ray.remote(reduce_partition).options(num_returns=shards + 1)
+    reduced = [reduce.remote(shards, *[outputs[2 + p] for outputs in mapped]) for p in range(partitions)]
+    counts = ray.get([outputs[0] for outputs in mapped])
+    lap("sketch")
+    sketches = [outputs[1] for outputs in mapped]
+    del mapped  # the partitions are the reducers' now: Ray frees each once read
+    offsets = np.concatenate(([0], np.cumsum([c.valid for c in counts]))).astype(int).tolist()
+    judge = ray.remote(_judge_task).options(num_returns=2)
+    judged = [
+        judge.remote(i, str(path), batch_id, config, level, offsets, sketches, *[outputs[i] for outputs in reduced])
+        for i, path in enumerate(paths)
+    ]
+    distinct = sum(ray.get([outputs[shards] for outputs in reduced]))
+    lap("shuffle")
+    del reduced
+    totals = ray.get([outputs[0] for outputs in judged])
+    lap("judge")
+    verdict = combine(totals, distinct, config, level, batch_id)
+    for i, path in enumerate(paths):
+        decisions = ray.get(judged[i][1])
+        write_decisions(decisions_file(out_dir, i, path), decisions.keys, decisions.issues, decisions.scores, verdict.batch_issue)
+        judged[i] = None  # one shard's decisions in the driver at a time
+    lap("write")
+    return {**verdict.report, "stage_seconds": seconds}
