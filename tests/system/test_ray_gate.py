@@ -1,4 +1,4 @@
-"""The gate over Parquet shards on a real two-node Ray cluster (127.0.0.1) gives exactly
+"""The gate over Parquet shards on a real two-node Ray cluster (on loopback) gives exactly
 what the in-process gate gives on the same records: the same decision files (approved,
 rejected, every issue code and message, scores), the same report, the same duplicates.
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,20 +25,41 @@ from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.distributed import gate_shards
 from tdm_dagster.gate.distributed.shards import ShardError
 from tests.support.fixture_data import GSM8K, ROLEPLAY
-from tests.support.ray_cluster import RAY_ENV, ray_cluster, require_ray
+from tests.support.ray_cluster import HEAD_IP, RAY_ENV, ray_cluster, require_ray
+
+DRIVER_OPTIONS = {"_node_ip_address": HEAD_IP, "include_dashboard": False, "configure_logging": False, "log_to_driver": False}
 
 
 @pytest.fixture(scope="module")
 def cluster() -> str:
+    """The cluster's address; this process is its driver (connected by ``connected``)."""
     require_ray()
+    import ray
+
     saved = {name: os.environ.get(name) for name in RAY_ENV}
     os.environ.update(RAY_ENV)
     try:
         with ray_cluster() as address:
             yield address
+            ray.shutdown()
     finally:
         for name, value in saved.items():
             os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+
+
+@pytest.fixture
+def connected(cluster: str) -> str:
+    """This process connected to the cluster, both nodes up; one Ray job (and so warm
+    workers) for the module's runs unless a test disconnects."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=cluster, **DRIVER_OPTIONS)
+    deadline = time.monotonic() + 60
+    while sum(node["Alive"] for node in ray.nodes()) < 2:
+        assert time.monotonic() < deadline, f"the worker node did not join: {ray.nodes()}"
+        time.sleep(0.5)
+    return cluster
 
 
 def _shard_records() -> tuple[list[list[dict]], dict[str, str]]:
@@ -96,12 +118,12 @@ def _same_output(local: Path, on_ray: Path) -> None:
     assert reports[0] == reports[1]
 
 
-def test_deep_gate_on_ray_matches_in_process(cluster: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_deep_gate_on_ray_matches_in_process(connected: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     folder, injected = shards
-    config = replace(TdmConfig(), ray=RayConfig(address=cluster))
+    config = replace(TdmConfig(), ray=RayConfig(address=connected))
     local = gate_shards(folder, config, tmp_path / "local", level="deep", engine="in_process", batch_id="fixture")
     on_ray = gate_shards(folder, config, tmp_path / "ray", level="deep", engine="ray", batch_id="fixture")
-    assert on_ray["run"]["engine"] == "ray" and on_ray["run"]["shards"] == 3
+    assert on_ray["run"]["engine"] == "ray" and on_ray["run"]["shards"] == 3 and on_ray["run"]["cluster"]["nodes"] == 2
     _same_output(tmp_path / "local", tmp_path / "ray")
 
     decisions = _decisions(tmp_path / "ray")
@@ -124,9 +146,9 @@ def test_deep_gate_on_ray_matches_in_process(cluster: str, shards: tuple[Path, d
     assert on_ray["records"]["rejected"] == 5 and on_ray["warnings"] == {"dedup.near_duplicate": 3}
 
 
-def test_rejected_batch_on_ray_matches_in_process(cluster: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_rejected_batch_on_ray_matches_in_process(connected: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     folder, _ = shards
-    config = replace(TdmConfig(), gate=GateConfig(min_validity=0.999), ray=RayConfig(address=cluster))
+    config = replace(TdmConfig(), gate=GateConfig(min_validity=0.999), ray=RayConfig(address=connected))
     for level in ("quick", "standard"):
         gate_shards(folder, config, tmp_path / f"local-{level}", level=level, engine="in_process", batch_id="fixture")
         report = gate_shards(folder, config, tmp_path / f"ray-{level}", level=level, engine="ray", batch_id="fixture")
@@ -136,7 +158,13 @@ def test_rejected_batch_on_ray_matches_in_process(cluster: str, shards: tuple[Pa
         assert all(row["issues"][-1]["code"] == "batch.rejected" for row in _decisions(tmp_path / f"ray-{level}").values())
 
 
-def test_gated_shards_materializes_through_the_ray_resource(cluster: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_gated_shards_materializes_through_the_ray_resource(connected: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """The resource calls ``ray.init(address)`` (dagster-ray) before the step and disconnects
+    after it. It joins this process's connection (``ignore_reinit_error``), so the step
+    runs in the module's Ray job with warm workers: a fresh job costs each worker its
+    imports (about 20 s here)."""
+    import ray
+
     from tdm_dagster.assets.shards import gated_shards
     from tdm_dagster.resources import TdmHomeResource
     from tdm_dagster.resources.ray import TdmRayResource
@@ -144,15 +172,17 @@ def test_gated_shards_materializes_through_the_ray_resource(cluster: str, shards
     folder, _ = shards
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.yaml").write_text(f"gate:\n  engine: ray\n  level: standard\nray:\n  address: '{cluster}'\n")
+    (home / "config.yaml").write_text(f"gate:\n  engine: ray\n  level: standard\nray:\n  address: '{connected}'\n")
+    resource = TdmRayResource(address=connected, ray_init_options={**DRIVER_OPTIONS, "ignore_reinit_error": True})
     result = dg.materialize(
         [gated_shards],
-        resources={"tdm": TdmHomeResource(root=str(home)), "ray": TdmRayResource(address=cluster)},
+        resources={"tdm": TdmHomeResource(root=str(home)), "ray": resource},
         run_config={"ops": {"gated_shards": {"config": {"shards": str(folder), "name": "fixture"}}}},
     )
     assert result.success
     metadata = result.asset_materializations_for_node("gated_shards")[0].metadata
     assert metadata["engine"].value == "ray" and metadata["shards"].value == 3
+    assert not ray.is_initialized()  # the resource disconnected after the step
     local = gate_shards(folder, TdmConfig(), tmp_path / "local", batch_id="fixture", level="standard", engine="in_process")
     _same_output(tmp_path / "local", home / "shard_gates" / "fixture")
     assert metadata["approved"].value == local["records"]["approved"] > 0

@@ -62,6 +62,7 @@ def gate_shards(
     else:
         report = _in_process(paths, config, level, batch_id, out)
     run = {"engine": engine, "shards": len(paths), "seconds": round(time.perf_counter() - started, 3)}
-    if "stage_seconds" in report:
-        run["stage_seconds"] = report.pop("stage_seconds")
+    for key in ("stage_seconds", "cluster"):  # on Ray
+        if key in report:
+            run[key] = report.pop(key)
     return read_json(write_report(out, report, run))

@@ -94,4 +94,5 @@ def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: 
         write_decisions(decisions_file(out_dir, i, path), decisions.keys, decisions.issues, decisions.scores, verdict.batch_issue)
         judged[i] = None  # one shard's decisions in the driver at a time
     lap("write")
-    return {**verdict.report, "stage_seconds": seconds}
+    nodes = sum(1 for node in ray.nodes() if node["Alive"])
+    return {**verdict.report, "stage_seconds": seconds, "cluster": {"nodes": nodes, "cpus": ray.cluster_resources().get("CPU", 0)}}
