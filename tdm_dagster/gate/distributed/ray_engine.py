@@ -48,8 +48,8 @@ def ray_session(address: str | None) -> Iterator[None]:
 
 
 def _sketch_task(shard: int, path: str, batch_id: str, config: TdmConfig, level: str, partitions: int) -> tuple:
-    counts, sketch, parts = sketch_shard(shard, path, batch_id, config, level, partitions)
-    return (counts, sketch, *parts)
+    valid, sketch, parts = sketch_shard(shard, path, batch_id, config, level, partitions)
+    return (valid, sketch, *parts)
 
 
 def _judge_task(shard: int, path: str, batch_id: str, config: TdmConfig, level: str, offsets: list[int], sketches: list, *pairs: Any) -> tuple:
@@ -73,11 +73,11 @@ def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: 
     mapped = [sketch.remote(i, str(path), batch_id, config, level, partitions) for i, path in enumerate(paths)]
     reduce = ray.remote(reduce_partition).options(num_returns=shards + 1)
     reduced = [reduce.remote(shards, *[outputs[2 + p] for outputs in mapped]) for p in range(partitions)]
-    counts = ray.get([outputs[0] for outputs in mapped])
+    valid = ray.get([outputs[0] for outputs in mapped])  # schema-valid records per shard
     lap("sketch")
     sketches = [outputs[1] for outputs in mapped]
     del mapped  # the partitions are the reducers' now: Ray frees each once read
-    offsets = np.concatenate(([0], np.cumsum([c.valid for c in counts]))).astype(int).tolist()
+    offsets = np.concatenate(([0], np.cumsum(valid))).astype(int).tolist()
     judge = ray.remote(_judge_task).options(num_returns=2)
     judged = [
         judge.remote(i, str(path), batch_id, config, level, offsets, sketches, *[outputs[i] for outputs in reduced])

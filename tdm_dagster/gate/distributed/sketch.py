@@ -36,12 +36,6 @@ ROW_BITS = 32
 
 
 @dataclass(frozen=True)
-class ShardCounts:
-    records: int
-    valid: int
-
-
-@dataclass(frozen=True)
 class ShardSketch:
     """What other shards need to know of this one's records: their names, and (level deep)
     their shingle sets, to verify near-duplicate candidates."""
@@ -88,8 +82,9 @@ def _example_entries(conversations: list, rows: np.ndarray) -> np.ndarray:
 
 def sketch_shard(
     shard: int, path: str, batch_id: str, config: TdmConfig, level: str, partitions: int
-) -> tuple[ShardCounts, ShardSketch, list[np.ndarray]]:
-    """The shard's counts, its sketch, and its entries split into ``partitions`` arrays."""
+) -> tuple[int, ShardSketch, list[np.ndarray]]:
+    """The shard's number of schema-valid records, its sketch, and its entries split into
+    ``partitions`` arrays."""
     gate_input = load_shard(path, batch_id, config.gate.max_record_bytes)
     schema = schema_gate(gate_input.records, gate_input.specs)
     conversations = schema.conversations
@@ -114,4 +109,4 @@ def sketch_shard(
     bounds = np.searchsorted(target[order], np.arange(partitions + 1))
     split = [entries[order[bounds[p] : bounds[p + 1]]] for p in range(partitions)]
     keys = [gate_input.keys[position] for position in schema.valid_indices]
-    return ShardCounts(len(gate_input.records), len(conversations)), ShardSketch(keys, sets), split
+    return len(conversations), ShardSketch(keys, sets), split
