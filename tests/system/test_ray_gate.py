@@ -62,6 +62,10 @@ def connected(cluster: str) -> str:
     return cluster
 
 
+EVAL_ITEM = json.loads(GSM8K.read_text(encoding="utf-8"))[300]
+"""Held out (``gate.eval_sets``), and also slipped into a shard."""
+
+
 def _shard_records() -> tuple[list[list[dict]], dict[str, str]]:
     """Three shards, and what was injected where (``shard name:line`` -> what)."""
     rng = random.Random(5)
@@ -85,6 +89,7 @@ def _shard_records() -> tuple[list[list[dict]], dict[str, str]]:
     add(1, {**shards[1][0], "output": None}, "null output")
     add(2, {**shards[2][0], "output": ""}, "empty output")
     add(0, {**shards[0][1], "output": "xq7 zzv8 k9pl qwx3 vvb2 h4jk"}, "gibberish")
+    add(1, dict(EVAL_ITEM), "an evaluation item")
     return shards, injected
 
 
@@ -94,6 +99,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, st
     import pyarrow.parquet as pq
 
     folder = tmp_path_factory.mktemp("shards")
+    (folder.parent / "held_out.json").write_text(json.dumps([EVAL_ITEM]), encoding="utf-8")
     records, injected = _shard_records()
     for number, shard in enumerate(records):
         pq.write_table(pa.Table.from_pylist(shard), folder / f"part-{number}.parquet")
@@ -120,7 +126,7 @@ def _same_output(local: Path, on_ray: Path) -> None:
 
 def test_deep_gate_on_ray_matches_in_process(connected: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     folder, injected = shards
-    config = replace(TdmConfig(), ray=RayConfig(address=connected))
+    config = replace(TdmConfig(), gate=GateConfig(eval_sets=(str(folder.parent / "held_out.json"),)), ray=RayConfig(address=connected))
     local = gate_shards(folder, config, tmp_path / "local", level="deep", engine="in_process", batch_id="fixture")
     on_ray = gate_shards(folder, config, tmp_path / "ray", level="deep", engine="ray", batch_id="fixture")
     assert on_ray["run"]["engine"] == "ray" and on_ray["run"]["shards"] == 3 and on_ray["run"]["cluster"]["nodes"] == 2
@@ -142,8 +148,9 @@ def test_deep_gate_on_ray_matches_in_process(connected: str, shards: tuple[Path,
     assert codes[by_what["null output"]] == ["schema.wrong_type"]
     assert "format.empty_content" in codes[by_what["empty output"]]
     assert not decisions[by_what["gibberish"]]["approved"]
+    assert codes[by_what["an evaluation item"]] == ["leakage.ngram", "leakage.eval_prompt"]
     assert on_ray["overall_pass"] and local["records"] == on_ray["records"]
-    assert on_ray["records"]["rejected"] == 5 and on_ray["warnings"] == {"dedup.near_duplicate": 3}
+    assert on_ray["records"]["rejected"] == 6 and on_ray["warnings"] == {"dedup.near_duplicate": 3}
 
 
 def test_rejected_batch_on_ray_matches_in_process(connected: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
