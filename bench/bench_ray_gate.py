@@ -9,9 +9,10 @@ writes them as Parquet shards of ``--shard-records`` records, then gates the fol
 times side by side, each run in a child process of its own: ``in_process``, then Ray
 started locally with ``--num-cpus 1`` and ``2`` (``ray.init(num_cpus=...)``: one worker
 process per CPU). A sampler reads the memory (RSS) of the child and of every process
-under it every 0.2 s: the driver's peak, the largest Ray worker's peak, and the peak of
-everything together (Ray's object store is shared memory, counted once per worker that
-maps it: the sum overstates it). Checks that all three runs wrote identical decisions.
+under it every 0.2 s: the driver's peak, the largest Ray worker's peak (RSS, and USS: the
+worker's own pages, leaving out the shared object store it maps), and the peak of
+everything together (RSS: shared pages counted once per process that maps them, so the
+sum overstates it). Checks that all three runs wrote identical decisions.
 Writes bench/results/ray_gate.json and prints a table.
 """
 
@@ -61,6 +62,8 @@ def write_shards(n: int, shard_records: int, seed: int, data: Any, folder: Path)
 
 
 def _sample(pid: int, peaks: dict[str, float], done: threading.Event) -> None:
+    """Peak RSS of the driver, of the largest Ray worker, of the whole tree; and the
+    largest worker's peak USS (its own pages: without the object store it maps)."""
     import psutil
 
     root = psutil.Process(pid)
@@ -73,14 +76,16 @@ def _sample(pid: int, peaks: dict[str, float], done: threading.Event) -> None:
         for process in tree:
             try:
                 rss = process.memory_info().rss / MB
-                name = " ".join(process.cmdline()[:1])
+                worker = process.pid != pid and "ray::" in " ".join(process.cmdline()[:1])
+                uss = process.memory_full_info().uss / MB if worker else 0.0
             except psutil.Error:
                 continue
             total += rss
             if process.pid == pid:
                 peaks["driver"] = max(peaks["driver"], rss)
-            elif "ray::" in name or "default_worker" in " ".join(process.cmdline()):
+            elif worker:
                 peaks["worker"] = max(peaks["worker"], rss)
+                peaks["worker_uss"] = max(peaks["worker_uss"], uss)
         peaks["all"] = max(peaks["all"], total)
         time.sleep(0.2)
 
@@ -89,7 +94,7 @@ def measured_run(shards: Path, out: Path, engine: str, cpus: int, level: str) ->
     """One gate run in a child process, its memory sampled from here."""
     command = [sys.executable, __file__, "--child", str(shards), str(out), engine, str(cpus), level]
     env = {**os.environ, **RAY_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    peaks = {"driver": 0.0, "worker": 0.0, "all": 0.0}
+    peaks = {"driver": 0.0, "worker": 0.0, "worker_uss": 0.0, "all": 0.0}
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     done = threading.Event()
     sampler = threading.Thread(target=_sample, args=(child.pid, peaks, done), daemon=True)
@@ -168,10 +173,10 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
-    print(f"\n{'run':<15}{'seconds':>9}{'rec/s':>9}{'rec/s/worker':>14}{'driver MB':>11}{'worker MB':>11}{'all MB':>9}")
+    print(f"\n{'run':<15}{'seconds':>9}{'rec/s':>9}{'rec/s/worker':>14}{'driver MB':>11}{'worker MB':>11}{'worker USS':>11}{'all MB':>9}")
     for name, run in results["runs"].items():
         peak = run["peak_mb"]
-        print(f"{name:<15}{run['seconds']:>9.1f}{run['records_per_s']:>9}{run['records_per_s_per_worker']:>14}{peak['driver']:>11}{peak['worker']:>11}{peak['all']:>9}")
+        print(f"{name:<15}{run['seconds']:>9.1f}{run['records_per_s']:>9}{run['records_per_s_per_worker']:>14}{peak['driver']:>11}{peak['worker']:>11}{peak['worker_uss']:>11}{peak['all']:>9}")
     print(f"scaling 1 -> 2 workers: {results['scaling_1_to_2_workers']}x; identical decisions: {results['identical_decisions']}")
 
 
