@@ -85,7 +85,7 @@ def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: 
     sketches = [outputs[1] for outputs in mapped]
     del mapped  # the partitions are the reducers' now: Ray frees each once read
     offsets = np.concatenate(([0], np.cumsum(valid))).astype(int).tolist()
-    judge = ray.remote(_judge_task).options(num_returns=2, max_calls=JUDGES_PER_WORKER)
+    judge = ray.remote(max_calls=JUDGES_PER_WORKER)(_judge_task).options(num_returns=2)
     judged = [
         judge.remote(i, str(path), batch_id, config, level, offsets, sketches, *[outputs[i] for outputs in reduced])
         for i, path in enumerate(paths)
