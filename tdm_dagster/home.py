@@ -92,6 +92,16 @@ class TdmHome:
         return self.root / "batches"
 
     @property
+    def shard_gates_dir(self) -> Path:
+        return self.root / "shard_gates"
+
+    def shard_gate_dir(self, name: str) -> Path:
+        """One sharded gate run (asset ``gated_shards``): its decisions and report."""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"shard gate run name {name!r} must be a plain folder name")
+        return self.shard_gates_dir / name
+
+    @property
     def state_dir(self) -> Path:
         return self.root / "state"
 

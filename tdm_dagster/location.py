@@ -13,6 +13,7 @@ import dagster as dg
 from tdm_dagster.assets import batch_assets, training_dataset
 from tdm_dagster.assets.collect import mined_sources
 from tdm_dagster.assets.queue import queue_recheck
+from tdm_dagster.assets.shards import gated_shards
 from tdm_dagster.assets.stats import data_stats
 from tdm_dagster.assets.train import (
     checkpoint,
@@ -31,6 +32,7 @@ from tdm_dagster.jobs import (
     train_evaluate_deploy,
     training_pipeline,
 )
+from tdm_dagster.resources.ray import TdmRayResource
 from tdm_dagster.resources import (
     InferenceServerResource,
     SkillApiResource,
@@ -56,12 +58,19 @@ def _api_key(config: TdmConfig):
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
+def _ray_resource(config: TdmConfig) -> TdmRayResource:
+    """Connects when a step that uses it starts, and only where the gate runs on Ray."""
+    from dagster_ray import Lifecycle
+
+    return TdmRayResource(address=config.ray.address, lifecycle=Lifecycle(connect=config.gate.engine == "ray"))
+
+
 def build_definitions(config: TdmConfig | None = None) -> dg.Definitions:
     """The location's Definitions for ``config`` (default: the one in ``$TDM_HOME``)."""
     config = config or load_config()
     defs = dg.Definitions(
         assets=[
-            mined_sources, *batch_assets, queue_recheck, data_stats, training_dataset, checkpoint, checkpoint_evaluation, deployed_model
+            mined_sources, *batch_assets, queue_recheck, gated_shards, data_stats, training_dataset, checkpoint, checkpoint_evaluation, deployed_model
         ],
         asset_checks=[quality_suites],
         jobs=[
@@ -82,6 +91,7 @@ def build_definitions(config: TdmConfig | None = None) -> dg.Definitions:
                 max_concurrency=config.inference.max_concurrency,
                 max_attempts=config.inference.max_attempts,
             ),
+            "ray": _ray_resource(config),
             "trainer": TrainerResource(device=os.environ.get("TDM_TRAINER_DEVICE")),
             "skill_api": SkillApiResource(
                 syllo_url=config.skill_api.syllo_url,

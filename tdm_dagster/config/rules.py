@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tdm_dagster.config.sections import GENERATION_SOURCES, SchedulesConfig
+from tdm_dagster.config.sections import GATE_ENGINES, GENERATION_SOURCES, SchedulesConfig
 from tdm_dagster.home import PRIORITIES
 from tdm_dagster.serving.remote import remote_host_problem
 
@@ -136,6 +136,10 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "min_overall": _fraction,
         "max_record_bytes": _positive_int,
         "max_batch_records": _positive_int,
+        "engine": _one_of(GATE_ENGINES),
+    },
+    "ray": {
+        "address": _optional(_text),
     },
     "inbox": {
         "settle_sec": _non_negative("a number of seconds"),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GENERATION_SOURCES = ("builtin", "skill_api", "inference")
+GATE_ENGINES = ("in_process", "ray")
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,21 @@ class GateConfig:
     max_batch_records: int = 100_000
     """An inbox file with more records is processed in consecutive parts of this size,
     each its own batch, so memory stays bounded whatever the file size."""
+    engine: str = "in_process"
+    """Where a folder of Parquet shards is gated as one batch (``tdm validate-shards``,
+    asset ``gated_shards``): ``in_process``, or ``ray`` (the cluster at ``ray.address``)."""
 
     def thresholds(self):
         from tdm_dagster.gate.scoring import MetricThresholds
 
         return MetricThresholds(self.min_completeness, self.min_consistency, self.min_validity, self.min_overall)
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str | None = None
+    """The Ray cluster for ``gate.engine: ray``: ``ray://head:10001`` (Ray Client), or
+    ``head:6379`` / ``auto`` from a node of the cluster; None starts a local Ray on this machine."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from tdm_dagster.config.sections import (
     GateConfig,
     InboxConfig,
     InferenceConfig,
+    RayConfig,
     SchedulesConfig,
     ServingConfig,
     SkillApiConfig,
@@ -53,6 +54,7 @@ class TdmConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     skill_api: SkillApiConfig = field(default_factory=SkillApiConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -75,6 +77,7 @@ _SECTION_TYPES = {
     "inference": InferenceConfig,
     "skill_api": SkillApiConfig,
     "gate": GateConfig,
+    "ray": RayConfig,
     "inbox": InboxConfig,
     "dataset": DatasetConfig,
     "training": TrainingConfig,

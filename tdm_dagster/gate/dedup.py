@@ -56,11 +56,28 @@ class Match:
     """Exact Jaccard similarity of the two records' shingle sets."""
 
 
-def _earliest_verified(later: np.ndarray, earlier: np.ndarray, similarity: np.ndarray, threshold: float) -> np.ndarray:
+def earliest_verified(later: np.ndarray, earlier: np.ndarray, similarity: np.ndarray, threshold: float) -> np.ndarray:
     """Indices into the pair arrays: for each ``later`` record, its earliest partner at or above ``threshold``."""
     passing = np.flatnonzero(similarity >= threshold)
     order = passing[np.lexsort((earlier[passing], later[passing]))]
     return order[np.concatenate(([True], later[order][1:] != later[order][:-1]))] if order.size else order
+
+
+def bucket_candidates(new_bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs among entries sorted by (bucket, record): (later, earlier) entry numbers.
+
+    ``new_bucket[i]`` is True where entry ``i`` starts a bucket. Each entry is paired with
+    its predecessor in the bucket and the bucket's first ``_PROBE_DEPTH`` entries. One
+    rule for the in-process index and the sharded run (:mod:`tdm_dagster.gate.distributed`),
+    so both find the same candidates and so the same duplicates."""
+    position = np.arange(new_bucket.size)
+    bucket_start = np.maximum.accumulate(np.where(new_bucket, position, 0)) if position.size else position
+    later, earlier = [], []
+    for partner in [position - 1] + [bucket_start + depth for depth in range(_PROBE_DEPTH)]:
+        pair = (partner >= bucket_start) & (partner < position)
+        later.append(position[pair])
+        earlier.append(partner[pair])
+    return np.concatenate(later), np.concatenate(earlier)
 
 
 def _unique_pairs(later: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,11 +115,15 @@ class NearDuplicateIndex:
     def keys(self) -> list[str]:
         return list(self._keys)
 
+    def sketch(self, texts: Sequence[str]) -> tuple[ShingleSets, np.ndarray]:
+        """Shingle sets of ``texts`` and their ``(records, bands)`` LSH band hashes."""
+        sets = shingle_sets(texts, self.shingle_size)
+        return sets, band_hashes(signatures(sets, self.num_perm), self.bands, self.rows)
+
     def _sketch(self, keys: Sequence[str], texts: Sequence[str]) -> tuple[ShingleSets, np.ndarray]:
         if len(keys) != len(texts):
             raise ValueError(f"{len(keys)} keys for {len(texts)} texts")
-        sets = shingle_sets(texts, self.shingle_size)
-        return sets, band_hashes(signatures(sets, self.num_perm), self.bands, self.rows)
+        return self.sketch(texts)
 
     def add(self, keys: Sequence[str], texts: Sequence[str]) -> None:
         sets, bands = self._sketch(keys, texts)
@@ -135,14 +156,10 @@ class NearDuplicateIndex:
         for band in range(self.bands):
             order = np.argsort(bands[:, band], kind="stable")
             hashes = bands[order, band]
-            group_start = np.maximum.accumulate(
-                np.where(np.concatenate(([True], hashes[1:] != hashes[:-1])), np.arange(order.size), 0)
-            )
-            position = np.arange(order.size)
-            for partner in [position - 1] + [group_start + depth for depth in range(_PROBE_DEPTH)]:
-                pair = (partner >= group_start) & (partner < position) & (sets.sizes[order] > 0)
-                later.append(order[pair])
-                earlier.append(order[partner[pair]])
+            pair_later, pair_earlier = bucket_candidates(np.concatenate(([True], hashes[1:] != hashes[:-1]))[: hashes.size])
+            keep = sets.sizes[order[pair_later]] > 0
+            later.append(order[pair_later[keep]])
+            earlier.append(order[pair_earlier[keep]])
         return self._verified(keys, sets, keys, sets, np.concatenate(later), np.concatenate(earlier))
 
     def _sorted_bands(self) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +180,7 @@ class NearDuplicateIndex:
     ) -> list[Match]:
         left_rows, right_rows = _unique_pairs(left_rows, right_rows)
         similarity = jaccard(left, left_rows, right, right_rows)
-        chosen = _earliest_verified(left_rows, right_rows, similarity, self.threshold)
+        chosen = earliest_verified(left_rows, right_rows, similarity, self.threshold)
         return [
             Match(left_keys[int(a)], right_keys[int(b)], float(s))
             for a, b, s in zip(left_rows[chosen], right_rows[chosen], similarity[chosen])

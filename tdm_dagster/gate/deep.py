@@ -51,6 +51,14 @@ def _issue(suite: str, code: str, message: str, severity: str = "ERROR") -> Reco
     return RecordIssue(suite, code, message, "messages", severity=severity)
 
 
+def exact_duplicate_issue(first_key: str) -> RecordIssue:
+    return _issue("dedup", "dedup.exact_duplicate", f"exact duplicate of {first_key}")
+
+
+def near_duplicate_issue(similarity: float, earliest_key: str) -> RecordIssue:
+    return _issue("dedup", "dedup.near_duplicate", f"near duplicate (Jaccard {similarity:.2f}) of {earliest_key}", "WARNING")
+
+
 def duplicate_issues(
     keys: Sequence[str], texts: Sequence[str], threshold: float, queued: NearDuplicateIndex | None = None
 ) -> dict[int, list[RecordIssue]]:
@@ -62,9 +70,7 @@ def duplicate_issues(
         key = exact_key(text)
         if key in first_of:
             exact_copies.add(position)
-            found.setdefault(position, []).append(
-                _issue("dedup", "dedup.exact_duplicate", f"exact duplicate of {keys[first_of[key]]}")
-            )
+            found.setdefault(position, []).append(exact_duplicate_issue(keys[first_of[key]]))
         else:
             first_of[key] = position
     position_of = {key: position for position, key in enumerate(keys)}
@@ -72,9 +78,7 @@ def duplicate_issues(
     for match in within.find_within(keys, texts):
         later = position_of[match.key_a]
         if later not in exact_copies:
-            found.setdefault(later, []).append(
-                _issue("dedup", "dedup.near_duplicate", f"near duplicate (Jaccard {match.similarity:.2f}) of {match.key_b}", "WARNING")
-            )
+            found.setdefault(later, []).append(near_duplicate_issue(match.similarity, match.key_b))
     if queued is not None and len(queued):
         for match in queued.query(keys, texts):
             position = position_of[match.key_a]
@@ -140,14 +144,17 @@ def deep_findings(
     eval_sets: Sequence[EvalSet],
     threshold: float,
     queued: NearDuplicateIndex | None = None,
+    duplicates: Mapping[int, list[RecordIssue]] | None = None,
 ) -> dict[str, dict[int, list[RecordIssue]]]:
     """Duplicate and leakage findings for the schema-valid records, by batch position.
 
-    ``keys`` name every position of the batch (``file:line`` or ``batch:line``)."""
+    ``keys`` name every position of the batch (``file:line`` or ``batch:line``).
+    ``duplicates`` (by schema-valid row) replaces the duplicate search when the batch is
+    one shard of a larger one whose duplicates were found across all shards."""
     valid_keys = [keys[p] for p in valid_indices]
-    texts = [conversation_text(m) for m in conversations]
+    texts = [conversation_text(m) for m in conversations] if duplicates is None else []
     by_row = {
-        "duplicates": duplicate_issues(valid_keys, texts, threshold, queued),
+        "duplicates": duplicate_issues(valid_keys, texts, threshold, queued) if duplicates is None else dict(duplicates),
         "leakage": leakage_issues(valid_keys, conversations, eval_sets),
     }
     return {name: {valid_indices[row]: found for row, found in rows.items()} for name, rows in by_row.items()}

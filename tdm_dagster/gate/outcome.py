@@ -23,6 +23,7 @@ from tdm_dagster.gate.schemas import SchemaGateResult
 from tdm_dagster.gate.scoring import (
     MetricThresholds,
     batch_metrics,
+    capped_words,
     example_score,
     tier,
     tier_counts,
@@ -69,7 +70,7 @@ class GateOutcome:
         return str(self.report["level"])
 
 
-def _issues_by_position(
+def issues_by_position(
     schema: SchemaGateResult, suites: Mapping[str, SuiteResult], extra: Mapping[int, Sequence[RecordIssue]]
 ) -> dict[int, list[RecordIssue]]:
     """Schema issues, suite issues (indexed among schema-valid records, mapped back to
@@ -83,15 +84,46 @@ def _issues_by_position(
     return issues
 
 
-def _is_incomplete(issues: Sequence[RecordIssue]) -> bool:
+def is_incomplete(issues: Sequence[RecordIssue]) -> bool:
     return any(i.code.startswith(_INCOMPLETE_CODES) or "empty" in i.code for i in issues)
 
 
-def _response_words(conversations: Sequence[Sequence[Mapping[str, Any]]]) -> list[int]:
-    return [
-        sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, Mapping) and m.get("role") == "assistant")
+def capped_response_words(conversations: Sequence[Sequence[Mapping[str, Any]]]) -> int:
+    """The complexity metric's sum over ``conversations`` (see :func:`batch_metrics`)."""
+    return sum(
+        capped_words(sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, Mapping) and m.get("role") == "assistant"))
         for messages in conversations
-    ]
+    )
+
+
+def batch_verdict(
+    suites: Mapping[str, SuiteResult], metrics: Mapping[str, float | None], thresholds: MetricThresholds, batch_error: str | None
+) -> tuple[dict[str, Any], list[str], RecordIssue | None]:
+    """The batch's report (before its counts), its metric shortfalls, and the issue every
+    record gets when the batch is rejected (None when it passes)."""
+    report = build_report(dict(suites))
+    failed_suites = [name for name, result in suites.items() if not result.passed]
+    shortfalls = thresholds.failures(metrics)
+    problems = [batch_error] if batch_error else []
+    if failed_suites:
+        problems.append(f"failed checks: {', '.join(failed_suites)}")
+    problems.extend(shortfalls)
+    if not problems:
+        return report, shortfalls, None
+    report["overall_pass"] = False
+    report["recommendation"] = f"reject: {'; '.join(problems)}"
+    issue = RecordIssue(suite="batch", code="batch.rejected", message=f"batch rejected: {'; '.join(problems)}", field="")
+    return report, shortfalls, issue
+
+
+def report_counts(total: int, approved: int, rejected: int, schema_rejected: int) -> dict[str, Any]:
+    return {
+        "generated": total,
+        "approved": approved,
+        "rejected": rejected,
+        "schema_rejected": schema_rejected,
+        "approval_rate": round(approved / total, 4) if total else 0.0,
+    }
 
 
 def decide(
@@ -111,7 +143,7 @@ def decide(
     ``specs`` (one per record, for inbox files that mix shapes) drives consistency;
     ``records`` (the records as read) drives the source-based quality score.
     """
-    issues = _issues_by_position(schema, suites, extra_issues or {})
+    issues = issues_by_position(schema, suites, extra_issues or {})
     rejected = {i: found for i, found in issues.items() if any(issue.rejects for issue in found)}
     accepted = [i for i in range(schema.total) if i not in rejected]
 
@@ -121,31 +153,20 @@ def decide(
     balance = suites.get("balance")
     metrics = batch_metrics(
         total=schema.total,
-        complete=sum(1 for i in range(schema.total) if not _is_incomplete(issues.get(i, []))),
+        complete=sum(1 for i in range(schema.total) if not is_incomplete(issues.get(i, []))),
         dominant_spec_share=dominant_share,
         accepted=len(accepted),
         unique_response_ratio=diversity.observed.get("diversity.unique_responses") if diversity else None,
         assistant_user_ratio=balance.observed.get("assistant_user_ratio") if balance else None,
-        response_words=_response_words(schema.conversations),
+        capped_response_words=capped_response_words(schema.conversations),
+        responses=len(schema.conversations),
     )
-
-    report = build_report(dict(suites))
-    failed_suites = [name for name, result in suites.items() if not result.passed]
-    shortfalls = thresholds.failures(metrics)
-    problems = [schema.batch_error] if schema.batch_error else []
-    if failed_suites:
-        problems.append(f"failed checks: {', '.join(failed_suites)}")
-    problems.extend(shortfalls)
-    if problems:
-        batch_issue = RecordIssue(
-            suite="batch", code="batch.rejected", message=f"batch rejected: {'; '.join(problems)}", field=""
-        )
+    report, shortfalls, batch_issue = batch_verdict(suites, metrics, thresholds, schema.batch_error)
+    if batch_issue is not None:
         for position in range(schema.total):
             issues.setdefault(position, []).append(batch_issue)
             rejected.setdefault(position, issues[position])
         accepted = []
-        report["overall_pass"] = False
-        report["recommendation"] = f"reject: {'; '.join(problems)}"
 
     read_records = records if records is not None else [None] * schema.total
     verdicts = answers or {}
@@ -155,13 +176,7 @@ def decide(
         batch_id=batch_id,
         spec=schema.spec,
         level=level,
-        records={
-            "generated": schema.total,
-            "approved": len(accepted),
-            "rejected": len(rejected),
-            "schema_rejected": len(schema.rejected),
-            "approval_rate": round(len(accepted) / schema.total, 4) if schema.total else 0.0,
-        },
+        records=report_counts(schema.total, len(accepted), len(rejected), len(schema.rejected)),
         metrics=metrics,
         metric_thresholds=asdict(thresholds),
         tiers=tier_counts(list(scores.values())),

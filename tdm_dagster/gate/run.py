@@ -120,8 +120,31 @@ def _merge(into: dict[int, list], findings: Findings) -> None:
         into.setdefault(position, []).extend(found)
 
 
+@dataclass(frozen=True)
+class ShardFacts:
+    """What the gate of one shard of a larger batch takes from all the shards
+    (:mod:`tdm_dagster.gate.distributed`): the row of each schema-valid record's first
+    identical example across the shards (-1 for none), and the duplicate findings by
+    schema-valid row. Without them the batch is its own whole."""
+
+    first_of: Sequence[int] | None
+    duplicates: Mapping[int, list[RecordIssue]] | None
+
+
+@dataclass
+class GateFindings:
+    """Everything the gate found, before the decision."""
+
+    schema: SchemaGateResult
+    suites: dict
+    extra: dict[int, list[RecordIssue]]
+    answers: AnswerResults
+    deep: dict[str, Findings]
+
+
 def _deep_findings(
-    gate_input: GateInput, schema: SchemaGateResult, config: TdmConfig, queued_in: TdmHome | None, eval_sets: list
+    gate_input: GateInput, schema: SchemaGateResult, config: TdmConfig, queued_in: TdmHome | None, eval_sets: list,
+    duplicates: Mapping[int, list[RecordIssue]] | None,
 ) -> dict[str, Findings]:
     from tdm_dagster.gate.deep import deep_findings, load_queued_index  # numpy loads here
 
@@ -131,7 +154,33 @@ def _deep_findings(
         eval_sets=eval_sets,
         threshold=gate.near_duplicate_threshold,
         queued=load_queued_index(queued_in, gate.near_duplicate_threshold) if queued_in is not None else None,
+        duplicates=duplicates,
     )  # fmt: skip
+
+
+def gate_findings(
+    gate_input: GateInput, config: TdmConfig, level: str, queued_in: TdmHome | None = None, shard: ShardFacts | None = None
+) -> GateFindings:
+    """Schema gate -> the level's quality suites -> answer verification and is-it-language
+    rules (standard, deep) -> eval prompts -> deep findings (level ``deep``)."""
+    names = suites_for(level)
+    schema = schema_gate(gate_input.records, gate_input.specs)
+    suites = run_quality(schema.conversations, config.quality, names=names, first_of=shard.first_of if shard else None)
+    extra = {position: list(found) for position, found in gate_input.read_issues.items()}
+    answers = AnswerResults()
+    if level in VERIFY_LEVELS:
+        answers = verify_answers(gate_input.records, schema.valid_indices, schema.conversations, config.gate.verifiers)
+    _merge(extra, answers.findings)
+    if level in VERIFY_LEVELS:  # is each reply language? Where a verifier decided, its verdict stands
+        _merge(extra, text_quality_issues(schema.valid_indices, schema.conversations, config.quality, skip=answers.verdicts))
+    eval_sets, eval_prompts = _eval_prompt_findings(gate_input, schema, config, queued_in)
+    deep = {}
+    if level == "deep":
+        deep = _deep_findings(gate_input, schema, config, queued_in, eval_sets, shard.duplicates if shard else None)
+    _merge(deep["leakage"] if "leakage" in deep else extra, eval_prompts)  # the leakage check shows them at deep
+    for findings in deep.values():
+        _merge(extra, findings)
+    return GateFindings(schema, suites, extra, answers, deep)
 
 
 def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = None, queued_in: TdmHome | None = None) -> GateOutcome:
@@ -145,26 +194,12 @@ def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = No
     already queued there is searched for duplicates (off for a file that is itself
     queued). Writes nothing."""
     level = level or config.gate.level
-    names = suites_for(level)
-    schema = schema_gate(gate_input.records, gate_input.specs)
-    suites = run_quality(schema.conversations, config.quality, names=names)
-    extra = {position: list(found) for position, found in gate_input.read_issues.items()}
-    answers = AnswerResults()
-    if level in VERIFY_LEVELS:
-        answers = verify_answers(gate_input.records, schema.valid_indices, schema.conversations, config.gate.verifiers)
-    _merge(extra, answers.findings)
-    if level in VERIFY_LEVELS:  # is each reply language? Where a verifier decided, its verdict stands
-        _merge(extra, text_quality_issues(schema.valid_indices, schema.conversations, config.quality, skip=answers.verdicts))
-    eval_sets, eval_prompts = _eval_prompt_findings(gate_input, schema, config, queued_in)
-    deep = _deep_findings(gate_input, schema, config, queued_in, eval_sets) if level == "deep" else {}
-    _merge(deep["leakage"] if "leakage" in deep else extra, eval_prompts)  # the leakage check shows them at deep
-    for findings in deep.values():
-        _merge(extra, findings)
+    found = gate_findings(gate_input, config, level, queued_in)
     outcome = decide(
-        schema, suites, gate_input.batch_id, records=gate_input.records, extra_issues=extra, level=level,
+        found.schema, found.suites, gate_input.batch_id, records=gate_input.records, extra_issues=found.extra, level=level,
         thresholds=config.gate.thresholds(), specs=None if isinstance(gate_input.specs, str) else list(gate_input.specs),
-        answers=answers.verdicts,
+        answers=found.answers.verdicts,
     )  # fmt: skip
     if level in VERIFY_LEVELS:
-        outcome.report["answers"] = answers.summary()
-    return replace(outcome, deep=deep)
+        outcome.report["answers"] = found.answers.summary()
+    return replace(outcome, deep=found.deep)

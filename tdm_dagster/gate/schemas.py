@@ -224,9 +224,18 @@ def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str | None]) 
             rejected[position] = [problem]
     batch_error = None
     if records and not valid:
-        first = next((found[0].message for found in rejected.values() if found), "no record could be read")
-        batch_error = f"no record matches spec {batch_spec} (first problem: {first})"
+        batch_error = no_record_matches(batch_spec, first_problem(rejected))
     return SchemaGateResult(batch_spec, len(records), valid, conversations, rejected, batch_error)
+
+
+def first_problem(rejected: dict[int, list[RecordIssue]]) -> str | None:
+    """The first rejected record's reason (records that could not be read have theirs elsewhere)."""
+    return next((found[0].message for found in rejected.values() if found), None)
+
+
+def no_record_matches(batch_spec: str, first: str | None) -> str:
+    """Why a batch in which no record conforms is refused."""
+    return f"no record matches spec {batch_spec} (first problem: {first or 'no record could be read'})"
 
 
 def as_chat_record(record: dict[str, Any], spec_name: str) -> dict[str, Any]:

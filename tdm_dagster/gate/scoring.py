@@ -91,9 +91,14 @@ def batch_metrics(
     accepted: int,
     unique_response_ratio: float | None,
     assistant_user_ratio: float | None,
-    response_words: Sequence[int],
+    capped_response_words: int,
+    responses: int,
 ) -> dict[str, float | None]:
-    """The batch's metrics, each in [0, 1]; None where the level did not measure it."""
+    """The batch's metrics, each in [0, 1]; None where the level did not measure it.
+
+    Complexity is the mean of ``min(1, words / COMPLEXITY_WORDS)`` over the ``responses``,
+    given as the integer sum of ``min(COMPLEXITY_WORDS, words)`` (see
+    :func:`capped_words`), so that shards of a batch add up to exactly the same value."""
     if total == 0:
         return dict.fromkeys([*OVERALL_WEIGHTS, "complexity", "overall"], 0.0)
     metrics: dict[str, float | None] = {
@@ -102,11 +107,16 @@ def batch_metrics(
         "validity": accepted / total,
         "diversity": None if unique_response_ratio is None else min(1.0, unique_response_ratio),
         "balance": None if assistant_user_ratio is None else max(0.0, 1.0 - abs(1.0 - assistant_user_ratio)),
-        "complexity": sum(min(1.0, words / COMPLEXITY_WORDS) for words in response_words) / len(response_words) if response_words else 0.0,
+        "complexity": capped_response_words / (COMPLEXITY_WORDS * responses) if responses else 0.0,
     }
     weighted = [(OVERALL_WEIGHTS[name], metrics[name]) for name in OVERALL_WEIGHTS if metrics[name] is not None]
     metrics["overall"] = sum(w * v for w, v in weighted) / sum(w for w, _ in weighted)
     return {name: None if value is None else round(value, 4) for name, value in metrics.items()}
+
+
+def capped_words(words: int) -> int:
+    """A response's word count as far as complexity counts it."""
+    return min(COMPLEXITY_WORDS, words)
 
 
 def tier_counts(scores: Sequence[float]) -> dict[str, int]:

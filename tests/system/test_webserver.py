@@ -44,7 +44,7 @@ def test_asset_graph_and_checks_in_the_ui(webserver):
         time.sleep(1)
     assert set(nodes) == {
         ("generated_batch",), ("validated_batch",), ("quality_report",), ("queued_batch",), ("training_dataset",),
-        ("checkpoint",), ("checkpoint_evaluation",), ("deployed_model",), ("mined_sources",), ("queue_recheck",), ("data_stats",),
+        ("checkpoint",), ("checkpoint_evaluation",), ("deployed_model",), ("mined_sources",), ("queue_recheck",), ("data_stats",), ("gated_shards",),
     }  # fmt: skip
     assert nodes[("checkpoint",)]["dependencyKeys"] == [{"path": ["queued_batch"]}]
     assert nodes[("deployed_model",)]["dependencyKeys"] == [{"path": ["checkpoint_evaluation"]}]

@@ -35,10 +35,12 @@ def run_quality(
     settings: QualitySettings,
     names: Sequence[str] = SUITE_NAMES,
     counter: TokenCounter | None = None,
+    first_of: Sequence[int] | None = None,
 ) -> dict[str, SuiteResult]:
     """Run the named suites on ``conversations`` (lists of messages, or records with ``messages``).
 
     Without ``counter`` the tokenizer of ``settings.tokenizer_path`` is loaded once per process.
+    ``first_of``: see :func:`tdm_dagster.gate.quality.features.compute_features`.
     """
     from tdm_dagster.gate.quality.features import compute_features
     from tdm_dagster.gate.quality.suites import run_suites
@@ -46,7 +48,7 @@ def run_quality(
 
     if counter is None and "length" in names:
         counter = _counters.setdefault(settings.tokenizer_path, TokenCounter(settings.tokenizer_path))
-    return run_suites(compute_features(conversations, settings, counter, names), settings, names)
+    return run_suites(compute_features(conversations, settings, counter, names, first_of), settings, names)
 
 
 def build_report(results: dict[str, SuiteResult]) -> dict[str, Any]:

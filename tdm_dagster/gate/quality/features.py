@@ -53,13 +53,16 @@ def compute_features(
     settings: QualitySettings,
     counter: TokenCounter | None,
     names: Collection[str] = SUITE_NAMES,
+    first_of: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Feature frame (index 0..n-1, columns ``FEATURE_COLUMNS``) of ``conversations``.
 
     A conversation is a list of ``{"role", "content"}`` messages, or a record holding one
     under ``"messages"``. Token length is that of all contents joined by newlines. Only
     the columns the suites in ``names`` read are computed (the quick level needs the
-    structure alone; ``counter`` may then be None).
+    structure alone; ``counter`` may then be None). ``first_of`` (row of the first
+    identical record, -1 for none) replaces the batch's own exact-duplicate search when
+    the batch is one shard of a larger one (rows then count across all shards).
     """
     timings: dict[str, float] = {}
     with _stage(timings, "flatten_and_format"):
@@ -77,7 +80,7 @@ def compute_features(
             _add_token_bounds(frame, batch, record, settings, counter, timings)
     if "diversity" in names:
         with _stage(timings, "diversity"):
-            _add_diversity(frame, batch, record, role)
+            _add_diversity(frame, batch, record, role, first_of)
     user = np.bincount(record[role == USER], minlength=n)
     assistant = np.bincount(record[role == ASSISTANT], minlength=n)
     frame["user_turns"] = user
@@ -101,6 +104,23 @@ def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
 
 
+def _roles_and_contents(messages: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
+    """Roles, contents and whether the record is well formed (empty when not a list of messages)."""
+    try:
+        signature = tuple(message["role"] for message in messages)
+        contents = tuple(message["content"] for message in messages)
+        return signature, contents, _role_sequence_error(signature) is None and all(type(c) is str and c for c in contents)
+    except (TypeError, KeyError, AttributeError):  # not a list of dicts, or unhashable roles
+        return (), (), False
+
+
+def example_identity(messages: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """What makes two well-formed examples the same (roles and contents), or None for a
+    malformed one: the key of the diversity suite's exact-duplicate search."""
+    signature, contents, well_formed = _roles_and_contents(messages)
+    return (signature, contents) if well_formed else None
+
+
 def _flatten(conversations: Sequence[Any]) -> _FlatBatch:
     batch = _FlatBatch(size=len(conversations))
     first_seen: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
@@ -108,17 +128,12 @@ def _flatten(conversations: Sequence[Any]) -> _FlatBatch:
     for index, conversation in enumerate(conversations):
         messages = conversation.get("messages") if isinstance(conversation, Mapping) else conversation
         error = code = None
-        try:
-            signature = tuple(message["role"] for message in messages)
-            contents = [message["content"] for message in messages]
-            well_formed = _role_sequence_error(signature) is None and all(type(c) is str and c for c in contents)
-        except (TypeError, KeyError, AttributeError):  # not a list of dicts, or unhashable roles
-            signature, contents, well_formed = (), [], False
+        signature, contents, well_formed = _roles_and_contents(messages)
         if not well_formed:
             code, error = describe_format_error(messages)
         batch.format_error.append(error)
         batch.format_code.append(code)
-        first = first_seen.setdefault((signature, tuple(contents)), index) if error is None else index
+        first = first_seen.setdefault((signature, contents), index) if error is None else index
         batch.duplicate_of.append(first if first != index else -1)
         for position, (name, content) in enumerate(zip(signature, contents)):
             if type(content) is str:
@@ -208,7 +223,9 @@ def _add_token_bounds(
     frame.attrs["refined_texts"] = int(refine.size)
 
 
-def _add_diversity(frame: pd.DataFrame, batch: _FlatBatch, record: np.ndarray, role: np.ndarray) -> None:
+def _add_diversity(
+    frame: pd.DataFrame, batch: _FlatBatch, record: np.ndarray, role: np.ndarray, first_of: Sequence[int] | None
+) -> None:
     """Response hash (case- and whitespace-insensitive) and exact-duplicate flags."""
     responses = [""] * batch.size
     texts = batch.texts
@@ -217,7 +234,7 @@ def _add_diversity(frame: pd.DataFrame, batch: _FlatBatch, record: np.ndarray, r
         responses[owner] = f"{responses[owner]}\n{texts[turn]}" if responses[owner] else texts[turn]
     normalized = pd.Series([" ".join(text.lower().split()) for text in responses], dtype=object)
     frame["response_hash"] = pd.util.hash_pandas_object(normalized, index=False).to_numpy()
-    duplicate_of = np.asarray(batch.duplicate_of, dtype=np.int64)
+    duplicate_of = np.asarray(batch.duplicate_of if first_of is None else first_of, dtype=np.int64)
     frame["is_duplicate_example"] = duplicate_of >= 0
     frame["duplicate_of"] = duplicate_of
 

@@ -220,8 +220,9 @@ def _run_suite(runtime: _GxRuntime, name: str, features: pd.DataFrame, settings:
     # (length: too short, too long) must also hold the threshold over their union.
     passed = bool(outcome.success) and pass_rate >= settings.min_pass_rate - 1e-12
     if name == "balance":
-        users = int(features["user_turns"].sum())
-        observed["assistant_user_ratio"] = int(features["assistant_turns"].sum()) / users if users else None
+        users, assistants = int(features["user_turns"].sum()), int(features["assistant_turns"].sum())
+        observed["assistant_user_ratio"] = assistants / users if users else None
+        observed["turns"] = {"user": users, "assistant": assistants}
     samples = [
         {"record": row, "code": issue.code, "field": issue.field, "reason": issue.message}
         for row, issues in list(failed.items())[:SAMPLES_PER_SUITE]
