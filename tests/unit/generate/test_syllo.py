@@ -130,3 +130,15 @@ def test_lexicon_parser_rejects_duplicates_and_missing_header():
         parse_lexicon("word\tsyllables\tclue\ntable\tta-ble\tA\ntable\tta-ble\tB\n", source="lex.tsv")
     with pytest.raises(ValueError, match="header"):
         parse_lexicon("table\tta-ble\tA\n", source="lex.tsv")
+
+
+def test_a_smaller_lexicon_hides_only_its_own_words_and_must_cover_the_top_level() -> None:
+    lexicon = load_lexicon()[:12]
+    generator = SylloGenerator(lexicon)
+    words = {entry.word for entry in lexicon}
+    for level in (1, 5):
+        for example in generator.generate(level, 30, 7):
+            assert set(example["metadata"]["answer"]) <= words
+            assert generator.check_answer(example, assistant_text(example))
+    with pytest.raises(ValueError, match="at least 8 words, got 7"):
+        SylloGenerator(load_lexicon()[:7])
