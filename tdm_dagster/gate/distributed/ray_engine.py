@@ -31,13 +31,6 @@ from tdm_dagster.gate.distributed.shuffle import reduce_partition
 from tdm_dagster.gate.distributed.sketch import sketch_shard
 
 
-JUDGES_PER_WORKER = 16
-"""A worker process is replaced after this many judge tasks (one import, ~10 s, each time),
-so that what tasks leave behind in a long-lived process (allocator high-water marks,
-caches) cannot add up over a long run: measured at 1M records on one worker, its own
-memory (USS) reached 1.5 GB after 50 judges against 0.8 GB after 10."""
-
-
 @contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
     """A Ray connection: the one already made in this process (e.g. by the Dagster
@@ -85,7 +78,7 @@ def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: 
     sketches = [outputs[1] for outputs in mapped]
     del mapped  # the partitions are the reducers' now: Ray frees each once read
     offsets = np.concatenate(([0], np.cumsum(valid))).astype(int).tolist()
-    judge = ray.remote(max_calls=JUDGES_PER_WORKER)(_judge_task).options(num_returns=2)
+    judge = ray.remote(_judge_task).options(num_returns=2)
     judged = [
         judge.remote(i, str(path), batch_id, config, level, offsets, sketches, *[outputs[i] for outputs in reduced])
         for i, path in enumerate(paths)
