@@ -66,28 +66,28 @@ def contents(registry: DatasetRegistry, name: str, version: str | None = None) -
 
 def test_push_then_pull_gives_identical_versions(remote, home, tmp_path, monkeypatch):
     server, url = remote
-    trainer = build(home, "shared", [300, 40])
-    first = tdm("push", "shared", "--remote", url)
-    assert "pushed shared 1.0, 1.1" in first.output and "2 object(s) sent" in first.output
-    assert tdm("remote", "list", "--remote", url).output.split() == ["shared", "1.0,", "1.1"]
+    trainer = build(home, "team_set", [300, 40])
+    first = tdm("push", "team_set", "--remote", url)
+    assert "pushed team_set 1.0, 1.1" in first.output and "2 object(s) sent" in first.output
+    assert tdm("remote", "list", "--remote", url).output.split() == ["team_set", "1.0,", "1.1"]
     stored = remote_files(server, url)
-    assert sorted(p for p in stored if p.startswith("datasets/")) == ["datasets/shared/1.0.json", "datasets/shared/1.1.json"]
-    for chunk in {s.chunk for s in trainer._segments("shared", "1.1")}:
+    assert sorted(p for p in stored if p.startswith("datasets/")) == ["datasets/team_set/1.0.json", "datasets/team_set/1.1.json"]
+    for chunk in {s.chunk for s in trainer._segments("team_set", "1.1")}:
         assert stored[f"objects/{chunk[:2]}/{chunk}"] == trainer.store.path(chunk).stat().st_size
 
     serving = at(monkeypatch, tmp_path / "serving-box")
     (tmp_path / "serving-box" / "config.yaml").write_text(f"storage:\n  remote: {url}\n")  # the default --remote
-    pulled = tdm("pull", "shared")
-    assert "pulled shared 1.0, 1.1" in pulled.output
+    pulled = tdm("pull", "team_set")
+    assert "pulled team_set 1.0, 1.1" in pulled.output
     for version in ("1.0", "1.1"):
-        here, there = trainer.version_info("shared", version), serving.version_info("shared", version)
+        here, there = trainer.version_info("team_set", version), serving.version_info("team_set", version)
         assert (there.checksum, there.record_count, there.created_at, there.parents) == (here.checksum, here.record_count, here.created_at, here.parents)
-        assert contents(serving, "shared", version) == contents(trainer, "shared", version)
-    for chunk in {s.chunk for s in trainer._segments("shared", "1.1")}:
+        assert contents(serving, "team_set", version) == contents(trainer, "team_set", version)
+    for chunk in {s.chunk for s in trainer._segments("team_set", "1.1")}:
         assert serving.store.path(chunk).read_bytes() == trainer.store.path(chunk).read_bytes()
-    assert serving.describe("shared").current_version == "1.1" and serving.describe("shared").tags == ["team"]
+    assert serving.describe("team_set").current_version == "1.1" and serving.describe("team_set").tags == ["team"]
     assert serving.verify().ok
-    again = tdm("pull", "shared")
+    again = tdm("pull", "team_set")
     assert "nothing new" in again.output and "0 object(s) received" in again.output
 
 
