@@ -110,6 +110,18 @@ def dagster_process(
         _stop(process)
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM a server the tests started (not a process group), SIGKILL it after ``timeout``."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM the process group, then SIGKILL what is left after 30 s."""
     if process.poll() is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.dagster_processes import free_port
+from tests.support.dagster_processes import free_port, stop_process
 
 SCRAPE_INTERVAL = "1s"
 START_TIMEOUT_S = 60.0
@@ -69,12 +69,7 @@ def running_prometheus(folder: Path, jobs: dict[str, dict[str, Any]]) -> Iterato
             time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dagster_processes import free_port, require_system
+from tests.support.dagster_processes import free_port, require_system, stop_process
 
 START_ATTEMPTS = 3
 
@@ -67,13 +67,8 @@ def redis_server(binary: str) -> Iterator[RedisServer]:
                 raise RuntimeError(f"redis-server did not start:\n{log.read_text(errors='replace')[-3000:] if log.exists() else ''}")
         yield RedisServer(port, password, log)
     finally:
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_process(process, timeout=10)
         shutil.rmtree(folder, ignore_errors=True)
 
 
