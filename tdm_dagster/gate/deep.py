@@ -4,7 +4,12 @@
   (the copy is dropped, the first kept);
 - near-duplicate (Jaccard >= threshold) of either: WARNING (kept, scored lower);
 - n-gram overlap with an evaluation item, or an evaluation answer (or the record's own
-  answer) inside the prompt: ERROR.
+  answer) inside the prompt: ERROR;
+- for generated skills (a record and an evaluation item that both carry a problem key
+  of the same skill, see ``tdm_dagster.generate.generators.problem_of``): the same
+  problem, however worded, is an ERROR (``leakage.eval_problem``), and a different
+  problem is no leak whatever text the two share (template prompts over a small
+  vocabulary share 12-word runs by chance).
 
 Each finding names both records: ``file:line`` (or batch:position) on our side, the
 evaluation file and item (``name:index``) or the queued batch and line on the other.
@@ -24,10 +29,13 @@ from tdm_dagster.gate.dedup import NearDuplicateIndex, exact_key
 from tdm_dagster.home import TdmHome
 from tdm_dagster.gate.leakage import (
     EvalSet,
+    Problem,
     find_answer_leaks,
-    find_prompt_leaks,
     find_ngram_leaks,
     find_own_answer_leaks,
+    find_problem_leaks,
+    find_prompt_leaks,
+    without_keyed_pairs,
 )
 from tdm_dagster.records.issues import RecordIssue
 
@@ -91,22 +99,43 @@ def duplicate_issues(
     return found
 
 
+def problems_of(records: Sequence[Any], conversations: Sequence[Messages]) -> list[Problem | None]:
+    """Each record's ``(skill, problem key)`` (None for records of no built-in skill), read
+    from its metadata and its conversation (records of any shape)."""
+    from tdm_dagster.generate.generators import problem_of
+
+    return [
+        problem_of({"messages": list(messages), "metadata": record.get("metadata")}) if isinstance(record, Mapping) else None
+        for record, messages in zip(records, conversations, strict=True)
+    ]
+
+
 def leakage_issues(
-    keys: Sequence[str], conversations: Sequence[Messages], eval_sets: Sequence[EvalSet]
+    keys: Sequence[str],
+    conversations: Sequence[Messages],
+    eval_sets: Sequence[EvalSet],
+    problems: Sequence[Problem | None] | None = None,
 ) -> dict[int, list[RecordIssue]]:
+    """``problems``: each record's ``(skill, problem key)`` or None (``problems_of``); None: no record has one."""
     found: dict[int, list[RecordIssue]] = {}
     position_of = {key: position for position, key in enumerate(keys)}
     texts = [conversation_text(m) for m in conversations]
     prompts, answers = zip(*(prompt_and_answer(m) for m in conversations)) if conversations else ((), ())
+    problems = list(problems) if problems is not None else [None] * len(keys)
+    problem_by_key = dict(zip(keys, problems, strict=True))
     leaks = find_own_answer_leaks(keys, prompts, answers)
     for eval_set in eval_sets:
-        leaks += find_ngram_leaks(eval_set, keys, texts)
-        leaks += [leak for leak in find_answer_leaks(eval_set, keys, prompts) if leak.train_key in position_of]
+        by_text = find_ngram_leaks(eval_set, keys, texts) + find_answer_leaks(eval_set, keys, prompts)
+        leaks += without_keyed_pairs(eval_set, [leak for leak in by_text if leak.train_key in position_of], problem_by_key)
+        leaks += find_problem_leaks(eval_set, keys, problems, prompts)
     for leak in leaks:
         if leak.train_key not in position_of:
             continue
         if leak.kind == "ngram":
             message = f"overlaps evaluation item {leak.eval_key}: {leak.overlap} shared n-grams ({leak.fraction:.0%}), e.g. '{leak.evidence}'"
+        elif leak.kind == "eval_problem":
+            skill = problem_by_key[leak.train_key][0]  # type: ignore[index]
+            message = f"is the same {skill} problem as evaluation item {leak.eval_key} (problem key '{leak.evidence}'), in other words"
         elif leak.kind == "own_answer_in_prompt":
             message = f"the prompt contains its own answer: '{leak.evidence[:80]}'"
         else:
@@ -145,23 +174,28 @@ def deep_findings(
     threshold: float,
     queued: NearDuplicateIndex | None = None,
     duplicates: Mapping[int, list[RecordIssue]] | None = None,
+    records: Sequence[Any] | None = None,
 ) -> dict[str, dict[int, list[RecordIssue]]]:
     """Duplicate and leakage findings for the schema-valid records, by batch position.
 
     ``keys`` name every position of the batch (``file:line`` or ``batch:line``).
     ``duplicates`` (by schema-valid row) replaces the duplicate search when the batch is
-    one shard of a larger one whose duplicates were found across all shards."""
+    one shard of a larger one whose duplicates were found across all shards. ``records``
+    (every position, as read) give the generated skills' problem keys."""
     valid_keys = [keys[p] for p in valid_indices]
     texts = [conversation_text(m) for m in conversations] if duplicates is None else []
+    problems = problems_of([records[p] for p in valid_indices], conversations) if records is not None else None
     by_row = {
         "duplicates": duplicate_issues(valid_keys, texts, threshold, queued) if duplicates is None else dict(duplicates),
-        "leakage": leakage_issues(valid_keys, conversations, eval_sets),
+        "leakage": leakage_issues(valid_keys, conversations, eval_sets, problems),
     }
     return {name: {valid_indices[row]: found for row, found in rows.items()} for name, rows in by_row.items()}
 
 
 def load_eval_sets(paths: Sequence[str], max_record_bytes: int) -> list[EvalSet]:
-    """Evaluation files in any format tdm reads; items keyed ``<file name>:<index>``."""
+    """Evaluation files in any format tdm reads; items keyed ``<file name>:<index>``, with
+    their problem (``EvalItem.problem``) where their metadata names a built-in skill."""
+    from tdm_dagster.generate.generators import problem_of
     from tdm_dagster.ingest.load import load_file
     from tdm_dagster.gate.schemas import get_spec
 
@@ -171,11 +205,11 @@ def load_eval_sets(paths: Sequence[str], max_record_bytes: int) -> list[EvalSet]
         if loaded.file_problem and not any(loaded.records):
             raise ValueError(f"evaluation set {path} cannot be read: {loaded.file_problem}")
         chats = [
-            {"messages": get_spec(spec).to_messages(record)}
+            {"messages": get_spec(spec).to_messages(record), "metadata": record.get("metadata")}
             for record, spec in zip(loaded.records, loaded.specs)
             if record is not None and spec is not None
         ]
-        sets.append(EvalSet.from_chats(chats, Path(path).name))
+        sets.append(EvalSet.from_chats(chats, Path(path).name, problem_of))
     return sets
 
 

@@ -12,6 +12,12 @@ Two findings, each naming the training record and the evaluation item:
 * prompt leakage (``find_prompt_leaks``): a training prompt that is an evaluation
   item's prompt, after normalisation. Short prompts ("1011 + 110") have no n-gram to
   share, so only this finding keeps them out of training.
+* problem leakage (``find_problem_leaks``): for generated skills, whose records carry a
+  problem key (``EvalItem.problem``), a training record of the same problem as an
+  evaluation item, however worded. For such pairs (both sides keyed, same skill) the key
+  is the whole verdict: ``without_keyed_pairs`` drops their n-gram and answer evidence,
+  since a generated skill's prompts are templates over a small vocabulary (a SYLLO
+  clue is fixed text for its word) and different problems share text by chance.
 
 Candidates are found by joining 32-bit n-gram ids with numpy (sort + searchsorted, no
 loop over pairs); each candidate pair is then checked on the actual words, which both
@@ -21,7 +27,7 @@ removes the rare 32-bit hash collisions and gives the matched n-gram as evidence
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,11 +63,18 @@ prompt and answer are leaked together, by ``find_ngram_leaks``.
 """
 
 
+Problem = tuple[str, str]
+"""``(skill, problem key)`` of a generated skill's item (see ``tdm_dagster.generate.generators.problem_of``)."""
+
+
 @dataclass(frozen=True)
 class EvalItem:
     key: str
     prompt: str
     answer: str
+    problem: Problem | None = None
+    """Its generated skill and problem key, when it carries them: such an item is judged
+    by problem against training records of the same skill, not by shared wording."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,9 @@ class Leak:
     train_key: str
     eval_key: str
     kind: str
-    """"ngram", "answer_in_prompt" (an eval answer inside a training prompt), "own_answer_in_prompt"
-    or "eval_prompt" (the training prompt is an eval item's prompt)."""
+    """"ngram", "answer_in_prompt" (an eval answer inside a training prompt), "own_answer_in_prompt",
+    "eval_prompt" (the training prompt is an eval item's prompt) or "eval_problem" (the same
+    problem as an eval item; ``evidence`` is the problem key)."""
     overlap: int
     """Shared distinctive n-grams ("ngram"); the answer's length in words (answer leaks)."""
     fraction: float
@@ -124,8 +138,11 @@ class EvalSet:
         )
 
     @classmethod
-    def from_chats(cls, records: Iterable[Mapping[str, Any]], name: str) -> EvalSet:
-        """Prompt: every message before the last assistant turn; answer: that turn. Keys as in ``from_alpaca``."""
+    def from_chats(
+        cls, records: Iterable[Mapping[str, Any]], name: str, problem_of: Callable[[Mapping[str, Any]], Problem | None] | None = None
+    ) -> EvalSet:
+        """Prompt: every message before the last assistant turn; answer: that turn. Keys as in
+        ``from_alpaca``; ``problem_of`` gives an item's problem from its record."""
         items = []
         for index, record in enumerate(records):
             messages = list(record["messages"])
@@ -133,7 +150,8 @@ class EvalSet:
             if last is None:
                 raise ValueError(f"{name}:{index} has no assistant message to take as the reference answer")
             prompt = _joined(*(message["content"] for message in messages[:last]))
-            items.append(EvalItem(f"{name}:{index}", prompt, messages[last]["content"]))
+            problem = problem_of(record) if problem_of is not None else None
+            items.append(EvalItem(f"{name}:{index}", prompt, messages[last]["content"], problem))
         return cls(items)
 
 
@@ -183,6 +201,35 @@ def find_prompt_leaks(eval_set: EvalSet, keys: Sequence[str], prompts: Sequence[
         if item is not None:
             leaks.append(Leak(key, item.key, "eval_prompt", len(prompt.split()), 1.0, prompt[:80]))
     return leaks
+
+
+def find_problem_leaks(
+    eval_set: EvalSet, keys: Sequence[str], problems: Sequence[Problem | None], prompts: Sequence[str]
+) -> list[Leak]:
+    """Training records whose ``(skill, problem key)`` is an evaluation item's (a dict lookup
+    each), unless their prompt is that item's prompt: ``find_prompt_leaks`` reports those."""
+    item_of: dict[Problem, EvalItem] = {}
+    for item in eval_set.items:
+        if item.problem is not None:
+            item_of.setdefault(item.problem, item)
+    leaks = []
+    for key, problem, prompt in zip(keys, problems, prompts, strict=True):
+        item = item_of.get(problem) if problem is not None else None
+        if item is not None and normalize_text(prompt) != normalize_text(item.prompt):
+            leaks.append(Leak(key, item.key, "eval_problem", 1, 1.0, problem[1]))
+    return leaks
+
+
+def without_keyed_pairs(eval_set: EvalSet, leaks: Iterable[Leak], problem_of: Mapping[str, Problem | None]) -> list[Leak]:
+    """``leaks`` less the pairs judged by problem key (``find_problem_leaks``): the training
+    record (``problem_of[train_key]``) and the eval item both keyed, in the same skill."""
+    skill_of_item = {item.key: item.problem[0] for item in eval_set.items if item.problem is not None}
+    kept = []
+    for leak in leaks:
+        problem = problem_of.get(leak.train_key)
+        if problem is None or skill_of_item.get(leak.eval_key) != problem[0]:
+            kept.append(leak)
+    return kept
 
 
 def find_answer_leaks(

@@ -155,6 +155,7 @@ def _deep_findings(
         threshold=gate.near_duplicate_threshold,
         queued=load_queued_index(queued_in, gate.near_duplicate_threshold) if queued_in is not None else None,
         duplicates=duplicates,
+        records=gate_input.records,
     )  # fmt: skip
 
 

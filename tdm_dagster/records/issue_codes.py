@@ -111,6 +111,7 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "leakage.answer_in_prompt": _e("remove the record, or the item from the evaluation set"),
     "leakage.own_answer_in_prompt": _e("remove the answer from the prompt, or drop the record"),
     "leakage.eval_prompt": _e("remove the record: evaluation items must never be trained on"),
+    "leakage.eval_problem": _e("remove the record: it is an evaluation problem in other words, and evaluation items must never be trained on"),
     # answer verification (tdm_dagster.gate.verify)
     "answer.wrong": _e("fix or regenerate the reply, or correct the reference answer if it is the one that is wrong"),
     "answer.unverifiable": IssueCode("INFO", "give the reference in the form the skill's verifier reads, or set gate.verifiers for the skill"),

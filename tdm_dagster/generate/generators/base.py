@@ -33,3 +33,8 @@ class SkillGenerator(Protocol):
     def check_answer(self, example: Example, response: str) -> bool:
         """True when ``response`` (a model's reply to the example's user turn) is correct."""
         ...
+
+    def example_key(self, example: Example) -> str | None:
+        """The example's problem key (equal for two examples of the same problem), or None
+        when the example does not carry what is needed."""
+        ...

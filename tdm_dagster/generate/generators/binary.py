@@ -41,6 +41,7 @@ _ANSWER_LINE = re.compile(r"answer\s*[:=]\s*(.*)", re.IGNORECASE)
 _BINARY_PREFIX = re.compile(r"\b0b(?=[01])", re.IGNORECASE)
 _NUMBER_ON_ANSWER_LINE = re.compile(r"\d(?:[\d_, ]*\d)?")
 """Digits, allowing grouping by spaces, underscores or commas (``1011 0110``, ``12,345``)."""
+_OPERAND = re.compile(r"\d+")
 _LAST_NUMBER = {
     2: re.compile(r"(?<!\w)(?:0[bB])?([01]+)(?!\w)"),
     10: re.compile(r"(?<!\w)(\d+)(?!\w)"),
@@ -106,6 +107,28 @@ class BinaryGenerator(BuiltinGenerator[BinaryProblem]):
 
     def problem_key(self, problem: BinaryProblem) -> BinaryProblem:
         return problem
+
+    def example_key(self, example: Example) -> str | None:
+        """``<operation> <operands in decimal>`` (``add 11 6``), read from the user turn,
+        which must be exactly as this generator writes it for ``metadata.operation``;
+        None otherwise (a reworded prompt is judged by its text)."""
+        metadata = example.get("metadata")
+        operation = metadata.get("operation") if isinstance(metadata, dict) else None
+        messages = example.get("messages")
+        if operation not in OPERATIONS or not isinstance(messages, list):
+            return None
+        user = next((m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), None)
+        numbers = _OPERAND.findall(user) if isinstance(user, str) else []
+        if len(numbers) != (1 if operation in ("dec_to_bin", "bin_to_dec") else 2):
+            return None
+        try:
+            operands = tuple(int(number, 10 if operation == "dec_to_bin" else 2) for number in numbers)
+        except ValueError:
+            return None
+        problem = BinaryProblem(operation, operands)
+        if self.render(problem).user != user.strip():
+            return None
+        return " ".join([operation, *map(str, operands)])
 
     def render(self, problem: BinaryProblem) -> RenderedProblem:
         operation = problem.operation

@@ -74,8 +74,8 @@ def validate_request(level: Any, count: Any, seed: Any, max_level: int) -> None:
 
 
 class BuiltinGenerator(ABC, Generic[Problem]):
-    """A ``SkillGenerator`` whose subclasses supply ``draw``, ``problem_key``, ``render``
-    and ``check_answer``."""
+    """A ``SkillGenerator`` whose subclasses supply ``draw``, ``problem_key``,
+    ``example_key``, ``render`` and ``check_answer``."""
 
     skill: str
     spec: str
@@ -88,6 +88,13 @@ class BuiltinGenerator(ABC, Generic[Problem]):
     @abstractmethod
     def problem_key(self, problem: Problem) -> Hashable:
         """Equal for two problems a learner would see as the same question."""
+
+    @abstractmethod
+    def example_key(self, example: Example) -> str | None:
+        """The problem key of an example this generator made (read from its messages and
+        metadata), as text: equal for two examples of the same problem, so train/eval
+        leakage is judged by problem, not by shared wording. None when the example does
+        not carry what is needed."""
 
     @abstractmethod
     def render(self, problem: Problem) -> RenderedProblem:

@@ -126,6 +126,17 @@ class SylloGenerator(BuiltinGenerator[SylloPuzzle]):
         """The set of hidden words: the same words in another clue order is the same puzzle."""
         return frozenset(entry.word for entry in problem.entries)
 
+    def example_key(self, example: Example) -> str | None:
+        """The hidden words (``metadata.answer`` or ``reference_answer``), sorted: clue
+        order, tile order and clue wording aside, it is the same puzzle. None without them."""
+        metadata = example.get("metadata")
+        if not isinstance(metadata, dict):
+            return None
+        words = metadata.get("reference_answer") or metadata.get("answer")
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and _WORD.fullmatch(w.lower()) for w in words):
+            return None
+        return " ".join(sorted(word.lower() for word in words))
+
     def render(self, problem: SylloPuzzle) -> RenderedProblem:
         count = len(problem.entries)
         clues = "\n".join(
