@@ -32,7 +32,8 @@ _DESCRIPTIONS = {
     "balance": "User/assistant turn ratio about 1:1, within quality.balance_tolerance.",
     "content": "No empty, malformed, boilerplate or excessively repetitive turns (Gopher repetition thresholds).",
     "duplicates": "Deep level: exact copies (rejected) and near-duplicates (kept, scored lower) within the batch and of queued data.",
-    "leakage": "Deep level: no n-gram overlap with the evaluation sets and no reference answer inside a prompt.",
+    "leakage": "Deep level: no evaluation problem (built-in skills, by problem key), no n-gram overlap with the evaluation sets "
+    "and no reference answer inside a prompt.",
     METRICS_CHECK: "Batch metrics at or above gate.min_completeness, min_consistency, min_validity and min_overall.",
 }
 

@@ -102,3 +102,36 @@ def test_a_held_out_item_put_into_the_inbox_is_refused_at_deep(home):
     codes = {row["source"]["line"]: {r["code"] for r in row["reasons"]} for row in rows}
     assert {line for line, found in codes.items() if "leakage.eval_prompt" in found} == {41, 42}
     assert any("heldout_binary_level2.jsonl:4" in r["message"] for row in rows for r in row["reasons"])
+
+
+def test_generated_puzzles_are_judged_by_problem_against_the_registered_sets(home):
+    """200 SYLLO puzzles share clue text with the 100 registered held-out ones by chance
+    but none is one of their problems: all are queued. A held-out puzzle with its clues in
+    another order is refused as an eval problem, a verbatim one as an eval prompt."""
+    from tdm_dagster.definitions import defs
+    from tdm_dagster.evaluate.comparison import held_out_sets
+    from tdm_dagster.evaluate.isolation import register_held_out
+    from tdm_dagster.generate.generators import get_generator
+    from tests.support.reworded import syllo_in_other_clue_order
+
+    home.config_path.write_text("gate:\n  level: deep\n")
+    held_out = held_out_sets({"syllo": [1]}, 100)
+    register_held_out(home, held_out)
+    training = get_generator("syllo").generate(1, 200, 20261203)
+    leaked = [syllo_in_other_clue_order(held_out[0].examples[9]), held_out[0].examples[12]]
+    home.inbox_dir.mkdir(exist_ok=True)
+    with dg.instance_for_test() as instance:
+        claimed = claim(home, write_jsonl(home.inbox_dir / "puzzles.jsonl", training + leaked), "normal")
+        result = run_batch_pipeline(defs.resolve_job_def(BATCH_PIPELINE), instance, claimed.batch_id, run_config={}, tags={})
+        assert result.success
+        leakage = next(
+            e.asset_check_evaluation_data for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.asset_check_evaluation_data.check_name == "leakage"
+        )  # fmt: skip
+    assert leakage.passed is False
+    rows = [json.loads(l) for l in (home.rejected_dir / f"{claimed.batch_id}.jsonl").read_text().splitlines()]
+    codes = {row["source"]["line"]: sorted(r["code"] for r in row["reasons"] if r["code"].startswith("leakage.")) for row in rows}
+    assert codes == {201: ["leakage.eval_problem"], 202: ["leakage.eval_prompt"]}
+    assert any("heldout_syllo_level1.jsonl:9" in r["message"] for row in rows for r in row["reasons"])
+    queued = [line for path in home.queue_root.rglob("*.jsonl") for line in path.read_text().splitlines()]
+    assert len(queued) == 200

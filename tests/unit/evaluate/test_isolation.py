@@ -4,7 +4,9 @@ import json
 
 from tdm_dagster.evaluate.comparison import PROBE_SEED_BASE, evaluate, held_out_sets, probe_sets, record
 from tdm_dagster.evaluate.isolation import prompt_key, register_held_out, seen_in_training
+from tdm_dagster.generate.generators import problem_of
 from tdm_dagster.queue.store import TrainingQueue
+from tests.support.reworded import syllo_in_other_clue_order
 
 
 def _never_right(messages):
@@ -107,3 +109,42 @@ def test_a_damaged_registered_set_is_read_as_the_gate_reads_it(home):
         handle.write('{"messages": [oops\n')
     avoid = held_out_filter(home, 1 << 20)
     assert all(avoid(example) for example in held_out[0].examples)
+
+
+def test_registered_items_carry_metadata_and_problem_keys_the_gate_reads(home):
+    from tdm_dagster.gate.deep import load_eval_sets
+
+    held_out = held_out_sets({"syllo": [2], "binary": [3]}, 6)
+    paths = register_held_out(home, held_out)
+    for path, held in zip(paths, held_out):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert [(r["metadata"]["skill"], r["metadata"]["level"]) for r in rows] == [(held.skill, held.level)] * 6
+        assert [(held.skill, r["metadata"]["problem_key"]) for r in rows] == [problem_of(e) for e in held.examples]
+    items = [item for eval_set in load_eval_sets([str(p) for p in paths], 1 << 20) for item in eval_set.items]
+    assert [item.problem for item in items] == [problem_of(e) for held in held_out for e in held.examples]
+    assert all(item.problem is not None for item in items)
+
+
+def test_a_held_out_problem_in_other_words_is_drawn_around_and_counted_as_seen(home):
+    from tdm_dagster.evaluate.isolation import held_out_filter
+
+    held_out = held_out_sets({"syllo": [1]}, 10)
+    other_order = syllo_in_other_clue_order(held_out[0].examples[4])
+    register_held_out(home, held_out)
+    avoid = held_out_filter(home, 1 << 20)
+    assert avoid(other_order) and avoid(held_out[0].examples[0])
+    assert not any(map(avoid, probe_sets(held_out, 40)[0].examples))  # other puzzles are not avoided
+    TrainingQueue(home).enqueue("reworded", [other_order], "normal")
+    assert seen_in_training(home, held_out) == 1  # its prompt was never queued, its problem was
+
+
+def test_a_set_registered_with_messages_only_still_loads_and_is_matched_by_prompt(home):
+    from tdm_dagster.evaluate.isolation import held_out_filter
+
+    held_out = held_out_sets({"syllo": [1]}, 10)
+    home.eval_sets_dir.mkdir()
+    old = home.eval_sets_dir / "heldout_syllo_level1.jsonl"
+    old.write_text("".join(json.dumps({"messages": e["messages"]}) + "\n" for e in held_out[0].examples), encoding="utf-8")
+    avoid = held_out_filter(home, 1 << 20)
+    assert all(map(avoid, held_out[0].examples))
+    assert not avoid(syllo_in_other_clue_order(held_out[0].examples[4]))  # no key in the file: by prompt, as before
