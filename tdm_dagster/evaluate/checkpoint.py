@@ -39,16 +39,18 @@ def mean_assistant_loss(model: Any, tokenizer: Any, examples: Sequence[dict[str,
     import torch
 
     from tdm_dagster.training.data import collate, tokenize_examples
+    from tdm_dagster.training.loss import assistant_loss, takes_logit_mask
 
     data = tokenize_examples(examples, tokenizer, max_length).examples
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     total_loss = 0.0
     total_tokens = 0
+    masked = takes_logit_mask(model)
     with torch.inference_mode():
         for start in range(0, len(data), LOSS_BATCH):
             batch = data[start : start + LOSS_BATCH]
             tensors = {key: value.to(device) for key, value in collate(batch, pad).items()}
             tokens = sum(example.label_tokens for example in batch)
-            total_loss += float(model(**tensors).loss) * tokens
+            total_loss += float(assistant_loss(model, tensors, masked)) * tokens
             total_tokens += tokens
     return total_loss / total_tokens if total_tokens else float("nan")

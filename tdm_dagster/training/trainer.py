@@ -22,6 +22,7 @@ from typing import Any
 
 from tdm_dagster.config.training import TrainingConfig
 from tdm_dagster.training.data import collate, length_grouped_batches, tokenize_examples
+from tdm_dagster.training.loss import assistant_loss, takes_logit_mask
 
 ProgressFn = Callable[[int, int, float], None]
 """Called as ``progress(step, total_steps, loss)`` after every optimizer step."""
@@ -150,6 +151,7 @@ def train(
         )
     model = build_model(config, tokenizer).to(device)
     model.train()
+    masked_logits = takes_logit_mask(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     lengths = [len(example) for example in usable]
@@ -189,7 +191,7 @@ def train(
             batch = {k: v.to(device) for k, v in collate([usable[i] for i in index_batch], pad_id).items()}
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
-            loss = model(**batch).loss  # HF shifts labels; mean over labelled (assistant) tokens
+            loss = assistant_loss(model, batch, masked_logits)
             loss.backward()
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
