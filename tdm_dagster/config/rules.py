@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tdm_dagster.config.sections import GATE_ENGINES, GENERATION_SOURCES, SchedulesConfig
+from tdm_dagster.config.training import LR_SCHEDULES
 from tdm_dagster.home import PRIORITIES
 from tdm_dagster.serving.remote import remote_host_problem
 
@@ -161,6 +162,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "eval_per_level": _positive_int,
         "weight_decay": _non_negative("a number"),
         "warmup_steps": _non_negative_int,
+        "lr_schedule": _one_of(LR_SCHEDULES),
         "epochs": _positive_int,
         "seed": _non_negative_int,
         "device": _text,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -38,6 +40,11 @@ class TrainingConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     """Steps over which the learning rate ramps up linearly."""
+    lr_schedule: str = "constant"
+    """After warm-up: "constant" (the learning rate stays), "linear" or "cosine" (it decays
+    to 0 at the last step, as Hugging Face's ``Trainer`` does by default with "linear"):
+    decay settles the weights at the end, so the last checkpoint is not wherever the
+    last noisy batch pushed it."""
     epochs: int = 1
     """Passes over the claimed examples; used only when ``max_steps`` is None."""
     seed: int = 0

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.config.training import TrainingConfig
+from tdm_dagster.config.training import LR_SCHEDULES, TrainingConfig
 from tdm_dagster.training.data import collate, length_grouped_batches, tokenize_examples
 from tdm_dagster.training.loss import assistant_loss, takes_logit_mask
 
@@ -105,6 +105,25 @@ def build_model(config: TrainingConfig, tokenizer: Any) -> Any:
     return model
 
 
+def learning_rate_schedule(config: TrainingConfig, total_steps: int) -> Callable[[int], float]:
+    """The learning rate of each step (from 0): a linear warm-up over ``warmup_steps``, then
+    ``lr_schedule`` (constant, or a linear or cosine decay reaching 0 after the last step)."""
+    peak, warmup = config.learning_rate, max(0, config.warmup_steps)
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise TrainingError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {config.lr_schedule!r}")
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return peak * (step + 1) / warmup
+        if config.lr_schedule == "constant":
+            return peak
+        progress = (step - warmup + 1) / max(1, total_steps - warmup + 1)
+        decay = 1.0 - progress if config.lr_schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+        return peak * decay
+
+    return lr_at
+
+
 def _set_seeds(seed: int) -> None:
     import numpy as np
     import torch
@@ -157,10 +176,7 @@ def train(
     lengths = [len(example) for example in usable]
     batches_per_epoch = math.ceil(len(usable) / config.batch_size)
     total_steps = config.max_steps if config.max_steps is not None else batches_per_epoch * config.epochs
-    warmup = max(0, config.warmup_steps)
-
-    def lr_at(step: int) -> float:
-        return config.learning_rate * min(1.0, (step + 1) / warmup) if warmup else config.learning_rate
+    lr_at = learning_rate_schedule(config, total_steps)
 
     pad_id = tokenizer.pad_token_id
     loss_curve: list[float] = []

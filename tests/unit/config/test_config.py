@@ -47,6 +47,7 @@ def test_file_values_and_env_overrides(home):
         ("auto_generate:\n  port: 70000\n", "auto_generate.port is 70000; expected an integer port between 1 and 65535"),
         ("auto_generate:\n  enabeld: true\n", "unknown key auto_generate.enabeld; allowed keys: enabled"),
         ("auto_generate:\n  source: cloud\n", "expected one of builtin, skill_api, inference"),
+        ("training:\n  lr_schedule: exponential\n", "expected one of constant, linear, cosine"),
         ("autogen:\n  count: 1\n", "unknown section 'autogen'"),
         ("auto_generate: [1, 2]\n", "section auto_generate must be a mapping"),
         ("auto_generate:\n  count: [unclosed\n", "not valid YAML"),
