@@ -29,6 +29,7 @@ about 20 minutes. Writes bench/results/outcome.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import statistics
@@ -42,7 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from tdm_dagster.config.settings import TdmConfig  # noqa: E402
-from tdm_dagster.config.training import TrainingConfig  # noqa: E402
+from tdm_dagster.config.training import LR_SCHEDULES, TrainingConfig  # noqa: E402
 from tdm_dagster.evaluate.checkpoint import evaluate_checkpoint  # noqa: E402
 from tdm_dagster.evaluate.comparison import HeldOutSet  # noqa: E402
 from tdm_dagster.evaluate.isolation import register_held_out  # noqa: E402
@@ -121,7 +122,7 @@ def make_batches(task: Task, batches: int, per_batch: int, failing: int, seed: i
     rng = random.Random(seed)
     excluded = {puzzle_key(e) for e in task.held_out + task.leak_pool}
     failing_at = {round(i * batches / failing) for i in range(failing)} if failing else set()
-    leaks = iter(task.leak_pool)
+    leaks = itertools.cycle(task.leak_pool)  # a generator that reproduces evaluation items keeps doing it
     made: list[Batch] = []
     for number in range(batches):
         drawn = task.generator.generate(LEVEL, per_batch * 2, TRAIN_SEED * (seed + 1) + number * per_batch * 2)
@@ -131,14 +132,16 @@ def make_batches(task: Task, batches: int, per_batch: int, failing: int, seed: i
             made.append(failed_batch(kind, clean, rng, task.lexicon_words))
             continue
         batch = Batch("healthy", clean)
-        for _ in range(DUPLICATES_PER_HEALTHY_BATCH):
-            position = rng.randrange(1, per_batch)
-            batch.records[position] = dict(batch.records[rng.randrange(position)])
-            batch.bad.add(position)
         for _ in range(LEAKS_PER_HEALTHY_BATCH):
             position = rng.choice([p for p in range(per_batch) if p not in batch.bad])
             batch.records[position] = next(leaks)
             batch.bad.add(position)
+        for _ in range(DUPLICATES_PER_HEALTHY_BATCH):
+            position = rng.choice([p for p in range(1, per_batch) if p not in batch.bad])
+            source = rng.choice([p for p in range(position) if p not in batch.bad] or [position])
+            if source != position:
+                batch.records[position] = dict(batch.records[source])
+                batch.bad.add(position)
         made.append(batch)
     return made
 
@@ -179,15 +182,26 @@ def gate(batches: list[Batch], task: Task, home: TdmHome, spec: str) -> GateResu
     return GateResult(approved, bad_total, bad_approved, sum(len(b.records) for b in batches) - bad_total, good_rejected, batches_rejected)
 
 
+def held_out_accuracy(checkpoint: str | Path, examples: list[dict], max_length: int) -> float:
+    return evaluate_checkpoint(str(checkpoint), [HeldOutSet("syllo", LEVEL, examples)], max_length).overall_accuracy
+
+
 def train_and_score(examples: list[dict], task: Task, leaked: list[dict], config: TrainingConfig, out: Path) -> dict:
+    """Train, then score the final checkpoint (and, with ``save_every``, each earlier one:
+    the learning curve, since one budget can fall either side of the step where the
+    model starts to solve the task)."""
     result = train(examples, config, out)
-    held_out = evaluate_checkpoint(result.checkpoint_path, [HeldOutSet("syllo", LEVEL, task.held_out)], config.max_length)
-    leak = evaluate_checkpoint(result.checkpoint_path, [HeldOutSet("syllo", LEVEL, leaked)], config.max_length) if leaked else None
+    curve = {
+        int(path.name.split("-")[1]): held_out_accuracy(path, task.held_out, config.max_length)
+        for path in (out / "checkpoints").iterdir()
+        if path.name != Path(result.checkpoint_path).name
+    }
+    curve[result.steps] = held_out_accuracy(result.checkpoint_path, task.held_out, config.max_length)
     return {
         "examples": len(examples),
-        "accuracy": held_out.overall_accuracy,
-        "leaked_accuracy": leak.overall_accuracy if leak else None,
-        "final_loss": result.loss_curve[-1],
+        "accuracy": curve[result.steps],
+        "curve": dict(sorted(curve.items())),
+        "leaked_accuracy": held_out_accuracy(result.checkpoint_path, leaked, config.max_length) if leaked else None,
         "train_seconds": round(result.seconds, 1),
     }
 
@@ -200,7 +214,8 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     gated = gate(batches, task, TdmHome(workdir / f"home{seed}"), task.generator.spec)
     config = TrainingConfig(
         learning_rate=args.learning_rate, batch_size=args.batch_size, max_steps=args.steps, min_examples=1,
-        seed=seed, max_length=384, device="cpu", tiny_model=json.loads(args.tiny_model),
+        seed=seed, max_length=384, device="cpu", tiny_model=json.loads(args.tiny_model), save_every=args.eval_every or None,
+        lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
     )  # fmt: skip
     row = {
         "seed": seed,
@@ -221,6 +236,10 @@ def run_seed(seed: int, args: argparse.Namespace, workdir: Path) -> dict:
     return row
 
 
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def print_row(row: dict) -> None:
     u, g, gate_row = row["ungated"], row["gated"], row["gate"]
     print(
@@ -230,21 +249,27 @@ def print_row(row: dict) -> None:
         f"{u['leaked_accuracy'] or 0:>9.1%} {g['leaked_accuracy'] or 0:>9.1%}",
         flush=True,
     )
+    if len(u["curve"]) > 1:
+        for arm, scored in (("(a)", u), ("(b)", g)):
+            print(f"{'':>4} {arm} held-out accuracy by step: " + ", ".join(f"{step}: {acc:.1%}" for step, acc in scored["curve"].items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--lexicon", type=int, default=40, help="words in the task's lexicon")
-    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--lexicon", type=int, default=20, help="words in the task's lexicon")
+    parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--batch-records", type=int, default=100)
-    parser.add_argument("--failing-batches", type=int, default=5)
+    parser.add_argument("--failing-batches", type=int, default=10)
     parser.add_argument("--held-out", type=int, default=200, help="puzzles scored (shares none with training)")
     parser.add_argument(
         "--leak-set", type=int, default=20,
         help="puzzles of a registered evaluation set (the evaluation's default size per level) that leak into generation",
     )  # fmt: skip
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--eval-every", type=int, default=150, help="also score every N steps (a learning curve per arm); 0: only the end")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="cosine")
+    parser.add_argument("--warmup-steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument(
@@ -260,18 +285,27 @@ def main() -> None:
         for seed in args.seeds:
             rows.append(run_seed(seed, args, Path(tmp)))
             print_row(rows[-1])
-    differences = [row["difference_points"] for row in rows]
-    mean = statistics.mean(differences)
-    spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
+    by_step = {step: [100 * (row["gated"]["curve"][step] - row["ungated"]["curve"][step]) for row in rows] for step in rows[0]["ungated"]["curve"]}
+    print("(a) everything, (b) gated. Held-out accuracy, mean over seeds, by training step:")
+    print(f"{'step':>6} {'acc(a)':>8} {'acc(b)':>8} {'diff':>6} {'sd':>5} {'min':>6} {'max':>6}")
+    for step, differences in by_step.items():
+        means = [statistics.mean(row[arm]["curve"][step] for row in rows) for arm in ("ungated", "gated")]
+        print(f"{step:>6} {means[0]:>8.1%} {means[1]:>8.1%} {statistics.mean(differences):>+6.1f} {_sd(differences):>5.1f} "
+              f"{min(differences):>+6.1f} {max(differences):>+6.1f}")  # fmt: skip
+    final = by_step[args.steps]
+    mean = statistics.mean(final)
     seconds = time.perf_counter() - started
     print(
-        f"(a) everything, (b) gated. Held-out accuracy difference: {mean:+.1f} points "
-        f"(sd {spread:.1f}, min {min(differences):+.1f}, max {max(differences):+.1f}) over {len(rows)} seeds; "
+        f"At the full budget ({args.steps} steps): {mean:+.1f} points (sd {_sd(final):.1f}) over {len(rows)} seeds; "
         f"goal >= +10: {'met' if mean >= 10 else 'NOT met'}. {seconds / 60:.1f} min."
     )
     results = REPO_ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    summary = {"args": vars(args), "rows": rows, "difference_mean": mean, "difference_sd": spread, "minutes": round(seconds / 60, 1)}
+    summary = {
+        "args": vars(args), "rows": rows, "difference_mean": mean, "difference_sd": _sd(final),
+        "difference_by_step": {step: {"mean": statistics.mean(d), "sd": _sd(d)} for step, d in by_step.items()},
+        "minutes": round(seconds / 60, 1),
+    }  # fmt: skip
     (results / "outcome.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
