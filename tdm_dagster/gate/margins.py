@@ -51,7 +51,7 @@ def _family(code: str) -> str:
 
 def _measure(code: str) -> str:
     if code.startswith("content.gopher_top_"):
-        return f"top {code.removeprefix('content.gopher_top_')} character fraction"
+        return f"top {code.removeprefix('content.gopher_top_').removesuffix('gram')}-gram character fraction"
     return _MEASURES[code]
 
 
