@@ -14,6 +14,9 @@ Two rules adapted per turn from Gopher's quality filters (Rae et al. 2021, as da
   words mix letters and digits ("sail2", "pra12"). Prose rarely does; units ("200g +
   100g"), code ("l1, l2") and notations ("4P3/5N2") do, but never as a plain run of words.
 
+A reply whose share is over ``quality.near_threshold`` of the ratio but not over it
+passed narrowly: a WARNING, ``content.near_mixed_alnum`` (:mod:`tdm_dagster.gate.margins`).
+
 Short replies skip both ("4", "Paris", "yes, at 5pm" are legitimate answers), and so
 does any record whose answer a verifier judged, right or wrong: a SYLLO answer is a list
 of words with no stop word, and the verifier knows better than a heuristic.

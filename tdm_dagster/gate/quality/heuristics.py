@@ -3,7 +3,8 @@
 Speed matters (a batch has ~10^5 turns), so the pattern rules run as one regex pass over
 all turns joined together, and the Gopher repetition rules (Rae et al. 2021, applied per
 turn as datatrove's ``GopherRepetitionFilter`` applies them per document) only do their
-costly n-gram counting when a cheap certain bound says a turn could fail.
+costly n-gram counting when a cheap certain bound says a turn could fail, or come within
+the margin under the threshold that earns a clean turn a WARNING (:mod:`tdm_dagster.gate.margins`).
 """
 
 from __future__ import annotations
