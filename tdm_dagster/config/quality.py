@@ -53,6 +53,10 @@ class QualitySettings:
     max_mixed_alnum_ratio: float = 0.34
     """Share of a plain run of words that may mix letters and digits ("sail2") before the
     reply is gibberish: a third, since code reads "while l1 or l2 or carry" (2 of 6)."""
+    near_threshold: float = 0.8
+    """A reply that passes a content rule with a measured value above this fraction of
+    the rule's threshold passed narrowly: a WARNING (``content.near_repetition``,
+    ``content.near_mixed_alnum``) that lowers its score. 1 turns the warnings off."""
     languages: tuple[str, ...] = ()
     """ISO 639-1 codes replies must be written in (e.g. ["en"]); empty: any language."""
 
@@ -69,7 +73,7 @@ class QualitySettings:
             raise ValueError(
                 f"quality.max_tokens: {self.max_tokens} is below min_tokens {self.min_tokens}"
             )
-        for key in ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac", "max_mixed_alnum_ratio"):
+        for key in ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac", "max_mixed_alnum_ratio", "near_threshold"):
             _fraction(key, getattr(self, key))
         object.__setattr__(self, "top_ngram_char_fracs", _ngram_fracs(self.top_ngram_char_fracs))
         object.__setattr__(self, "languages", _language_codes(self.languages))

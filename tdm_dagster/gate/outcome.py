@@ -73,12 +73,13 @@ class GateOutcome:
 def issues_by_position(
     schema: SchemaGateResult, suites: Mapping[str, SuiteResult], extra: Mapping[int, Sequence[RecordIssue]]
 ) -> dict[int, list[RecordIssue]]:
-    """Schema issues, suite issues (indexed among schema-valid records, mapped back to
-    batch positions) and any extra findings (already by batch position), together."""
+    """Schema issues, suite issues and warnings (indexed among schema-valid records, mapped
+    back to batch positions) and any extra findings (already by batch position), together."""
     issues: dict[int, list[RecordIssue]] = {i: list(v) for i, v in schema.rejected.items()}
     for result in suites.values():
-        for row, found in result.failed_records.items():
-            issues.setdefault(schema.valid_indices[row], []).extend(found)
+        for by_row in (result.failed_records, result.warnings):
+            for row, found in by_row.items():
+                issues.setdefault(schema.valid_indices[row], []).extend(found)
     for position, found in extra.items():
         issues.setdefault(position, []).extend(found)
     return issues

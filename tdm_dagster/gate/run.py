@@ -4,7 +4,9 @@ Levels:
 - ``quick``: structure only (schema gate and the format suite); replies are not judged;
 - ``standard``: adds token lengths, balance, diversity and the content heuristics (all
   five suites), and answer verification: a record that carries a reference answer is
-  checked against it by its skill's verifier (:mod:`tdm_dagster.gate.verify`);
+  checked against it by its skill's verifier (:mod:`tdm_dagster.gate.verify`), and
+  rule margins: a reply that passes a content rule narrowly gets a WARNING
+  (:mod:`tdm_dagster.gate.margins`);
 - ``deep``: adds exact and near-duplicate detection (within the batch and, when asked,
   against data already queued) and train/eval leakage against the configured
   evaluation sets.

@@ -7,11 +7,18 @@ Per example, the score is what was measured about it, not who sent it:
   ``curated`` 0.95; anything else, whose correctness nothing measured, at most
   ``UNVERIFIED`` (0.8, silver): model output and imported data earn gold only by a
   verifier or a human;
-- **warnings**: each WARNING found (a near duplicate, in the batch or in the queue, or
-  any other kept-but-suspect finding) takes ``WARNING_PENALTY`` (0.1) off;
+- **warnings**: each WARNING found takes ``WARNING_PENALTY`` (0.15) off: a near
+  duplicate (in the batch or in the queue), a *rule margin* (a reply that passes a
+  content rule only narrowly, its measured value over ``quality.near_threshold`` (0.8) of
+  the rule's threshold: ``content.near_repetition``, ``content.near_mixed_alnum``, see
+  :mod:`tdm_dagster.gate.margins`), or any other kept-but-suspect finding;
 - any ERROR makes it 0 (the record is rejected anyway); INFO notes cost nothing.
 
-Tiers: gold >= 0.9, silver 0.7-0.9, bronze 0.5-0.7, raw < 0.5.
+Tiers: gold >= 0.9, silver 0.7-0.9, bronze 0.5-0.7, raw < 0.5. The penalty is sized so
+that one WARNING moves a record one tier down from where its correctness puts it: a
+verified (or human-checked) reply is gold when clean and silver with one warning; an
+unverified one silver when clean and bronze with one; borderline data never shares a
+tier with clean data of the same provenance.
 
 Per batch: completeness, consistency, validity, diversity, balance, complexity and an
 overall score. Completeness, consistency, validity and overall have thresholds
@@ -34,7 +41,8 @@ HUMAN_CHECKED = {"human_reviewed": 1.0, "human": 1.0, "manual": 1.0, "curated": 
 """Scores by ``metadata.source`` for data people checked."""
 UNVERIFIED = 0.8
 """The best an example can score when nothing measured its correctness."""
-WARNING_PENALTY = 0.1
+WARNING_PENALTY = 0.15
+"""More than the 0.1 between each base score and the tier floor under it: one WARNING costs a tier."""
 TIERS = (("gold", 0.9), ("silver", 0.7), ("bronze", 0.5), ("raw", 0.0))
 OVERALL_WEIGHTS = {"completeness": 0.2, "consistency": 0.2, "validity": 0.3, "diversity": 0.15, "balance": 0.15}
 COMPLEXITY_WORDS = 60

@@ -14,6 +14,9 @@ Two rules adapted per turn from Gopher's quality filters (Rae et al. 2021, as da
   words mix letters and digits ("sail2", "pra12"). Prose rarely does; units ("200g +
   100g"), code ("l1, l2") and notations ("4P3/5N2") do, but never as a plain run of words.
 
+A reply whose share is over ``quality.near_threshold`` of the ratio but not over it
+passed narrowly: a WARNING, ``content.near_mixed_alnum`` (:mod:`tdm_dagster.gate.margins`).
+
 Short replies skip both ("4", "Paris", "yes, at 5pm" are legitimate answers), and so
 does any record whose answer a verifier judged, right or wrong: a SYLLO answer is a list
 of words with no stop word, and the verifier knows better than a heuristic.
@@ -33,6 +36,8 @@ from functools import lru_cache
 from typing import Any
 
 from tdm_dagster.config.quality import QualitySettings
+from tdm_dagster.gate.margins import keep_nearest, margin_issue
+from tdm_dagster.gate.quality.heuristics import Measured
 from tdm_dagster.records.issues import RecordIssue
 
 NO_STOP_WORDS = "content.no_stop_words"
@@ -63,8 +68,9 @@ def text_quality_issues(
     settings: QualitySettings,
     skip: Iterable[int] = (),
 ) -> dict[int, list[RecordIssue]]:
-    """ERROR issues for assistant turns that are not text, by batch position;
-    ``skip``: positions whose answer a verifier judged."""
+    """ERROR issues for assistant turns that are not text, and the mixed-alnum margin
+    WARNING (:mod:`tdm_dagster.gate.margins`) for records whose nearest reply passes that
+    rule narrowly, by batch position; ``skip``: positions whose answer a verifier judged."""
     skipped = set(skip)
     turns = [
         (position, index, str(message.get("content", "")))
@@ -73,22 +79,31 @@ def text_quality_issues(
         for index, message in enumerate(messages)
         if message.get("role") == "assistant"
     ]
-    codes = _turn_codes([text for _, _, text in turns], settings)
+    codes, shares = _turn_codes([text for _, _, text in turns], settings)
     found: dict[int, list[RecordIssue]] = {}
-    for (position, index, text), code in zip(turns, codes):
+    nearest: dict[int, tuple[int, Measured]] = {}
+    limit = settings.max_mixed_alnum_ratio
+    for (position, index, text), code, share in zip(turns, codes, shares):
         if code is not None:
             where = f"messages[{index}].content"
             message = f"{where}: {_DESCRIPTIONS[code]}: '{text[:80]}'"
             found.setdefault(position, []).append(RecordIssue("content", code, message, where, severity="ERROR"))
+        elif limit * settings.near_threshold < share:
+            keep_nearest(nearest, position, index, Measured(MIXED_ALNUM_WORDS, share, limit))
+    for position, (index, measured) in nearest.items():
+        if position not in found:
+            found[position] = [margin_issue(index, measured, settings)]
     return found
 
 
-def _turn_codes(texts: Sequence[str], settings: QualitySettings) -> list[str | None]:
+def _turn_codes(texts: Sequence[str], settings: QualitySettings) -> tuple[list[str | None], list[float]]:
+    """Each turn's issue code (None: text), and its mixed letter+digit share."""
     codes: list[str | None] = [None] * len(texts)
+    shares = [mixed_alnum_share(text, settings.reply_min_words) for text in texts]
     no_stop: list[int] = []
     plain_run = _plain_run(settings.reply_min_words)
     for turn, text in enumerate(texts):
-        if any(_mixed_share(run.group()) > settings.max_mixed_alnum_ratio for run in plain_run.finditer(text)):
+        if shares[turn] > settings.max_mixed_alnum_ratio:
             codes[turn] = MIXED_ALNUM_WORDS
         elif plain_run.search(text) and not STOP_WORDS.intersection(w.lower() for w in _WORD.findall(text)):
             no_stop.append(turn)
@@ -103,7 +118,13 @@ def _turn_codes(texts: Sequence[str], settings: QualitySettings) -> list[str | N
         for turn, language in language_of.items():
             if codes[turn] is None and language is not None and language not in wanted:
                 codes[turn] = UNEXPECTED_LANGUAGE
-    return codes
+    return codes, shares
+
+
+def mixed_alnum_share(text: str, min_words: int) -> float:
+    """The largest share of words mixing letters and digits in any plain run of
+    ``min_words`` words or more in ``text``; 0 where it has no such run."""
+    return max((_mixed_share(run.group()) for run in _plain_run(min_words).finditer(text)), default=0.0)
 
 
 def _mixed_share(run: str) -> float:

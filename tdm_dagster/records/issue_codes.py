@@ -102,6 +102,9 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "content.no_stop_words": _e("regenerate the reply: it reads as word salad, not English"),
     "content.mixed_alnum_words": _e("regenerate the reply: words like 'sail2' are a broken generation"),
     "content.unexpected_language": _e("translate or drop the record, or add its language to quality.languages"),
+    # rule margins (tdm_dagster.gate.margins): kept, scored lower
+    "content.near_repetition": IssueCode("WARNING", "cut the repeated lines or phrase: the reply is close to being rejected as a loop"),
+    "content.near_mixed_alnum": IssueCode("WARNING", "check the reply reads as language: it is close to being rejected for words like 'sail2'"),
     # the deep level (tdm_dagster.gate.deep)
     "dedup.exact_duplicate": _e("drop the copy"),
     "dedup.exact_duplicate_of_queued": _e("drop the record: the same example is already queued"),

@@ -144,13 +144,14 @@ def test_deep_gate_on_ray_matches_in_process(connected: str, shards: tuple[Path,
         key = by_what[f"near copy of part-{k}.parquet:{81 + k}"]
         assert codes[key] == ["dedup.near_duplicate"] and decisions[key]["approved"], (key, codes[key])
         assert decisions[key]["issues"][0]["message"].endswith(f"of part-{k}.parquet:{81 + k}")
-        assert decisions[key]["score"] == pytest.approx(0.7)
+        assert decisions[key]["score"] == pytest.approx(0.65)  # unverified 0.8, one WARNING 0.15 off
     assert codes[by_what["null output"]] == ["schema.wrong_type"]
     assert "format.empty_content" in codes[by_what["empty output"]]
     assert not decisions[by_what["gibberish"]]["approved"]
     assert codes[by_what["an evaluation item"]] == ["leakage.ngram", "leakage.eval_prompt"]
     assert on_ray["overall_pass"] and local["records"] == on_ray["records"]
-    assert on_ray["records"]["rejected"] == 6 and on_ray["warnings"] == {"dedup.near_duplicate": 3}
+    # and one real GSM8K answer passes a repetition rule narrowly (a rule margin)
+    assert on_ray["records"]["rejected"] == 6 and on_ray["warnings"] == {"dedup.near_duplicate": 3, "content.near_repetition": 1}
 
 
 def test_rejected_batch_on_ray_matches_in_process(connected: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tdm_dagster.gate.quality.heuristics import turn_issues
+from tdm_dagster.gate.margins import keep_nearest
+from tdm_dagster.gate.quality.heuristics import Measured, turn_issues
 from tdm_dagster.gate.quality.results import SUITE_NAMES
 from tdm_dagster.config.quality import QualitySettings
 from tdm_dagster.gate.quality.tokens import TokenCounter, needs_exact_count
@@ -240,12 +241,19 @@ def _add_diversity(
 
 
 def _add_content_issues(frame: pd.DataFrame, batch: _FlatBatch, settings: QualitySettings) -> None:
-    """The first flagged turn of each record names its content issue."""
+    """The first flagged turn of each record names its content issue; the reply of each
+    record nearest to a repetition threshold it passes goes in ``frame.attrs["content_near"]``
+    (row -> (message index, measured value)) for the rule-margin warnings."""
     issue: list[str | None] = [None] * batch.size
     issue_field: list[str | None] = [None] * batch.size
-    for turn, code in enumerate(turn_issues(batch.texts, settings)):
+    nearest: dict[int, tuple[int, Measured]] = {}
+    codes, near = turn_issues(batch.texts, settings)
+    for turn, code in enumerate(codes):
         if code is not None and issue[batch.record[turn]] is None:
             issue[batch.record[turn]] = code
             issue_field[batch.record[turn]] = f"messages[{batch.position[turn]}].content"
+        if near[turn] is not None and batch.role[turn] == ASSISTANT:
+            keep_nearest(nearest, batch.record[turn], batch.position[turn], near[turn])
+    frame.attrs["content_near"] = nearest
     frame["content_issue"] = pd.Series(issue, dtype=object)
     frame["content_issue_field"] = pd.Series(issue_field, dtype=object)

@@ -3,14 +3,16 @@
 Speed matters (a batch has ~10^5 turns), so the pattern rules run as one regex pass over
 all turns joined together, and the Gopher repetition rules (Rae et al. 2021, applied per
 turn as datatrove's ``GopherRepetitionFilter`` applies them per document) only do their
-costly n-gram counting when a cheap certain bound says a turn could fail.
+costly n-gram counting when a cheap certain bound says a turn could fail, or come within
+the margin under the threshold that earns a clean turn a WARNING (:mod:`tdm_dagster.gate.margins`).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,16 +53,19 @@ _CONTROL_BYTES[[*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]] = Tru
 _LINE_BREAKS = re.compile(r"\n+")
 
 
-def turn_issues(texts: Sequence[str], settings: QualitySettings) -> list[str | None]:
-    """The issue code of each turn (None: clean), in ``texts`` order."""
+def turn_issues(texts: Sequence[str], settings: QualitySettings) -> tuple[list[str | None], list[Measured | None]]:
+    """The issue code of each turn (None: clean), in ``texts`` order, and beside it the
+    repetition rule each clean turn passes only narrowly (None: passes with room; see
+    :func:`repetition_check`)."""
     issues: list[str | None] = [BLANK_TURN if not text or text.isspace() else None for text in texts]
+    near: list[Measured | None] = [None] * len(texts)
     for index, code in _pattern_hits(texts).items():
         if issues[index] is None:
             issues[index] = code
     for index, text in enumerate(texts):
         if issues[index] is None:
-            issues[index] = repetition_issue(text, settings)
-    return issues
+            issues[index], near[index] = repetition_check(text, settings)
+    return issues, near
 
 
 def _pattern_hits(texts: Sequence[str]) -> dict[int, str]:
@@ -92,39 +97,63 @@ _PRIORITY = {
 }
 
 
-def repetition_issue(text: str, settings: QualitySettings) -> str | None:
-    """Gopher duplicate-line and top n-gram rules for one turn.
+class Measured(NamedTuple):
+    """A rule's measured value in a turn, beside the threshold over which it rejects."""
+
+    code: str
+    value: float
+    threshold: float
+
+
+def repetition_check(text: str, settings: QualitySettings) -> tuple[str | None, Measured | None]:
+    """Gopher duplicate-line and top n-gram rules for one turn: the code of the first rule
+    it breaks, else the first it passes narrowly (its value over ``quality.near_threshold``
+    of the threshold; :mod:`tdm_dagster.gate.margins`), else ``(None, None)``.
 
     Short turns skip a rule (fewer than ``dup_line_min_lines`` lines, fewer than
     ``ngram_min_words`` words): there a single line or n-gram is a large share of the text
     by construction. Only n-grams that occur at least twice count as repetition.
     """
+    near = None
+    for found, breaks in _repetition_over(text, settings, settings.near_threshold):
+        if breaks:
+            return found.code, None
+        near = near or found
+    return None, near
+
+
+def _repetition_over(text: str, settings: QualitySettings, scale: float) -> Iterator[tuple[Measured, bool]]:
+    """Each repetition rule whose value in ``text`` exceeds ``scale`` times its threshold,
+    in rule order, and whether it exceeds the threshold itself (the turn breaks the rule)."""
     if text.count("\n") + 1 >= settings.dup_line_min_lines:
         lines = [line for line in _LINE_BREAKS.split(text) if line]
         if len(lines) >= settings.dup_line_min_lines:
-            duplicates = len(lines) - len(set(lines))
-            if duplicates / len(lines) > settings.dup_line_frac:
-                return GOPHER_DUP_LINES
+            share = (len(lines) - len(set(lines))) / len(lines)
+            if share > settings.dup_line_frac * scale:
+                yield Measured(GOPHER_DUP_LINES, share, settings.dup_line_frac), share > settings.dup_line_frac
     # Whitespace runs + 1 bounds the word count from above: most turns stop here.
     if text.count(" ") + text.count("\n") + text.count("\t") + 1 < settings.ngram_min_words:
-        return None
+        return
     words = text.split()
-    if len(words) < settings.ngram_min_words:
-        return None
-    return _top_ngram_issue(text, words, settings.top_ngram_char_fracs)
+    if len(words) >= settings.ngram_min_words:
+        yield from _top_ngram_over(text, words, settings.top_ngram_char_fracs, scale)
 
 
-def _top_ngram_issue(text: str, words: list[str], fracs: dict[int, float]) -> str | None:
-    """datatrove's top n-gram rule: count(top n-gram) * len(top n-gram) / len(text) > frac.
+def _top_ngram_over(
+    text: str, words: list[str], fracs: Mapping[int, float], scale: float
+) -> Iterator[tuple[Measured, bool]]:
+    """datatrove's top n-gram rule: count(top n-gram) * len(top n-gram) / len(text) > frac
+    (here ``frac * scale``).
 
     Certain shortcut: each word of an n-gram occurring c >= 2 times occurs at least c
     times itself, so c * len(n-gram) <= c * (n * L(c) + n - 1), where L(c) is the longest
     word occurring at least c times. The n-grams are only counted when the largest such
-    bound over c exceeds the threshold.
+    bound over c exceeds the limit: at the rejection threshold (``scale`` 1) or at the
+    margin below it, so a margin costs counting only for turns that could come near.
     """
     repeated = sorted(((count, len(word)) for word, count in Counter(words).items() if count > 1), reverse=True)
     if not repeated:
-        return None
+        return
     longest = 0
     bounds: list[tuple[int, int]] = []  # (c, L(c)) for each count present, highest c first
     for count, length in repeated:
@@ -132,12 +161,12 @@ def _top_ngram_issue(text: str, words: list[str], fracs: dict[int, float]) -> st
         bounds.append((count, longest))
     for n, frac in fracs.items():
         limit = frac * len(text)
-        if max(count * (n * length + n - 1) for count, length in bounds) <= limit:
+        if max(count * (n * length + n - 1) for count, length in bounds) <= limit * scale:
             continue
         ngram, count = Counter(zip(*(words[i:] for i in range(n)))).most_common(1)[0]
-        if count > 1 and count * (sum(map(len, ngram)) + n - 1) > limit:
-            return gopher_top_ngram(n)
-    return None
+        covered = count * (sum(map(len, ngram)) + n - 1)
+        if count > 1 and covered > limit * scale:
+            yield Measured(gopher_top_ngram(n), covered / len(text), frac), covered > limit
 
 
 ISSUE_DESCRIPTIONS: dict[str, str] = {

@@ -19,6 +19,8 @@ class SuiteResult:
     observed: dict[str, Any]
     thresholds: dict[str, Any]
     failed_records: dict[int, list[RecordIssue]] = field(default_factory=dict)
+    warnings: dict[int, list[RecordIssue]] = field(default_factory=dict)
+    """WARNING issues by row: findings that keep the record and lower its score."""
     samples: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     """JSON-safe summary for the quality report."""

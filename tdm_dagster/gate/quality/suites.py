@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tdm_dagster.gate.margins import margin_issue
 from tdm_dagster.gate.quality.heuristics import describe_issue
 from tdm_dagster.gate.quality.results import SUITE_NAMES, SuiteResult
 from tdm_dagster.config.quality import QualitySettings
@@ -215,6 +216,8 @@ def _run_suite(runtime: _GxRuntime, name: str, features: pd.DataFrame, settings:
         for row, issue in zip(rows.tolist(), rule.describe(features, rows, settings)):
             failed.setdefault(row, []).append(issue)
     failed = dict(sorted(failed.items()))
+    near = features.attrs.get("content_near", {}) if name == "content" else {}
+    warnings = {row: [margin_issue(index, measured, settings)] for row, (index, measured) in sorted(near.items()) if row not in failed}
     pass_rate = 1 - len(failed) / len(features)
     # GX applies ``mostly`` per expectation; a suite with two per-record expectations
     # (length: too short, too long) must also hold the threshold over their union.
@@ -242,7 +245,7 @@ def _run_suite(runtime: _GxRuntime, name: str, features: pd.DataFrame, settings:
     }
     return SuiteResult(
         name=name, passed=passed, pass_rate=pass_rate, observed=observed,
-        thresholds=thresholds, failed_records=failed, samples=samples, details=json_safe(details),
+        thresholds=thresholds, failed_records=failed, warnings=warnings, samples=samples, details=json_safe(details),
     )  # fmt: skip
 
 

@@ -44,7 +44,8 @@ def test_word_salad_without_digits_is_rejected_but_lists_code_and_short_answers_
     ]
     found = codes([salad, *legit])
     assert found[0] == ["content.no_stop_words"]
-    assert found[1:] == [[]] * len(legit)
+    # kept; the code line (2 of 6 words mix letters and digits, 0.33 of 0.34) passes narrowly: a margin WARNING
+    assert found[1:] == [[]] * 8 + [["content.near_mixed_alnum"]] + [[]]
 
 
 def test_other_languages_pass_unless_quality_languages_says_otherwise():

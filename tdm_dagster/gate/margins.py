@@ -1,0 +1,72 @@
+"""Rule margins: replies that pass a content rule, but only just.
+
+A content rule with a numeric threshold measures a value per reply and rejects it over
+the threshold. A reply measured just under it is borderline: kept, but not as clean as
+one that passed with room. Where the value lies over ``quality.near_threshold`` (0.8) of
+the threshold and not over it, the record gets a WARNING that names the turn, the value
+and the threshold, and so scores ``WARNING_PENALTY`` lower (:mod:`tdm_dagster.gate.scoring`):
+
+- ``content.near_repetition``: the Gopher duplicate-line fraction (``quality.dup_line_frac``)
+  or a top n-gram character fraction (``quality.top_ngram_char_fracs``), in any reply;
+- ``content.near_mixed_alnum``: the share of words mixing letters and digits in a plain
+  run (``quality.max_mixed_alnum_ratio``), in replies no answer verifier judged (the
+  text-quality rules leave those alone, and so does their margin).
+
+One WARNING per family per record, for its nearest turn: a record is borderline once
+per rule, however many of its turns are.
+
+The content suite measures the repetition margins in the same pass as the rules (its
+:class:`~tdm_dagster.gate.quality.results.SuiteResult` carries them as ``warnings``), and
+the text-quality rules the mixed-alnum margin (:mod:`tdm_dagster.gate.text_quality`):
+nothing is measured twice.
+
+Why 0.8: measured on the full public sets (``bench/bench_gate_margins.py``), values over
+0.8 of a threshold are the tail of real data (0.6 % of GSM8K, none of GPTeacher
+roleplay, 1 of 175 seed tasks); at 0.5, 2.7 % of GSM8K would warn for answers that only
+repeat their units ("4 balloons per minute * 15 minutes").
+
+Other per-record thresholds get no margin: token lengths (``quality.min_tokens``: short
+answers are legitimate, so being near the floor says nothing) and the per-record turn
+balance (whole turns, no in-between).
+"""
+
+from __future__ import annotations
+
+from tdm_dagster.config.quality import QualitySettings
+from tdm_dagster.gate.quality.heuristics import Measured
+from tdm_dagster.records.issues import RecordIssue
+
+NEAR_REPETITION = "content.near_repetition"
+NEAR_MIXED_ALNUM = "content.near_mixed_alnum"
+
+_MEASURES = {
+    "content.gopher_dup_lines": "duplicate-line fraction",
+    "content.mixed_alnum_words": "share of words mixing letters and digits",
+}
+
+
+def _family(code: str) -> str:
+    return NEAR_MIXED_ALNUM if code == "content.mixed_alnum_words" else NEAR_REPETITION
+
+
+def _measure(code: str) -> str:
+    if code.startswith("content.gopher_top_"):
+        return f"top {code.removeprefix('content.gopher_top_').removesuffix('gram')}-gram character fraction"
+    return _MEASURES[code]
+
+
+def keep_nearest(nearest: dict[int, tuple[int, Measured]], record: int, index: int, measured: Measured) -> None:
+    """Keep, per record, the turn (message ``index``) whose value lies nearest its threshold."""
+    held = nearest.get(record)
+    if held is None or measured.value / measured.threshold > held[1].value / held[1].threshold:
+        nearest[record] = (index, measured)
+
+
+def margin_issue(index: int, measured: Measured, settings: QualitySettings) -> RecordIssue:
+    """The WARNING for message ``index``, which passes ``measured.code``'s rule narrowly."""
+    where = f"messages[{index}].content"
+    message = (
+        f"{where}: passes the {_measure(measured.code)} rule narrowly: {measured.value:.3f}, "
+        f"rejected over {measured.threshold:g} (margin from {measured.threshold * settings.near_threshold:.3g})"
+    )
+    return RecordIssue("content", _family(measured.code), message, where, severity="WARNING")
