@@ -84,8 +84,8 @@ def _training_files(home: TdmHome) -> list[Path]:
 def seen_in_training(home: TdmHome, sets: Sequence[Any]) -> int:
     """How many held-out items have their prompt, or (generated skills) their problem, in
     anything queued, claimed or trained."""
-    examples = [example for held_out in sets for example in held_out.examples]
-    wanted: set[Any] = {prompt_key(example) for example in examples} | ({problem_of(example) for example in examples} - {None})
+    identities = [(prompt_key(example), problem_of(example)) for held_out in sets for example in held_out.examples]
+    wanted: set[Any] = {identity for pair in identities for identity in pair if identity is not None}
     seen: set[Any] = set()
     for path in _training_files(home):
         with path.open(encoding="utf-8") as handle:
@@ -96,4 +96,4 @@ def seen_in_training(home: TdmHome, sets: Sequence[Any]) -> int:
                 except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                     continue  # not a chat record: it cannot carry a held-out prompt as one
                 seen |= found & wanted
-    return sum(1 for example in examples if prompt_key(example) in seen or problem_of(example) in seen)
+    return sum(1 for prompt, problem in identities if prompt in seen or problem in seen)
