@@ -276,14 +276,19 @@ def train_evaluate_deploy() -> None:
     train_evaluate_and_deploy()
 
 
+def _logged(context: dg.OpExecutionContext, outcome: dict, what: str) -> dict:
+    """The upkeep's outcome, logged: on one line saying why when there was nothing to
+    ``what`` (the run still succeeds: a fresh home has no dataset yet)."""
+    context.log.info(f"nothing to {what}: {outcome['skipped']}" if "skipped" in outcome else f"{outcome}")
+    return outcome
+
+
 @dg.op(description="A new version of dataset.name without exact and near-duplicates.")
 def deduplicate_current_version(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> dict:
     from tdm_dagster.datasets.maintenance import deduplicate
 
     config = tdm.config()
-    outcome = deduplicate(tdm.home(), config.dataset.name, config.gate.near_duplicate_threshold)
-    context.log.info(f"{outcome}")
-    return outcome
+    return _logged(context, deduplicate(tdm.home(), config.dataset.name, config.gate.near_duplicate_threshold), "de-duplicate")
 
 
 @dg.job(executor_def=dg.in_process_executor, config=INFO_CONSOLE, description="De-duplicate the training dataset (a new version).")
@@ -295,9 +300,7 @@ def deduplicate_dataset() -> None:
 def export_current_version(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> dict:
     from tdm_dagster.datasets.maintenance import export_current
 
-    outcome = export_current(tdm.home(), tdm.config().dataset.name)
-    context.log.info(f"{outcome}")
-    return outcome
+    return _logged(context, export_current(tdm.home(), tdm.config().dataset.name), "export")
 
 
 @dg.job(executor_def=dg.in_process_executor, config=INFO_CONSOLE, description="Export the current training dataset (JSONL and Hugging Face).")
