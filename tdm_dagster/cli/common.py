@@ -21,8 +21,15 @@ from tdm_dagster.home import TdmHome
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
+_EMITTED = "tdm/json_emitted"
+"""Set in the click context's ``meta`` once a command printed its JSON object."""
+
+
 def emit(data: Any, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+    context = click.get_current_context(silent=True)
+    if as_json and context is not None:
+        context.meta[_EMITTED] = True
 
 
 def home() -> TdmHome:
@@ -56,7 +63,7 @@ def json_outcome(command: Callable) -> Callable:
         try:
             return command(*args, as_json=as_json, **kwargs)
         except click.ClickException as error:
-            if as_json:
+            if as_json and not click.get_current_context().meta.get(_EMITTED):  # one object, never two
                 emit({**getattr(error, "outcome", {}), "error": error.format_message()}, True, "")
             raise
 
