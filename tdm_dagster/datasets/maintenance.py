@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tdm_dagster.datasets.names import check_name, name_problem, shown
 from tdm_dagster.home import TdmHome
 
 EXPORT_FORMATS = ("jsonl", "hf")
@@ -24,7 +25,6 @@ def nothing_to_maintain(home: TdmHome, dataset: str) -> str | None:
     nothing."""
     from tdm_dagster.datasets import DatasetRegistry
     from tdm_dagster.datasets.errors import DatasetNotFoundError, VersionNotFoundError
-    from tdm_dagster.datasets.names import name_problem, shown
 
     problem = name_problem(dataset)
     if problem:
@@ -45,6 +45,7 @@ def nothing_to_maintain(home: TdmHome, dataset: str) -> str | None:
 def deduplicate(home: TdmHome, dataset: str, threshold: float = 0.8) -> dict[str, Any]:
     """A new version without exact and near-duplicates (or nothing, if there are none, or
     ``skipped``: why there is no version to de-duplicate)."""
+    check_name(dataset)  # a name that could steer a path is refused, not skipped
     skipped = nothing_to_maintain(home, dataset)
     if skipped:
         return {"dataset": dataset, "skipped": skipped}
@@ -70,6 +71,7 @@ def deduplicate(home: TdmHome, dataset: str, threshold: float = 0.8) -> dict[str
 def export_current(home: TdmHome, dataset: str, formats: tuple[str, ...] = EXPORT_FORMATS) -> dict[str, Any]:
     """``$TDM_HOME/exports/<dataset>-<version>/`` in each format (each skipped if already
     there; all, with ``skipped`` saying why, when there is no version to export)."""
+    check_name(dataset)  # a name that could steer the path is refused, not skipped
     skipped = nothing_to_maintain(home, dataset)
     if skipped:
         return {"dataset": dataset, "skipped": skipped}
