@@ -143,8 +143,8 @@ def test_a_shell_never_sees_the_remote_path(home, ssh, tmp_path, checkpoints, mo
     remote = RemoteTarget(ssh.host, f"{box}/x$(touch {box}/pwned)", str(ssh.client_config))
     first = deploy(checkpoints["a"], home.serving_dir, score=0.5, server_url=None, remote=remote)
     second = deploy(checkpoints["b"], home.serving_dir, score=0.7, server_url=None, remote=remote)  # with --link-dest
-    assert first.deployed and second.deployed, (first.reason, second.reason)
     assert not (box / "pwned").exists()
+    assert first.deployed and second.deployed, (first.reason, second.reason)
     literal = box / f"x$(touch {box}" / "pwned)"
     assert (literal / "current").read_text() == "ckpt-b\n" and (literal / "ckpt-a" / "config.json").is_file()
 
@@ -165,8 +165,10 @@ def test_rsync_missing_fails_the_deploy_with_exit_1(home, ssh, tmp_path, checkpo
     bin_dir.mkdir()
     (bin_dir / "ssh").symlink_to(shutil.which("ssh"))
     monkeypatch.setenv("PATH", str(bin_dir))
-    home.config_path.write_text(f"serving:\n  remote_host: '{ssh.host}:{tmp_path}/box'\n  ssh_config: '{ssh.client_config}'\n")
-    code, out = cli("deploy", str(checkpoints["a"]), "--json")
+    with refused_port() as no_server:
+        home.config_path.write_text(f"serving:\n  port: {no_server.rsplit(':', 1)[1]}\n  remote_host: '{ssh.host}:{tmp_path}/box'\n"
+                                    f"  ssh_config: '{ssh.client_config}'\n")  # fmt: skip
+        code, out = cli("deploy", str(checkpoints["a"]), "--json")
     data = json.loads(out)
     assert code == 1 and data["deployed"] is False and data["outcome"] == "failed", out
     assert data["reason"].startswith("copy failed: rsync is not installed here (not on PATH)")
