@@ -131,3 +131,33 @@ def test_tdm_deploy_finds_a_training_run_by_its_name(home, checkpoints):
     assert code == 0 and json.loads(out)["name"] == "checkpoint-8", out
     assert json.loads(out)["checkpoint"] == str((folder / "checkpoints" / "checkpoint-8").resolve())
     assert current_deployment(home.serving_dir) == "checkpoint-8"
+
+
+def test_a_record_from_before_targets_is_read_per_target(home, checkpoints):
+    """The old deployments.json (one stack for whatever target each deploy went to): each
+    attempt goes to its own target's history, stacks rebuilt from them; the next deploy
+    writes the new form and keeps the other target's history."""
+    remote = "me@gpu-box:/srv/serving"
+
+    def attempt(name, outcome, score=None, remote_host=None):
+        return {"name": name, "checkpoint": f"/c/{name}", "score": score, "time": "2026-12-01T00:00:00+00:00",
+                "latency_s": 0.1, "outcome": outcome, "reason": "", "previous": None, "remote_host": remote_host,
+                "forced": False}  # fmt: skip
+
+    old = {"active": ["ckpt-a", "ckpt-b", "ckpt-r"], "scores": {"ckpt-a": 0.5, "ckpt-b": 0.6, "ckpt-r": 0.7},
+           "history": [attempt("ckpt-a", "deployed", 0.5), attempt("ckpt-b", "deployed", 0.6),
+                       attempt("ckpt-r", "deployed", 0.7, remote), attempt("ckpt-a", "rollback"),
+                       attempt(None, "refused")]}  # fmt: skip
+    home.deployments_file.parent.mkdir(parents=True, exist_ok=True)
+    home.deployments_file.write_text(json.dumps(old))
+    here = load_deployments(home.serving_dir)
+    assert here["active"] == ["ckpt-a"] and here["scores"] == {"ckpt-a": 0.5, "ckpt-b": 0.6}
+    assert [e["outcome"] for e in here["history"]] == ["deployed", "deployed", "rollback", "refused"]
+    there = load_deployments(home.serving_dir, remote)
+    assert there["active"] == ["ckpt-r"] and there["scores"] == {"ckpt-r": 0.7} and len(there["history"]) == 1
+
+    assert deploy(checkpoints["c"], home.serving_dir, score=0.9, server_url=None).deployed
+    record = json.loads(home.deployments_file.read_text())
+    assert record["version"] == 2 and sorted(record["targets"]) == ["local", remote]
+    assert load_deployments(home.serving_dir)["active"] == ["ckpt-a", "ckpt-c"]
+    assert load_deployments(home.serving_dir, remote)["active"] == ["ckpt-r"]

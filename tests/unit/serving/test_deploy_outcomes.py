@@ -67,6 +67,7 @@ def test_non_finite_checkpoints_are_refused_and_failed_deploys_exit_1(home, chec
         code, data = _deploy(str(broken["overflow"]), "--force")
         assert code == 1 and data["outcome"] == "failed", data
         assert data["reason"].startswith("sampled test completion failed: 500") and "switched back to ckpt-a" in data["reason"]
+        assert "generation failed: probability tensor contains either `inf`, `nan`" in data["reason"]
         assert httpx.get(url + "/health").json()["model"] == "ckpt-a"
         assert chat(url, temperature=1.0).status_code == 200
 
