@@ -17,7 +17,8 @@ def train(as_json: bool) -> None:
     instance = common.instance()
     key = add_checkpoint(instance)
     result = common.run(TRAINING_PIPELINE, dagster_instance=instance, partition_key=key, asset_selection=[checkpoint.key])
-    common.finish(result, checkpoint, as_json, lambda d: f"{key}: {d['steps']} steps, loss {d['first_loss']:.3f} -> {d['final_loss']:.3f}, {d['path']}")
+    common.finish(result, checkpoint, as_json, lambda d: f"{key}: {d['steps']} steps, loss {d['first_loss']:.3f} -> {d['final_loss']:.3f}, {d['path']}",
+                  key=key)  # fmt: skip
 
 
 @click.command()
