@@ -22,8 +22,7 @@ from typing import Any
 import yaml
 
 from tdm_dagster.config.bounds import Bounded
-from tdm_dagster.config.quality import BOUNDS as QUALITY_BOUNDS
-from tdm_dagster.config.quality import QualitySettings
+from tdm_dagster.config.quality import BOUNDS as QUALITY_BOUNDS, QualitySettings
 from tdm_dagster.config.rules import RULES
 from tdm_dagster.config.sections import (
     ApiConfig,
