@@ -129,12 +129,13 @@ class DeployConfig(dg.Config):
 )
 def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm: TdmHomeResource) -> dg.MaterializeResult:
     from tdm_dagster.evaluate.comparison import load_history
-    from tdm_dagster.serving.deploy import choose_checkpoint, deploy
+    from tdm_dagster.serving.choice import choose_checkpoint
+    from tdm_dagster.serving.deploy import deploy
     from tdm_dagster.serving.remote import RemoteHostError, remote_target
     from tdm_dagster.serving.verify import reachable
 
     home = tdm.home()
-    chosen = choose_checkpoint(load_history(home), config.checkpoint or None, newest=config.force)
+    chosen = choose_checkpoint(load_history(home), config.checkpoint or None, newest=config.force, training_dir=home.training_dir)
     if isinstance(chosen, str):
         raise dg.Failure(chosen)
     settings = tdm.config().serving
@@ -156,6 +157,7 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
             "checkpoint": chosen["checkpoint"],
             "score": dg.MetadataValue.float(chosen["score"]) if chosen["score"] is not None else "none",
             "deployed": dg.MetadataValue.bool(result.deployed),
+            "outcome": result.outcome,
             "reason": result.reason,
             "latency_s": dg.MetadataValue.float(round(result.latency_s, 3)),
             "previous": result.previous or "",

@@ -10,13 +10,14 @@ from typing import Any
 import click
 
 from tdm_dagster.cli import common
+from tdm_dagster.cli.bounded import ConfigBounded
 from tdm_dagster.home import PRIORITIES, TdmHome
 
 
 @click.command()
 @click.option("--force", is_flag=True, help="Generate even if disabled, in cooldown or the queue is full.")
-@click.option("--count", type=click.IntRange(min=1), help="Examples to generate (default: auto_generate.count).")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed, for a reproducible batch.")
+@click.option("--count", type=ConfigBounded("auto_generate.count"), help="Examples to generate (default: auto_generate.count).")
+@click.option("--seed", type=ConfigBounded("auto_generate.seed"), help="Seed, for a reproducible batch.")
 @click.option("--skill", help="Skill to generate (default: config, then the curriculum's active skill).")
 @click.option("--priority", type=click.Choice(PRIORITIES), help="Queue priority (default: auto_generate.priority).")
 @common.json_outcome
@@ -155,8 +156,9 @@ def _validate_with_service(path: str, spec: str | None, level: str | None, again
         return None
     from tdm_dagster.api.client import ServiceParamError, ServiceRefused, ServiceUnavailable, validate_remote
 
+    settings = common.config(common.home()).api  # its client timeouts
     try:
-        return validate_remote(url, os.environ.get(API_KEY_ENV), path, spec=spec, level=level, answers=answers, against=against)
+        return validate_remote(url, os.environ.get(API_KEY_ENV), path, spec=spec, level=level, answers=answers, against=against, settings=settings)
     except ServiceUnavailable as why:
         click.echo(f"tdm api at {url} could not validate ({why}): validating in-process", err=True)
     except ServiceRefused as refused:

@@ -37,7 +37,7 @@ def home() -> TdmHome:
 
 
 class ConfigProblem(click.ClickException):
-    """A config the command cannot run with: exit 2, as click's usage errors."""
+    """A bad config: exit 2, as for a usage error (the README's exit-code convention)."""
 
     exit_code = 2
 
@@ -107,11 +107,17 @@ def step_metadata(result, asset) -> dict[str, Any]:
     return {}
 
 
-def finish(result, asset, as_json: bool, text: Callable[[dict[str, Any]], str]) -> None:
-    """Show what ``asset`` recorded in the run ``result``, or why the run failed (exit 1)."""
+def finish(result, asset, as_json: bool, text: Callable[[dict[str, Any]], str], **failed: Any) -> dict[str, Any]:
+    """Show what ``asset`` recorded in the run ``result`` and return it; or say why the run
+    failed and exit 1 (under ``--json`` stdout still gets one object: ``success: false``,
+    the run id, the ``error`` and the fields in ``failed``)."""
     if not result.success:
         from tdm_dagster.jobs import run_failure_cause
 
-        raise click.ClickException(run_failure_cause(result) or f"{asset.key.to_user_string()} failed")
+        error = run_failure_cause(result) or f"{asset.key.to_user_string()} failed"
+        if as_json:
+            emit({"success": False, "run_id": result.run_id, "error": error, **failed}, True, "")
+        raise click.ClickException(error)
     data = step_metadata(result, asset)
     emit(data, as_json, text(data))
+    return data

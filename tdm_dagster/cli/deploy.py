@@ -3,6 +3,7 @@ deployment) and ``tdm deployments`` (the deployment history)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -11,6 +12,20 @@ from tdm_dagster.cli import common
 
 PREVIOUS = ""
 """``--rollback`` given without an id: the deployment before the current."""
+EXIT_DECLINED = 3
+"""``tdm deploy``'s exit status when the score comparison declined the candidate (it
+scores lower than the deployed checkpoint, or has no score while that one has): nothing
+changed and nothing is broken, the routine result of a cron job that deploys after every
+training run. 0 would hide that no new model went live; 1 would alert on a routine
+result; so a code of its own (``tdm deploy || [ $? -eq 3 ]``)."""
+
+
+def exit_status(outcome: str | None) -> int:
+    """0 when the deployment ends serving (deployed, rolled back), ``EXIT_DECLINED`` when
+    the score comparison declined it, else 1 (refused, failed, switched back)."""
+    if outcome in {"deployed", "rollback"}:
+        return 0
+    return EXIT_DECLINED if outcome == "declined" else 1
 
 
 @click.command()
@@ -33,7 +48,9 @@ def deploy(checkpoint: str | None, force: bool, rollback_to: str | None, as_json
 
     result = common.run(DEPLOY_BEST, run_config=deploy_run_config(force, checkpoint))
     # the asset's reasons say "use force" (its run-config field); here the flag is --force
-    common.finish(result, deployed_model, as_json, lambda d: f"{d['checkpoint']}: {d['reason'].replace('use force', 'use --force')} ({d['latency_s']} s)")
+    data = common.finish(result, deployed_model, as_json, lambda d: f"{d['checkpoint']}: {d['reason'].replace('use force', 'use --force')} ({d['latency_s']} s)",
+                         deployed=False, outcome="failed", checkpoint=checkpoint)  # fmt: skip
+    sys.exit(exit_status(data.get("outcome")))
 
 
 def _targets() -> tuple[Any, Any, str]:
@@ -45,7 +62,7 @@ def _targets() -> tuple[Any, Any, str]:
     try:
         remote = remote_target(settings.remote_host, settings.ssh_config)
     except RemoteHostError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise common.ConfigProblem(str(exc)) from None
     return home, remote, f"http://{settings.host}:{settings.port}"
 
 
@@ -55,9 +72,8 @@ def _rollback(target: str | None, as_json: bool) -> None:
 
     home, remote, server = _targets()
     result = rollback(home.serving_dir, reachable(server), target=target, remote=remote)
-    data = result.to_dict()
     if as_json:
-        common.emit(data, True, "")
+        common.emit(result.to_dict(), True, "")
     elif result.deployed:
         click.echo(f"{result.reason} ({result.latency_s} s)")
     if not result.deployed:
@@ -68,17 +84,21 @@ def _rollback(target: str | None, as_json: bool) -> None:
 @common.json_option
 def deployments(as_json: bool) -> None:
     """Deployment history: id, checkpoint, when, score, latency; * marks the current one."""
-    from tdm_dagster.serving.deploy import current_deployment, load_deployments
+    from tdm_dagster.serving.deploy import current_deployment
+    from tdm_dagster.serving.history import load_deployments, other_targets
 
     home, remote, _ = _targets()
-    state = load_deployments(home.serving_dir)
+    state = load_deployments(home.serving_dir, remote)
     current = (state["active"][-1] if state["active"] else None) if remote else current_deployment(home.serving_dir)
     rows = deployment_rows(state["history"], current)
+    others = other_targets(home.serving_dir, remote)
     if as_json:
-        common.emit({"current": current, "remote_host": str(remote) if remote else None, "deployments": rows}, True, "")
+        common.emit({"current": current, "remote_host": str(remote) if remote else None, "deployments": rows,
+                     "other_targets": others}, True, "")  # fmt: skip
         return
+    also = f" (other targets with a history: {', '.join(others)})" if others else ""
     if not rows:
-        click.echo("no deployments yet: run `tdm deploy`")
+        click.echo(f"no deployments yet{' on ' + str(remote) if remote else ''}: run `tdm deploy`{also}")
         return
     header = ("", "id", "outcome", "checkpoint", "when", "score", "latency_s")
     table = [header] + [("*" if r["current"] else "", r["id"] or "-", r["outcome"], r["checkpoint"] or "-", r["time"],
@@ -86,7 +106,7 @@ def deployments(as_json: bool) -> None:
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    click.echo(f"current: {current or 'none'}" + (f" on {remote}" if remote else ""))
+    click.echo(f"current: {current or 'none'}" + (f" on {remote}" if remote else "") + also)
 
 
 def deployment_rows(history: list[dict[str, Any]], current: str | None) -> list[dict[str, Any]]:

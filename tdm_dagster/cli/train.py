@@ -17,7 +17,8 @@ def train(as_json: bool) -> None:
     instance = common.instance()
     key = add_checkpoint(instance)
     result = common.run(TRAINING_PIPELINE, dagster_instance=instance, partition_key=key, asset_selection=[checkpoint.key])
-    common.finish(result, checkpoint, as_json, lambda d: f"{key}: {d['steps']} steps, loss {d['first_loss']:.3f} -> {d['final_loss']:.3f}, {d['path']}")
+    common.finish(result, checkpoint, as_json, lambda d: f"{key}: {d['steps']} steps, loss {d['first_loss']:.3f} -> {d['final_loss']:.3f}, {d['path']}",
+                  key=key)  # fmt: skip
 
 
 @click.command()
@@ -32,9 +33,10 @@ def evaluate(key: str | None, as_json: bool) -> None:
     instance = common.instance()
     keys = sorted(instance.get_dynamic_partitions(checkpoint_partitions.name))
     if not keys:
-        raise common.Refused("no checkpoint yet: run `tdm train` first", outcome={"checkpoint": key})
+        raise common.Refused("no checkpoint yet: run `tdm train` first", outcome={"success": False, "key": key})
     if key is not None and key not in keys:
         raise click.BadParameter(f"no checkpoint named {key!r} (the newest is {keys[-1]})", param_hint="KEY")
     key = key or keys[-1]
     result = common.run(TRAINING_PIPELINE, dagster_instance=instance, partition_key=key, asset_selection=[checkpoint_evaluation.key])
-    common.finish(result, checkpoint_evaluation, as_json, lambda d: f"{key}: accuracy {d['overall_accuracy']:.1%}, held-out loss {d['held_out_loss']:.4f}")
+    common.finish(result, checkpoint_evaluation, as_json, lambda d: f"{key}: accuracy {d['overall_accuracy']:.1%}, held-out loss {d['held_out_loss']:.4f}",
+                  key=key)  # fmt: skip

@@ -6,4 +6,5 @@
 - ``training``: ``TrainingConfig``, the ``training:`` section, which the trainer takes too.
 - ``quality``: ``QualitySettings``, the ``quality:`` section (validates itself).
 - ``rules``: the check of each key, which names what a bad value should have been.
+- ``bounds``: ``Bounded``, the check of a numeric key, with its maximum.
 """

@@ -8,18 +8,34 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from tdm_dagster.config.bounds import Bounded
+
 DEFAULT_TOP_NGRAM_CHAR_FRACS: Mapping[int, float] = MappingProxyType({2: 0.20, 3: 0.18, 4: 0.16})
 """Gopher (Rae et al. 2021, table A1) top n-gram character fractions."""
 
+_BETWEEN_0_AND_1 = Bounded("between 0 and 1", 1, whole=False, range_named=True)
+MAX_WORDS = 1_000_000
+"""Word and line thresholds: no reply is longer (a record is at most ``gate.max_record_bytes``)."""
+BOUNDS: Mapping[str, Bounded] = MappingProxyType({
+    "min_tokens": Bounded("a whole number >= 1", 16_777_216, minimum=1),
+    "max_tokens": Bounded("a whole number >= 1", 16_777_216, minimum=1),
+    "ngram_min_words": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
+    "dup_line_min_lines": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
+    "reply_min_words": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
+    **dict.fromkeys(
+        ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac", "max_mixed_alnum_ratio", "near_threshold"),
+        _BETWEEN_0_AND_1,
+    ),
+})
+"""The check of each numeric key; the maxima are in the README (Config, Maxima)."""
+MAX_NGRAM = 64
+"""The largest n of ``top_ngram_char_fracs`` (Gopher's are 2 to 4)."""
 
-def _fraction(key: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise ValueError(f"quality.{key}: {value!r} is not between 0 and 1")
 
-
-def _positive_int(key: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"quality.{key}: {value!r} is not a whole number >= 1")
+def _check(key: str, value: Any, bounds: Bounded) -> None:
+    problem = bounds(value)
+    if problem:
+        raise ValueError(f"quality.{key}: {value!r} is not {problem}")
 
 
 @dataclass(frozen=True)
@@ -67,14 +83,12 @@ class QualitySettings:
             raise ValueError(
                 f"quality.tokenizer_path: {self.tokenizer_path!r} is not a non-empty path or null"
             )
-        for key in ("min_tokens", "max_tokens", "ngram_min_words", "dup_line_min_lines", "reply_min_words"):
-            _positive_int(key, getattr(self, key))
+        for key, bounds in BOUNDS.items():
+            _check(key, getattr(self, key), bounds)
         if self.max_tokens < self.min_tokens:
             raise ValueError(
                 f"quality.max_tokens: {self.max_tokens} is below min_tokens {self.min_tokens}"
             )
-        for key in ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac", "max_mixed_alnum_ratio", "near_threshold"):
-            _fraction(key, getattr(self, key))
         object.__setattr__(self, "top_ngram_char_fracs", _ngram_fracs(self.top_ngram_char_fracs))
         object.__setattr__(self, "languages", _language_codes(self.languages))
 
@@ -104,9 +118,9 @@ def _ngram_fracs(value: Any) -> Mapping[int, float]:
             n = int(raw_n)
         except (TypeError, ValueError):
             n = 0
-        if n < 2 or isinstance(raw_n, bool):
-            raise ValueError(f"quality.top_ngram_char_fracs: key {raw_n!r} is not an n-gram size >= 2")
-        _fraction(f"top_ngram_char_fracs.{n}", frac)
+        if not 2 <= n <= MAX_NGRAM or isinstance(raw_n, bool):
+            raise ValueError(f"quality.top_ngram_char_fracs: key {raw_n!r} is not an n-gram size from 2 to {MAX_NGRAM}")
+        _check(f"top_ngram_char_fracs.{n}", frac, _BETWEEN_0_AND_1)
         fracs[n] = float(frac)
     return MappingProxyType(dict(sorted(fracs.items())))
 

@@ -11,6 +11,17 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tdm_dagster.config.bounds import (
+    DAY_SEC,
+    FRACTION,
+    MAX_BATCH_RECORDS,
+    MAX_SEED,
+    PORT,
+    count,
+    count_from_zero,
+    non_negative_number,
+    positive_number,
+)
 from tdm_dagster.config.sections import GATE_ENGINES, GENERATION_SOURCES, SchedulesConfig
 from tdm_dagster.config.training import LR_SCHEDULES
 from tdm_dagster.home import PRIORITIES
@@ -19,18 +30,6 @@ from tdm_dagster.serving.remote import remote_host_problem
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any) -> str | None:
-    return None if _is_int(value) and value > 0 else "a positive integer"
-
-
-def _non_negative_int(value: Any) -> str | None:
-    return None if _is_int(value) and value >= 0 else "an integer >= 0"
-
-
-def _port(value: Any) -> str | None:
-    return None if _is_int(value) and 1 <= value <= 65535 else "an integer port between 1 and 65535"
 
 
 def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
@@ -55,24 +54,6 @@ def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]
 
 def _mapping_of(what: str) -> Callable[[Any], str | None]:
     return lambda value: None if isinstance(value, dict) else f"a mapping of {what}"
-
-
-def _positive_number(value: Any) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    return None if ok else "a positive number"
-
-
-def _non_negative(what: str) -> Callable[[Any], str | None]:
-    def non_negative(value: Any) -> str | None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
-        return None if ok else f"{what} >= 0"
-
-    return non_negative
-
-
-def _fraction(value: Any) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-    return None if ok else "a number between 0 and 1"
 
 
 def _paths(value: Any) -> str | None:
@@ -100,50 +81,80 @@ def _remote_url(value: Any) -> str | None:
     return check_remote_url(value)
 
 
+_SEED = count_from_zero(MAX_SEED)
+_TIMEOUT = positive_number(DAY_SEC)
+_STEPS = count(1_000_000_000)
+"""Optimizer steps (and warm-up, checkpoint spacing): a billion is years of training."""
+_RUN_EXAMPLES = count(10_000_000)
+"""The examples one training run claims and holds in memory."""
+
+
+TINY_MODEL_MAX_PARAMETERS = 1_000_000_000
+"""About 16 GB to train in float32 with AdamW: bounded, and far above a "tiny" model."""
+_LLAMA_DEFAULT_SIZES = {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32}
+"""``LlamaConfig``'s defaults for the sizes ``tiny_model`` leaves out (transformers is not
+imported here); layers x (4 hidden² attention + 3 hidden x intermediate MLP) is the
+model's size without its embeddings."""
+
+
+def _tiny_model(value: Any) -> str | None:
+    """A mapping whose model is at most ``TINY_MODEL_MAX_PARAMETERS`` (the trainer builds
+    it in memory; a bigger model is a ``model_path``)."""
+    expected = f"a mapping of LlamaConfig fields (hidden_size, num_hidden_layers, ...) of a model of at most {TINY_MODEL_MAX_PARAMETERS} parameters"
+    if not isinstance(value, dict):
+        return expected
+    sizes = {**_LLAMA_DEFAULT_SIZES, **value}
+    if not all(_is_int(sizes[key]) and sizes[key] > 0 for key in _LLAMA_DEFAULT_SIZES):
+        return f"{expected}, with positive integer {', '.join(_LLAMA_DEFAULT_SIZES)}"
+    hidden, intermediate, layers = (sizes[key] for key in _LLAMA_DEFAULT_SIZES)
+    parameters = layers * (4 * hidden * hidden + 3 * hidden * intermediate)
+    return None if parameters <= TINY_MODEL_MAX_PARAMETERS else f"{expected} (these make about {parameters:.2g})"
+
+
 RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "auto_generate": {
         "enabled": _bool,
         "source": _one_of(GENERATION_SOURCES),
         "host": _text,
-        "port": _port,
-        "count": _positive_int,
+        "port": PORT,
+        "count": count(MAX_BATCH_RECORDS),
         "priority": _one_of(PRIORITIES),
-        "threshold": _non_negative_int,
-        "seed": _optional(_non_negative_int),
-        "cooldown_sec": _non_negative_int,
+        "threshold": count_from_zero(1_000_000),
+        "seed": _SEED.or_null(),
+        "cooldown_sec": count_from_zero(30 * DAY_SEC),
         "payload": _mapping_of("request fields"),
         "skill": _optional(_text),
     },
     "inference": {
         "model": _text,
-        "timeout_sec": _positive_number,
-        "max_concurrency": _positive_int,
-        "max_attempts": _positive_int,
+        "timeout_sec": _TIMEOUT,
+        "max_concurrency": count(1024),
+        "max_attempts": count(100),
         "api_key_env": _text,
     },
     "skill_api": {
         "syllo_url": _http_url,
         "binary_url": _http_url,
-        "timeout_sec": _positive_number,
+        "timeout_sec": _TIMEOUT,
     },
     "gate": {
         "level": _one_of(("quick", "standard", "deep")),
         "eval_sets": _paths,
-        "near_duplicate_threshold": _fraction,
+        "near_duplicate_threshold": FRACTION,
         "verifiers": _mapping_of("skill: verifier name"),
-        "min_completeness": _fraction,
-        "min_consistency": _fraction,
-        "min_validity": _fraction,
-        "min_overall": _fraction,
-        "max_record_bytes": _positive_int,
-        "max_batch_records": _positive_int,
+        "min_completeness": FRACTION,
+        "min_consistency": FRACTION,
+        "min_validity": FRACTION,
+        "min_overall": FRACTION,
+        "max_record_bytes": count(1024**3),
+        "max_batch_records": count(MAX_BATCH_RECORDS),
         "engine": _one_of(GATE_ENGINES),
     },
     "ray": {
         "address": _optional(_text),
     },
     "inbox": {
-        "settle_sec": _non_negative("a number of seconds"),
+        "settle_sec": non_negative_number("a number of seconds", DAY_SEC),
     },
     "dataset": {
         "name": _text,
@@ -152,36 +163,38 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "training": {
         "model_path": _optional(_text),
         "tokenizer_path": _optional(_text),
-        "learning_rate": _positive_number,
-        "batch_size": _positive_int,
-        "max_length": _positive_int,
-        "max_steps": _optional(_positive_int),
-        "min_examples": _positive_int,
-        "max_examples_per_run": _optional(_positive_int),
+        "learning_rate": positive_number(10),
+        "batch_size": count(4096),
+        "max_length": count(131_072),
+        "max_steps": _STEPS.or_null(),
+        "min_examples": _RUN_EXAMPLES,
+        "max_examples_per_run": _RUN_EXAMPLES.or_null(),
         "lora": _bool,
-        "eval_per_level": _positive_int,
-        "weight_decay": _non_negative("a number"),
-        "warmup_steps": _non_negative_int,
+        "eval_per_level": count(100_000),
+        "weight_decay": non_negative_number("a number", 10),
+        "warmup_steps": count_from_zero(_STEPS.maximum),
         "lr_schedule": _one_of(LR_SCHEDULES),
-        "epochs": _positive_int,
-        "seed": _non_negative_int,
+        "epochs": count(10_000),
+        "seed": _SEED,
         "device": _text,
-        "lora_r": _positive_int,
-        "lora_alpha": _positive_int,
-        "save_every": _optional(_positive_int),
-        "grad_clip": _optional(_positive_number),
-        "tiny_model": _mapping_of("LlamaConfig fields (hidden_size, num_hidden_layers, ...)"),
+        "lora_r": count(4096),
+        "lora_alpha": count(65_536),
+        "save_every": _STEPS.or_null(),
+        "grad_clip": positive_number(1_000_000).or_null(),
+        "tiny_model": _tiny_model,
     },
     "serving": {
         "host": _text,
-        "port": _port,
+        "port": PORT,
         "remote_host": _optional(remote_host_problem),
         "ssh_config": _optional(_text),
     },
     "api": {
         "host": _text,
-        "port": _port,
-        "max_upload_bytes": _positive_int,
+        "port": PORT,
+        "max_upload_bytes": count(16 * 1024**3),
+        "client_connect_timeout_sec": _TIMEOUT,
+        "client_read_timeout_sec": _TIMEOUT,
     },
     "storage": {
         "remote": _optional(_remote_url),
@@ -192,7 +205,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "git_repos": _paths,
         "docs": _paths,
         "conversation_logs": _paths,
-        "max_commits": _positive_int,
+        "max_commits": count(10_000_000),
     },
     "schedules": dict.fromkeys(SchedulesConfig.__dataclass_fields__, _cron),
 }

@@ -124,6 +124,12 @@ class ApiConfig:
     port: int = 8770
     max_upload_bytes: int = 256 * 1024 * 1024
     """A bigger upload (an import, a file to validate) gets 413 before it is read whole."""
+    client_connect_timeout_sec: float = 2.0
+    """``tdm validate`` with ``TDM_API_URL``: a service that does not accept the connection
+    this fast is treated as not there (the file is validated in-process)."""
+    client_read_timeout_sec: float = 60.0
+    """... and one that stays silent this long, while it is sent the file or while it
+    answers, is treated as stalled: the file is validated in-process."""
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,15 @@ what each key accepts; this module reads, merges and validates them.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tdm_dagster.config.quality import QualitySettings
+from tdm_dagster.config.bounds import Bounded
+from tdm_dagster.config.quality import BOUNDS as QUALITY_BOUNDS, QualitySettings
 from tdm_dagster.config.rules import RULES
 from tdm_dagster.config.sections import (
     ApiConfig,
@@ -88,6 +89,13 @@ _SECTION_TYPES = {
     "schedules": SchedulesConfig,
 }
 SECTIONS = (*RULES, "quality")
+NUMERIC_KEYS: Mapping[str, Bounded] = {
+    f"{section}.{key}": check
+    for section, checks in (*RULES.items(), ("quality", QUALITY_BOUNDS))
+    for key, check in checks.items()
+    if isinstance(check, Bounded)
+}
+"""``section.key`` -> the check of every numeric key, with its maximum (README, Config, Maxima)."""
 
 
 SECRET_ENV_VARS = ("TDM_INFERENCE_API_KEY", "TDM_SERVING_ADMIN_TOKEN")
@@ -129,12 +137,17 @@ def validate_section(section: str, values: Mapping[str, Any], origin: str) -> di
     return dict(values)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses aliases (``*name``).
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names one key twice: which value was meant is unknowable, so neither is taken."""
 
-    A config file has no use for them, and aliases are how a few hundred bytes expand
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases (``*name``) and duplicate keys.
+
+    A config file has no use for aliases, and they are how a few hundred bytes expand
     into gigabytes (the "billion laughs" bomb); refusing them at the first ``*alias``
-    keeps memory and time bounded by the file size.
+    keeps memory and time bounded by the file size. A key given twice would silently
+    keep the last value (PyYAML's default), so the second is refused with both lines.
     """
 
     def compose_node(self, parent: Any, index: Any) -> Any:
@@ -145,11 +158,26 @@ class _NoAliasLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, _value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if not isinstance(key, Hashable):
+                    continue  # SafeLoader refuses it below
+                if key in first_line:
+                    raise DuplicateKeyError(f"duplicate key {key!r} at lines {first_line[key]} and {line}; keep one")
+                first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
+
 
 def _parse_yaml(text: str) -> Any:
-    """YAML without aliases; too deep nesting is reported as a YAML error too."""
+    """YAML without aliases or duplicate keys; too deep nesting is reported as a YAML error too."""
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError as exc:
         raise yaml.YAMLError("nesting is too deep") from exc
 
@@ -193,6 +221,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the config file is larger than {MAX_CONFIG_BYTES} bytes; refused unread")
     try:
         data = _parse_yaml(raw.decode("utf-8"))
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:

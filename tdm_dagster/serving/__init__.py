@@ -11,7 +11,9 @@
   checkpoint in place as hard links (or rsync it to another host:
   :mod:`tdm_dagster.serving.remote`), switch the pointer atomically, reload and verify
   (:mod:`tdm_dagster.serving.verify`) and switch back on failure, recording every
-  attempt in ``serving_dir/deployments.json``.
+  attempt in ``serving_dir/deployments.json``, per target
+  (:mod:`tdm_dagster.serving.history`); :mod:`tdm_dagster.serving.choice`: which
+  checkpoint a deploy takes (the best, the newest, or the one a user named).
 
 This package imports neither torch, transformers nor fastapi at import time.
 """

@@ -16,17 +16,15 @@
    switches the pointer back (the previous model keeps serving: the server never swaps
    in a model that fails to load) and removes the new folder;
 5. records every attempt (checkpoint, score, latency, time, outcome, reason) in
-   ``serving_dir/deployments.json`` (written atomically, under a lock).
+   ``serving_dir/deployments.json`` (written atomically, under a lock), per target
+   (:mod:`tdm_dagster.serving.history`).
+
+Outcomes: ``deployed``, ``rollback`` (both end with it serving), ``declined`` (the score
+comparison said no: a routine result), ``refused`` (not a checkpoint, nothing to roll
+back to) and ``failed`` (copy, pointer or verification failed; switched back).
 
 ``rollback(serving_dir, target=None, server_url=...)`` switches to an earlier deployment:
 the previous one, or the one named (its ``name`` is its id in ``tdm deployments``).
-
-``deployments.json``::
-
-    {"active": ["ckpt-a", "ckpt-b"],          # the deployment stack, last = current
-     "scores": {"ckpt-a": 0.5, "ckpt-b": 0.7},
-     "history": [{"name", "checkpoint", "score", "time", "latency_s", "outcome",
-                  "reason", "previous", "remote_host", "forced"}, ...]}
 
 With ``remote`` the deployment folders and the pointer live on that host, under the
 target's path; ``serving_dir`` (here) keeps ``deployments.json`` and the deploy lock.
@@ -48,17 +46,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tdm_dagster.files.atomic import (
-    atomic_write_json,
-    atomic_write_text,
-    fsync_tree,
-    read_json,
-)
+from tdm_dagster.files.atomic import atomic_write_text, fsync_tree
 from tdm_dagster.serving import DEPLOYMENTS_FILE, POINTER_FILE
-from tdm_dagster.serving.remote import RemoteTarget
+from tdm_dagster.serving.history import load_deployments, save_deployments, stack_after
+from tdm_dagster.serving.remote import RemoteTarget, rsync_problem
 from tdm_dagster.serving.verify import reload_server, verify_server
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
+SERVING_OUTCOMES = ("deployed", "rollback")
+"""The outcomes that end with the deployment serving."""
 
 
 @dataclass
@@ -68,6 +64,8 @@ class DeployResult:
     latency_s: float
     previous: str | None
     name: str | None = None
+    outcome: str = "failed"
+    """As recorded: deployed, rollback, declined, refused or failed (module docstring)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,14 +80,6 @@ class DeployError(RuntimeError):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def load_deployments(serving_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    state = read_json(Path(serving_dir) / DEPLOYMENTS_FILE, default=None) or {}
-    state.setdefault("active", [])
-    state.setdefault("scores", {})
-    state.setdefault("history", [])
-    return state
 
 
 def current_deployment(serving_dir: str | os.PathLike[str]) -> str | None:
@@ -112,9 +102,9 @@ def _deploy_lock(serving_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _record(serving_dir: Path, state: dict[str, Any], entry: dict[str, Any]) -> None:
+def _record(serving_dir: Path, remote: RemoteTarget | None, state: dict[str, Any], entry: dict[str, Any]) -> None:
     state["history"].append(entry)
-    atomic_write_json(serving_dir / DEPLOYMENTS_FILE, state)
+    save_deployments(serving_dir, remote, state)
 
 
 # --------------------------------------------------------------------------- checks
@@ -141,25 +131,6 @@ def validate_checkpoint(checkpoint_dir: str | os.PathLike[str]) -> str | None:
     if not any(any(folder.glob(pattern)) for pattern in WEIGHT_PATTERNS):
         return f"{folder} has no weights file ({', '.join(WEIGHT_PATTERNS)})"
     return None
-
-
-def choose_checkpoint(history: list[dict[str, Any]], wanted: str | None, *, newest: bool) -> dict[str, Any] | str:
-    """Which checkpoint to deploy, from the evaluation history: ``wanted`` (a checkpoint
-    key, as a folder name in its path, or a path; a folder never evaluated deploys with
-    no score), else the newest evaluated (``newest``) or the best (highest accuracy, then
-    lowest held-out loss). ``{"checkpoint": path, "score": accuracy or None}``, or why none."""
-    if wanted:
-        for item in reversed(history):
-            path = Path(item["checkpoint"])
-            if wanted in {str(path), str(path.resolve())} or wanted in path.parts:
-                return {"checkpoint": item["checkpoint"], "score": item["overall_accuracy"]}
-        if Path(wanted).is_dir():
-            return {"checkpoint": str(Path(wanted).resolve()), "score": None}
-        return f"no evaluated checkpoint {wanted!r} and no such folder (see the evaluation history)"
-    if not history:
-        return "no evaluated checkpoint yet: materialize checkpoint_evaluation first"
-    item = history[-1] if newest else max(history, key=lambda h: (h["overall_accuracy"], -(h["held_out_loss"] or float("inf"))))
-    return {"checkpoint": item["checkpoint"], "score": item["overall_accuracy"]}
 
 
 def _score_refusal(state: dict[str, Any], current: str | None, score: float | None) -> str | None:
@@ -216,6 +187,9 @@ def _place_local(checkpoint_dir: Path, serving_dir: Path, name: str) -> dict[str
 
 
 def _place_remote(checkpoint_dir: Path, remote: RemoteTarget, name: str, previous: str | None) -> None:
+    unusable = rsync_problem()
+    if unusable:
+        raise DeployError(unusable)
     tmp_name = f".{name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
     try:
         _run(remote.rsync(checkpoint_dir, tmp_name, link_dest=previous))
@@ -255,13 +229,17 @@ def _remove(serving_dir: Path, name: str, remote: RemoteTarget | None) -> None:
 # --------------------------------------------------------------------------- API
 
 
-def _finisher(serving: Path, state: dict[str, Any], entry: dict[str, Any], started: float,
-              previous: str | None) -> Any:
-    def finish(deployed: bool, outcome: str, reason: str, name: str | None) -> DeployResult:
+def _finisher(serving: Path, remote: RemoteTarget | None, state: dict[str, Any], entry: dict[str, Any],
+              started: float, previous: str | None) -> Any:
+    def finish(outcome: str, reason: str, name: str | None) -> DeployResult:
         latency = round(time.monotonic() - started, 3)
         entry.update(name=name, outcome=outcome, reason=reason, latency_s=latency)
-        _record(serving, state, entry)
-        return DeployResult(deployed=deployed, reason=reason, latency_s=latency, previous=previous, name=name)
+        if outcome in SERVING_OUTCOMES:
+            assert name is not None
+            state["active"] = stack_after(state["active"], outcome, name)
+        _record(serving, remote, state, entry)
+        return DeployResult(deployed=outcome in SERVING_OUTCOMES, reason=reason, latency_s=latency,
+                            previous=previous, name=name, outcome=outcome)
 
     return finish
 
@@ -298,20 +276,20 @@ def deploy(
     serving = Path(serving_dir)
     source = Path(checkpoint_dir)
     with _deploy_lock(serving):
-        state = load_deployments(serving)
+        state = load_deployments(serving, remote)
         previous = (state["active"][-1] if state["active"] else None) if remote else current_deployment(serving)
         entry: dict[str, Any] = {
             "name": None, "checkpoint": str(source.resolve()), "score": score, "time": _now(),
             "previous": previous, "remote_host": str(remote) if remote else None, "forced": force,
         }
-        finish = _finisher(serving, state, entry, started, previous)
+        finish = _finisher(serving, remote, state, entry, started, previous)
         problem = validate_checkpoint(source)
         if problem:
-            return finish(False, "refused", f"not a valid checkpoint: {problem}", None)
+            return finish("refused", f"not a valid checkpoint: {problem}", None)
         if not force:
             refusal = _score_refusal(state, previous, score)
             if refusal:
-                return finish(False, "refused", refusal, None)
+                return finish("declined", refusal, None)
 
         name = _unique_name(source, serving, state)
         try:
@@ -320,7 +298,7 @@ def deploy(
             else:
                 entry["files"] = _place_local(source, serving, name)
         except (OSError, DeployError, subprocess.TimeoutExpired) as exc:
-            return finish(False, "failed", f"copy failed: {exc}", None)
+            return finish("failed", f"copy failed: {exc}", None)
 
         try:
             problem = _switch_and_verify(serving, name, previous, server_url, remote)
@@ -328,11 +306,10 @@ def deploy(
             problem = f"switching the pointer failed: {exc}"
         if problem:
             _remove(serving, name, remote)
-            return finish(False, "failed", problem, name)
-        state["active"].append(name)
+            return finish("failed", problem, name)
         state["scores"][name] = score
         reason = "deployed and verified" if server_url else "deployed (not verified: no server_url)"
-        return finish(True, "deployed", reason, name)
+        return finish("deployed", reason, name)
 
 
 def rollback(serving_dir: str | os.PathLike[str], server_url: str | None = None, *,
@@ -344,33 +321,32 @@ def rollback(serving_dir: str | os.PathLike[str], server_url: str | None = None,
     started = time.monotonic()
     serving = Path(serving_dir)
     with _deploy_lock(serving):
-        state = load_deployments(serving)
+        state = load_deployments(serving, remote)
         current = state["active"][-1] if state["active"] else None
         entry: dict[str, Any] = {"name": None, "checkpoint": None, "score": None, "time": _now(),
                                  "previous": current, "remote_host": str(remote) if remote else None, "forced": False}
-        finish = _finisher(serving, state, entry, started, current)
+        finish = _finisher(serving, remote, state, entry, started, current)
+        where = f" on {remote}" if remote else ""
         if target is None:
             if len(state["active"]) < 2:
-                return finish(False, "refused", "no previous deployment to roll back to", None)
+                return finish("refused", f"no previous deployment to roll back to{where}", None)
             target = state["active"][-2]
         elif target not in state["scores"]:
             known = ", ".join(state["scores"]) or "none"
-            return finish(False, "refused", f"no deployment named {target!r} (deployed: {known})", None)
+            return finish("refused", f"no deployment named {target!r}{where} (deployed there: {known})", None)
         elif target == current:
-            return finish(False, "refused", f"{target} is already the current deployment", target)
+            return finish("refused", f"{target} is already the current deployment{where}", target)
         entry["score"] = state["scores"].get(target)
         entry["checkpoint"] = _checkpoint_of(state, target)
         if not _folder_exists(serving, target, remote):
-            return finish(False, "refused", f"deployment folder {target} is gone", target)
+            return finish("refused", f"deployment folder {target} is gone", target)
         try:
             problem = _switch_and_verify(serving, target, current, server_url, remote)
         except (OSError, DeployError, subprocess.TimeoutExpired) as exc:
             problem = f"switching the pointer failed: {exc}"
         if problem:
-            return finish(False, "failed", problem, target)
-        active = state["active"]
-        state["active"] = active[: len(active) - active[::-1].index(target)] if target in active else [*active, target]
-        return finish(True, "rollback", f"rolled back from {current} to {target}", target)
+            return finish("failed", problem, target)
+        return finish("rollback", f"rolled back from {current} to {target}", target)
 
 
 def _checkpoint_of(state: dict[str, Any], name: str) -> str | None:

@@ -186,8 +186,9 @@ class PromptTooLong(ValueError):
 def load_checkpoint(path: str | os.PathLike[str], name: str | None = None) -> LoadedModel:
     """Load a checkpoint folder and warm it up with a one-token generation.
 
-    Raises on any problem (missing/corrupt config or weights, a model that cannot
-    generate), so a broken checkpoint never replaces a working one.
+    Raises on any problem (missing/corrupt config or weights, weights that are not all
+    finite, a model that cannot generate), so a broken checkpoint never replaces a
+    working one.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -201,6 +202,10 @@ def load_checkpoint(path: str | os.PathLike[str], name: str | None = None) -> Lo
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype="auto" if device == "cuda" else torch.float32)
     model.to(device)
     model.eval()
+    broken = non_finite_weights(model)
+    if broken:
+        raise ValueError(f"{folder}: {len(broken)} weight tensor(s) hold NaN or infinite values "
+                         f"(first: {broken[0]}); it would answer garbage or fail sampled requests")
     eos_ids: list[int] = []
     for token in ("<|im_end|>",):
         token_id = tokenizer.convert_tokens_to_ids(token)
@@ -221,6 +226,15 @@ def load_checkpoint(path: str | os.PathLike[str], name: str | None = None) -> Lo
     )
     loaded.generate([{"role": "user", "content": "ping"}], max_tokens=1, temperature=0.0)
     return loaded
+
+
+def non_finite_weights(model: Any) -> list[str]:
+    """The names of ``model``'s parameters holding a NaN or an infinity (a diverged run
+    saves such weights; greedy decoding still "works" on them, sampling fails)."""
+    import torch
+
+    with torch.no_grad():
+        return [name for name, parameter in model.named_parameters() if not bool(torch.isfinite(parameter).all())]
 
 
 class ModelManager:

@@ -10,15 +10,22 @@ password prompt) and, with ``serving.ssh_config``, ``-F`` that file (port, ident
 known-hosts file...); without it, ssh reads the user's own ``~/.ssh/config``. rsync
 uses the same ssh command line (``rsync -e``).
 
-rsync 3.2.4 and later pass remote paths to the other side intact, so the paths in
-rsync's arguments are not shell-quoted; the scripts run with ``ssh host SCRIPT`` are
-parsed by the remote shell, so every path in them is.
+No shell may see a path as code. rsync before 3.2.4 handed the remote path (and
+``--link-dest``) to the remote shell, so ``/srv/x$(touch pwned)`` ran ``touch`` there;
+so (1) ``serving.remote_host`` is refused unless its user, host and path are made of
+``SAFE_PATH_CHARS`` (no shell metacharacter, no whitespace), and (2) rsync always runs
+with ``--protect-args`` (``-s``: paths and options travel in rsync's protocol, never on
+the remote command line; any rsync >= 3.0, and this module requires ``MIN_RSYNC``
+for ``--mkpath``). The scripts run with ``ssh host SCRIPT`` are parsed by the remote
+shell, so every path in them is quoted as well.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +34,15 @@ from tdm_dagster.serving import POINTER_FILE
 SSH_OPTIONS = ("-o", "BatchMode=yes")
 """Options every deploy's ssh gets, before ``-F serving.ssh_config``."""
 REMOTE_FORMAT = "[user@]host:/absolute/path"
-_SPLIT = re.compile(r"^(?P<host>(?:[^@\s/:\[]+@)?(?:\[[^\]]*\]|[^:\[\]]*)):(?P<path>.*)$", re.DOTALL)
-_HOST = re.compile(r"^(?:[^@\s/:]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)$")
+SAFE_PATH_CHARS = "letters, digits and . _ - + @ % = , ~ : /"
+"""What the path of ``serving.remote_host`` may contain: nothing a shell treats specially."""
+MIN_RSYNC = (3, 2, 3)
+"""``--mkpath`` (creating the deployment folder's parents) came in rsync 3.2.3."""
+_SPLIT = re.compile(r"^(?P<host>(?:[^@/:\[]+@)?(?:\[[^\]]*\]|[^:\[\]]*)):(?P<path>.*)$", re.DOTALL)
+_HOST = re.compile(r"^(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.][A-Za-z0-9_.-]*)$")
+_UNSAFE_PATH_CHAR = re.compile(r"[^\w./@%+=,~:-]")
+_UNSAFE_HOST_CHAR = re.compile(r"[^A-Za-z0-9_.@:\[\]-]")
+_RSYNC_VERSION = re.compile(r"rsync\s+version\s+v?(\d+)\.(\d+)\.(\d+)")
 
 
 class RemoteHostError(ValueError):
@@ -67,8 +81,11 @@ class RemoteTarget:
 
         Files are compared by content (``--checksum``) and modification times are not
         kept: two checkpoints' identical tokenizer files were written at different
-        times, and rsync links only files whose kept attributes all match."""
-        argv = ["rsync", "-rlp", "--checksum", "--delete", "--mkpath", "-e", shlex.join(self.ssh_argv())]
+        times, and rsync links only files whose kept attributes all match.
+
+        ``--protect-args``: the paths reach the host through rsync's protocol, never its
+        shell (see the module docstring)."""
+        argv = ["rsync", "--protect-args", "-rlp", "--checksum", "--delete", "--mkpath", "-e", shlex.join(self.ssh_argv())]
         if link_dest:
             argv.append(f"--link-dest={self.folder(link_dest)}")
         return [*argv, str(source).rstrip("/") + "/", f"{self.host}:{self.folder(dest_name)}/"]
@@ -95,18 +112,51 @@ class RemoteTarget:
 
 
 def _split(value: str) -> tuple[str, str] | str:
-    """(host, path), or why ``value`` is not ``[user@]host:/absolute/path``."""
+    """(host, path), or why ``value`` is not ``[user@]host:/absolute/path`` made of safe
+    characters (the first unsafe one is named)."""
     match = _SPLIT.match(value.strip())
     if not match:
         return "no ':/path' part"
     host, path = match["host"], match["path"]
-    if not _HOST.match(host) or host.startswith("-"):
+    unsafe = _UNSAFE_HOST_CHAR.search(host)
+    if unsafe:
+        return f"the host {host!r} contains {unsafe.group()!r}: shell metacharacters and whitespace are refused"
+    if not _HOST.match(host):
         return f"{host!r} is not a host ([user@]host)"
     if not path.startswith("/"):
         return f"the path {path!r} is not absolute"
-    if any(part in {".", ".."} for part in path.split("/")) or "\n" in path:
+    unsafe = _UNSAFE_PATH_CHAR.search(path)
+    if unsafe:
+        return (f"the path {path!r} contains {unsafe.group()!r}: shell metacharacters and whitespace are refused "
+                f"(allowed: {SAFE_PATH_CHARS})")
+    if any(part in {".", ".."} for part in path.split("/")):
         return f"the path {path!r} may not contain . or .. parts"
     return host, path
+
+
+def rsync_version(version_output: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) from ``rsync --version``'s first line, or None."""
+    match = _RSYNC_VERSION.search(version_output)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def rsync_problem() -> str | None:
+    """Why the rsync here cannot deploy (missing, or older than ``MIN_RSYNC``), or None."""
+    found = shutil.which("rsync")
+    wanted = ".".join(map(str, MIN_RSYNC))
+    if found is None:
+        return f"rsync is not installed here (not on PATH): a remote deploy needs rsync >= {wanted} here and on the host"
+    try:
+        output = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30, check=False,
+                                stdin=subprocess.DEVNULL).stdout  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{found} --version failed: {exc}"
+    version = rsync_version(output)
+    if version is None:
+        return f"{found} --version does not say which rsync it is: a remote deploy needs rsync >= {wanted}"
+    if version < MIN_RSYNC:
+        return f"{found} is rsync {'.'.join(map(str, version))}: a remote deploy needs rsync >= {wanted} (--mkpath)"
+    return None
 
 
 def parse_remote_host(value: str, ssh_config: str | None = None) -> RemoteTarget:

@@ -198,6 +198,8 @@ def create_app(serving_dir: str | os.PathLike[str], admin_token: str | None = No
             return _error(400, str(exc), "messages", "context_length_exceeded")
         except ServerBusy as exc:
             return _error(503, str(exc), code="server_busy")
+        except RuntimeError as exc:  # e.g. sampling from logits that are not finite
+            return _error(500, shorten(f"generation failed: {exc}"), code="generation_failed")
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",

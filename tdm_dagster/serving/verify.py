@@ -1,5 +1,6 @@
-"""Checking that a running ``tdm serve`` took a deployment: reload it, then ask
-``/health`` and one test completion which checkpoint answers."""
+"""Checking that a running ``tdm serve`` took a deployment: reload it (the server
+refuses weights that are not all finite), then ask ``/health`` and two test completions,
+greedy and sampled, which checkpoint answers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from tdm_dagster.serving import ADMIN_TOKEN_ENV
 
 RELOAD_TIMEOUT_S = 600.0
 REQUEST_TIMEOUT_S = 120.0
+TEST_COMPLETIONS = (("greedy", 0.0), ("sampled", 1.0))
+"""The test completions a deploy asks for. Both: a model whose logits are not finite
+still answers greedily (argmax of inf), and only sampling fails on them."""
 
 
 def reload_server(server_url: str) -> dict[str, Any]:
@@ -41,17 +45,18 @@ def verify_server(server_url: str, name: str) -> str | None:
         health = httpx.get(base + "/health", timeout=REQUEST_TIMEOUT_S)
         if health.status_code != 200 or health.json().get("model") != name:
             return f"/health does not report {name}: {health.status_code} {health.text[:300]}"
-        completion = httpx.post(
-            base + "/v1/chat/completions",
-            json={"model": name, "messages": [{"role": "user", "content": "Say hello."}],
-                  "max_tokens": 4, "temperature": 0},
-            timeout=REQUEST_TIMEOUT_S,
-        )
-        if completion.status_code != 200:
-            return f"test completion failed: {completion.status_code} {completion.text[:300]}"
-        body = completion.json()
-        if body.get("model") != name or not body.get("choices"):
-            return f"test completion came from {body.get('model')!r}, not {name}"
+        for kind, temperature in TEST_COMPLETIONS:
+            completion = httpx.post(
+                base + "/v1/chat/completions",
+                json={"model": name, "messages": [{"role": "user", "content": "Say hello."}],
+                      "max_tokens": 4, "temperature": temperature},
+                timeout=REQUEST_TIMEOUT_S,
+            )
+            if completion.status_code != 200:
+                return f"{kind} test completion failed: {completion.status_code} {completion.text[:300]}"
+            body = completion.json()
+            if body.get("model") != name or not body.get("choices"):
+                return f"{kind} test completion came from {body.get('model')!r}, not {name}"
     except httpx.HTTPError as exc:
         return f"server at {base} unreachable during verification: {type(exc).__name__}: {exc}"
     return None

@@ -91,8 +91,9 @@ def test_evaluate(home, dagster_home, as_json):
     assert failed.exit_code == 1 and "no checkpoint was written for ckpt_20260101_000000_000000" in failed.stderr
     assert "Traceback" not in failed.output
     if as_json:
-        assert outcome(none_yet) == {"checkpoint": None, "error": "no checkpoint yet: run `tdm train` first"}
+        assert outcome(none_yet) == {"success": False, "key": None, "error": "no checkpoint yet: run `tdm train` first"}
         assert "no checkpoint named 'ckpt_nosuch'" in outcome(unknown)["error"]
+        assert outcome(failed)["key"] == "ckpt_20260101_000000_000000" and outcome(failed)["success"] is False
         assert "no checkpoint was written for ckpt_20260101_000000_000000" in outcome(failed)["error"]
     else:
         assert none_yet.stdout == unknown.stdout == failed.stdout == ""

@@ -8,6 +8,9 @@ handling is exercised as it runs against the inference box, not against a mock.
 
     with refused_port() as base_url:   # nothing listening: connections are refused
         ...
+
+    with stalled_server() as base_url:   # accepts, reads the request, never answers
+        ...
 """
 
 from __future__ import annotations
@@ -78,3 +81,74 @@ def refused_port() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         sock.close()
+
+
+@contextmanager
+def stalled_server(sends: bytes = b"") -> Iterator[str]:
+    """A base URL whose server accepts every connection, reads the request, sends ``sends``
+    (nothing, or e.g. a status line and headers) and then never another byte, holding
+    the connection open until the block exits: a hung service, as a client meets it."""
+    listener = _bound_socket()
+    listener.listen(16)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+    connections: list[socket.socket] = []
+
+    def stall(connection: socket.socket) -> None:
+        connection.settimeout(0.1)
+        received = b""
+        while not stop.is_set() and not _request_complete(received):
+            try:
+                chunk = connection.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            received += chunk
+        if not stop.is_set():
+            connection.sendall(sends)
+        while not stop.is_set():  # take whatever else comes, answer nothing
+            try:
+                if not connection.recv(65536):
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _address = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connections.append(connection)
+            threading.Thread(target=stall, args=(connection,), name="test-stalled-connection", daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, name="test-stalled-server", daemon=True)
+    acceptor.start()
+    try:
+        host, port = listener.getsockname()
+        yield f"http://{host}:{port}"
+    finally:
+        stop.set()
+        acceptor.join(timeout=START_TIMEOUT_S)
+        for connection in connections:
+            connection.close()
+        listener.close()
+
+
+def _request_complete(received: bytes) -> bool:
+    """Whether ``received`` holds a whole HTTP/1.1 request (headers and a Content-Length body)."""
+    head, found, body = received.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return True

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from tdm_dagster.cli import main
 from tdm_dagster.generate.curriculum import CurriculumState, curriculum_path
+from tdm_dagster.serving import ADMIN_TOKEN_ENV
 from tdm_dagster.training.checkpoints import list_checkpoints
 from tests.support.http_servers import running_server
 
@@ -20,7 +21,7 @@ def tdm(*args):
     return json.loads(result.stdout)
 
 
-def test_generate_to_serve(home, dagster_home):
+def test_generate_to_serve(home, dagster_home, monkeypatch):
     home.config_path.write_text(
         "auto_generate:\n  skill: binary\n"
         "training:\n  max_steps: 40\n  min_examples: 16\n  batch_size: 8\n  max_length: 256\n  eval_per_level: 3\n"
@@ -43,16 +44,22 @@ def test_generate_to_serve(home, dagster_home):
     state = CurriculumState.load(curriculum_path(home))
     assert state.history["binary"], "the evaluation reached the curriculum"
 
-    deployed = tdm("deploy")
-    assert deployed["deployed"] is True
-
     from tdm_dagster.serving.server import create_app
 
-    with running_server(create_app(home.root / "serving")) as url:
+    # the server on a free port, named in the config: deploy reloads and verifies it (never
+    # whatever `tdm serve` may run on the default port)
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, "end-to-end-admin-token")
+    with running_server(create_app(home.serving_dir)) as url:
+        with home.config_path.open("a") as config:
+            config.write(f"serving:\n  host: 127.0.0.1\n  port: {url.rsplit(':', 1)[1]}\n")
+        deployed = tdm("deploy")
+        assert deployed["deployed"] is True and deployed["reason"] == "deployed and verified", deployed
+
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
         [model] = client.models.list().data
         reply = client.chat.completions.create(
             model=model.id, messages=[{"role": "user", "content": "What is 101 + 11 in binary?"}], max_tokens=8, temperature=0
         )
+        assert model.id == deployed["name"]
     assert reply.choices[0].message.content is not None
     assert reply.usage.completion_tokens >= 1

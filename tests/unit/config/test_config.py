@@ -184,3 +184,31 @@ def test_hostile_config_file_refused_early_with_bounded_memory(home, kind, expec
 def test_yaml_env_override_values_refuse_aliases_too(home):
     with pytest.raises(ConfigError, match="env TDM_AUTO_GENERATE_PAYLOAD: cannot parse .*aliases"):
         load_config(home, environ={"TDM_AUTO_GENERATE_PAYLOAD": "{a: &x [1, 2], b: *x}"})
+
+
+@pytest.mark.parametrize(
+    "text, key, lines",
+    [
+        ("auto_generate:\n  count: 5\n  priority: high\n  count: 500\n", "'count'", (2, 4)),
+        ("auto_generate:\n  count: 5\ngate:\n  level: quick\nauto_generate:\n  priority: high\n", "'auto_generate'", (1, 5)),
+        ("training:\n  tiny_model: {hidden_size: 32, hidden_size: 64}\n", "'hidden_size'", (2, 2)),
+        ("gate:\n  verifiers:\n    gsm8k: a\n    gsm8k: b\n", "'gsm8k'", (3, 4)),
+        ("quality:\n  top_ngram_char_fracs:\n    2: 0.2\n    2: 0.3\n", "2", (3, 4)),
+    ],
+)
+def test_duplicate_keys_are_refused_with_both_lines(home, text, key, lines):
+    """PyYAML keeps the last of two equal keys; which one was meant is unknowable."""
+    write_config(home, text)
+    with pytest.raises(ConfigError) as refused:
+        load_config(home, environ={})
+    assert str(refused.value) == f"{home.config_path}: duplicate key {key} at lines {lines[0]} and {lines[1]}; keep one"
+
+
+def test_duplicate_keys_in_an_env_override_are_refused(home):
+    with pytest.raises(ConfigError, match=r"env TDM_AUTO_GENERATE_PAYLOAD: cannot parse .*duplicate key 'a' at lines 1 and 1"):
+        load_config(home, environ={"TDM_AUTO_GENERATE_PAYLOAD": "{a: 1, a: 2}"})
+
+
+def test_distinct_keys_that_look_alike_are_kept(home):
+    write_config(home, "gate:\n  verifiers: {'1': a, 1: b, gsm8k: c, GSM8K: d}\n")
+    assert load_config(home, environ={}).gate.verifiers == {"1": "a", 1: "b", "gsm8k": "c", "GSM8K": "d"}

@@ -208,7 +208,7 @@ def test_empty_batch_gives_a_clear_result(counter):
         ({"min_tokens": 0}, "quality.min_tokens: 0 is not a whole number >= 1"),
         ({"max_tokens": 2}, "quality.max_tokens: 2 is below min_tokens 4"),
         ({"balance_tolerance": "a lot"}, "quality.balance_tolerance: 'a lot' is not between 0 and 1"),
-        ({"top_ngram_char_fracs": {1: 0.2}}, "quality.top_ngram_char_fracs: key 1 is not an n-gram size >= 2"),
+        ({"top_ngram_char_fracs": {1: 0.2}}, "quality.top_ngram_char_fracs: key 1 is not an n-gram size from 2 to 64"),
         ({"min_token": 4}, "quality.min_token: unknown setting; allowed: tokenizer_path, min_tokens"),
     ],
 )

@@ -115,7 +115,7 @@ def test_worse_score_refused_unless_forced_and_rollback(serving, checkpoints):
     worse = deploy(checkpoints["b"], serving, score=0.4, server_url=None)
     assert not worse.deployed and "lower" in worse.reason
     assert current_deployment(serving) == "ckpt-a"
-    assert load_deployments(serving)["history"][-1]["outcome"] == "refused"
+    assert load_deployments(serving)["history"][-1]["outcome"] == "declined" == worse.outcome
 
     unscored = deploy(checkpoints["b"], serving, score=None, server_url=None)
     assert not unscored.deployed
@@ -137,9 +137,10 @@ def test_worse_score_refused_unless_forced_and_rollback(serving, checkpoints):
         assert not nothing.deployed and "no previous" in nothing.reason
 
     record = json.loads((serving / DEPLOYMENTS_FILE).read_text())
-    outcomes = [entry["outcome"] for entry in record["history"]]
-    assert outcomes == ["deployed", "refused", "refused", "deployed", "rollback", "refused"]
-    assert all("latency_s" in entry for entry in record["history"])
+    assert list(record["targets"]) == ["local"]
+    outcomes = [entry["outcome"] for entry in record["targets"]["local"]["history"]]
+    assert outcomes == ["deployed", "declined", "declined", "deployed", "rollback", "refused"]
+    assert all("latency_s" in entry for entry in record["targets"]["local"]["history"])
 
 
 def test_validate_checkpoint(checkpoints, tmp_path):
@@ -152,14 +153,14 @@ def test_remote_command_lines():
     target = RemoteTarget("gpu-box", "/srv/serving")
     ssh = ["ssh", "-o", "BatchMode=yes"]
     assert target.rsync("/data/ckpt-b/", ".ckpt-b.tmp-1", link_dest=None) == [
-        "rsync", "-rlp", "--checksum", "--delete", "--mkpath", "-e", "ssh -o BatchMode=yes",
+        "rsync", "--protect-args", "-rlp", "--checksum", "--delete", "--mkpath", "-e", "ssh -o BatchMode=yes",
         "/data/ckpt-b/", "gpu-box:/srv/serving/.ckpt-b.tmp-1/",
     ]
-    # rsync >= 3.2.4 passes remote paths intact: no shell quoting in its arguments
+    # --protect-args: rsync sends the paths in its protocol, so they are not shell-quoted
     spaced = RemoteTarget("me@gpu-box", "/srv/my serving", ssh_config="/etc/tdm ssh.conf")
     argv = spaced.rsync("/data/my ckpt", "x", link_dest="ckpt-a")
-    assert argv[6] == "ssh -o BatchMode=yes -F '/etc/tdm ssh.conf'"
-    assert argv[7:] == ["--link-dest=/srv/my serving/ckpt-a", "/data/my ckpt/", "me@gpu-box:/srv/my serving/x/"]
+    assert argv[7] == "ssh -o BatchMode=yes -F '/etc/tdm ssh.conf'"
+    assert argv[8:] == ["--link-dest=/srv/my serving/ckpt-a", "/data/my ckpt/", "me@gpu-box:/srv/my serving/x/"]
     finish = target.finish(".ckpt-b.tmp-1", "ckpt-b")
     assert finish == [*ssh, "gpu-box",
                       "test ! -e /srv/serving/ckpt-b && mv /srv/serving/.ckpt-b.tmp-1 /srv/serving/ckpt-b"]

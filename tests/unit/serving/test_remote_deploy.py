@@ -6,14 +6,16 @@ back, rollback through the CLI, and ``serving.remote_host`` parsed as documented
 from __future__ import annotations
 
 import json
+import shutil
 
 import httpx
 import pytest
 from tdm_dagster.config.settings import ConfigError, load_config
 from tdm_dagster.home import TdmHome
 from tdm_dagster.serving import ADMIN_TOKEN_ENV
-from tdm_dagster.serving.deploy import deploy, load_deployments, rollback
-from tdm_dagster.serving.remote import RemoteHostError, parse_remote_host
+from tdm_dagster.serving.deploy import current_deployment, deploy, load_deployments, rollback
+from tdm_dagster.serving.remote import RemoteHostError, RemoteTarget, parse_remote_host
+from tests.support.http_servers import refused_port
 from tests.support.sshd_server import ssh_server
 from tests.support.tdm_serve import tdm_serve
 from tests.unit.serving.helpers import ADMIN_TOKEN, chat, cli
@@ -27,9 +29,9 @@ def ssh(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def remote_box(ssh, tmp_path_factory):
-    """The "remote" serving folder (a space in its path) and a real ``tdm serve`` on it."""
+    """The "remote" serving folder and a real ``tdm serve`` on it."""
     folder = tmp_path_factory.mktemp("remote-box")
-    remote_dir = folder / "remote serving"
+    remote_dir = folder / "remote-serving"
     remote_dir.mkdir()
     with tdm_serve(remote_dir, folder, TDM_SERVING_ADMIN_TOKEN=ADMIN_TOKEN) as url:
         yield remote_dir, url
@@ -80,7 +82,8 @@ def test_remote_deploy_switch_verify_fail_back_and_roll_back(home, ssh, remote_b
     assert code == 0 and "rolled back from ckpt-b to ckpt-a" in out, out
     assert (remote_dir / "current").read_text() == "ckpt-a\n"
     assert httpx.get(url + "/health").json()["model"] == "ckpt-a"
-    assert load_deployments(home.serving_dir)["active"] == ["ckpt-a"]
+    assert load_deployments(home.serving_dir, remote)["active"] == ["ckpt-a"]
+    assert load_deployments(home.serving_dir)["active"] == []  # nothing deployed here
 
     # forward again by id, then a rollback to a folder that is gone on the host
     assert rollback(home.serving_dir, url, target="ckpt-b", remote=remote).deployed
@@ -101,24 +104,102 @@ def test_unreachable_host_fails_cleanly(home, ssh, tmp_path, checkpoints):
     assert not result.deployed
     assert result.reason.startswith("copy failed: rsync failed") and "Permission denied" in result.reason
     assert not (tmp_path / "elsewhere").exists()
-    assert load_deployments(home.serving_dir)["active"] == []
+    assert load_deployments(home.serving_dir, remote)["active"] == []
 
 
 @pytest.mark.parametrize("value, words", [
     ("gpu-box", "no ':/path' part"),
     ("me@gpu-box:srv/serving", "is not absolute"),
     (":/srv/serving", "is not a host"),
-    ("-oProxyCommand=touch_x:/srv", "is not a host"),
+    ("-oProxyCommand=touch_x:/srv", "contains '='"),
+    ("-oBatchMode:/srv", "is not a host"),
     ("me@gpu-box:/srv/../etc", ". or .."),
+    ("root@host:/srv/x$(touch pwned)", "the path '/srv/x$(touch pwned)' contains '$': shell metacharacters"),
+    ("me@gpu-box:/srv/a;touch b", "contains ';'"),
+    ("me@gpu-box:/srv/`id`", "contains '`'"),
+    ("me@gpu-box:/srv/my serving", "contains ' '"),
+    ("me@gpu-box:/srv/it's", "contains \"'\""),
+    ("me@gpu-box:/srv/a\nb", "contains '\\n'"),
+    ("$(id)@gpu-box:/srv", "the host '$(id)@gpu-box' contains '$'"),
+    ("me@gpu box:/srv", "contains ' '"),
 ])  # fmt: skip
 def test_malformed_remote_host_is_a_config_error(tmp_path, value, words):
     with pytest.raises(RemoteHostError, match="expected \\[user@\\]host:/absolute/path"):
         parse_remote_host(value)
     home = TdmHome(tmp_path / "home").ensure()
-    home.config_path.write_text(f"serving:\n  remote_host: '{value}'\n")
+    home.config_path.write_text("serving:\n  remote_host: %s\n" % json.dumps(value))
     with pytest.raises(ConfigError) as error:
         load_config(home)
     assert "serving.remote_host" in str(error.value) and words in str(error.value)
+
+
+def test_a_shell_never_sees_the_remote_path(home, ssh, tmp_path, checkpoints, monkeypatch):
+    """rsync before 3.2.4 handed remote paths to the remote shell; ``RSYNC_OLD_ARGS=1``
+    makes this rsync do the same. A path with ``$(touch ...)`` (built directly, past the
+    config check) still reaches the host literally: rsync runs with --protect-args."""
+    monkeypatch.setenv("RSYNC_OLD_ARGS", "1")
+    box = tmp_path / "box"
+    box.mkdir()
+    remote = RemoteTarget(ssh.host, f"{box}/x$(touch {box}/pwned)", str(ssh.client_config))
+    first = deploy(checkpoints["a"], home.serving_dir, score=0.5, server_url=None, remote=remote)
+    second = deploy(checkpoints["b"], home.serving_dir, score=0.7, server_url=None, remote=remote)  # with --link-dest
+    assert not (box / "pwned").exists()
+    assert first.deployed and second.deployed, (first.reason, second.reason)
+    literal = box / f"x$(touch {box}" / "pwned)"
+    assert (literal / "current").read_text() == "ckpt-b\n" and (literal / "ckpt-a" / "config.json").is_file()
+
+
+def test_tdm_deploy_refuses_an_unsafe_remote_host_before_connecting(home, ssh, tmp_path, checkpoints):
+    box = tmp_path / "box"
+    box.mkdir()
+    home.config_path.write_text(f"serving:\n  remote_host: '{ssh.host}:{box}/x$(touch {box}/pwned)'\n"
+                                f"  ssh_config: '{ssh.client_config}'\n")  # fmt: skip
+    code, out = cli("deploy", str(checkpoints["a"]))
+    assert code == 2 and "serving.remote_host" in out and "contains '$'" in out and "Traceback" not in out, out
+    assert list(box.iterdir()) == [] and not home.deployments_file.exists()
+
+
+def test_rsync_missing_fails_the_deploy_with_exit_1(home, ssh, tmp_path, checkpoints, monkeypatch):
+    """A PATH with ssh but no rsync: not deployed, exit 1, the JSON says why."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").symlink_to(shutil.which("ssh"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with refused_port() as no_server:
+        home.config_path.write_text(f"serving:\n  port: {no_server.rsplit(':', 1)[1]}\n  remote_host: '{ssh.host}:{tmp_path}/box'\n"
+                                    f"  ssh_config: '{ssh.client_config}'\n")  # fmt: skip
+        code, out = cli("deploy", str(checkpoints["a"]), "--json")
+    data = json.loads(out)
+    assert code == 1 and data["deployed"] is False and data["outcome"] == "failed", out
+    assert data["reason"].startswith("copy failed: rsync is not installed here (not on PATH)")
+    assert not (tmp_path / "box").exists()
+
+
+def test_history_is_kept_per_target(home, ssh, tmp_path, checkpoints):
+    """Deploy here, then to a host, then here again: each rollback works against its own
+    target's deployments."""
+    box = tmp_path / "box"
+    with refused_port() as no_server:
+        port = no_server.rsplit(":", 1)[1]
+        local = f"serving:\n  port: {port}\n"
+        remote = f"{local}  remote_host: '{ssh.host}:{box}'\n  ssh_config: '{ssh.client_config}'\n"
+        home.config_path.write_text(local)
+        for key, score in (("a", 0.5), ("b", 0.6)):
+            assert deploy(checkpoints[key], home.serving_dir, score=score, server_url=None).deployed
+        home.config_path.write_text(remote)
+        assert cli("deploy", str(checkpoints["c"]), "--force")[0] == 0
+        code, out = cli("deploy", "--rollback")  # the host has one deployment: nothing to go back to
+        assert code == 1 and f"no previous deployment to roll back to on {ssh.host}:{box}" in out, out
+        assert (box / "current").read_text() == "ckpt-c\n"
+        listed = json.loads(cli("deployments", "--json")[1])
+        assert [r["id"] for r in listed["deployments"]] == ["ckpt-c", None]
+        assert listed["current"] == "ckpt-c" and listed["other_targets"] == ["local"]
+
+        home.config_path.write_text(local)
+        code, out = cli("deploy", "--rollback")
+        assert code == 0 and "rolled back from ckpt-b to ckpt-a" in out, out
+        assert current_deployment(home.serving_dir) == "ckpt-a" and (box / "current").read_text() == "ckpt-c\n"
+    assert json.loads(home.deployments_file.read_text())["version"] == 2
 
 
 def test_remote_host_forms():

@@ -268,7 +268,7 @@ def test_the_remote_and_its_endpoint_come_from_config(s3_remote, home, monkeypat
     assert tdm("remote", "list").output.split() == ["configured", "1.0"]
     home.config_path.write_text("storage:\n  remote: https://example.com/bucket\n")
     refused = tdm("remote", "list", ok=False)
-    assert refused.exit_code == 2 and "storage.remote is 'https://example.com/bucket'; expected an s3://bucket/prefix" in refused.output  # a config error
+    assert refused.exit_code == 2 and "storage.remote is 'https://example.com/bucket'; expected an s3://bucket/prefix" in refused.output
     assert tdm("push", "configured", "--remote", "s3://Bad_Bucket/x", ok=False).exit_code == 2
 
 
