@@ -23,7 +23,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 
 from tdm_dagster.api.auth import require
-from tdm_dagster.api.uploads import as_client_named, saved
+from tdm_dagster.api.uploads import client_view, saved
 
 router = APIRouter(tags=["validate"])
 
@@ -84,8 +84,7 @@ def validate(
     state = request.app.state
     uploads = [("file", file), *([("answers", answers)] if answers else []), *(("against", upload) for upload in against)]
     started = time.perf_counter()
-    with saved(uploads) as paths:
-        names = {str(path): str(upload.filename) for path, (_field, upload) in zip(paths, uploads)}
+    with saved(request, uploads) as paths:
         config = state.config
         eval_files = paths[1 + bool(answers):]
         if eval_files:
@@ -96,6 +95,6 @@ def validate(
         except UnknownSpecError as exc:
             raise HTTPException(422, {"param": "spec", "message": str(exc)}) from exc
         except AnswersFileError as exc:
-            raise HTTPException(422, {"param": "answers", "message": as_client_named(str(exc), names)}) from exc
+            raise HTTPException(422, {"param": "answers", "message": str(exc)}) from exc
     state.metrics.validate_seconds.labels(result["level"]).observe(time.perf_counter() - started)
-    return as_client_named(result, names)
+    return client_view(result, request)
