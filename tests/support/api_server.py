@@ -42,6 +42,20 @@ class Api:
     """A key per scope, made at start (the name is the scope)."""
     tmp: Path | None = None
     """The process's ``TMPDIR`` (``api_process`` only)."""
+    pid: int | None = None
+    """The process's id (``api_process`` only)."""
+
+    def temp_bytes_held(self) -> int:
+        """Bytes in the files under ``tmp`` the process holds open, deleted ones included
+        (a spooled upload is an unnamed temporary file: listing the folder misses it)."""
+        held = 0
+        for handle in Path(f"/proc/{self.pid}/fd").iterdir():
+            try:
+                if os.readlink(handle).startswith(str(self.tmp)):
+                    held += handle.stat().st_size
+            except OSError:  # closed meanwhile
+                pass
+        return held
 
     def auth(self, scope: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[scope]}"}
@@ -71,11 +85,12 @@ def _key_per_scope(home: TdmHome) -> dict[str, str]:
 
 
 @contextmanager
-def api_process(folder: Path, **api_settings: Any) -> Iterator[Api]:
+def api_process(folder: Path, *, warm: bool = False, **api_settings: Any) -> Iterator[Api]:
     """``tdm api`` as its own process (this checkout's CLI) on a free loopback port, over a
     new home ``folder/home`` whose ``config.yaml`` sets ``api_settings``; its temporary
     files go to ``folder/tmp`` (``TMPDIR``) and its output to ``folder/tdm-api.log``.
-    The block starts once ``/healthz`` answers (the gate may still be warming)."""
+    The block starts once ``/healthz`` answers, or with ``warm`` once ``/readyz`` does
+    (the gate warmed: nothing of the warm-up competes with the test any more)."""
     home = TdmHome(folder / "home").ensure()
     if api_settings:
         home.config_path.write_text("api:\n" + "".join(f"  {name}: {value}\n" for name, value in api_settings.items()))
@@ -86,8 +101,8 @@ def api_process(folder: Path, **api_settings: Any) -> Iterator[Api]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("TDM_")}
     env.update(TDM_HOME=str(home.root), TMPDIR=str(folder / "tmp"))
     args = [*CLI, "api", "--host", "127.0.0.1", "--port", str(port)]
-    with dagster_process(args, env=env, log=folder / "tdm-api.log", ready_url=url, ready_path="/healthz", timeout=120):
-        yield Api(url, home, None, keys, folder / "tmp")
+    with dagster_process(args, env=env, log=folder / "tdm-api.log", ready_url=url, ready_path="/readyz" if warm else "/healthz", timeout=180) as process:
+        yield Api(url, home, None, keys, folder / "tmp", process.pid)
 
 
 def wait_warm(api: Api, timeout_s: float = 120) -> None:
