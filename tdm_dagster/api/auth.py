@@ -85,7 +85,7 @@ class KeyCheck:
         try:
             key = self.keys.authenticate(token.strip())
         except KeyStoreUnreadable as error:
-            return 503, f"key store unreadable: {error}; no key can be checked until it is repaired (`tdm api keys list` reads it)", None
+            return 503, str(error), None
         if key is None:
             return 401, "unknown or revoked API key", CHALLENGE
         state[KEY_NAME] = key.name

@@ -2,9 +2,10 @@
 
 list, show, versions and diff (scope ``read``); ``export`` downloads a version in a file
 format (``read``); ``import`` uploads a file into a dataset through the gate (``write``),
-with the same rules as ``tdm datasets import``, except that a pickle is never imported (unpickling runs code
-from the file, and the file is a client's); ``DELETE`` removes a dataset or one version
-(``delete``), refused for the current version or a parent unless ``force``.
+with the same rules as ``tdm datasets import``, except that a pickle is never imported
+(unpickling runs code from the file, and the file is a client's); ``DELETE`` removes a
+dataset or one version (``delete``), refused for the current version or a parent unless
+``force``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from tdm_dagster.api.auth import require
-from tdm_dagster.api.uploads import UPLOAD_PREFIX, client_view, saved
+from tdm_dagster.api.uploads import TEMP_PREFIX, client_view, saved
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.datasets.names import check_name, check_version
 
@@ -75,7 +76,7 @@ def export(name: str, request: Request, version: str | None = None,
 
     registry = _registry(request)
     info = registry.version_info(check_name(name), _version(version))
-    folder = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX + "export-"))
+    folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "export-"))
     filename = f"{name}-{info.version}{DOWNLOAD_FORMATS[format]}"
     try:
         written = export_records(registry.records(name, info.version), folder / filename, format)

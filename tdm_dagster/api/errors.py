@@ -24,6 +24,7 @@ from tdm_dagster.datasets.errors import (
     VersionExistsError,
     VersionNotFoundError,
 )
+from tdm_dagster.api.keys import KeyStoreUnreadable
 from tdm_dagster.api.uploads import client_view
 from tdm_dagster.http.limits import shorten, validation_problems
 
@@ -52,6 +53,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(status_code=exc.status_code, content={"detail": client_view(exc.detail, request)}, headers=exc.headers)
+
+    @app.exception_handler(KeyStoreUnreadable)
+    async def _keys(request: Request, exc: KeyStoreUnreadable) -> JSONResponse:  # broken after the key check passed
+        return reject(503, str(exc))
 
     @app.exception_handler(DatasetError)
     async def _dataset(request: Request, exc: DatasetError) -> JSONResponse:

@@ -32,7 +32,7 @@ def not_ready(state: Any) -> list[str]:
     try:
         keys = state.keys.list()
     except KeyStoreUnreadable as error:
-        problems.append(f"keys: unreadable: {error}")
+        problems.append(f"keys: {error}")
     else:
         if not keys:
             problems.append("keys: none yet (`tdm api keys create --scope read --name NAME`); every data route answers 401")

@@ -38,8 +38,11 @@ class ApiKeyError(ValueError):
 
 
 class KeyStoreUnreadable(Exception):
-    """``keys.json`` cannot be read or is not what ``KeyStore`` writes; the message names
-    the problem and the file by its name only (it reaches HTTP clients)."""
+    """``keys.json`` cannot be read or is not what ``KeyStore`` writes. The message says
+    so in one line that names the file by its name only (it reaches HTTP clients)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"key store unreadable: {problem}; every key is refused until the file is repaired or restored")
 
 
 @dataclass(frozen=True)

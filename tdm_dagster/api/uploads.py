@@ -25,8 +25,8 @@ from fastapi import HTTPException, Request, UploadFile
 from tdm_dagster.http.limits import shorten
 
 CHUNK_BYTES = 1 << 20
-UPLOAD_PREFIX = "tdm-api-"
-"""Every temporary folder the service makes (uploads, exports, warm-up) starts so."""
+TEMP_PREFIX = "tdm-api-"
+"""Every temporary folder the service makes (uploads, exports, the gate's warm-up) starts so."""
 UPLOAD_NAMES = "tdm_upload_names"
 """Where ``saved`` leaves {saved path: the client's file name} in the request's state."""
 
@@ -43,7 +43,7 @@ def base_name(filename: str | None, field: str) -> str:
 def saved(request: Request, uploads: list[tuple[str, UploadFile]]) -> Iterator[list[Path]]:
     """Each ``(field, upload)`` written to a folder of its own; all removed on exit. The
     request remembers each saved path's client name, for ``client_view``."""
-    folder = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX + "upload-"))
+    folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "upload-"))
     names = request.scope.setdefault("state", {}).setdefault(UPLOAD_NAMES, {})
     try:
         paths = []
@@ -64,7 +64,7 @@ def client_view(value: Any, request: Request) -> Any:
     each saved upload's path as the client's file name, ``$TDM_HOME`` instead of the
     home's path, ``<upload>`` for any other of the service's temporary paths."""
     names = {**request.scope.get("state", {}).get(UPLOAD_NAMES, {}), str(request.app.state.home.root): "$TDM_HOME"}
-    temporary = re.compile(re.escape(str(Path(tempfile.gettempdir()) / UPLOAD_PREFIX)) + r"[^\s'\":,)]*")
+    temporary = re.compile(re.escape(str(Path(tempfile.gettempdir()) / TEMP_PREFIX)) + r"[^\s'\":,)]*")
 
     def shown(text: str) -> str:
         for path, name in names.items():

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 
 from tdm_dagster.api.auth import require
-from tdm_dagster.api.uploads import client_view, saved
+from tdm_dagster.api.uploads import TEMP_PREFIX, client_view, saved
 
 router = APIRouter(tags=["validate"])
 
@@ -51,7 +51,7 @@ class WarmGate:
 
         started = time.perf_counter()
         try:
-            with tempfile.TemporaryDirectory(prefix="tdm-api-warm-") as folder:
+            with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX + "warm-") as folder:
                 sample = Path(folder) / "warm.jsonl"
                 atomic_write_jsonl(sample, get_generator("syllo").generate(1, WARM_RECORDS, 0))
                 for level in LEVELS:

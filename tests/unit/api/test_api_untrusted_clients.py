@@ -256,7 +256,7 @@ def test_a_corrupt_key_store_is_503_key_store_unreadable(api):
                 assert answer.json()["detail"].startswith("key store unreadable: keys.json"), answer.text
                 assert str(api.home.root) not in answer.text
             ready = httpx.get(api.url + "/readyz")
-            assert ready.status_code == 503 and any(p.startswith("keys: unreadable: keys.json") for p in ready.json()["not_ready"]), ready.text
+            assert ready.status_code == 503 and any(p.startswith("keys: key store unreadable: keys.json") for p in ready.json()["not_ready"]), ready.text
             assert str(api.home.root) not in ready.text
     finally:
         keys_file.write_bytes(good)
