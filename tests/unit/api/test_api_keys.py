@@ -140,8 +140,10 @@ def _create(args):
 
 
 def test_concurrent_creates_all_land(api):
+    """Four processes create eight keys at once. Spawned, never forked: this process holds
+    the server's threads, and a forked child can inherit a lock one of them held."""
     names = [f"parallel-{i}" for i in range(8)]
-    with multiprocessing.get_context("fork").Pool(4) as pool:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
         made = pool.map(_create, [(api.home.root, name) for name in names])
     listed = {key.name for key in KeyStore(api.home).list()}
     assert set(names) <= listed
