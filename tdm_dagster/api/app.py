@@ -2,6 +2,10 @@
 
 ``create_app`` wires the pieces; ``serve`` runs it under uvicorn with tdm's connection
 limits (``http.limits``), on 127.0.0.1 unless told otherwise.
+
+Middleware, outermost first: the audit log (so every refusal is recorded), the key
+check on the headers (401/403/503 before a body byte is read), the body limit (413,
+counting the body as the route reads it), then the routes.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from fastapi.responses import Response
 
 from tdm_dagster.api import admin, datasets, errors, health, overview, validation
 from tdm_dagster.api.audit import AuditLog
-from tdm_dagster.api.auth import require
+from tdm_dagster.api.auth import KeyCheck, require
 from tdm_dagster.api.keys import KeyStore
 from tdm_dagster.api.metrics import ApiMetrics
 from tdm_dagster.config.settings import TdmConfig
@@ -20,7 +24,13 @@ from tdm_dagster.http.limits import BodyLimit, uvicorn_settings
 
 DESCRIPTION = """The training-data manager as a service: datasets, validation through a warm
 gate, stats, the queue, health and Prometheus metrics. Send `Authorization: Bearer <key>`
-(`tdm api keys create --scope read --name NAME`); `/healthz` and `/readyz` need none."""
+(`tdm api keys create --scope read --name NAME`); `/healthz` and `/readyz` need none.
+The key is checked before the request body is read: without a valid key an upload gets
+401 (403 outside the key's scopes) at once.
+
+Pickle is never imported over the API, whatever the key or the form fields say: an
+upload is never unpickled (unpickling runs code from the file). Import a pickle you
+trust on the server with `tdm datasets import --allow-pickle`."""
 
 
 def create_app(home: TdmHome, config: TdmConfig, *, warm: bool = True) -> FastAPI:
@@ -33,8 +43,9 @@ def create_app(home: TdmHome, config: TdmConfig, *, warm: bool = True) -> FastAP
     app.state.metrics = ApiMetrics(home)
     app.state.warm_gate = validation.WarmGate()
     errors.install(app)
-    for router in (health.router, datasets.router, validation.router, overview.router, admin.router):
-        app.include_router(router)
+    routers = (health.router, datasets.router, validation.router, overview.router, admin.router)
+    for router in routers:
+        app.include_router(router)  # no prefix: KeyCheck matches the routers' own routes
 
     @app.get("/metrics", tags=["health"], dependencies=[Depends(require("read"))], response_class=Response)
     def metrics() -> Response:
@@ -44,7 +55,9 @@ def create_app(home: TdmHome, config: TdmConfig, *, warm: bool = True) -> FastAP
         return Response(app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodyLimit, limit=config.api.max_upload_bytes, reject=errors.reject)
-    app.add_middleware(AuditLog, path=home.api_audit_log)  # outermost: a 413 is audited too
+    routes = [*app.routes, *(route for router in routers for route in router.routes)]
+    app.add_middleware(KeyCheck, routes=routes, keys=app.state.keys, reject=errors.reject)
+    app.add_middleware(AuditLog, path=home.api_audit_log)  # outermost: every refusal is audited, with its key
     if warm:
         app.state.warm_gate.start(config)
     return app

@@ -4,7 +4,9 @@ Each line says who (the key's name, never the key), with which scope, what (meth
 path, without the query string), the status and when. Lines are appended under a
 ``flock`` with ``O_APPEND`` to ``home.api_audit_log`` (mode 0600) and never rewritten,
 so concurrent requests and processes interleave whole lines. Refused requests (401,
-403, 413) are recorded too.
+403, 413, 503) are recorded too, under the key's name whenever a valid key was sent,
+and so is an upload the client cut off before it was answered, with status 499 (as
+nginx logs "client closed request").
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ KEY_NAME = "tdm_key_name"
 """Where ``auth`` leaves the caller's key name in the request's state."""
 KEY_SCOPE = "tdm_key_scope"
 """... and the scope the route needed."""
+CLIENT_CLOSED = 499
 
 
 def append_entry(path: Path, entry: dict[str, Any]) -> None:
@@ -59,14 +62,23 @@ class AuditLog:
             return
         scope.setdefault("state", {})
         status = {"code": 500}
+        answered = False
+
+        async def receiving() -> Any:
+            message = await receive()
+            if message["type"] == "http.disconnect" and not answered:
+                status["code"] = CLIENT_CLOSED
+            return message
 
         async def sending(message: Any) -> None:
-            if message["type"] == "http.response.start":
+            nonlocal answered
+            if message["type"] == "http.response.start" and status["code"] != CLIENT_CLOSED:
                 status["code"] = message["status"]
+                answered = True
             await send(message)
 
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receiving, sending)
         finally:
             state = scope["state"]
             await asyncio.to_thread(append_entry, self.path, {

@@ -2,8 +2,10 @@
 
 list, show, versions and diff (scope ``read``); ``export`` downloads a version in a file
 format (``read``); ``import`` uploads a file into a dataset through the gate (``write``),
-with the same rules as ``tdm datasets import``; ``DELETE`` removes a dataset or one
-version (``delete``), refused for the current version or a parent unless ``force``.
+with the same rules as ``tdm datasets import``, except that a pickle is never imported
+(unpickling runs code from the file, and the file is a client's); ``DELETE`` removes a
+dataset or one version (``delete``), refused for the current version or a parent unless
+``force``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from tdm_dagster.api.auth import require
-from tdm_dagster.api.uploads import saved
+from tdm_dagster.api.uploads import TEMP_PREFIX, client_view, saved
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.datasets.names import check_name, check_version
 
@@ -28,6 +30,11 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 DOWNLOAD_FORMATS = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv", "parquet": ".parquet",
                     "chat_jsonl": ".jsonl", "spacy": ".spacy", "pickle": ".pkl"}  # fmt: skip
 """Formats that are one file (``hf`` is a folder: export it with the CLI)."""
+PICKLE_REFUSAL = (
+    "a pickle is never imported over the API, whatever the key or the form says: unpickling runs code from the "
+    "file. Upload a data format (jsonl, json, csv, parquet, spacy), or import a pickle you trust on the server "
+    "with `tdm datasets import --allow-pickle`"
+)
 
 
 def _registry(request: Request) -> DatasetRegistry:
@@ -69,7 +76,7 @@ def export(name: str, request: Request, version: str | None = None,
 
     registry = _registry(request)
     info = registry.version_info(check_name(name), _version(version))
-    folder = Path(tempfile.mkdtemp(prefix="tdm-api-export-"))
+    folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "export-"))
     filename = f"{name}-{info.version}{DOWNLOAD_FORMATS[format]}"
     try:
         written = export_records(registry.records(name, info.version), folder / filename, format)
@@ -89,20 +96,25 @@ def import_dataset(
     format: str | None = Form(None),  # noqa: A002
     gate: bool = Form(True, description="Run the gate first (false: import every readable record)."),
     level: Literal["quick", "standard", "deep"] | None = Form(None),
-    allow_pickle: bool = Form(False, description="Unpickle the upload. Only for a file you trust: unpickling runs code."),
     description: str = Form(""),
 ) -> dict[str, Any]:
     """Append the upload's records (creating the dataset if needed) as a new version, as
-    ``tdm datasets import`` does; rejected records are kept in ``rejected/`` with reasons."""
+    ``tdm datasets import`` does; rejected records are kept in ``rejected/`` with reasons.
+
+    A pickle (``format=pickle``, or a ``.pkl``/``.pickle`` name) is refused with 422
+    before anything is read: unpickling runs the file's code, so it is never done for
+    an HTTP client, whatever its key or form fields (``allow_pickle`` has no effect)."""
     from tdm_dagster.datasets.intake import choose_format, import_file
 
     check_name(name)
     state = request.app.state
-    with saved([("file", file)]) as (path,):
+    with saved(request, [("file", file)]) as (path,):
         fmt = choose_format(path, format, export=False)
-        added = import_file(DatasetRegistry(state.home), state.home, state.config, name, path, fmt, allow_pickle=allow_pickle,
-                            gate=gate, level=level, description=description, pickle_flag="allow_pickle=true")  # fmt: skip
-    return {**added.to_dict(), "messages": added.lines}
+        if fmt == "pickle":
+            raise HTTPException(422, PICKLE_REFUSAL)
+        added = import_file(DatasetRegistry(state.home), state.home, state.config, name, path, fmt,
+                            gate=gate, level=level, description=description)  # fmt: skip
+    return client_view({**added.to_dict(), "messages": added.lines}, request)
 
 
 @router.delete("/{name}", dependencies=[Depends(require("delete"))])

@@ -1,5 +1,6 @@
 """``/healthz`` (the process answers) and ``/readyz`` (it can do its work now, else 503
-naming each thing that is not ready). Neither needs a key: they say nothing about data."""
+naming each thing that is not ready). Neither needs a key: they say nothing about data,
+nor where it lives (``$TDM_HOME``, never its path)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
+from tdm_dagster.api.keys import KeyStoreUnreadable
 
 router = APIRouter(tags=["health"])
 
@@ -22,14 +25,14 @@ def not_ready(state: Any) -> list[str]:
     problems = []
     root = state.home.root
     if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):
-        problems.append(f"home: {root} is not a writable folder")
+        problems.append("home: $TDM_HOME is not a writable folder")
     gate = state.warm_gate.problem()
     if gate:
         problems.append(gate)
     try:
         keys = state.keys.list()
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        problems.append(f"keys: cannot read {state.keys.path}: {error}")
+    except KeyStoreUnreadable as error:
+        problems.append(f"keys: {error}")
     else:
         if not keys:
             problems.append("keys: none yet (`tdm api keys create --scope read --name NAME`); every data route answers 401")

@@ -37,6 +37,14 @@ class ApiKeyError(ValueError):
     """A key name, scope or revoke that cannot be done; the message says why."""
 
 
+class KeyStoreUnreadable(Exception):
+    """``keys.json`` cannot be read or is not what ``KeyStore`` writes. The message says
+    so in one line that names the file by its name only (it reaches HTTP clients)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"key store unreadable: {problem}; every key is refused until the file is repaired or restored")
+
+
 @dataclass(frozen=True)
 class ApiKey:
     name: str
@@ -74,8 +82,17 @@ class KeyStore:
         self._keys: tuple[ApiKey, ...] = ()
 
     def _read(self) -> list[ApiKey]:
-        data = read_json(self.path) or {}
-        return [ApiKey(k["name"], tuple(k["scopes"]), k["created_at"], k["sha256"]) for k in data.get("keys", [])]
+        name = self.path.name
+        try:
+            data = read_json(self.path) or {}
+        except OSError as error:
+            raise KeyStoreUnreadable(f"{name}: {error.strerror or type(error).__name__}") from error
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+            raise KeyStoreUnreadable(f"{name} is not valid JSON ({error})") from error
+        try:
+            return [ApiKey(k["name"], tuple(k["scopes"]), k["created_at"], k["sha256"]) for k in data.get("keys", [])]
+        except (AttributeError, KeyError, TypeError) as error:
+            raise KeyStoreUnreadable(f"{name} is not a key store: expected {{\"keys\": [{{name, scopes, created_at, sha256}}, ...]}}") from error
 
     def _write(self, keys: list[ApiKey]) -> None:
         rows = [{"name": k.name, "scopes": list(k.scopes), "created_at": k.created_at, "sha256": k.sha256} for k in keys]

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 
 from tdm_dagster.api.auth import require
-from tdm_dagster.api.uploads import as_client_named, saved
+from tdm_dagster.api.uploads import TEMP_PREFIX, client_view, saved
 
 router = APIRouter(tags=["validate"])
 
@@ -51,7 +51,7 @@ class WarmGate:
 
         started = time.perf_counter()
         try:
-            with tempfile.TemporaryDirectory(prefix="tdm-api-warm-") as folder:
+            with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX + "warm-") as folder:
                 sample = Path(folder) / "warm.jsonl"
                 atomic_write_jsonl(sample, get_generator("syllo").generate(1, WARM_RECORDS, 0))
                 for level in LEVELS:
@@ -84,8 +84,7 @@ def validate(
     state = request.app.state
     uploads = [("file", file), *([("answers", answers)] if answers else []), *(("against", upload) for upload in against)]
     started = time.perf_counter()
-    with saved(uploads) as paths:
-        names = {str(path): str(upload.filename) for path, (_field, upload) in zip(paths, uploads)}
+    with saved(request, uploads) as paths:
         config = state.config
         eval_files = paths[1 + bool(answers):]
         if eval_files:
@@ -96,6 +95,6 @@ def validate(
         except UnknownSpecError as exc:
             raise HTTPException(422, {"param": "spec", "message": str(exc)}) from exc
         except AnswersFileError as exc:
-            raise HTTPException(422, {"param": "answers", "message": as_client_named(str(exc), names)}) from exc
+            raise HTTPException(422, {"param": "answers", "message": str(exc)}) from exc
     state.metrics.validate_seconds.labels(result["level"]).observe(time.perf_counter() - started)
-    return as_client_named(result, names)
+    return client_view(result, request)

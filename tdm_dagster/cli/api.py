@@ -27,7 +27,19 @@ def api(ctx: click.Context, host: str | None, port: int | None) -> None:
     serve(home, config, host, port)
 
 
-@api.group()
+class _KeyCommands(click.Group):
+    """Every ``tdm api keys`` command: an unreadable key store is one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from tdm_dagster.api.keys import KeyStoreUnreadable
+
+        try:
+            return super().invoke(ctx)
+        except KeyStoreUnreadable as exc:
+            raise click.ClickException(f"{common.home().api_keys_file}: {exc}") from None
+
+
+@api.group(cls=_KeyCommands)
 def keys() -> None:
     """API keys: shown once at creation, stored as sha256 hashes."""
 

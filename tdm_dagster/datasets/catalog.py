@@ -6,6 +6,12 @@ chunk only, so unchanged data is referenced, never copied.
 
 A connection is opened per operation and closed at once: DuckDB lets one process hold
 a file open for writing, and other processes (the Dagster daemon, the CLI) need it too.
+Within a process, operations take turns (a lock per catalog file): DuckDB refuses to
+attach a file that another connection of the same process has attached ("Unique file
+handle conflict"), so the threads of a server (``tdm api``) would otherwise fail each
+other's requests. Between processes, DuckDB's own file lock decides, and ``connect``
+waits for it. One connection kept open for the process's life (DuckDB's advice for a
+threaded server) would hold that file lock for good and shut the CLI and Dagster out.
 The file uses 16 KiB blocks instead of DuckDB's 256 KiB: each commit writes a few new
 blocks, and at 256 KiB the catalog, not the data, would dominate what a small append adds.
 
@@ -16,6 +22,7 @@ several of them in one connection (and one transaction).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,17 +150,30 @@ def _attach(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
             time.sleep(0.05)
 
 
+_TURNS: dict[Path, threading.RLock] = {}
+_TURNS_GUARD = threading.Lock()
+
+
+def _turn(path: Path) -> threading.RLock:
+    """This process's lock for the catalog at ``path`` (re-entrant: a nested ``connect``
+    in one thread then fails loudly in DuckDB instead of waiting for itself)."""
+    with _TURNS_GUARD:
+        return _TURNS.setdefault(path.resolve(), threading.RLock())
+
+
 @contextmanager
 def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The catalog, open for one operation; the process's other threads wait their turn."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = duckdb.connect()
-    try:
-        _attach(connection, path)
-        connection.execute("USE catalog")
-        connection.execute(SCHEMA)
-        yield connection
-    finally:
-        connection.close()
+    with _turn(path):
+        connection = duckdb.connect()
+        try:
+            _attach(connection, path)
+            connection.execute("USE catalog")
+            connection.execute(SCHEMA)
+            yield connection
+        finally:
+            connection.close()
 
 
 @contextmanager

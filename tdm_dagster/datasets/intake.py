@@ -130,5 +130,6 @@ def import_file(
         from tdm_dagster.datasets.gated import gate_import
 
         verdict = gate_import(read, config, f"dataset_{name}_{Path(path).name}", level=level)
-    registry.create(name, description=description, exist_ok=True)
+    if read.records:  # else append_read refuses: a refused import leaves no empty dataset behind
+        registry.create(name, description=description, exist_ok=True)
     return append_read(registry, home, name, read, verdict, description=description or f"imported from {Path(path).name}", files=files)

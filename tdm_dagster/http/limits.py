@@ -3,7 +3,8 @@
 A client, slow or hostile, must not be able to hold a server's memory or connections:
 
 - ``BodyLimit``: request bodies over a byte limit get a 413 before they are read whole
-  (Content-Length is checked up front; a chunked body is counted as it arrives).
+  (Content-Length is checked up front; a chunked body is counted as the app reads it,
+  never buffered or copied here).
 - ``uvicorn_settings``: the uvicorn options every server runs with. Uvicorn closes a
   connection idle *between* requests after ``timeout_keep_alive``, and h11 refuses (400)
   an unfinished header section buffered past ``h11_max_incomplete_event_size`` bytes, but
@@ -38,11 +39,32 @@ Reject = Callable[[int, str], Any]
 """``reject(status, message)`` -> an ASGI response in the app's own error format."""
 
 
+def closing(send: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+    """``send`` with ``Connection: close`` added to the response: for a refusal sent
+    before the request's body was read, so the server closes the connection instead of
+    reading (and discarding) the rest of that body."""
+
+    async def send_closing(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+        await send(message)
+
+    return send_closing
+
+
+class BodyTooLarge(Exception):
+    """Raised into the app by ``BodyLimit`` when a body passes its limit while being read."""
+
+
 class BodyLimit:
     """Pure ASGI middleware: refuse request bodies over ``limit`` bytes with 413.
 
-    Checks Content-Length up front (h11 then holds the client to it); a body without
-    one (chunked) is read up to the limit and replayed to the app.
+    Checks Content-Length up front (h11 then holds the client to it). The body itself
+    is never buffered here: the app reads it as it arrives (a multipart upload goes
+    to Starlette's spooled temporary files), and each message is counted on the way.
+    A body that passes the limit (chunked, without a Content-Length) raises
+    ``BodyTooLarge`` into the app's read; whatever the app makes of that, the client
+    gets the 413.
     """
 
     def __init__(self, app: Any, limit: int, reject: Reject) -> None:
@@ -51,7 +73,7 @@ class BodyLimit:
         self.reject = reject
 
     async def _refuse(self, scope: Any, receive: Any, send: Any, status: int, message: str) -> None:
-        await self.reject(status, message)(scope, receive, send)
+        await self.reject(status, message)(scope, receive, closing(send))
 
     async def __call__(self, scope: Any, receive: Callable[[], Awaitable[Any]], send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
@@ -68,29 +90,34 @@ class BodyLimit:
                 await self._refuse(scope, receive, send, 413,
                                    f"request body is {size} bytes; the limit is {self.limit} bytes")
                 return
-            await self.app(scope, receive, send)
-            return
-        body = b""
-        more = True
-        while more:
+        received = 0
+        over = False
+        answered = False
+
+        async def counted() -> Any:
+            nonlocal received, over
             message = await receive()
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await self._refuse(scope, receive, send, 413, f"request body exceeds the limit of {self.limit} bytes")
-                return
-        replayed = False
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    over = True
+                    raise BodyTooLarge(f"request body exceeds the limit of {self.limit} bytes")
+            return message
 
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        async def answering(message: Any) -> None:
+            nonlocal answered
+            if over and not answered:
+                return  # the app's answer to a body it could not finish reading: the 413 replaces it
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, counted, answering)
+        except Exception:
+            if not over:
+                raise
+        if over and not answered:
+            await self._refuse(scope, receive, send, 413, f"request body exceeds the limit of {self.limit} bytes")
 
 
 def request_timeout_protocol(timeout_s: float) -> type:

@@ -140,8 +140,10 @@ def _create(args):
 
 
 def test_concurrent_creates_all_land(api):
+    """Four processes create eight keys at once. Spawned, never forked: this process holds
+    the server's threads, and a forked child can inherit a lock one of them held."""
     names = [f"parallel-{i}" for i in range(8)]
-    with multiprocessing.get_context("fork").Pool(4) as pool:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
         made = pool.map(_create, [(api.home.root, name) for name in names])
     listed = {key.name for key in KeyStore(api.home).list()}
     assert set(names) <= listed
@@ -163,3 +165,14 @@ def test_readiness_names_what_is_not_ready(tmp_path):
         assert len(problems) == 2 and problems[0].startswith("gate: warming up") and problems[1].startswith("keys: none yet")
         assert httpx.get(url + "/healthz").status_code == 200
         assert httpx.get(url + "/v1/datasets", headers={"Authorization": "Bearer tdm_x"}).status_code == 401
+
+
+@pytest.mark.parametrize("command", [["list"], ["create", "--name", "ci", "--scope", "read"], ["revoke", "ci"]])
+def test_key_commands_name_a_corrupt_key_store_in_one_line(home, command):
+    home.api_keys_file.parent.mkdir(parents=True, exist_ok=True)
+    home.api_keys_file.write_text("{not json")
+    result = CliRunner().invoke(cli.main, ["api", "keys", *command])
+    assert result.exit_code == 1, result.output
+    assert "key store unreadable" in result.output and "keys.json" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert home.api_keys_file.read_text() == "{not json"  # nothing overwritten
