@@ -287,5 +287,5 @@ def test_a_sealed_manifest_naming_a_path_as_an_object_is_refused(s3_remote, home
     remote.create_manifest("datasets/hostile/2.0.json", body)
     serving = at(monkeypatch, tmp_path / "serving-box")
     refused = tdm("pull", "hostile", "--version", "2.0", "--remote", url, ok=False)
-    assert refused.exit_code == 1 and f"{url}/datasets/hostile/2.0.json is not a manifest of hostile 2.0 (ValueError: object ids)" in refused.output
+    assert refused.exit_code == 1 and f"{url}/datasets/hostile/2.0.json is not a manifest of hostile 2.0 (ValueError: objects: '../../../escaped' is not an object id" in refused.output
     assert serving.list_datasets() == [] and not list(tmp_path.rglob("escaped"))
