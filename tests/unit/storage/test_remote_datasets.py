@@ -19,7 +19,7 @@ import pytest
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.datasets.records import canonical_json
 from tdm_dagster.home import TdmHome
-from tests.support.object_stores import PAUSED_PUSH, REPO, SECRET, ObjectStoreServer, remote_files, run_tdm, use
+from tests.support.object_stores import PAUSED_PULL, PAUSED_PUSH, REPO, SECRET, ObjectStoreServer, remote_files, run_tdm, use
 
 @pytest.fixture(params=["s3", "gs"])
 def remote(request, monkeypatch, home) -> tuple[ObjectStoreServer, str]:
@@ -289,3 +289,141 @@ def test_a_sealed_manifest_naming_a_path_as_an_object_is_refused(s3_remote, home
     refused = tdm("pull", "hostile", "--version", "2.0", "--remote", url, ok=False)
     assert refused.exit_code == 1 and f"{url}/datasets/hostile/2.0.json is not a manifest of hostile 2.0 (ValueError: objects: '../../../escaped' is not an object id" in refused.output
     assert serving.list_datasets() == [] and not list(tmp_path.rglob("escaped"))
+
+
+# -- a tampered remote (sealed manifests whose writer did not mean well) -----------------------
+
+
+def _forge(url: str, name: str, version: str, change) -> None:
+    """Publish ``version`` of ``name``: a copy of 1.0's manifest changed by ``change(body)``, sealed anew."""
+    from tdm_dagster.storage.remote import Remote
+
+    remote = Remote(url)
+    body = remote.read_manifest(f"datasets/{name}/1.0.json")
+    body["version"]["version"] = version
+    change(body)
+    remote.create_manifest(f"datasets/{name}/{version}.json", body)
+
+
+def _pull_measured(*args: str) -> tuple[int, str, int]:
+    """``tdm datasets pull ARGS`` in a child process: (exit code, stderr, its peak RSS in MiB)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from tdm_dagster.cli import main; main()", "datasets", "pull", *args],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, err, usage.ru_maxrss // 1024
+
+
+def test_a_segment_beyond_its_object_is_refused_before_any_record_is_read(s3_remote, home, monkeypatch, tmp_path):
+    """A segment [chunk, 0, 10^9] once made pull allocate 12 GB before refusing. The row
+    counts of the chunks (from their Parquet footers) are checked before anything is read."""
+    _, url = s3_remote
+    registry = build(home, "huge", [300])
+    tdm("push", "huge", "--remote", url)
+    chunk = registry._segments("huge", "1.0")[0].chunk
+    rows = 300_000_000
+
+    def stretched(body):
+        body["segments"] = [[chunk, 0, rows]]
+        body["version"]["record_count"] = rows  # consistent with its segments: only the chunk itself can tell
+
+    _forge(url, "huge", "2.0", stretched)
+    _forge(url, "huge", "3.0", lambda body: body.update(segments=[[chunk, 0, rows]]))  # inconsistent: refused unread
+    serving = at(monkeypatch, tmp_path / "serving-box")
+    code, err, peak_mib = _pull_measured("huge", "--version", "2.0", "--remote", url)
+    assert code == 1 and f"segment 0 names rows [0, {rows}) of object {chunk}, which holds 300 records; nothing was read" in err, err
+    assert peak_mib < 600, f"the refusal came after {peak_mib} MiB had been allocated"
+    refused = tdm("pull", "huge", "--version", "3.0", "--remote", url, ok=False)
+    assert refused.exit_code == 1 and f"3.0.json is not a manifest of huge 3.0 (ValueError: segments: hold {rows} records, the version 300)" in refused.output
+    assert serving.list_datasets() == []
+
+
+@pytest.mark.parametrize(
+    "field, change, named",
+    [
+        ("parents", lambda body: body["version"].update(parents=["../../etc"]), "version.parents[0]: '../../etc' is not another version"),
+        ("NaN metric", lambda body: body["version"].update(metrics={"loss": float("nan")}), "version.metrics.loss: nan is not a JSON number"),
+        ("infinite metric", lambda body: body["version"].update(metrics={"a": {"b": float("inf")}}), "version.metrics.a.b: inf is not a JSON number"),
+        ("count as text", lambda body: body["version"].update(record_count="12"), "version.record_count: '12' is not a record count"),
+        ("checksum", lambda body: body["version"].update(checksum="../x"), "version.checksum: '../x' is not a sha256 checksum"),
+        ("tags", lambda body: body["dataset"].update(tags="team"), "dataset.tags: not a list"),
+        ("spec", lambda body: body["dataset"].update(spec="../../spec"), "dataset.spec: '../../spec' is not a spec name"),
+        ("timestamp", lambda body: body["version"].update(created_at="yesterday"), "version.created_at: 'yesterday' is not an ISO 8601 timestamp"),
+        ("unknown key", lambda body: body["version"].update(extra=1), "version: unknown keys ['extra']"),
+        ("bool as row", lambda body: body["segments"][0].__setitem__(1, True), "segments[0]: [True, 12) is not a row range"),
+    ],
+)
+def test_every_field_of_a_pulled_manifest_is_checked(s3_remote, home, monkeypatch, tmp_path, field, change, named):
+    """A parent "../../etc" was stored once (and every later ``add`` failed), and a NaN
+    metric made ``show --json`` print bare NaN: now each is refused, naming the field."""
+    _, url = s3_remote
+    build(home, "forged", [12])
+    tdm("push", "forged", "--remote", url)
+    _forge(url, "forged", "1.1", change)
+    serving = at(monkeypatch, tmp_path / "serving-box")
+    refused = tdm("pull", "forged", "--remote", url, ok=False)
+    assert refused.exit_code == 1 and f"1.1.json is not a manifest of forged 1.1 (ValueError: {named}" in refused.output, refused.output
+    assert [v.version for v in serving.versions("forged")] == ["1.0"]  # the genuine version came through; nothing of 1.1
+    shown = json.loads(tdm("show", "forged", "--json").stdout)  # strict JSON: a bare NaN would not parse
+    assert "NaN" not in json.dumps(shown)
+
+
+def test_one_version_pulled_onto_a_different_local_history_is_refused(s3_remote, home, monkeypatch, tmp_path):
+    """The full pull refused a remote 1.0 that differs from the local one; pulling only 1.1
+    (whose parent is the remote's 1.0) must be refused too, whether the remote holds 1.0 or not."""
+    _, url = s3_remote
+    trainer = build(home, "lineage", [50, 10])
+    tdm("push", "lineage", "--remote", url)
+    only_child = url + "-child"
+    tdm("push", "lineage", "--version", "1.1", "--remote", only_child)  # 1.1 alone: its manifest records its parent's checksum
+
+    other = at(monkeypatch, tmp_path / "other-box")
+    build(TdmHome(tmp_path / "other-box"), "lineage", [60])
+    for remote in (url, only_child):
+        refused = tdm("pull", "lineage", "--version", "1.1", "--remote", remote, ok=False)
+        assert refused.exit_code == 1, refused.output
+        assert "version 1.1 builds on version 1.0, and version 1.0 here holds other records" in refused.output
+    assert [v.version for v in other.versions("lineage")] == ["1.0"] and other.version_info("lineage").record_count == 60
+    new_chunk = trainer._segments("lineage", "1.1")[-1].chunk
+    assert not other.store.path(new_chunk).exists()  # refused before anything was received
+
+    same = at(monkeypatch, tmp_path / "same-box")
+    tdm("pull", "lineage", "--version", "1.0", "--remote", url)
+    assert "pulled lineage 1.1" in tdm("pull", "lineage", "--version", "1.1", "--remote", only_child).output
+    assert contents(same, "lineage") == contents(trainer, "lineage")
+
+
+def _paused_pull(args: list[str], go: Path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_PULL, "datasets", "pull", *args], cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "GO_FILE": str(go)}, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in process.stderr:
+        if line.startswith("one object downloaded"):
+            return process
+    raise AssertionError(f"the pull never downloaded an object: {process.wait()} {process.stdout.read()}")
+
+
+def test_a_killed_pulls_temp_files_go_with_the_next_pull_and_a_live_ones_stay(s3_remote, home, monkeypatch, tmp_path):
+    _, url = s3_remote
+    trainer = build(home, "resumed", [40, 40])
+    tdm("push", "resumed", "--remote", url)
+    serving = at(monkeypatch, tmp_path / "serving-box")
+    killed = _paused_pull(["resumed", "--remote", url], tmp_path / "never")
+    killed.kill()
+    killed.wait(timeout=30)
+    leftover = list(serving.store.root.rglob("*.tmp"))
+    assert len(leftover) == 1 and ".parquet." in leftover[0].name
+    live = _paused_pull(["resumed", "--remote", url], tmp_path / "go")
+    (in_flight,) = set(serving.store.root.rglob("*.tmp")) - set(leftover)
+
+    tdm("pull", "resumed", "--remote", url)
+    assert list(serving.store.root.rglob("*.tmp")) == [in_flight]  # the dead one's temp is gone, the live one's kept
+    (tmp_path / "go").touch()
+    out, err = live.communicate(timeout=120)
+    assert live.returncode == 0, err
+    assert list(serving.store.root.rglob("*.tmp")) == []
+    assert contents(serving, "resumed") == contents(trainer, "resumed") and serving.verify().ok
