@@ -17,7 +17,8 @@ the sha256 of its own content (its seal), checked on every read.
 Credentials come from the environment only and are read by the clients themselves
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_PROFILE``, ``AWS_ENDPOINT_URL``;
 ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``); nothing here reads,
-logs or reports them. ``s3fs``/``gcsfs`` are imported only when a remote is used.
+logs or reports them, and a credential in an endpoint URL (``user:secret@``, ``?token=``)
+is masked in every error (:func:`~tdm_dagster.http.retry.mask_credentials`). ``s3fs``/``gcsfs`` are imported only when a remote is used.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tdm_dagster.files.atomic import fsync_path
+from tdm_dagster.http.retry import mask_credentials
 
 OBJECT_ID = re.compile(r"^[0-9a-f]{64}$")
 _URL = re.compile(r"^(s3|gs|gcs)://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(/[A-Za-z0-9._/=-]*)?$")
@@ -155,7 +157,7 @@ class Remote:
     def __init__(self, url: str, *, endpoint_url: str | None = None) -> None:
         problem = check_remote_url(url)
         if problem:
-            raise RemoteError(f"{url!r} is not a remote: expected {problem}")
+            raise RemoteError(f"{mask_credentials(repr(url))} is not a remote: expected {problem}")
         self.url = url.rstrip("/")
         scheme, rest = self.url.split("://", 1)
         self.scheme = "gs" if scheme == "gcs" else scheme
@@ -200,6 +202,7 @@ class Remote:
             if passed and isinstance(error, passed):
                 raise
             detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+            detail = mask_credentials(detail, self.endpoint_url, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("STORAGE_EMULATOR_HOST"))
             hint = ""
             if "credential" in detail.lower():
                 hint = " (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE; for GCS GOOGLE_APPLICATION_CREDENTIALS)"

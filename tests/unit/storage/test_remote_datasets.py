@@ -427,3 +427,45 @@ def test_a_killed_pulls_temp_files_go_with_the_next_pull_and_a_live_ones_stay(s3
     assert live.returncode == 0, err
     assert list(serving.store.root.rglob("*.tmp")) == []
     assert contents(serving, "resumed") == contents(trainer, "resumed") and serving.verify().ok
+
+
+# -- credentials in an endpoint URL are masked wherever it is shown --------------------------------
+
+ENDPOINT_PASSWORD, ENDPOINT_TOKEN = "pw-in-endpoint-9f2", "token-in-endpoint-7c1"
+
+
+def test_tdm_config_masks_credentials_in_the_endpoint(home):
+    home.config_path.write_text(f'storage:\n  endpoint_url: "https://minio:{ENDPOINT_PASSWORD}@store.lan:9000/?token={ENDPOINT_TOKEN}&v=2"\n')
+    text = run_tdm("config").output
+    assert 'endpoint_url: "https://***@store.lan:9000/?token=***&v=***"' in text, text
+    shown = json.loads(run_tdm("config", "--json").output)["storage"]["endpoint_url"]
+    assert shown == "https://***@store.lan:9000/?token=***&v=***"
+    for output in (text, json.dumps(shown)):
+        assert ENDPOINT_PASSWORD not in output and ENDPOINT_TOKEN not in output and "minio" not in output
+
+
+@pytest.mark.parametrize("credentials", [f"?token={ENDPOINT_TOKEN}", f"?sig=a%2B{ENDPOINT_TOKEN}", "user-9:" + ENDPOINT_PASSWORD + "@"])
+def test_a_remote_error_never_echoes_credentials_of_the_endpoint(s3_remote, home, credentials):
+    server, url = s3_remote
+    endpoint = f"http://{credentials}127.0.0.1:{server.port}/" if credentials.endswith("@") else f"{server.url}/{credentials}"
+    home.config_path.write_text(f'storage:\n  remote: {url}\n  endpoint_url: "{endpoint}"\n')
+    refused = run_tdm("datasets", "remote", "list", ok=False)
+    assert refused.exit_code == 1 and f"Error: {url}: listing datasets failed:" in refused.output, refused.output
+    assert ENDPOINT_TOKEN not in refused.output and ENDPOINT_PASSWORD not in refused.output and "user-9" not in refused.output, refused.output
+    if credentials.startswith("?"):  # the client quotes the endpoint in its error: masked
+        assert "?token=***" in refused.output or "?sig=***" in refused.output, refused.output
+
+
+@pytest.mark.parametrize(
+    "text, endpoints, masked",
+    [
+        ("see https://u:p4ss@host/x?token=abc#k=v now", (), "see https://***@host/x?token=***#k=*** now"),
+        ("rejected token abcd%2Bef (abcd+ef)", ("http://h/?token=abcd%2Bef",), "rejected token *** (***)"),
+        ("http://box:8765/v1/x and s3://bucket/prefix", (), "http://box:8765/v1/x and s3://bucket/prefix"),
+        ("no url, short value 12 stays", ("http://h/?v=12",), "no url, short value 12 stays"),
+    ],
+)
+def test_mask_credentials(text, endpoints, masked):
+    from tdm_dagster.http.retry import mask_credentials
+
+    assert mask_credentials(text, *endpoints) == masked
