@@ -10,6 +10,10 @@ is never shared), then creates the manifest. Pull receives the chunks this machi
 checksum from the local chunks and commits the version in one catalog transaction. So on
 either side a version appears whole or not at all, and running an interrupted push or
 pull again moves only what is still missing.
+
+A pulled manifest is distrusted field by field (:mod:`~tdm_dagster.datasets.remote_manifest`)
+before anything is received, and a version whose parent is a different version here is
+refused: pulling it would graft the remote's history onto this one.
 """
 
 from __future__ import annotations
