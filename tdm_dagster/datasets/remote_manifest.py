@@ -13,7 +13,7 @@ once it is here (:func:`~tdm_dagster.datasets.manifest.load_placement`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,11 @@ from tdm_dagster.storage.remote import OBJECT_ID
 
 MANIFEST_KIND = "tdm.dataset_version/1"
 DATASET_KEYS = ("description", "owner", "tags", "spec", "created_at")
+
+
+_REQUIRED_VERSION_KEYS = tuple(f.name for f in fields(VersionInfo) if f.default is MISSING and f.default_factory is MISSING)
+_OPTIONAL_VERSION_KEYS = tuple(f.name for f in fields(VersionInfo) if f.name not in _REQUIRED_VERSION_KEYS)
+"""``operation`` is newer than the first manifests: one without it is still a manifest."""
 
 
 class ManifestFieldError(ValueError):
@@ -69,7 +74,8 @@ def parse_manifest(manifest: Any, name: str, version: str) -> PulledVersion:
     _require(dataset["spec"] is None or name_problem(dataset["spec"]) is None, "dataset.spec", f"{shown(dataset['spec'])} is not a spec name")
     _timestamp(dataset["created_at"], "dataset.created_at")
 
-    info = _version_info(_mapping(manifest, "version", tuple(f.name for f in fields(VersionInfo))), name, version)
+    _require(dataset.get("name", name) == name, "dataset.name", f"{shown(dataset.get('name'))} is not {name}")
+    info = _version_info(_mapping(manifest, "version", _REQUIRED_VERSION_KEYS, optional=_OPTIONAL_VERSION_KEYS), name, version)
     sizes = _objects(manifest.get("objects"))
     segments = _segments(manifest.get("segments"), sizes, info.record_count)
     parents = manifest.get("parent_checksums", {})
@@ -92,6 +98,7 @@ def _version_info(fields_: dict[str, Any], name: str, version: str) -> VersionIn
     count = fields_["record_count"]
     _require(type(count) is int and count >= 0, "version.record_count", f"{shown(count)} is not a record count")
     _checksum(fields_["checksum"], "version.checksum")
+    fields_ = {"operation": {}, **fields_}
     for key in ("metrics", "operation"):
         _require(isinstance(fields_[key], dict), f"version.{key}", "not a mapping")
         problem = value_problem(fields_[key])

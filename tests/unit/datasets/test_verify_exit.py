@@ -22,8 +22,8 @@ import pytest
 from tdm_dagster.datasets import DatasetRegistry
 from tests.support.object_stores import REPO
 
-VERIFY_RUNS = 24
-READ_RUNS = 40
+VERIFY_RUNS = 20
+READ_RUNS = 30
 AT_ONCE = 3
 BUSY_LOOP = "import time\nend = time.monotonic() + 120\nwhile time.monotonic() < end: pass"
 

@@ -156,15 +156,20 @@ def test_versions_that_differ_under_one_number_are_never_replaced(s3_remote, hom
     assert tdm("push", "twin", ok=False).exit_code == 2  # no --remote and no storage.remote
 
 
-def _paused_push(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _paused(seam: str, verb: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """``tdm datasets VERB ARGS`` with ``seam`` (PAUSED_PUSH or PAUSED_PULL), once it has paused after one object."""
     process = subprocess.Popen(
-        [sys.executable, "-c", PAUSED_PUSH, "datasets", "push", *args], cwd=REPO,
+        [sys.executable, "-c", seam, "datasets", verb, *args], cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO), **env}, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     for line in process.stderr:
-        if line.startswith("one object stored"):
+        if line.startswith("one object"):
             return process
-    raise AssertionError(f"the push never stored an object: {process.wait()} {process.stdout.read()}")
+    raise AssertionError(f"the {verb} never moved an object: {process.wait()} {process.stdout.read()}")
+
+
+def _paused_push(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return _paused(PAUSED_PUSH, "push", args, env)
 
 
 def test_a_push_killed_midway_shows_nothing_and_resumes(s3_remote, home, monkeypatch, tmp_path):
@@ -396,28 +401,17 @@ def test_one_version_pulled_onto_a_different_local_history_is_refused(s3_remote,
     assert contents(same, "lineage") == contents(trainer, "lineage")
 
 
-def _paused_pull(args: list[str], go: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-c", PAUSED_PULL, "datasets", "pull", *args], cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "GO_FILE": str(go)}, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    for line in process.stderr:
-        if line.startswith("one object downloaded"):
-            return process
-    raise AssertionError(f"the pull never downloaded an object: {process.wait()} {process.stdout.read()}")
-
-
 def test_a_killed_pulls_temp_files_go_with_the_next_pull_and_a_live_ones_stay(s3_remote, home, monkeypatch, tmp_path):
     _, url = s3_remote
     trainer = build(home, "resumed", [40, 40])
     tdm("push", "resumed", "--remote", url)
     serving = at(monkeypatch, tmp_path / "serving-box")
-    killed = _paused_pull(["resumed", "--remote", url], tmp_path / "never")
+    killed = _paused(PAUSED_PULL, "pull", ["resumed", "--remote", url], {"GO_FILE": str(tmp_path / "never")})
     killed.kill()
     killed.wait(timeout=30)
     leftover = list(serving.store.root.rglob("*.tmp"))
     assert len(leftover) == 1 and ".parquet." in leftover[0].name
-    live = _paused_pull(["resumed", "--remote", url], tmp_path / "go")
+    live = _paused(PAUSED_PULL, "pull", ["resumed", "--remote", url], {"GO_FILE": str(tmp_path / "go")})
     (in_flight,) = set(serving.store.root.rglob("*.tmp")) - set(leftover)
 
     tdm("pull", "resumed", "--remote", url)
