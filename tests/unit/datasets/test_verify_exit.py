@@ -5,10 +5,10 @@ exception", SIGABRT): an Arrow worker thread released the last reference to a ch
 Python ``bytes`` after ``read_table`` had returned, which takes the GIL, and when that
 happened while the interpreter was exiting the thread was torn down mid-C++ frame (core
 dump: ``PyBuffer::~PyBuffer`` -> ``PyGILState_Ensure`` -> ``pthread_exit`` -> ``std::terminate``
-on an ``arrow::internal::ThreadPool`` worker). On a loaded two-core machine about 1 run
-in 20 aborted (8 of 170 verifies; 12 of 250 bare reads), never with the fix (0 of 60
-verifies and 0 of 40 reads run beside them); on a quiet machine the race rarely shows, so
-these runs guard against the cause coming back rather than prove it on every run.
+on an ``arrow::internal::ThreadPool`` worker). On a loaded two-core machine up to 2 runs
+in 30 aborted (10 of 418 verifies and 12 of 330 bare reads overall), never with the fix;
+on a quiet machine the race rarely shows, so these runs guard against the cause coming
+back rather than prove it on every run.
 """
 
 from __future__ import annotations
