@@ -438,6 +438,13 @@ def test_tdm_config_masks_credentials_in_the_endpoint(home):
         assert ENDPOINT_PASSWORD not in output and ENDPOINT_TOKEN not in output and "minio" not in output
 
 
+def test_a_config_error_masks_credentials_in_the_value_it_quotes(home):
+    home.config_path.write_text(f'storage:\n  endpoint_url: "ftp://minio:{ENDPOINT_PASSWORD}@store.lan/?token={ENDPOINT_TOKEN}"\n')
+    refused = run_tdm("config", ok=False)
+    assert refused.exit_code != 0 and "storage.endpoint_url is 'ftp://***@store.lan/?token=***'; expected an http" in refused.output, refused.output
+    assert ENDPOINT_PASSWORD not in refused.output and ENDPOINT_TOKEN not in refused.output
+
+
 @pytest.mark.parametrize("credentials", [f"?token={ENDPOINT_TOKEN}", f"?sig=a%2B{ENDPOINT_TOKEN}", "user-9:" + ENDPOINT_PASSWORD + "@"])
 def test_a_remote_error_never_echoes_credentials_of_the_endpoint(s3_remote, home, credentials):
     server, url = s3_remote
