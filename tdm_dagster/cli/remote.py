@@ -24,10 +24,11 @@ remote_option = click.option("--remote", "url", metavar="URL", help="s3://bucket
 def _remote(url: str | None, *, moving: bool = False) -> Iterator[Any]:
     """The remote to use; its errors become clean CLI errors (for a push or pull, ``moving``,
     saying that running it again goes on from where it stopped)."""
+    from tdm_dagster.http.retry import mask_credentials
     from tdm_dagster.storage.remote import Remote, RemoteConflictError, RemoteCorruptError, RemoteError, check_remote_url
 
     if url and check_remote_url(url):
-        raise click.BadParameter(f"{url!r}: expected {check_remote_url(url)}", param_hint="'--remote'")
+        raise click.BadParameter(f"{mask_credentials(repr(url))}: expected {check_remote_url(url)}", param_hint="'--remote'")
     storage = config(home()).storage  # storage.remote is checked as the config loads
     url = url or storage.remote
     if not url:
