@@ -160,8 +160,10 @@ def pull_checkpoint(run: str | None, name: str | None, deployed: bool, force: bo
         data["deploy"] = result.to_dict()
         text += f"\ndeploy: {result.reason}"
         if not result.deployed:
+            from tdm_dagster.cli.deploy import exit_status
+
             emit(data, as_json, text)
-            raise SystemExit(1)
+            raise SystemExit(exit_status(result.outcome))  # as `tdm deploy`: 3 declined, 1 refused or failed
     emit(data, as_json, text)
 
 
