@@ -111,6 +111,10 @@ def checkpoint_evaluation(context: dg.AssetExecutionContext, tdm: TdmHomeResourc
     )
 
 
+DEPLOYMENT_LIVE = "deployment_live"
+"""The blocking check on ``deployed_model`` that fails a run whose deployment was refused or failed."""
+
+
 class DeployConfig(dg.Config):
     force: bool = False
     """Deploy without comparing scores: the checkpoint named, else the newest evaluated
@@ -126,6 +130,11 @@ class DeployConfig(dg.Config):
     op_tags=on_box(INFERENCE),
     deps=[checkpoint_evaluation],
     description="The best evaluated checkpoint (or the one named), deployed atomically to the serving folder (never a worse one unless forced).",
+    check_specs=[dg.AssetCheckSpec(DEPLOYMENT_LIVE, asset="deployed_model", blocking=True, description=(
+        "Fails (ERROR, blocking) when a deployment was refused or failed (verification failed and it switched "
+        "back, the server refused the admin token, the copy failed): the run fails, so `dagster job execute` "
+        "exits non-zero and the check-failure alert fires. A declined deployment (the candidate scores lower) passes with a WARN-free note."
+    ))],
 )
 def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm: TdmHomeResource) -> dg.MaterializeResult:
     from tdm_dagster.evaluate.comparison import load_history
@@ -162,7 +171,19 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
             "latency_s": dg.MetadataValue.float(round(result.latency_s, 3)),
             "previous": result.previous or "",
             "name": result.name or "",
-        }
+        },
+        check_results=[_deployment_live(result)],
+    )
+
+
+def _deployment_live(result) -> dg.AssetCheckResult:
+    """Passed unless the deployment was refused or failed: what serves is then not what was
+    asked for, which is an alert (a declined one is routine: the better model keeps serving)."""
+    return dg.AssetCheckResult(
+        check_name=DEPLOYMENT_LIVE,
+        passed=result.outcome in {"deployed", "declined"},
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"outcome": result.outcome, "reason": result.reason},
     )
 
 

@@ -47,9 +47,14 @@ def deploy(checkpoint: str | None, force: bool, rollback_to: str | None, as_json
     from tdm_dagster.jobs import DEPLOY_BEST, deploy_run_config
 
     result = common.run(DEPLOY_BEST, run_config=deploy_run_config(force, checkpoint))
-    # the asset's reasons say "use force" (its run-config field); here the flag is --force
-    data = common.finish(result, deployed_model, as_json, lambda d: f"{d['checkpoint']}: {d['reason'].replace('use force', 'use --force')} ({d['latency_s']} s)",
-                         deployed=False, outcome="failed", checkpoint=checkpoint)  # fmt: skip
+    data = common.step_metadata(result, deployed_model)
+    if not data:  # the deployment never got as far as an outcome (no such checkpoint, a bad remote_host)
+        common.finish(result, deployed_model, as_json, str, deployed=False, outcome="failed", checkpoint=checkpoint)
+    # a refused or failed deployment also fails the run (its blocking check deployment_live):
+    # the outcome it recorded is the answer. The asset's reasons say "use force" (its
+    # run-config field); here the flag is --force.
+    reason = data["reason"].replace("use force", "use --force")
+    common.emit(data, as_json, f"{data['checkpoint']}: {reason} ({data['latency_s']} s)")
     sys.exit(exit_status(data.get("outcome")))
 
 

@@ -24,10 +24,11 @@ remote_option = click.option("--remote", "url", metavar="URL", help="s3://bucket
 def _remote(url: str | None, *, moving: bool = False) -> Iterator[Any]:
     """The remote to use; its errors become clean CLI errors (for a push or pull, ``moving``,
     saying that running it again goes on from where it stopped)."""
+    from tdm_dagster.http.retry import mask_credentials
     from tdm_dagster.storage.remote import Remote, RemoteConflictError, RemoteCorruptError, RemoteError, check_remote_url
 
     if url and check_remote_url(url):
-        raise click.BadParameter(f"{url!r}: expected {check_remote_url(url)}", param_hint="'--remote'")
+        raise click.BadParameter(f"{mask_credentials(repr(url))}: expected {check_remote_url(url)}", param_hint="'--remote'")
     storage = config(home()).storage  # storage.remote is checked as the config loads
     url = url or storage.remote
     if not url:
@@ -159,8 +160,10 @@ def pull_checkpoint(run: str | None, name: str | None, deployed: bool, force: bo
         data["deploy"] = result.to_dict()
         text += f"\ndeploy: {result.reason}"
         if not result.deployed:
+            from tdm_dagster.cli.deploy import exit_status
+
             emit(data, as_json, text)
-            raise SystemExit(1)
+            raise SystemExit(exit_status(result.outcome))  # as `tdm deploy`: 3 declined, 1 refused or failed
     emit(data, as_json, text)
 
 

@@ -118,8 +118,10 @@ _SHOWN_VALUE_CHARS = 200
 
 
 def _shown(value: Any) -> str:
-    """``repr(value)`` cut to a readable length for error messages."""
-    text = repr(value)
+    """``repr(value)`` cut to a readable length for error messages, credentials in URLs masked."""
+    from tdm_dagster.http.retry import mask_credentials  # only when an error is being built
+
+    text = mask_credentials(repr(value))
     return text if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + f"... ({len(text)} chars)"
 
 

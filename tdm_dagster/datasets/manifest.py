@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tdm_dagster.datasets.catalog import Segment
+from tdm_dagster.datasets.errors import CorruptObjectError
 from tdm_dagster.datasets.store import HASH_TYPE, ObjectStore, digest_matrix
 
 
@@ -74,14 +75,30 @@ class Placement:
         ]
 
 
+def _check_ranges(segments: Sequence[Segment], row_counts: dict[str, int], context: str) -> None:
+    """``CorruptObjectError`` naming the first segment whose rows lie outside its chunk."""
+    for position, segment in enumerate(segments):
+        rows = row_counts[segment.chunk]
+        if not 0 <= segment.start < segment.stop <= rows:
+            raise CorruptObjectError(
+                f"{context}: segment {position} names rows [{segment.start}, {segment.stop}) of object {segment.chunk}, "
+                f"which holds {rows} records; nothing was read"
+            )
+
+
 def _hash_array(digests: np.ndarray) -> pa.Array:
     data = np.ascontiguousarray(digests, np.uint8)
     return pa.Array.from_buffers(HASH_TYPE, data.shape[0], [None, pa.py_buffer(data.tobytes())])
 
 
 def load_placement(store: ObjectStore, segments: Sequence[Segment], context: str) -> tuple[Placement, int]:
-    """The placement of a manifest, reading (and verifying) each chunk once; returns (placement, bytes read)."""
+    """The placement of a manifest, reading (and verifying) each chunk once; returns (placement, bytes read).
+
+    Every segment is checked against its chunk's row count (from the Parquet footer) first:
+    a manifest from elsewhere naming rows 0 to 10^9 of a 300-row chunk is refused before
+    any record is read or any array of that length allocated."""
     chunks = list(dict.fromkeys(segment.chunk for segment in segments))
+    _check_ranges(segments, {chunk: store.row_count(chunk, context) for chunk in chunks}, context)
     position = {chunk: index for index, chunk in enumerate(chunks)}
     hashes: dict[str, np.ndarray] = {}
     total_bytes = 0

@@ -65,15 +65,32 @@ class ObjectStore:
 
         ``context`` (e.g. "dataset 'x' version 1.2") goes into the error so that the
         reader knows which data is affected.
+
+        The file is read into Arrow's own memory, never a Python ``bytes``: Arrow's worker
+        threads may drop the last reference to the buffer after ``read_table`` returns, and
+        releasing a Python-owned buffer takes the GIL, so a worker doing that while the
+        interpreter exits aborted the process ("terminate called without an active
+        exception"). Releasing Arrow memory needs no GIL.
         """
         target = self.path(chunk)
         try:
-            data = target.read_bytes()
+            with pa.OSFile(str(target)) as handle:
+                data = handle.read_buffer()
         except FileNotFoundError:
             raise MissingObjectError(f"{context}: object {chunk} is missing ({target})") from None
         if hashlib.sha256(data).hexdigest() != chunk:
             raise CorruptObjectError(f"{context}: object {chunk} is corrupt: its sha256 does not match ({target})")
-        return pq.read_table(pa.BufferReader(data), columns=list(columns)), len(data)
+        return pq.read_table(pa.BufferReader(data), columns=list(columns)), data.size
+
+    def row_count(self, chunk: str, context: str) -> int:
+        """How many records the chunk holds, from its Parquet footer alone (no record is read)."""
+        target = self.path(chunk)
+        try:
+            return pq.read_metadata(str(target)).num_rows
+        except FileNotFoundError:
+            raise MissingObjectError(f"{context}: object {chunk} is missing ({target})") from None
+        except (OSError, pa.ArrowException) as error:
+            raise CorruptObjectError(f"{context}: object {chunk} is corrupt: {error} ({target})") from None
 
     def remove(self, chunk: str) -> None:
         self.path(chunk).unlink(missing_ok=True)

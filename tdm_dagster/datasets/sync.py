@@ -10,24 +10,27 @@ is never shared), then creates the manifest. Pull receives the chunks this machi
 checksum from the local chunks and commits the version in one catalog transaction. So on
 either side a version appears whole or not at all, and running an interrupted push or
 pull again moves only what is still missing.
+
+A pulled manifest is distrusted field by field (:mod:`~tdm_dagster.datasets.remote_manifest`)
+before anything is received, and a version whose parent is a different version here is
+refused: pulling it would graft the remote's history onto this one.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
-from tdm_dagster.datasets.catalog import DatasetInfo, Segment, VersionInfo, connect, find_dataset, transaction, version_segments
+from tdm_dagster.datasets.catalog import Segment, VersionInfo, connect, find_dataset, transaction, version_segments
 from tdm_dagster.datasets.commit import insert_version
 from tdm_dagster.datasets.errors import CorruptObjectError, DatasetNotFoundError, MissingObjectError, VersionNotFoundError
 from tdm_dagster.datasets.names import check_name, check_version, parse_version
 from tdm_dagster.datasets.registry import DatasetRegistry
+from tdm_dagster.datasets.remote_manifest import ManifestFieldError, PulledVersion, build_manifest, parse_manifest
 from tdm_dagster.datasets.verify import verified_placement, version_context
-from tdm_dagster.storage.remote import OBJECT_ID, Remote, RemoteConflictError, RemoteCorruptError, RemoteError, Transfer, file_sha256, require
+from tdm_dagster.storage.remote import Remote, RemoteConflictError, RemoteCorruptError, RemoteError, Transfer, file_sha256, remove_stale_downloads
 
-MANIFEST_KIND = "tdm.dataset_version/1"
 Progress = Callable[[str], None]
 
 
@@ -75,7 +78,9 @@ def push(registry: DatasetRegistry, remote: Remote, name: str, version: str | No
         stored.update((chunk, sizes[chunk]) for chunk in missing)
         transfer.objects += len(missing)
         transfer.objects_present += len(sizes) - len(missing)
-        theirs = remote.create_manifest(path, _manifest(dataset, info, segments, sizes))
+        parents = {parent: _local_checksum(registry, name, parent) for parent in info.parents}
+        manifest = build_manifest(dataset, info, segments, sizes, {parent: checksum for parent, checksum in parents.items() if checksum})
+        theirs = remote.create_manifest(path, manifest)
         if theirs is not None:  # another push wrote it meanwhile: fine if it is the same version
             _check_same(remote, name, info, theirs)
             transfer.already.append(info.version)
@@ -95,16 +100,6 @@ def _local_sizes(registry: DatasetRegistry, info: VersionInfo, segments: list[Se
     return sizes
 
 
-def _manifest(dataset: DatasetInfo, info: VersionInfo, segments: list[Segment], sizes: dict[str, int]) -> dict[str, Any]:
-    return {
-        "kind": MANIFEST_KIND,
-        "dataset": {key: value for key, value in asdict(dataset).items() if key != "current_version"},
-        "version": asdict(info),
-        "segments": [[s.chunk, s.start, s.stop] for s in segments],
-        "objects": sizes,
-    }
-
-
 def _check_same(remote: Remote, name: str, info: VersionInfo, theirs: dict[str, Any]) -> None:
     checksum = str((theirs.get("version") or {}).get("checksum"))
     if checksum != info.checksum:
@@ -115,35 +110,34 @@ def _check_same(remote: Remote, name: str, info: VersionInfo, theirs: dict[str, 
 
 
 def pull(registry: DatasetRegistry, remote: Remote, name: str, version: str | None = None, progress: Progress | None = None) -> Transfer:
-    """Receive ``version`` of ``name`` (None: every version the remote has, oldest first)."""
+    """Receive ``version`` of ``name`` (None: every version the remote has, oldest first).
+
+    Temp files of downloads killed half way (by this pull's predecessors) are removed first."""
     started = time.monotonic()
     check_name(name)
-    available = remote_versions(remote, name).get(name, [])
-    if not available:
+    on_remote = remote_versions(remote, name).get(name, [])
+    if not on_remote:
         raise DatasetNotFoundError(f"{remote.url} holds no dataset {name!r}")
-    if version is not None:
-        if check_version(version) not in available:
-            raise VersionNotFoundError(f"{remote.url} holds no version {version} of {name!r} (it has {', '.join(available)})")
-        available = [version]
+    if version is not None and check_version(version) not in on_remote:
+        raise VersionNotFoundError(f"{remote.url} holds no version {version} of {name!r} (it has {', '.join(on_remote)})")
+    remove_stale_downloads(registry.store.root / "chunks")
     transfer = Transfer(name, remote.url)
-    for wanted in available:
-        path = _manifest_path(name, wanted)
-        manifest = remote.read_manifest(path)
-        if manifest is None:
-            raise RemoteError(f"{remote.url}: {path} disappeared while pulling")
-        dataset, info, segments, sizes = _parse(remote, path, name, wanted, manifest)
+    for wanted in [version] if version else on_remote:
+        pulled = _read_pulled(remote, name, wanted)
         held = _local_checksum(registry, name, wanted)
         if held is not None:
-            if held != info.checksum:
-                raise _conflict(remote, name, wanted, info.checksum, held)
+            if held != pulled.info.checksum:
+                raise _conflict(remote, name, wanted, pulled.info.checksum, held)
             transfer.already.append(wanted)
             continue
-        missing = [(chunk, size, registry.store.path(chunk)) for chunk, size in sizes.items() if not registry.store.path(chunk).exists()]
+        lineage = _parent_checksums(remote, name, pulled, on_remote)
+        _check_lineage(registry, remote, pulled.info, lineage)  # before receiving anything; again under the lock
+        missing = [(chunk, size, registry.store.path(chunk)) for chunk, size in pulled.sizes.items() if not registry.store.path(chunk).exists()]
         report = (lambda done, got: progress(f"{name} {wanted}: received {done}/{len(missing)} objects, {got:,} bytes")) if progress else None
         transfer.bytes += remote.receive(missing, report)
         transfer.objects += len(missing)
-        transfer.objects_present += len(sizes) - len(missing)
-        if _commit_pulled(registry, dataset, info, segments):
+        transfer.objects_present += len(pulled.sizes) - len(missing)
+        if _commit_pulled(registry, remote, pulled, lineage):
             transfer.moved.append(wanted)
         else:
             transfer.already.append(wanted)
@@ -151,20 +145,40 @@ def pull(registry: DatasetRegistry, remote: Remote, name: str, version: str | No
     return transfer
 
 
-def _parse(remote: Remote, path: str, name: str, version: str, manifest: dict[str, Any]) -> tuple[dict, VersionInfo, list[Segment], dict[str, int]]:
-    """The manifest's parts, every name and number checked (they become local paths and rows)."""
+def _read_pulled(remote: Remote, name: str, version: str) -> PulledVersion:
+    """The remote's manifest of ``version``, every field checked (they become local paths, rows and allocations)."""
+    path = _manifest_path(name, version)
+    manifest = remote.read_manifest(path)
+    if manifest is None:
+        raise RemoteError(f"{remote.url}: {path} disappeared while pulling")
     try:
-        require(manifest["kind"] == MANIFEST_KIND, "kind")
-        info = VersionInfo(**manifest["version"])
-        require(info.dataset == name and info.version == version, "dataset and version")
-        dataset = {key: manifest["dataset"][key] for key in ("description", "owner", "tags", "spec", "created_at")}
-        sizes = {str(chunk): int(size) for chunk, size in manifest["objects"].items()}
-        segments = [Segment(str(chunk), int(start), int(stop)) for chunk, start, stop in manifest["segments"]]
-        require(all(OBJECT_ID.match(chunk) for chunk in sizes), "object ids")
-        require(all(s.chunk in sizes and 0 <= s.start < s.stop for s in segments), "segments")
-    except (KeyError, TypeError, ValueError) as error:
-        raise RemoteCorruptError(f"{remote.shown(remote.path(path))} is not a manifest of {name} {version} ({type(error).__name__}: {error})") from None
-    return dataset, info, segments, sizes
+        return parse_manifest(manifest, name, version)
+    except ManifestFieldError as error:
+        raise RemoteCorruptError(f"{remote.shown(remote.path(path))} is not a manifest of {name} {version} (ValueError: {error})") from None
+
+
+def _parent_checksums(remote: Remote, name: str, pulled: PulledVersion, on_remote: list[str]) -> dict[str, str | None]:
+    """Each parent's checksum as the remote knows it: recorded in the manifest, else its own
+    manifest there; None when the remote cannot say."""
+    return {
+        parent: pulled.parent_checksums.get(parent)
+        or (_read_pulled(remote, name, parent).info.checksum if parent in on_remote else None)
+        for parent in pulled.info.parents
+    }
+
+
+def _check_lineage(registry: DatasetRegistry, remote: Remote, info: VersionInfo, lineage: dict[str, str | None]) -> None:
+    """Refuse a version whose parent is a different version here: it would graft the
+    remote's history onto this one (its diffs and ancestry would be about other records)."""
+    for parent, theirs in lineage.items():
+        ours = _local_checksum(registry, info.dataset, parent)
+        if ours is None or ours == theirs:
+            continue
+        there = f"there it is {theirs[:12]}" if theirs else "the remote cannot say which records it holds"
+        raise RemoteConflictError(
+            f"{remote.url}: dataset {info.dataset!r} version {info.version} builds on version {parent}, and version {parent} "
+            f"here holds other records ({ours[:12]}; {there}); not pulled, so the history here stays as it is"
+        )
 
 
 def _local_checksum(registry: DatasetRegistry, name: str, version: str) -> str | None:
@@ -173,24 +187,26 @@ def _local_checksum(registry: DatasetRegistry, name: str, version: str) -> str |
     return row[0] if row else None
 
 
-def _commit_pulled(registry: DatasetRegistry, dataset: dict[str, Any], info: VersionInfo, segments: list[Segment]) -> bool:
-    """Commit a received version once its chunks and checksum check out here; False if a
-    concurrent pull committed it first. The dataset is created (with the remote's
-    description) if missing; its current version moves only forward."""
+def _commit_pulled(registry: DatasetRegistry, remote: Remote, pulled: PulledVersion, lineage: dict[str, str | None]) -> bool:
+    """Commit a received version once its chunks and checksum check out here and its parents
+    agree with this history; False if a concurrent pull committed it first. The dataset is
+    created (with the remote's description) if missing; its current version moves only forward."""
+    info, dataset = pulled.info, pulled.dataset
     with registry._dataset_lock(info.dataset), registry._objects_lock(shared=True):
-        verified_placement(registry.store, info, segments)  # every chunk re-hashed, the checksum recomputed
+        verified_placement(registry.store, info, pulled.segments)  # ranges checked, every chunk re-hashed, the checksum recomputed
         held = _local_checksum(registry, info.dataset, info.version)
         if held is not None:
             if held != info.checksum:
                 raise CorruptObjectError(f"{version_context(info.dataset, info.version)}: a different version was committed here meanwhile")
             return False
+        _check_lineage(registry, remote, info, lineage)
         with connect(registry.catalog_path) as con, transaction(con):
             con.execute(
                 "INSERT INTO datasets (name, description, owner, tags, spec, created_at, current_version) "
                 "VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
                 [info.dataset, dataset["description"], dataset["owner"], list(dataset["tags"]), dataset["spec"], dataset["created_at"]],
             )
-            insert_version(con, info, segments)
+            insert_version(con, info, pulled.segments)
             current = find_dataset(con, info.dataset).current_version
             if current is None or parse_version(info.version) > parse_version(current):
                 con.execute("UPDATE datasets SET current_version = ? WHERE name = ?", [info.version, info.dataset])

@@ -16,11 +16,13 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -88,9 +90,60 @@ class RequestFailedError(Exception):
 
 
 def safe_url(url: httpx.URL | str) -> str:
-    """``url`` without any ``user:password@`` part, fit for messages and logs."""
+    """``url`` without any ``user:password@`` part and with its query values masked, fit for messages and logs."""
     parsed = httpx.URL(str(url))
-    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else str(parsed)
+    return mask_credentials(str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else str(parsed))
+
+
+def mask_credentials(text: str, *endpoints: str | None) -> str:
+    """``text`` with credentials replaced by ``***``: in every URL it holds, the
+    ``user:password@`` part and each query-string and fragment value (``?token=...``);
+    and anywhere in it, each such value of ``endpoints`` (URLs a client was given, whose
+    errors may quote them in pieces or re-encoded). What ``tdm config``, remote errors
+    and request errors show goes through here."""
+    text = _URL_IN_TEXT.sub(lambda found: _masked_url(found.group(0)), text)
+    secrets = {secret for endpoint in endpoints if endpoint for secret in _url_secrets(endpoint)}
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>]+")
+_URL_PARTS = re.compile(r"(?P<scheme>[^:]+://)(?P<authority>[^/?#]*)(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?", re.S)
+_MIN_SECRET_CHARS = 3
+"""Shorter values (``?v=1``) are masked inside URLs but not searched for in free text."""
+
+
+def _masked_url(url: str) -> str:
+    parts = _URL_PARTS.fullmatch(url)
+    if parts is None:
+        return url
+    authority = parts["authority"]
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    masked = parts["scheme"] + authority + parts["path"]
+    if parts["query"] is not None:
+        masked += "?" + _masked_values(parts["query"])
+    if parts["fragment"] is not None:
+        masked += "#" + _masked_values(parts["fragment"])
+    return masked
+
+
+def _masked_values(part: str) -> str:
+    """``a=1&b`` as ``a=***&***``."""
+    if not part:
+        return part
+    return "&".join(f"{item.split('=', 1)[0]}=***" if "=" in item else "***" for item in part.split("&"))
+
+
+def _url_secrets(url: str) -> set[str]:
+    """The credential-like values ``url`` carries, as written and percent-decoded."""
+    parts = urlsplit(url)
+    values = [parts.username, parts.password, *(value for _, value in parse_qsl(parts.query + "&" + parts.fragment, keep_blank_values=True))]
+    raw = [item.split("=", 1)[-1] for item in f"{parts.query}&{parts.fragment}".split("&") if item]
+    userinfo = parts.netloc.rpartition("@")[0]
+    raw += userinfo.split(":", 1) if userinfo else []
+    return {value for value in (*values, *raw) if value and len(value) >= _MIN_SECRET_CHARS}
 
 
 def body_excerpt(response: httpx.Response, limit: int = BODY_EXCERPT_CHARS) -> str:

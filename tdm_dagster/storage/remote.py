@@ -17,16 +17,19 @@ the sha256 of its own content (its seal), checked on every read.
 Credentials come from the environment only and are read by the clients themselves
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_PROFILE``, ``AWS_ENDPOINT_URL``;
 ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``); nothing here reads,
-logs or reports them. ``s3fs``/``gcsfs`` are imported only when a remote is used.
+logs or reports them, and a credential in an endpoint URL (``user:secret@``, ``?token=``)
+is masked in every error (:func:`~tdm_dagster.http.retry.mask_credentials`). ``s3fs``/``gcsfs`` are imported only when a remote is used.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,12 +37,18 @@ from pathlib import Path
 from typing import Any
 
 from tdm_dagster.files.atomic import fsync_path
+from tdm_dagster.http.retry import mask_credentials
 
 OBJECT_ID = re.compile(r"^[0-9a-f]{64}$")
 _URL = re.compile(r"^(s3|gs|gcs)://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(/[A-Za-z0-9._/=-]*)?$")
 READ_BLOCK = 8 * 1024 * 1024
 CONCURRENCY = 8
 """Objects sent or received at once (one batch); a batch of dataset chunks stays well under 1 GB."""
+DOWNLOAD_SUFFIX = ".download.tmp"
+"""A download lands in ``.<target name>.<random>.download.tmp`` beside its target, locked while it runs."""
+STALE_TEMP_S = 3600
+"""An unlocked temp file of the old naming (``.<target name>.<random>.tmp``) this old is a
+leftover, not a write in progress: writes take seconds."""
 
 
 class RemoteError(Exception):
@@ -94,6 +103,50 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _locked_temp(target: Path) -> tuple[int, Path]:
+    """A new download temp beside ``target``, held under an exclusive ``flock`` (returned
+    open): the mark of a live download, which the kernel drops however its process ends."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=DOWNLOAD_SUFFIX, dir=target.parent)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(name)):
+                return fd, Path(name)
+        except FileNotFoundError:
+            pass  # removed as stale between its creation and its lock: take another
+        os.close(fd)
+
+
+def remove_stale_downloads(folder: Path) -> int:
+    """Remove the temp files that downloads killed half way left in ``folder``'s subfolders;
+    returns how many. A download temp goes once no process holds its lock (a live one always
+    does); an unlocked temp of the old naming once it is ``STALE_TEMP_S`` old."""
+    removed = 0
+    for temp in folder.glob("*/.*.tmp"):
+        if not temp.name.endswith(DOWNLOAD_SUFFIX):
+            try:
+                if time.time() - temp.stat().st_mtime > STALE_TEMP_S:
+                    temp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+            continue
+        try:
+            fd = os.open(temp, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            temp.unlink(missing_ok=True)
+            removed += 1
+        except BlockingIOError:
+            pass  # a live download
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _sealed(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -104,7 +157,7 @@ class Remote:
     def __init__(self, url: str, *, endpoint_url: str | None = None) -> None:
         problem = check_remote_url(url)
         if problem:
-            raise RemoteError(f"{url!r} is not a remote: expected {problem}")
+            raise RemoteError(f"{mask_credentials(repr(url))} is not a remote: expected {problem}")
         self.url = url.rstrip("/")
         scheme, rest = self.url.split("://", 1)
         self.scheme = "gs" if scheme == "gcs" else scheme
@@ -149,6 +202,7 @@ class Remote:
             if passed and isinstance(error, passed):
                 raise
             detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+            detail = mask_credentials(detail, self.endpoint_url, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("STORAGE_EMULATOR_HOST"))
             hint = ""
             if "credential" in detail.lower():
                 hint = " (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE; for GCS GOOGLE_APPLICATION_CREDENTIALS)"
@@ -208,13 +262,13 @@ class Remote:
         return received
 
     def _receive_batch(self, batch: Sequence[tuple[str, int, Path]]) -> int:
-        temps = []
+        temps: list[Path] = []
+        locks: list[int] = []
         try:
             for _, _, target in batch:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-                os.close(fd)
-                temps.append(Path(name))
+                lock, temp = _locked_temp(target)
+                locks.append(lock)
+                temps.append(temp)
             with self._talking(f"downloading {len(batch)} object(s)", FileNotFoundError):
                 try:
                     self.fs.get([self.object_path(oid) for oid, _, _ in batch], [str(t) for t in temps])
@@ -236,6 +290,8 @@ class Remote:
         finally:
             for temp in temps:
                 temp.unlink(missing_ok=True)
+            for lock in locks:
+                os.close(lock)
 
     # -- manifests ----------------------------------------------------------------------------
 

@@ -42,6 +42,22 @@ main()
 """
 """``tdm`` with a seam that stores one object per batch and waits after each for GO_FILE:
 a test kills the client or the server at that point, mid-push."""
+PAUSED_PULL = """
+import os, sys, time
+import tdm_dagster.storage.remote as remote
+remote.CONCURRENCY = 1
+sha256 = remote.file_sha256
+def paused(path):
+    print("one object downloaded", file=sys.stderr, flush=True)
+    while not os.path.exists(os.environ["GO_FILE"]):
+        time.sleep(0.05)
+    return sha256(path)
+remote.file_sha256 = paused
+from tdm_dagster.cli import main
+main()
+"""
+"""``tdm`` with a seam that waits for GO_FILE after each download, before checking and
+keeping it (its temp file is on disk then): a test kills the client there, mid-pull."""
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tdm_dagster.assets.train import DEPLOYMENT_LIVE
 from tdm_dagster.serving import ADMIN_TOKEN_ENV
 from tdm_dagster.serving.deploy import current_deployment, load_deployments
 from tests.support.tdm_serve import tdm_serve
@@ -77,5 +78,26 @@ def test_non_finite_checkpoints_are_refused_and_failed_deploys_exit_1(home, chec
         assert code == 1 and "missing or wrong admin token" in out and "switched back to ckpt-a" in out, out
         monkeypatch.setenv(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
 
+        # the same through Dagster, as cron's `dagster job execute` runs it: the blocking
+        # check deployment_live fails the run (non-zero exit, the check-failure alert)
+        result = _deploy_run(home, broken["nan"])
+        assert not result.success
+        (evaluation,) = result.get_asset_check_evaluations()
+        assert evaluation.check_name == DEPLOYMENT_LIVE and not evaluation.passed
+        assert evaluation.metadata["outcome"].value == "failed"
+
     outcomes = [entry["outcome"] for entry in load_deployments(home.serving_dir)["history"]]
-    assert outcomes == ["deployed", "failed", "failed", "failed"]
+    assert outcomes == ["deployed", "failed", "failed", "failed", "failed"]
+
+
+def _deploy_run(home, checkpoint: Path):
+    """A ``deploy_best`` run of ``checkpoint`` (forced) in this process."""
+    import dagster as dg
+
+    from tdm_dagster.config.settings import load_config
+    from tdm_dagster.jobs import DEPLOY_BEST, deploy_run_config
+    from tdm_dagster.location import build_definitions
+
+    job = build_definitions(load_config(home)).resolve_job_def(DEPLOY_BEST)
+    with dg.DagsterInstance.ephemeral() as instance:
+        return job.execute_in_process(run_config=deploy_run_config(True, str(checkpoint)), instance=instance, raise_on_error=False)

@@ -19,7 +19,7 @@ import pytest
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.datasets.records import canonical_json
 from tdm_dagster.home import TdmHome
-from tests.support.object_stores import PAUSED_PUSH, REPO, SECRET, ObjectStoreServer, remote_files, run_tdm, use
+from tests.support.object_stores import PAUSED_PULL, PAUSED_PUSH, REPO, SECRET, ObjectStoreServer, remote_files, run_tdm, use
 
 @pytest.fixture(params=["s3", "gs"])
 def remote(request, monkeypatch, home) -> tuple[ObjectStoreServer, str]:
@@ -156,15 +156,20 @@ def test_versions_that_differ_under_one_number_are_never_replaced(s3_remote, hom
     assert tdm("push", "twin", ok=False).exit_code == 2  # no --remote and no storage.remote
 
 
-def _paused_push(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _paused(seam: str, verb: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """``tdm datasets VERB ARGS`` with ``seam`` (PAUSED_PUSH or PAUSED_PULL), once it has paused after one object."""
     process = subprocess.Popen(
-        [sys.executable, "-c", PAUSED_PUSH, "datasets", "push", *args], cwd=REPO,
+        [sys.executable, "-c", seam, "datasets", verb, *args], cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO), **env}, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     for line in process.stderr:
-        if line.startswith("one object stored"):
+        if line.startswith("one object"):
             return process
-    raise AssertionError(f"the push never stored an object: {process.wait()} {process.stdout.read()}")
+    raise AssertionError(f"the {verb} never moved an object: {process.wait()} {process.stdout.read()}")
+
+
+def _paused_push(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return _paused(PAUSED_PUSH, "push", args, env)
 
 
 def test_a_push_killed_midway_shows_nothing_and_resumes(s3_remote, home, monkeypatch, tmp_path):
@@ -287,5 +292,181 @@ def test_a_sealed_manifest_naming_a_path_as_an_object_is_refused(s3_remote, home
     remote.create_manifest("datasets/hostile/2.0.json", body)
     serving = at(monkeypatch, tmp_path / "serving-box")
     refused = tdm("pull", "hostile", "--version", "2.0", "--remote", url, ok=False)
-    assert refused.exit_code == 1 and f"{url}/datasets/hostile/2.0.json is not a manifest of hostile 2.0 (ValueError: object ids)" in refused.output
+    assert refused.exit_code == 1 and f"{url}/datasets/hostile/2.0.json is not a manifest of hostile 2.0 (ValueError: objects: '../../../escaped' is not an object id" in refused.output
     assert serving.list_datasets() == [] and not list(tmp_path.rglob("escaped"))
+
+
+# -- a tampered remote (sealed manifests whose writer did not mean well) -----------------------
+
+
+def _forge(url: str, name: str, version: str, change) -> None:
+    """Publish ``version`` of ``name``: a copy of 1.0's manifest changed by ``change(body)``, sealed anew."""
+    from tdm_dagster.storage.remote import Remote
+
+    remote = Remote(url)
+    body = remote.read_manifest(f"datasets/{name}/1.0.json")
+    body["version"]["version"] = version
+    change(body)
+    remote.create_manifest(f"datasets/{name}/{version}.json", body)
+
+
+def _pull_measured(*args: str) -> tuple[int, str, int]:
+    """``tdm datasets pull ARGS`` in a child process: (exit code, stderr, its peak RSS in MiB)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from tdm_dagster.cli import main; main()", "datasets", "pull", *args],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, err, usage.ru_maxrss // 1024
+
+
+def test_a_segment_beyond_its_object_is_refused_before_any_record_is_read(s3_remote, home, monkeypatch, tmp_path):
+    """A segment [chunk, 0, 10^9] once made pull allocate 12 GB before refusing. The row
+    counts of the chunks (from their Parquet footers) are checked before anything is read."""
+    _, url = s3_remote
+    registry = build(home, "huge", [300])
+    tdm("push", "huge", "--remote", url)
+    chunk = registry._segments("huge", "1.0")[0].chunk
+    rows = 300_000_000
+
+    def stretched(body):
+        body["segments"] = [[chunk, 0, rows]]
+        body["version"]["record_count"] = rows  # consistent with its segments: only the chunk itself can tell
+
+    _forge(url, "huge", "2.0", stretched)
+    _forge(url, "huge", "3.0", lambda body: body.update(segments=[[chunk, 0, rows]]))  # inconsistent: refused unread
+    serving = at(monkeypatch, tmp_path / "serving-box")
+    code, err, peak_mib = _pull_measured("huge", "--version", "2.0", "--remote", url)
+    assert code == 1 and f"segment 0 names rows [0, {rows}) of object {chunk}, which holds 300 records; nothing was read" in err, err
+    assert peak_mib < 600, f"the refusal came after {peak_mib} MiB had been allocated"
+    refused = tdm("pull", "huge", "--version", "3.0", "--remote", url, ok=False)
+    assert refused.exit_code == 1 and f"3.0.json is not a manifest of huge 3.0 (ValueError: segments: hold {rows} records, the version 300)" in refused.output
+    assert serving.list_datasets() == []
+
+
+@pytest.mark.parametrize(
+    "field, change, named",
+    [
+        ("parents", lambda body: body["version"].update(parents=["../../etc"]), "version.parents[0]: '../../etc' is not another version"),
+        ("NaN metric", lambda body: body["version"].update(metrics={"loss": float("nan")}), "version.metrics.loss: nan is not a JSON number"),
+        ("infinite metric", lambda body: body["version"].update(metrics={"a": {"b": float("inf")}}), "version.metrics.a.b: inf is not a JSON number"),
+        ("count as text", lambda body: body["version"].update(record_count="12"), "version.record_count: '12' is not a record count"),
+        ("checksum", lambda body: body["version"].update(checksum="../x"), "version.checksum: '../x' is not a sha256 checksum"),
+        ("tags", lambda body: body["dataset"].update(tags="team"), "dataset.tags: not a list"),
+        ("spec", lambda body: body["dataset"].update(spec="../../spec"), "dataset.spec: '../../spec' is not a spec name"),
+        ("timestamp", lambda body: body["version"].update(created_at="yesterday"), "version.created_at: 'yesterday' is not an ISO 8601 timestamp"),
+        ("unknown key", lambda body: body["version"].update(extra=1), "version: unknown keys ['extra']"),
+        ("bool as row", lambda body: body["segments"][0].__setitem__(1, True), "segments[0]: [True, 12) is not a row range"),
+    ],
+)
+def test_every_field_of_a_pulled_manifest_is_checked(s3_remote, home, monkeypatch, tmp_path, field, change, named):
+    """A parent "../../etc" was stored once (and every later ``add`` failed), and a NaN
+    metric made ``show --json`` print bare NaN: now each is refused, naming the field."""
+    _, url = s3_remote
+    build(home, "forged", [12])
+    tdm("push", "forged", "--remote", url)
+    _forge(url, "forged", "1.1", change)
+    serving = at(monkeypatch, tmp_path / "serving-box")
+    refused = tdm("pull", "forged", "--remote", url, ok=False)
+    assert refused.exit_code == 1 and f"1.1.json is not a manifest of forged 1.1 (ValueError: {named}" in refused.output, refused.output
+    assert [v.version for v in serving.versions("forged")] == ["1.0"]  # the genuine version came through; nothing of 1.1
+    shown = json.loads(tdm("show", "forged", "--json").stdout)  # strict JSON: a bare NaN would not parse
+    assert "NaN" not in json.dumps(shown)
+
+
+def test_one_version_pulled_onto_a_different_local_history_is_refused(s3_remote, home, monkeypatch, tmp_path):
+    """The full pull refused a remote 1.0 that differs from the local one; pulling only 1.1
+    (whose parent is the remote's 1.0) must be refused too, whether the remote holds 1.0 or not."""
+    _, url = s3_remote
+    trainer = build(home, "lineage", [50, 10])
+    tdm("push", "lineage", "--remote", url)
+    only_child = url + "-child"
+    tdm("push", "lineage", "--version", "1.1", "--remote", only_child)  # 1.1 alone: its manifest records its parent's checksum
+
+    other = at(monkeypatch, tmp_path / "other-box")
+    build(TdmHome(tmp_path / "other-box"), "lineage", [60])
+    for remote in (url, only_child):
+        refused = tdm("pull", "lineage", "--version", "1.1", "--remote", remote, ok=False)
+        assert refused.exit_code == 1, refused.output
+        assert "version 1.1 builds on version 1.0, and version 1.0 here holds other records" in refused.output
+    assert [v.version for v in other.versions("lineage")] == ["1.0"] and other.version_info("lineage").record_count == 60
+    new_chunk = trainer._segments("lineage", "1.1")[-1].chunk
+    assert not other.store.path(new_chunk).exists()  # refused before anything was received
+
+    same = at(monkeypatch, tmp_path / "same-box")
+    tdm("pull", "lineage", "--version", "1.0", "--remote", url)
+    assert "pulled lineage 1.1" in tdm("pull", "lineage", "--version", "1.1", "--remote", only_child).output
+    assert contents(same, "lineage") == contents(trainer, "lineage")
+
+
+def test_a_killed_pulls_temp_files_go_with_the_next_pull_and_a_live_ones_stay(s3_remote, home, monkeypatch, tmp_path):
+    _, url = s3_remote
+    trainer = build(home, "resumed", [40, 40])
+    tdm("push", "resumed", "--remote", url)
+    serving = at(monkeypatch, tmp_path / "serving-box")
+    killed = _paused(PAUSED_PULL, "pull", ["resumed", "--remote", url], {"GO_FILE": str(tmp_path / "never")})
+    killed.kill()
+    killed.wait(timeout=30)
+    leftover = list(serving.store.root.rglob("*.tmp"))
+    assert len(leftover) == 1 and ".parquet." in leftover[0].name
+    live = _paused(PAUSED_PULL, "pull", ["resumed", "--remote", url], {"GO_FILE": str(tmp_path / "go")})
+    (in_flight,) = set(serving.store.root.rglob("*.tmp")) - set(leftover)
+
+    tdm("pull", "resumed", "--remote", url)
+    assert list(serving.store.root.rglob("*.tmp")) == [in_flight]  # the dead one's temp is gone, the live one's kept
+    (tmp_path / "go").touch()
+    out, err = live.communicate(timeout=120)
+    assert live.returncode == 0, err
+    assert list(serving.store.root.rglob("*.tmp")) == []
+    assert contents(serving, "resumed") == contents(trainer, "resumed") and serving.verify().ok
+
+
+# -- credentials in an endpoint URL are masked wherever it is shown --------------------------------
+
+ENDPOINT_PASSWORD, ENDPOINT_TOKEN = "pw-in-endpoint-9f2", "token-in-endpoint-7c1"
+
+
+def test_tdm_config_masks_credentials_in_the_endpoint(home):
+    home.config_path.write_text(f'storage:\n  endpoint_url: "https://minio:{ENDPOINT_PASSWORD}@store.lan:9000/?token={ENDPOINT_TOKEN}&v=2"\n')
+    text = run_tdm("config").output
+    assert 'endpoint_url: "https://***@store.lan:9000/?token=***&v=***"' in text, text
+    shown = json.loads(run_tdm("config", "--json").output)["storage"]["endpoint_url"]
+    assert shown == "https://***@store.lan:9000/?token=***&v=***"
+    for output in (text, json.dumps(shown)):
+        assert ENDPOINT_PASSWORD not in output and ENDPOINT_TOKEN not in output and "minio" not in output
+
+
+def test_a_config_error_masks_credentials_in_the_value_it_quotes(home):
+    home.config_path.write_text(f'storage:\n  endpoint_url: "ftp://minio:{ENDPOINT_PASSWORD}@store.lan/?token={ENDPOINT_TOKEN}"\n')
+    refused = run_tdm("config", ok=False)
+    assert refused.exit_code != 0 and "storage.endpoint_url is 'ftp://***@store.lan/?token=***'; expected an http" in refused.output, refused.output
+    assert ENDPOINT_PASSWORD not in refused.output and ENDPOINT_TOKEN not in refused.output
+
+
+@pytest.mark.parametrize("credentials", [f"?token={ENDPOINT_TOKEN}", f"?sig=a%2B{ENDPOINT_TOKEN}", "user-9:" + ENDPOINT_PASSWORD + "@"])
+def test_a_remote_error_never_echoes_credentials_of_the_endpoint(s3_remote, home, credentials):
+    server, url = s3_remote
+    endpoint = f"http://{credentials}127.0.0.1:{server.port}/" if credentials.endswith("@") else f"{server.url}/{credentials}"
+    home.config_path.write_text(f'storage:\n  remote: {url}\n  endpoint_url: "{endpoint}"\n')
+    refused = run_tdm("datasets", "remote", "list", ok=False)
+    assert refused.exit_code == 1 and f"Error: {url}: listing datasets failed:" in refused.output, refused.output
+    assert ENDPOINT_TOKEN not in refused.output and ENDPOINT_PASSWORD not in refused.output and "user-9" not in refused.output, refused.output
+    if credentials.startswith("?"):  # the client quotes the endpoint in its error: masked
+        assert "?token=***" in refused.output or "?sig=***" in refused.output, refused.output
+
+
+@pytest.mark.parametrize(
+    "text, endpoints, masked",
+    [
+        ("see https://u:p4ss@host/x?token=abc#k=v now", (), "see https://***@host/x?token=***#k=*** now"),
+        ("rejected token abcd%2Bef (abcd+ef)", ("http://h/?token=abcd%2Bef",), "rejected token *** (***)"),
+        ("http://box:8765/v1/x and s3://bucket/prefix", (), "http://box:8765/v1/x and s3://bucket/prefix"),
+        ("no url, short value 12 stays", ("http://h/?v=12",), "no url, short value 12 stays"),
+    ],
+)
+def test_mask_credentials(text, endpoints, masked):
+    from tdm_dagster.http.retry import mask_credentials
+
+    assert mask_credentials(text, *endpoints) == masked
