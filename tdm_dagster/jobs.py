@@ -31,7 +31,7 @@ from tdm_dagster.ingest.inbox_pass import ingest_pass
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.gate.reports import load_report
 from tdm_dagster.resources import TdmHomeResource
-from tdm_dagster.runs.launch import LocationJobs, ensure_partition, nested_run_tags, run_job
+from tdm_dagster.runs.launch import INFO_CONSOLE, LocationJobs, ensure_partition, nested_run_tags, run_job
 from tdm_dagster.runs.owner import PID_TAG, owner_tags
 
 BATCH_PIPELINE = "batch_pipeline"
@@ -42,6 +42,7 @@ batch_pipeline = dg.define_asset_job(
     BATCH_PIPELINE,
     selection=dg.AssetSelection.assets(*batch_assets),
     partitions_def=batch_partitions,
+    config=INFO_CONSOLE,
     description="Generate, test and queue one batch (one partition of the batches).",
 )
 
@@ -203,6 +204,7 @@ def ingest_outcomes(result: dg.ExecuteInProcessResult) -> list[dict]:
 @dg.job(
     name=INGEST_INBOX,
     executor_def=dg.in_process_executor,
+    config=INFO_CONSOLE,
     description="Process every file in $TDM_HOME/inbox once: each becomes a batch that is tested and queued if it passes.",
 )
 def ingest_inbox() -> None:
@@ -212,6 +214,7 @@ def ingest_inbox() -> None:
 @dg.job(
     name=GENERATE_AND_QUEUE,
     executor_def=dg.in_process_executor,
+    config=INFO_CONSOLE,
     description="Run the loop once: generate a batch, test it, queue it if it passes. Works from cron with `dagster job execute`.",
 )
 def generate_and_queue() -> None:
@@ -225,10 +228,13 @@ training_pipeline = dg.define_asset_job(
     TRAINING_PIPELINE,
     selection=dg.AssetSelection.assets(checkpoint, checkpoint_evaluation),
     partitions_def=checkpoint_partitions,
+    config=INFO_CONSOLE,
     description="Train one checkpoint on the queue and evaluate it.",
 )
 DEPLOY_BEST = "deploy_best"
-deploy_best = dg.define_asset_job(DEPLOY_BEST, selection=dg.AssetSelection.assets(deployed_model), description="Deploy the best evaluated checkpoint.")
+deploy_best = dg.define_asset_job(
+    DEPLOY_BEST, selection=dg.AssetSelection.assets(deployed_model), config=INFO_CONSOLE, description="Deploy the best evaluated checkpoint."
+)
 
 
 def deploy_run_config(force: bool, checkpoint: str | None = None) -> dict:
@@ -263,10 +269,18 @@ def train_evaluate_and_deploy(context: dg.OpExecutionContext, location_jobs: dg.
 @dg.job(
     name=TRAIN_EVALUATE_DEPLOY,
     executor_def=dg.in_process_executor,
+    config=INFO_CONSOLE,
     description="Train on the queue, evaluate, deploy the best checkpoint. Works from cron with `dagster job execute`.",
 )
 def train_evaluate_deploy() -> None:
     train_evaluate_and_deploy()
+
+
+def _logged(context: dg.OpExecutionContext, outcome: dict, what: str) -> dict:
+    """The upkeep's outcome, logged: on one line saying why when there was nothing to
+    ``what`` (the run still succeeds: a fresh home has no dataset yet)."""
+    context.log.info(f"nothing to {what}: {outcome['skipped']}" if "skipped" in outcome else f"{outcome}")
+    return outcome
 
 
 @dg.op(description="A new version of dataset.name without exact and near-duplicates.")
@@ -274,12 +288,10 @@ def deduplicate_current_version(context: dg.OpExecutionContext, tdm: TdmHomeReso
     from tdm_dagster.datasets.maintenance import deduplicate
 
     config = tdm.config()
-    outcome = deduplicate(tdm.home(), config.dataset.name, config.gate.near_duplicate_threshold)
-    context.log.info(f"{outcome}")
-    return outcome
+    return _logged(context, deduplicate(tdm.home(), config.dataset.name, config.gate.near_duplicate_threshold), "de-duplicate")
 
 
-@dg.job(executor_def=dg.in_process_executor, description="De-duplicate the training dataset (a new version).")
+@dg.job(executor_def=dg.in_process_executor, config=INFO_CONSOLE, description="De-duplicate the training dataset (a new version).")
 def deduplicate_dataset() -> None:
     deduplicate_current_version()
 
@@ -288,11 +300,9 @@ def deduplicate_dataset() -> None:
 def export_current_version(context: dg.OpExecutionContext, tdm: TdmHomeResource) -> dict:
     from tdm_dagster.datasets.maintenance import export_current
 
-    outcome = export_current(tdm.home(), tdm.config().dataset.name)
-    context.log.info(f"{outcome}")
-    return outcome
+    return _logged(context, export_current(tdm.home(), tdm.config().dataset.name), "export")
 
 
-@dg.job(executor_def=dg.in_process_executor, description="Export the current training dataset (JSONL and Hugging Face).")
+@dg.job(executor_def=dg.in_process_executor, config=INFO_CONSOLE, description="Export the current training dataset (JSONL and Hugging Face).")
 def export_dataset() -> None:
     export_current_version()

@@ -7,6 +7,7 @@ torch or transformers at import time; the checks and resources import them when 
 """
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -101,4 +102,15 @@ def build_definitions(config: TdmConfig | None = None) -> dg.Definitions:
             LOCATION_JOBS: LocationJobs(lambda: defs),  # for the ops that run another job
         },
     )
+    _bind_resources_quietly(defs)
     return defs
+
+
+def _bind_resources_quietly(defs: dg.Definitions) -> None:
+    """Bind the resources to the jobs and sensors now (Dagster caches the result, so the CLI
+    and ``dagster`` itself reuse it), without Dagster 1.13's spurious BetaWarning: binding
+    copies each sensor with ``owners=[]`` (``SensorDefinition.with_attributes``), which trips
+    the beta check of ``owners`` although no sensor here sets it. Every other warning shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Parameter `owners` of initializer `SensorDefinition", category=dg.BetaWarning)
+        defs.get_repository_def()

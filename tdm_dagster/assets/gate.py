@@ -30,7 +30,7 @@ def validated_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> 
     store = BatchStore(tdm.home())
     batch_id = context.partition_key
     gate_input = GateInput.from_batch(store, batch_id)
-    schema = schema_gate(gate_input.records, gate_input.specs)
+    schema = schema_gate(gate_input.records, gate_input.specs, gate_input.read_issues)
     store.save_validated(batch_id, schema)
     if schema.batch_error:
         context.log.error(f"schema gate refused batch {batch_id}: {schema.batch_error}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -19,9 +20,10 @@ from tdm_dagster.home import PRIORITIES, TdmHome
 @click.option("--seed", type=ConfigBounded("auto_generate.seed"), help="Seed, for a reproducible batch.")
 @click.option("--skill", help="Skill to generate (default: config, then the curriculum's active skill).")
 @click.option("--priority", type=click.Choice(PRIORITIES), help="Queue priority (default: auto_generate.priority).")
-@common.json_option
+@common.json_outcome
 def generate(force: bool, count: int | None, seed: int | None, skill: str | None, priority: str | None, as_json: bool) -> None:
-    """Run generate_and_queue once through Dagster: generate, test, queue."""
+    """Run generate_and_queue once through Dagster: generate, test, queue. Exit 1 if the
+    batch was not queued (rejected, or its run failed); 0 also when not generating."""
     from tdm_dagster.generate.planning import decide_trigger, last_generation
     from tdm_dagster.queue.store import TrainingQueue
 
@@ -88,16 +90,18 @@ def batch_outcome(home: TdmHome, result) -> dict[str, Any]:
 
 
 @click.command()
-@common.json_option
+@common.json_outcome
 def ingest(as_json: bool) -> None:
-    """Process every file in $TDM_HOME/inbox once, through Dagster (job ingest_inbox)."""
+    """Process every file in $TDM_HOME/inbox once, through Dagster (job ingest_inbox).
+    Exit 1 if a file was not queued (rejected, or refused) or the run failed."""
     from tdm_dagster.jobs import INGEST_INBOX, ingest_outcomes, run_failure_cause
 
     home = common.home()
     home.inbox_dir.mkdir(exist_ok=True)
     result = common.run(INGEST_INBOX)
     if not result.success:
-        raise click.ClickException(f"ingest_inbox failed: {run_failure_cause(result) or 'see the log above'}")
+        cause = run_failure_cause(result) or "see the log above"
+        raise common.Refused(f"ingest_inbox failed: {cause}", outcome={"success": False, "run_id": result.run_id})
     outcomes = ingest_outcomes(result)
     lines = [f"{len(outcomes)} file(s) from {home.inbox_dir}"]
     lines += [f"  {o['file']} -> {o['batch_id']}: {'queued' if o['queued'] else 'not queued'} ({o['verdict']})"
@@ -113,11 +117,15 @@ def ingest(as_json: bool) -> None:
 @click.option("--level", type=click.Choice(("quick", "standard", "deep")), help="Gate depth (default: gate.level).")
 @click.option("--against", "against", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Evaluation file to check leakage against (repeatable; deep level).")
 @click.option("--answers", type=click.Path(exists=True, dir_okay=False), help="JSON Lines of reference answers by line or id, checked against the replies.")
-@common.json_option
+@common.json_outcome
 def validate(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None, as_json: bool) -> None:
-    """Check a file without ingesting it. Exit 1 if it would be rejected, 2 if unreadable."""
+    """Check a file without ingesting it. Exit 1 if it would be rejected, 2 if it cannot be read."""
+    if not os.path.isfile(path):
+        raise common.Refused(f"file not found: {path}", exit_code=2, outcome={"file": path, "readable": False})
     result = _validate_with_service(path, spec, level, against, answers) or _validate_here(path, spec, level, against, answers)
     totals = result["totals"]
+    if not result["readable"] and totals["input_records"] == 0:  # nothing read: the file's problem is the whole story
+        raise common.Refused(result["file_problem"], exit_code=2, outcome=result)
     lines = [
         f"{result['file']}: {totals['records']} records, {totals['accepted']} accepted, {totals['rejected']} rejected "
         f"(level {result['level']}, spec {result['spec']})",
@@ -125,10 +133,10 @@ def validate(path: str, spec: str | None, level: str | None, against: tuple[str,
     ]
     if result["file_problem"]:
         lines.append(f"file problem: {result['file_problem']}")
-    shown = result["issues"][:50]
-    lines += [f"  line {i['line']}: {i['severity']} {i['code']}: {i['message']}" for i in shown]
-    if len(result["issues"]) > len(shown):
-        lines.append(f"  ... {len(result['issues']) - len(shown)} more (use --json for all)")
+    by_line = [i for i in result["issues"] if i["line"] is not None]  # the file's own problem is the line above
+    lines += [f"  line {i['line']}: {i['severity']} {i['code']}: {i['message']}" for i in by_line[:50]]
+    if len(by_line) > 50:
+        lines.append(f"  ... {len(by_line) - 50} more (use --json for all)")
     common.emit(result, as_json, "\n".join(lines))
     if totals["accepted"] == 0 and not result["readable"]:
         sys.exit(2)

@@ -1,9 +1,15 @@
 """What every ``tdm`` command shares: output (text, or ``--json``), the home and its
 config (a bad config is a clean CLI error), the Dagster instance, and running a job of
-the code location in this process."""
+the code location in this process.
+
+Exit codes: 0, the command did what was asked; 1, it ran and the outcome is
+a failure or a refusal (:class:`Refused`); 2, a usage or config error
+(:class:`ConfigProblem`, and click's own). Under ``--json`` (:func:`json_outcome`) stdout
+carries one JSON object whatever the exit code."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Callable
 
@@ -15,8 +21,15 @@ from tdm_dagster.home import TdmHome
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
+_EMITTED = "tdm/json_emitted"
+"""Set in the click context's ``meta`` once a command printed its JSON object."""
+
+
 def emit(data: Any, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+    context = click.get_current_context(silent=True)
+    if as_json and context is not None:
+        context.meta[_EMITTED] = True
 
 
 def home() -> TdmHome:
@@ -27,6 +40,34 @@ class ConfigProblem(click.ClickException):
     """A bad config: exit 2, as for a usage error (the README's exit-code convention)."""
 
     exit_code = 2
+
+
+class Refused(click.ClickException):
+    """The command ran and did not do what was asked (exit 1), or its input cannot be used
+    at all (``exit_code=2``); ``outcome`` is what ``--json`` prints with ``error``."""
+
+    def __init__(self, message: str, *, exit_code: int = 1, outcome: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.outcome = outcome or {}
+
+
+def json_outcome(command: Callable) -> Callable:
+    """:data:`json_option`, and under ``--json`` a click error the command raises (a
+    :class:`Refused`, a :class:`ConfigProblem`, a flag found wrong as it runs) still leaves
+    one JSON object on stdout, its ``outcome`` with ``error``, before click prints the one
+    line on stderr and exits with its code."""
+
+    @functools.wraps(command)
+    def run(*args: Any, as_json: bool, **kwargs: Any) -> Any:
+        try:
+            return command(*args, as_json=as_json, **kwargs)
+        except click.ClickException as error:
+            if as_json and not click.get_current_context().meta.get(_EMITTED):  # one object, never two
+                emit({**getattr(error, "outcome", {}), "error": error.format_message()}, True, "")
+            raise
+
+    return json_option(run)
 
 
 def config(tdm_home: TdmHome):

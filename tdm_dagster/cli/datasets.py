@@ -49,7 +49,7 @@ class _DatasetErrors(click.Group):
         except (InvalidNameError, InvalidVersionError) as exc:
             raise click.UsageError(str(exc)) from exc
         except (DatasetError, ValueError) as exc:
-            raise click.ClickException(str(exc).strip("'\"")) from exc
+            raise click.ClickException(str(exc)) from exc
 
 
 @click.group(cls=_DatasetErrors)

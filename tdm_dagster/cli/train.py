@@ -23,16 +23,20 @@ def train(as_json: bool) -> None:
 
 @click.command()
 @click.argument("key", required=False)
-@common.json_option
+@common.json_outcome
 def evaluate(key: str | None, as_json: bool) -> None:
-    """Evaluate checkpoint KEY (default: the newest) on held-out skill sets."""
+    """Evaluate checkpoint KEY (default: the newest) on held-out skill sets. Exit 1 if there
+    is no checkpoint yet or the evaluation failed, 2 if there is no checkpoint KEY."""
     from tdm_dagster.assets.train import checkpoint_evaluation, checkpoint_partitions
     from tdm_dagster.jobs import TRAINING_PIPELINE
 
     instance = common.instance()
-    keys = instance.get_dynamic_partitions(checkpoint_partitions.name)
+    keys = sorted(instance.get_dynamic_partitions(checkpoint_partitions.name))
     if not keys:
-        raise click.ClickException("no checkpoint yet: run `tdm train` first")
-    key = key or sorted(keys)[-1]
+        raise common.Refused("no checkpoint yet: run `tdm train` first", outcome={"success": False, "key": key})
+    if key is not None and key not in keys:
+        raise click.BadParameter(f"no checkpoint named {key!r} (the newest is {keys[-1]})", param_hint="KEY")
+    key = key or keys[-1]
     result = common.run(TRAINING_PIPELINE, dagster_instance=instance, partition_key=key, asset_selection=[checkpoint_evaluation.key])
-    common.finish(result, checkpoint_evaluation, as_json, lambda d: f"{key}: accuracy {d['overall_accuracy']:.1%}, held-out loss {d['held_out_loss']:.4f}")
+    common.finish(result, checkpoint_evaluation, as_json, lambda d: f"{key}: accuracy {d['overall_accuracy']:.1%}, held-out loss {d['held_out_loss']:.4f}",
+                  key=key)  # fmt: skip

@@ -167,7 +167,7 @@ def gate_findings(
     """Schema gate -> the level's quality suites -> answer verification and is-it-language
     rules (standard, deep) -> eval prompts -> deep findings (level ``deep``)."""
     names = suites_for(level)
-    schema = schema_gate(gate_input.records, gate_input.specs)
+    schema = schema_gate(gate_input.records, gate_input.specs, gate_input.read_issues)
     suites = run_quality(schema.conversations, config.quality, names=names, first_of=shard.first_of if shard else None)
     extra = {position: list(found) for position, found in gate_input.read_issues.items()}
     answers = AnswerResults()

@@ -15,7 +15,7 @@ Specs:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,12 +187,16 @@ class SchemaGateResult:
     """Set when the batch as a whole is refused: unknown spec, or no record conforms."""
 
 
-def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str | None]) -> SchemaGateResult:
+def schema_gate(
+    records: Sequence[Any], spec_names: str | Sequence[str | None], held: Mapping[int, Sequence[RecordIssue]] | None = None
+) -> SchemaGateResult:
     """Check every record against its spec; deny anything not explicitly allowed.
 
     ``spec_names`` is one spec for the whole batch, or one per record (an inbox file
     whose records came in different shapes; ``None`` for a record that could not be
-    read, whose reason the caller keeps).
+    read). A record that is ``None`` could not be read, or was refused before (a shape
+    other than the spec ``tdm validate --spec`` asks for): ``held`` has its reasons, which
+    the caller keeps, and the batch error names the first of them when no record conforms.
     """
     if isinstance(spec_names, str):
         try:
@@ -212,7 +216,7 @@ def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str | None]) 
     conversations: list[Messages] = []
     rejected: dict[int, list[RecordIssue]] = {}
     for position, (record, name) in enumerate(zip(records, per_record)):
-        if name is None:  # could not be read or mapped: the caller holds the reason
+        if name is None or record is None:  # not read, or refused: the caller holds the reason
             rejected[position] = []
             continue
         spec = SPECS.get(name)
@@ -224,13 +228,16 @@ def schema_gate(records: Sequence[Any], spec_names: str | Sequence[str | None]) 
             rejected[position] = [problem]
     batch_error = None
     if records and not valid:
-        batch_error = no_record_matches(batch_spec, first_problem(rejected))
+        batch_error = no_record_matches(batch_spec, first_problem(rejected, held or {}))
     return SchemaGateResult(batch_spec, len(records), valid, conversations, rejected, batch_error)
 
 
-def first_problem(rejected: dict[int, list[RecordIssue]]) -> str | None:
-    """The first rejected record's reason (records that could not be read have theirs elsewhere)."""
-    return next((found[0].message for found in rejected.values() if found), None)
+def first_problem(*found_by_position: Mapping[int, Sequence[RecordIssue]]) -> str | None:
+    """The reason of the first record (by position) with one in any of ``found_by_position``
+    (the schema gate's rejections, and the reasons the caller holds for records it could
+    not read)."""
+    reasons = sorted((position, found[0].message) for by_position in found_by_position for position, found in by_position.items() if found)
+    return reasons[0][1] if reasons else None
 
 
 def no_record_matches(batch_spec: str, first: str | None) -> str:

@@ -62,8 +62,18 @@ class MetricThresholds:
             floor = getattr(self, f"min_{name}")
             value = metrics.get(name)
             if value is not None and value < floor - 1e-12:
-                out.append(f"{name} {value:.3f} < {floor}")
+                out.append(f"{name} {shown_below(value, floor)} < {floor}")
         return out
+
+
+def shown_below(value: float, floor: float) -> str:
+    """``value`` with three decimals, or as many more as it takes to read below ``floor``
+    (0.9495 under 0.95 is "0.9495", never "0.950")."""
+    for decimals in range(3, 16):
+        shown = f"{value:.{decimals}f}"
+        if float(shown) < floor:
+            return shown
+    return repr(value)
 
 
 def source_of(record: Any) -> str:

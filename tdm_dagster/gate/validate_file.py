@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from tdm_dagster.config.settings import TdmConfig
@@ -15,7 +16,8 @@ from tdm_dagster.records.issues import RecordIssue
 
 
 def _force_spec(loaded: LoadedFile, spec: str) -> None:
-    """With ``--spec``, a record whose shape maps to another spec is a mismatch."""
+    """With ``--spec``, a record whose shape maps to another spec is a mismatch: refused
+    (``None``) with that reason, which names the shape it has."""
     get_spec(spec)  # an unknown name fails here, clearly
     for position, mapped_spec in enumerate(loaded.specs):
         if mapped_spec is not None and mapped_spec != spec:
@@ -48,7 +50,10 @@ def validate_file(
     if spec:
         _force_spec(loaded, spec)
     unmatched = attach_answers(loaded.records, loaded.sources, read_answers(answers)) if answers else 0
-    outcome = run_gate(GateInput.from_loaded(loaded, os.path.basename(str(path))), config, level=level, queued_in=home)
+    gate_input = GateInput.from_loaded(loaded, os.path.basename(str(path)))
+    if spec:  # the batch is judged as the spec asked for, so its verdict names that spec
+        gate_input = replace(gate_input, specs=spec)
+    outcome = run_gate(gate_input, config, level=level, queued_in=home)
     issues = [
         {
             "line": loaded.sources[position].get("line"),

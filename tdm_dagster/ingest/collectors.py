@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tdm_dagster.config.sections import CollectorsConfig
 from tdm_dagster.home import TdmHome
 from tdm_dagster.ingest.inbox import is_ignored_name
 from tdm_dagster.records.strict_json import JsonValueProblem, loads_strict
@@ -45,6 +46,13 @@ COMMIT_INSTRUCTION = "Write the commit message for this change summary"
 
 class CollectorError(ValueError):
     """A collector cannot read its source at all (not a repository, no such folder...)."""
+
+
+def nothing_to_collect(settings: CollectorsConfig) -> str | None:
+    """Why mining the sources would collect nothing (none configured), or None."""
+    if settings.git_repos or settings.docs or settings.conversation_logs:
+        return None
+    return "no source to mine: collectors.git_repos, collectors.docs and collectors.conversation_logs are empty"
 
 
 def _record(prompt: str, answer: str, source: str, tier: str, **provenance: Any) -> dict[str, Any]:

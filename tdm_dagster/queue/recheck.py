@@ -190,6 +190,17 @@ def recover_interrupted(home: TdmHome) -> list[Path]:
     return restored
 
 
+def nothing_to_recheck(home: TdmHome) -> str | None:
+    """Why a re-check would have nothing to do (no file waiting in the queue, none left
+    mid-check by an interrupted one), or None."""
+    from tdm_dagster.queue.store import TrainingQueue
+
+    interrupted = any(any(home.rechecking_dir(priority).glob("*.jsonl")) for priority in PRIORITIES)
+    if interrupted or TrainingQueue(home).files():
+        return None
+    return "the queue is empty: nothing to re-check"
+
+
 def recheck_queue(
     home: TdmHome, config: TdmConfig, *, apply: bool = True, progress: Callable[[FileVerdict], None] | None = None
 ) -> RecheckResult:

@@ -17,6 +17,10 @@ import dagster as dg
 from tdm_dagster.runs.owner import owner_tags
 
 INFO_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+"""The console logger at INFO: every location job's default run config too, because a run
+whose config names no logger (``dagster job execute`` without ``-c``) gets Dagster's
+default DEBUG console instead of the location's, which prints routine failures with their
+stack trace (:mod:`tdm_dagster.runs.console`)."""
 LOCATION_JOBS = "location_jobs"
 """The resource key of :class:`LocationJobs`."""
 

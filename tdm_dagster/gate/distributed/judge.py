@@ -154,7 +154,7 @@ def judge_shard(
         complete=sum(1 for i in range(schema.total) if not is_incomplete(issues.get(i, []))),
         spec_counts=Counter(gate_input.specs) if not isinstance(gate_input.specs, str) else Counter({gate_input.specs: schema.total}),
         capped_response_words=capped_response_words(schema.conversations),
-        first_problem=first_problem(schema.rejected),
+        first_problem=first_problem(schema.rejected, gate_input.read_issues),
         suites=_suite_totals(found.suites),
         warnings=Counter(i.code for listed in issues.values() for i in listed if i.severity == "WARNING"),
         tiers=tier_counts(list(scores.values())),
