@@ -25,6 +25,7 @@ from tdm_dagster.gate.reading_view import hidden_character_issues, reading_view
 from tdm_dagster.gate.run import GateInput, run_gate
 from tdm_dagster.home import TdmHome
 from tests.support.fixture_data import GSM8K
+from tests.support.sharded_gate import sharded_and_in_process
 
 LEVELS = ("quick", "standard", "deep")
 
@@ -159,3 +160,24 @@ def test_hidden_character_issues_name_the_first_turn_once_per_code() -> None:
     assert [(i.code, i.field) for i in found[5]] == [("text.invisible_characters", "messages[0].content"),
                                                      ("text.bidi_control", "messages[1].content")]  # fmt: skip
     assert "2 invisible character(s)" in found[5][0].message and "offset 1" in found[5][0].message
+
+
+def test_the_sharded_gate_catches_disguised_copies_as_the_in_process_gate_does(gsm8k, tmp_path: Path) -> None:
+    """Sketch, shuffle and judge (what Ray runs), called in turn: the same view, so the
+    same duplicates and leaks, across shards."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    eval_file = tmp_path / "held_out.json"
+    eval_file.write_text(json.dumps(gsm8k[200:201]), encoding="utf-8")
+    config = replace(TdmConfig(), gate=replace(TdmConfig().gate, eval_sets=(str(eval_file),)))
+    shards = [gsm8k[:30], gsm8k[30:60] + [disguised(gsm8k[5], zero_width), disguised(gsm8k[200], soft_hyphens)]]
+    paths = []
+    for number, shard in enumerate(shards):
+        paths.append(tmp_path / f"part-{number}.parquet")
+        pq.write_table(pa.Table.from_pylist(shard), paths[-1])
+    judged, in_process = sharded_and_in_process(paths, config, "deep")
+    assert judged == in_process
+    assert {"dedup.exact_duplicate", "diversity.duplicate_example"} <= {code for code, _ in judged["part-1.parquet:31"][1]}
+    assert ("dedup.exact_duplicate", "exact duplicate of part-0.parquet:6") in judged["part-1.parquet:31"][1]
+    assert {"leakage.ngram", "leakage.eval_prompt"} <= {code for code, _ in judged["part-1.parquet:32"][1]}
