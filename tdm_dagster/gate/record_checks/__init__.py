@@ -12,6 +12,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tdm_dagster.gate.record_checks import structure as _structure  # noqa: F401  (registers the built-in checks)
 from tdm_dagster.gate.record_checks.registry import (
     CHECK_FAILED,
     ENTRY_POINT_GROUP,

@@ -100,8 +100,6 @@ def _from_entry_points() -> tuple[tuple[str, QualityCheck], ...]:
 def quality_checks(references: Sequence[str] = ()) -> list[tuple[str, QualityCheck]]:
     """Every check to run, named: the registered ones, the installed entry points', then
     ``references`` (``gate.quality_checks``), each name once."""
-    from tdm_dagster.gate.record_checks import structure as _structure  # noqa: F401  (registers the built-in checks)
-
     checks = {**_CHECKS, **dict(_from_entry_points())}
     for reference in references:
         checks.setdefault(reference, _from_reference(reference))
