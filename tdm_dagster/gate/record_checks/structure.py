@@ -44,6 +44,7 @@ _MAYBE_BRACKETS = re.compile(
 """Brackets that may not be brackets: they pair up when something fits, else are let be."""
 _OPENS = {"(": ")", "[": "]", "{": "}"}
 _CLOSES = {close: open_ for open_, close in _OPENS.items()}
+_BRACKET = re.compile(r"[()\[\]{}]")
 _STARS = re.compile(r"\*{2,}")
 _DELIMITER_ROW = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)+\|?\s*$|^\s*\|\s*:?-+:?\s*\|\s*$")
 _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
@@ -117,7 +118,8 @@ def first_unbalanced(text: str) -> tuple[int, str] | None:
 
 def _first_unpaired(text: str, maybe: set[int]) -> tuple[int, str] | None:
     stack: list[tuple[int, str]] = []
-    for offset, char in enumerate(text):
+    for bracket in _BRACKET.finditer(text):
+        offset, char = bracket.start(), bracket.group()
         if char in _OPENS:
             stack.append((offset, char))
         elif char in _CLOSES:
