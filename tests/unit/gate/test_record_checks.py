@@ -181,3 +181,17 @@ def test_a_check_registered_by_an_entry_point_of_an_installed_distribution(tmp_p
     done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [[1, "acme.url_in_reply", "ERROR"]]
+
+
+def test_tdm_validate_names_a_check_that_does_not_load_in_one_line(home, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tdm_dagster.cli import main
+
+    home.config_path.write_text("gate:\n  quality_checks: ['acme_gone:no_urls']\n", encoding="utf-8")
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"prompt": "Say hi.", "completion": "Hi there, how are you today?"}) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", str(data), "--level", "standard"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: gate.quality_checks: cannot load 'acme_gone:no_urls': ModuleNotFoundError: No module named 'acme_gone'")
