@@ -67,7 +67,7 @@ def _removal_table() -> dict[int, None]:
 
 @cache
 def _hidden_run() -> re.Pattern[str]:
-    """A run of format characters with the characters either side of it (lookarounds)."""
+    """A run of format characters."""
     return re.compile(f"[{re.escape(_format_characters())}]+")
 
 
