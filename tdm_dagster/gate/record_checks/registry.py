@@ -100,7 +100,10 @@ def _from_entry_points() -> tuple[tuple[str, QualityCheck], ...]:
 def quality_checks(references: Sequence[str] = ()) -> list[tuple[str, QualityCheck]]:
     """Every check to run, named: the registered ones, the installed entry points', then
     ``references`` (``gate.quality_checks``), each name once."""
-    checks = {**_CHECKS, **dict(_from_entry_points())}
+    checks = dict(_CHECKS)
+    for name, check in _from_entry_points():
+        if checks.setdefault(name, check) is not check:
+            raise QualityCheckError(f"entry point {name!r} in group {ENTRY_POINT_GROUP} has the name of a registered check; rename one")
     for reference in references:
         checks.setdefault(reference, _from_reference(reference))
     return list(checks.items())
