@@ -171,6 +171,7 @@ def _validate_with_service(path: str, spec: str | None, level: str | None, again
 def _validate_here(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None) -> dict[str, Any]:
     from dataclasses import replace
 
+    from tdm_dagster.gate.record_checks import QualityCheckError
     from tdm_dagster.gate.schemas import UnknownSpecError
     from tdm_dagster.gate.validate_file import validate_file
     from tdm_dagster.gate.verify.side_file import AnswersFileError
@@ -185,3 +186,5 @@ def _validate_here(path: str, spec: str | None, level: str | None, against: tupl
         raise click.BadParameter(str(exc), param_hint="--spec") from exc
     except AnswersFileError as exc:
         raise click.BadParameter(str(exc), param_hint="--answers") from exc
+    except QualityCheckError as exc:  # a configured check that does not load: its name and why, no traceback
+        raise click.ClickException(str(exc)) from None

@@ -61,6 +61,14 @@ def _paths(value: Any) -> str | None:
     return None if ok else "a list of file paths"
 
 
+_CHECK_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _check_references(value: Any) -> str | None:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and _CHECK_REFERENCE.match(v) for v in value)
+    return None if ok else 'a list of "module:function" references, e.g. ["my_checks:no_urls"]'
+
+
 _CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
 
 
@@ -142,6 +150,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "eval_sets": _paths,
         "near_duplicate_threshold": FRACTION,
         "verifiers": _mapping_of("skill: verifier name"),
+        "quality_checks": _check_references,
         "min_completeness": FRACTION,
         "min_consistency": FRACTION,
         "min_validity": FRACTION,

@@ -65,6 +65,9 @@ class GateConfig:
     verifiers: dict[str, str] = field(default_factory=dict)
     """Skill -> answer verifier name, for skills whose own verifier (or the generic one)
     is not the right judge, e.g. ``{gsm8k: my_gsm8k}`` after registering ``my_gsm8k``."""
+    quality_checks: tuple[str, ...] = ()
+    """Your own record checks, ``"module:function"`` each (see
+    :mod:`tdm_dagster.gate.record_checks`), run with the built-in ones at standard and deep."""
     min_completeness: float = 0.95
     min_consistency: float = 0.90
     min_validity: float = 0.95

@@ -3,7 +3,7 @@
 The gate's deep level uses this to flag records that repeat, verbatim or lightly
 edited, another record of the same batch or data already queued or versioned.
 
-* ``normalize_text`` / ``exact_key``: Unicode NFKC, case folding, punctuation dropped,
+* ``normalize_text`` / ``exact_key``: the reading view (invisible characters removed, NFKC), case folding, punctuation dropped,
   whitespace collapsed; two texts that differ only in those ways share an exact key.
 * ``NearDuplicateIndex``: word-shingle sets, a MinHash-style signature per record, LSH
   banding to find candidate pairs, then the *exact* Jaccard of the two shingle sets to

@@ -25,12 +25,13 @@ shingle made of all their words, so they match only texts that normalize identic
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+
+from tdm_dagster.gate.reading_view import reading_view
 
 _WORD = re.compile(r"\w+")
 _U64 = np.uint64
@@ -45,8 +46,9 @@ _WHOLE_SKETCH_ATTEMPTS = 4
 
 
 def normalize_text(text: str) -> str:
-    """NFKC, case-folded, punctuation dropped, words joined by single spaces."""
-    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    """The reading view (:func:`tdm_dagster.gate.reading_view.reading_view`: invisible
+    characters removed, NFKC), case-folded, punctuation dropped, words joined by single spaces."""
+    return " ".join(_WORD.findall(reading_view(text).casefold()))
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:

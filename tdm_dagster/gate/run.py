@@ -3,7 +3,9 @@
 Levels:
 - ``quick``: structure only (schema gate and the format suite); replies are not judged;
 - ``standard``: adds token lengths, balance, diversity and the content heuristics (all
-  five suites), and answer verification: a record that carries a reference answer is
+  five suites), the record checks (structure, and the users' own:
+  :mod:`tdm_dagster.gate.record_checks`), hidden characters
+  (:mod:`tdm_dagster.gate.reading_view`), and answer verification: a record that carries a reference answer is
   checked against it by its skill's verifier (:mod:`tdm_dagster.gate.verify`), and
   rule margins: a reply that passes a content rule narrowly gets a WARNING
   (:mod:`tdm_dagster.gate.margins`);
@@ -14,7 +16,9 @@ Levels:
 :func:`run_gate` is the only place that assembles these steps. The batch asset, ``tdm
 validate``, the queue re-check and the benchmarks all call it with a :class:`GateInput`,
 whose constructors name each record the one way deep findings cite it, so adding a
-finding is one edit here (or in :mod:`tdm_dagster.gate.deep`).
+finding is one edit here (or in :mod:`tdm_dagster.gate.deep`). Every step judges the
+records' reading views (:func:`tdm_dagster.gate.reading_view.conversation_views`), never
+changing the records.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from tdm_dagster.gate.outcome import Findings, GateOutcome, decide
 from tdm_dagster.gate.quality import SUITE_NAMES, run_quality
+from tdm_dagster.gate.reading_view import conversation_views, hidden_character_issues
+from tdm_dagster.gate.record_checks import record_check_issues
 from tdm_dagster.gate.schemas import SchemaGateResult, schema_gate
 from tdm_dagster.gate.text_quality import text_quality_issues
 from tdm_dagster.gate.verify import AnswerResults, verify_answers
@@ -104,7 +110,7 @@ def _eval_set_paths(config: TdmConfig, home: TdmHome | None) -> list[str]:
 
 
 def _eval_prompt_findings(
-    gate_input: GateInput, schema: SchemaGateResult, config: TdmConfig, home: TdmHome | None
+    gate_input: GateInput, schema: SchemaGateResult, views: list, config: TdmConfig, home: TdmHome | None
 ) -> tuple[list, Findings]:
     """The evaluation sets, and the records whose prompt is one of theirs. At every level:
     a held-out item must never be queued."""
@@ -114,7 +120,7 @@ def _eval_prompt_findings(
     from tdm_dagster.gate.deep import eval_prompt_issues, load_eval_sets  # numpy loads here
 
     eval_sets = load_eval_sets(paths, config.gate.max_record_bytes)
-    return eval_sets, eval_prompt_issues(schema.valid_indices, schema.conversations, gate_input.keys, eval_sets)
+    return eval_sets, eval_prompt_issues(schema.valid_indices, views, gate_input.keys, eval_sets)
 
 
 def _merge(into: dict[int, list], findings: Findings) -> None:
@@ -145,14 +151,14 @@ class GateFindings:
 
 
 def _deep_findings(
-    gate_input: GateInput, schema: SchemaGateResult, config: TdmConfig, queued_in: TdmHome | None, eval_sets: list,
-    duplicates: Mapping[int, list[RecordIssue]] | None,
+    gate_input: GateInput, schema: SchemaGateResult, views: list, config: TdmConfig, queued_in: TdmHome | None,
+    eval_sets: list, duplicates: Mapping[int, list[RecordIssue]] | None,
 ) -> dict[str, Findings]:
     from tdm_dagster.gate.deep import deep_findings, load_queued_index  # numpy loads here
 
     gate = config.gate
     return deep_findings(
-        schema.valid_indices, schema.conversations, gate_input.keys,
+        schema.valid_indices, views, gate_input.keys,
         eval_sets=eval_sets,
         threshold=gate.near_duplicate_threshold,
         queued=load_queued_index(queued_in, gate.near_duplicate_threshold) if queued_in is not None else None,
@@ -168,18 +174,21 @@ def gate_findings(
     rules (standard, deep) -> eval prompts -> deep findings (level ``deep``)."""
     names = suites_for(level)
     schema = schema_gate(gate_input.records, gate_input.specs, gate_input.read_issues)
-    suites = run_quality(schema.conversations, config.quality, names=names, first_of=shard.first_of if shard else None)
+    views = conversation_views(schema.conversations)  # what is judged: invisible characters hide nothing
+    suites = run_quality(views, config.quality, names=names, first_of=shard.first_of if shard else None)
     extra = {position: list(found) for position, found in gate_input.read_issues.items()}
     answers = AnswerResults()
     if level in VERIFY_LEVELS:
-        answers = verify_answers(gate_input.records, schema.valid_indices, schema.conversations, config.gate.verifiers)
+        answers = verify_answers(gate_input.records, schema.valid_indices, views, config.gate.verifiers)
     _merge(extra, answers.findings)
     if level in VERIFY_LEVELS:  # is each reply language? Where a verifier decided, its verdict stands
-        _merge(extra, text_quality_issues(schema.valid_indices, schema.conversations, config.quality, skip=answers.verdicts))
-    eval_sets, eval_prompts = _eval_prompt_findings(gate_input, schema, config, queued_in)
+        _merge(extra, text_quality_issues(schema.valid_indices, views, config.quality, skip=answers.verdicts))
+        _merge(extra, hidden_character_issues(schema.valid_indices, schema.conversations))
+        _merge(extra, record_check_issues(gate_input.records, schema.valid_indices, views, config.gate.quality_checks))
+    eval_sets, eval_prompts = _eval_prompt_findings(gate_input, schema, views, config, queued_in)
     deep = {}
     if level == "deep":
-        deep = _deep_findings(gate_input, schema, config, queued_in, eval_sets, shard.duplicates if shard else None)
+        deep = _deep_findings(gate_input, schema, views, config, queued_in, eval_sets, shard.duplicates if shard else None)
     _merge(deep["leakage"] if "leakage" in deep else extra, eval_prompts)  # the leakage check shows them at deep
     for findings in deep.values():
         _merge(extra, findings)

@@ -105,6 +105,15 @@ ISSUE_CODES: dict[str, IssueCode] = {
     # rule margins (tdm_dagster.gate.margins): kept, scored lower
     "content.near_repetition": IssueCode("WARNING", "cut the repeated lines or phrase: the reply is close to being rejected as a loop"),
     "content.near_mixed_alnum": IssueCode("WARNING", "check the reply reads as language: it is close to being rejected for words like 'sail2'"),
+    # hidden characters (tdm_dagster.gate.reading_view)
+    "text.bidi_control": _e("remove the bidi embedding/override/isolate characters: they make the text display other than it reads"),
+    "text.invisible_characters": IssueCode("WARNING", "remove the zero-width or soft-hyphen characters inside words"),
+    # record checks (tdm_dagster.gate.record_checks)
+    "structure.unclosed_code_block": _e("close the code block, or regenerate the reply: it was cut off"),
+    "structure.unbalanced_brackets": IssueCode("WARNING", "close or remove the bracket named in the message"),
+    "structure.unclosed_emphasis": IssueCode("WARNING", "close the ** emphasis, or remove it"),
+    "structure.broken_table": IssueCode("WARNING", "give every table row as many cells as its header"),
+    "check.failed": _e("fix the quality check named in the message: it failed on this record, which it was asked to judge"),
     # the deep level (tdm_dagster.gate.deep)
     "dedup.exact_duplicate": _e("drop the copy"),
     "dedup.exact_duplicate_of_queued": _e("drop the record: the same example is already queued"),

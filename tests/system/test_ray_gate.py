@@ -90,6 +90,10 @@ def _shard_records() -> tuple[list[list[dict]], dict[str, str]]:
     add(2, {**shards[2][0], "output": ""}, "empty output")
     add(0, {**shards[0][1], "output": "xq7 zzv8 k9pl qwx3 vvb2 h4jk"}, "gibberish")
     add(1, dict(EVAL_ITEM), "an evaluation item")
+    hidden = dict(shards[0][10])  # a zero-width space between every character: the same text to a reader
+    hidden.update(instruction="\u200b".join(hidden["instruction"]), output="\u200b".join(hidden["output"]))
+    add(2, hidden, "exact copy (zero-width spaces) of part-0.parquet:11")
+    add(2, {**EVAL_ITEM, "instruction": EVAL_ITEM["instruction"].replace("e", "e\u00ad")}, "an evaluation item (soft hyphens)")
     return shards, injected
 
 
@@ -149,9 +153,14 @@ def test_deep_gate_on_ray_matches_in_process(connected: str, shards: tuple[Path,
     assert "format.empty_content" in codes[by_what["empty output"]]
     assert not decisions[by_what["gibberish"]]["approved"]
     assert codes[by_what["an evaluation item"]] == ["leakage.ngram", "leakage.eval_prompt"]
+    hidden = by_what["exact copy (zero-width spaces) of part-0.parquet:11"]  # invisible characters hide nothing
+    assert {"dedup.exact_duplicate", "diversity.duplicate_example", "text.invisible_characters"} <= set(codes[hidden]), codes[hidden]
+    soft = codes[by_what["an evaluation item (soft hyphens)"]]
+    assert {"leakage.ngram", "leakage.eval_prompt", "dedup.exact_duplicate", "text.invisible_characters"} <= set(soft), soft
     assert on_ray["overall_pass"] and local["records"] == on_ray["records"]
     # and one real GSM8K answer passes a repetition rule narrowly (a rule margin)
-    assert on_ray["records"]["rejected"] == 6 and on_ray["warnings"] == {"dedup.near_duplicate": 3, "content.near_repetition": 1}
+    assert on_ray["records"]["rejected"] == 8
+    assert on_ray["warnings"] == {"dedup.near_duplicate": 3, "content.near_repetition": 1, "text.invisible_characters": 2}
 
 
 def test_rejected_batch_on_ray_matches_in_process(connected: str, shards: tuple[Path, dict[str, str]], tmp_path: Path) -> None:

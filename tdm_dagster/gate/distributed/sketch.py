@@ -26,6 +26,7 @@ from tdm_dagster.gate.deep import conversation_text
 from tdm_dagster.gate.distributed.shards import load_shard
 from tdm_dagster.gate.minhash import ShingleSets
 from tdm_dagster.gate.quality.features import compute_features, example_identity
+from tdm_dagster.gate.reading_view import conversation_views
 from tdm_dagster.gate.schemas import schema_gate
 
 EXACT, EXAMPLE, RESPONSE, FIRST_BAND = 0, 1, 2, 3
@@ -87,7 +88,7 @@ def sketch_shard(
     ``partitions`` arrays."""
     gate_input = load_shard(path, batch_id, config.gate.max_record_bytes)
     schema = schema_gate(gate_input.records, gate_input.specs)
-    conversations = schema.conversations
+    conversations = conversation_views(schema.conversations)  # as the in-process gate judges them
     rows = global_rows(shard, np.arange(len(conversations)))
     parts = []
     if level != "quick":

@@ -12,7 +12,7 @@ from tdm_dagster.records.issue_codes import ISSUE_CODES, issue_code
 from tdm_dagster.records.issues import SEVERITIES, RecordIssue
 
 PACKAGE = Path(tdm_dagster.__file__).parent
-FAMILIES = "schema|format|length|diversity|balance|content|dedup|leakage|batch|answer|read|shape"
+FAMILIES = "schema|format|length|diversity|balance|content|dedup|leakage|batch|answer|read|shape|text|structure|check"
 EMITTERS = [
     (re.compile(rf'"((?:{FAMILIES})\.[a-z0-9_]+)"'), ""),  # a full code as a literal
     (re.compile(r'read_issue\(\s*"([a-z0-9_]+)"'), "read."),

@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tdm_dagster.config.quality import QualitySettings
@@ -19,6 +18,7 @@ from tdm_dagster.gate.run import GateInput, run_gate
 from tdm_dagster.gate.scoring import tier
 from tdm_dagster.gate.validate_file import validate_file
 from tests.support.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
+from tests.support.sharded_gate import sharded_and_in_process
 
 FRACS = QualitySettings().top_ngram_char_fracs
 NEAR = QualitySettings().near_threshold
@@ -128,7 +128,8 @@ def test_real_data_rarely_warns_and_margins_reject_nothing(path, most):
     records = with_margins["totals"]["records"]
     assert len(warned) / records <= most, (len(warned), records)
     tiers = Counter(with_margins["tiers"])
-    assert tiers["bronze"] == len(warned) and tiers["silver"] == with_margins["totals"]["accepted"] - len(warned)
+    warned_at_all = {issue["line"] for issue in with_margins["issues"] if issue["severity"] == "WARNING"}  # margins, structure
+    assert tiers["bronze"] == len(warned_at_all) and tiers["silver"] == with_margins["totals"]["accepted"] - len(warned_at_all)
 
 
 def test_the_sharded_judge_scores_as_the_in_process_gate(base, tmp_path):
@@ -137,31 +138,12 @@ def test_the_sharded_judge_scores_as_the_in_process_gate(base, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tdm_dagster.gate.distributed.judge import judge_shard
-    from tdm_dagster.gate.distributed.shards import combined_input
-    from tdm_dagster.gate.distributed.shuffle import reduce_partition
-    from tdm_dagster.gate.distributed.sketch import sketch_shard
-
     gsm = json.loads(GSM8K.read_text())[:60]
     near = {"instruction": "Tell me a story.", "input": "", "output": _repeated(base, 0.85, 0.97)}
     paths = []
     for number, shard in enumerate([gsm[:30] + [near], gsm[30:]]):
         paths.append(tmp_path / f"part-{number}.parquet")
         pq.write_table(pa.Table.from_pylist(shard), paths[-1])
-    config, level = TdmConfig(), "standard"
-    mapped = [sketch_shard(i, str(p), "b", config, level, len(paths)) for i, p in enumerate(paths)]
-    reduced = [reduce_partition(len(paths), *[parts[p] for _, _, parts in mapped]) for p in range(len(paths))]
-    offsets = np.concatenate(([0], np.cumsum([valid for valid, _, _ in mapped]))).astype(int).tolist()
-    sketches = [sketch for _, sketch, _ in mapped]
-    judged = {}
-    for i, path in enumerate(paths):
-        _, decisions = judge_shard(i, str(path), "b", config, level, offsets, sketches.__getitem__, [r[i] for r in reduced])
-        for position, key in enumerate(decisions.keys):
-            judged[key] = (decisions.scores.get(position), [(x.code, x.message) for x in decisions.issues.get(position, [])])
-    gate_input, _ = combined_input(paths, "b", config.gate.max_record_bytes)
-    outcome = run_gate(gate_input, config, level=level)
-    in_process = {
-        key: (outcome.scores.get(p), [(x.code, x.message) for x in outcome.issues.get(p, [])]) for p, key in enumerate(gate_input.keys)
-    }
+    judged, in_process = sharded_and_in_process(paths, TdmConfig(), "standard")
     assert judged == in_process
     assert in_process["part-0.parquet:31"][1][0][0] == "content.near_repetition"
