@@ -1,0 +1,301 @@
+"""Replies broken the way generators break them, judged per reply as a careful reader would.
+
+A model that fails rarely writes nothing: it writes the right answer and then does not
+stop (consonant junk, word salad, a run of characters), loops on a phrase, echoes the
+question, drifts into another script, leaks its chat template, or stops mid-sentence.
+Each rule below measures one thing a reader sees at a glance, on every assistant reply,
+short ones included (Gopher's quality rules, Rae et al. 2021, apply to whole documents;
+here each rule states the least text it needs to mean something):
+
+- ``content.long_token``: the longest run of characters without a space (zero-width and
+  other format characters, Unicode Cf, count as spaces) is over ``max_token_chars``:
+  base64 or hex dumps, salad glued together, a model emitting one token forever;
+- ``content.mean_word_length``: the mean length of the words (tokens with a letter,
+  edge punctuation stripped) of a reply with ``reply_min_words`` words or more lies
+  outside ``min_mean_word_length``..``max_mean_word_length`` (Gopher: 3 to 10 for web
+  pages; replies hold more short words: "I", "a", units);
+- ``content.symbol_ratio``: more than ``max_symbol_ratio`` of the visible characters
+  are neither letters, digits nor common punctuation (markdown rubble, box drawing);
+- ``content.unpronounceable_words``: more than ``max_vowelless_words`` distinct lower-case
+  Latin words of three letters or more without a vowel ("xkcdqt", "bfrtz"); real replies
+  have a few ("lbs", "hrs", "mph");
+- ``content.word_salad``: more than ``max_ungrammatical_pairs`` places where a determiner
+  is followed straight by a function word ("the of", "your and") or a function word is
+  doubled ("of of"). English never writes those; word salad drawn from common words
+  (stop words included, so the stop-word rules pass it) writes one every few dozen words;
+- ``content.short_loop``: more than ``max_loop_share`` of a reply's words sit in
+  repeated 4-word sequences (datatrove's duplicate n-gram count, over words): "The
+  answer is 5." fifteen times, "the" eighty times. The Gopher repetition rules only look
+  at replies of ``ngram_min_words`` (100) words; this one needs ``reply_min_words``;
+- ``content.prompt_echo``: more than ``max_prompt_echo`` of the reply's word 3-grams are
+  the prompt's: the question given back (once or several times) as its own answer;
+- ``content.foreign_script``: more than ``max_foreign_script_ratio`` of the reply's
+  letters are in a script the prompt has no letter of (Cyrillic words answering an
+  English question), unless the prompt asks for a translation or names a language of
+  that script;
+- ``content.chat_template_token``: a chat-template control token the generator's
+  template should have consumed (``<|im_end|>``, ``<|endoftext|>``, ``[/INST]``,
+  ``</s>`` at the end of a line...).
+
+The ratio rules judge the whole reply and, when the reply ends in a segment after its
+last sentence end of ``reply_min_words`` words or more, that tail alone: the right answer
+followed by 80 words of junk is 40 % junk as a whole and 100 % junk in its tail.
+
+Every rule with a threshold reports the measured value and the threshold; a reply that
+passes one narrowly (over ``quality.near_threshold`` of a ceiling, or under a floor
+divided by it) earns the margin WARNING ``content.near_broken``
+(:mod:`tdm_dagster.gate.margins`). Text is read as written except that format
+characters separate words; :mod:`tdm_dagster.gate.text_quality` runs these rules.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import NamedTuple
+
+from tdm_dagster.config.quality import QualitySettings
+from tdm_dagster.gate.quality.heuristics import Measured
+
+LONG_TOKEN = "content.long_token"
+MEAN_WORD_LENGTH = "content.mean_word_length"
+SYMBOL_RATIO = "content.symbol_ratio"
+UNPRONOUNCEABLE_WORDS = "content.unpronounceable_words"
+WORD_SALAD = "content.word_salad"
+SHORT_LOOP = "content.short_loop"
+PROMPT_ECHO = "content.prompt_echo"
+FOREIGN_SCRIPT = "content.foreign_script"
+CHAT_TEMPLATE_TOKEN = "content.chat_template_token"
+
+MEASURES = {
+    LONG_TOKEN: "longest run of characters without a space",
+    MEAN_WORD_LENGTH: "mean word length",
+    SYMBOL_RATIO: "share of characters that are symbols",
+    UNPRONOUNCEABLE_WORDS: "distinct words without a vowel",
+    WORD_SALAD: "determiner + function word pairs",
+    SHORT_LOOP: "share of words in repeated 4-word sequences",
+    PROMPT_ECHO: "share of word 3-grams copied from the prompt",
+    FOREIGN_SCRIPT: "share of letters in a script the prompt does not use",
+}
+"""What each rule with a threshold measures, as its messages say it."""
+DESCRIPTIONS = {
+    LONG_TOKEN: "not text: one run of characters without a space is too long",
+    MEAN_WORD_LENGTH: "not text: the words are too long or too short on average",
+    SYMBOL_RATIO: "not text: mostly symbols",
+    UNPRONOUNCEABLE_WORDS: "not language: many words without a vowel",
+    WORD_SALAD: "not language: word salad ('the of', 'your and')",
+    SHORT_LOOP: "a loop: the same words over and over",
+    PROMPT_ECHO: "the prompt given back as the reply",
+    FOREIGN_SCRIPT: "written in a script the prompt does not use",
+    CHAT_TEMPLATE_TOKEN: "a chat-template token leaked into the reply",
+}
+
+DETERMINERS = frozenset("the an my your our their its".split())
+"""Words that take a noun phrase next ("a" is left out: "a is 5" is algebra)."""
+NOT_AFTER_DETERMINER = frozenset(
+    "the a an and or but of to in on at by for with from as is are was were been am it i he she we "
+    "they me him us them my your our their his not does did would could should than if which whom".split()
+)
+"""Function words no noun phrase starts with (nouns like "will", "can", "may" are left out)."""
+NEVER_DOUBLED = frozenset("the a an of and or to in on at for with from".split())
+"""Function words English does not write twice in a row ("had had", "that that" it does)."""
+_VOWELS = frozenset("aeiouy")
+_EDGE_PUNCTUATION = "\"'`“”‘’«»()[]{}<>.,;:!?…*_~-–—/\\|"
+_COMMON_PUNCTUATION = frozenset(".,;:!?'\"()-–—“”‘’%$/+=…")
+"""Characters prose and arithmetic use; the symbol ratio counts the others."""
+_SEGMENT = re.compile(r"[^\n]*?(?:[.!?。！？][\"')\]”’]*(?=\s)|\n|(?=\s+[^\w\s.,;:!?'\"()\-–—“”‘’%$/+=…]+(?:\s|$))|$)")
+"""A sentence, a line, or what comes before a token of symbols only: the places where a
+reply's junk tail can start (see :func:`_ratios`)."""
+_TEMPLATE_TOKEN = re.compile(
+    r"<\|(?:im_start|im_end|endoftext|end_of_text|eot_id|begin_of_text|start_header_id|end_header_id"
+    r"|assistant|user|system|end|eos|pad)\|>|\[/?INST\]|<</?SYS>>|^#{2,3} ?(?:Instruction|Response|Input|Human|Assistant|User):|</s>(?=\s*(?:</s>|<s>|\n|$))|<s>(?=\s*(?:</s>|<s>))",
+    re.M,
+)
+_TRANSLATION = re.compile(r"translat", re.I)
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+_SCRIPT_LANGUAGES = {
+    "CYRILLIC": "russian ukrainian bulgarian serbian belarusian kazakh kyrgyz mongolian macedonian tajik cyrillic",
+    "GREEK": "greek",
+    "CJK": "chinese mandarin cantonese japanese kanji hanzi",
+    "HIRAGANA": "japanese hiragana",
+    "KATAKANA": "japanese katakana",
+    "HANGUL": "korean hangul",
+    "ARABIC": "arabic persian farsi urdu pashto",
+    "HEBREW": "hebrew yiddish",
+    "DEVANAGARI": "hindi sanskrit marathi nepali devanagari",
+    "THAI": "thai",
+    "LATIN": "english french spanish german italian portuguese dutch latin polish turkish vietnamese",
+}
+"""Scripts by the first word of their letters' Unicode names, and the languages that name them."""
+
+
+def broken_reply(reply: str, prompt: str, settings: QualitySettings) -> tuple[Measured | None, Measured | None]:
+    """The first rule ``reply`` (answering ``prompt``) breaks, and else the rule it passes
+    most narrowly (None where it passes every rule with room)."""
+    near = None
+    for measured in _measurements(reply, prompt, settings):
+        if measured.breaks:
+            return measured, None
+        if measured.closeness > settings.near_threshold and (near is None or measured.closeness > near.closeness):
+            near = measured
+    return None, near
+
+
+def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterator[Measured]:
+    """Each rule's measured value in ``reply``, in rule order. A rule without a threshold
+    (a template token) is only yielded when broken, as value 1 over 0."""
+    token = _TEMPLATE_TOKEN.search(reply)
+    if token:
+        yield Measured(CHAT_TEMPLATE_TOKEN, 1.0, 0.0, detail=token.group())
+        return
+    text = _spaced(reply)
+    yield Measured(LONG_TOKEN, float(max(map(len, text.split()), default=0)), settings.max_token_chars)
+    words = _words(text)
+    yield from _ratios(text, _foreign_scripts(text, prompt), settings)
+    tokens = _tokens(text)
+    vowelless = {w for w in words if len(w) >= 3 and w.isascii() and w.isalpha() and w.islower() and not _VOWELS & set(w)}
+    yield Measured(UNPRONOUNCEABLE_WORDS, float(len(vowelless)), settings.max_vowelless_words)
+    yield Measured(WORD_SALAD, float(_ungrammatical_pairs(text)), settings.max_ungrammatical_pairs)
+    if len(tokens) >= settings.reply_min_words:
+        yield Measured(SHORT_LOOP, _repeated_share(tokens, 4), settings.max_loop_share)
+        yield Measured(PROMPT_ECHO, _echo_share(tokens, _spaced(prompt), 3), settings.max_prompt_echo)
+
+
+class _Counts(NamedTuple):
+    """What the mean and share rules count in one segment of a reply; counts add up."""
+
+    words: int = 0
+    word_chars: int = 0
+    visible: int = 0
+    symbols: int = 0
+    letters: int = 0
+    foreign: int = 0
+
+    def __add__(self, other: tuple) -> _Counts:  # type: ignore[override]
+        return _Counts(*(a + b for a, b in zip(self, other)))
+
+
+def _counts(segment: str, foreign: frozenset[str]) -> _Counts:
+    words = _words(segment)
+    visible = [c for c in segment if not c.isspace()]
+    letters = [c for c in visible if c.isalpha()]
+    return _Counts(
+        len(words), sum(map(len, words)), len(visible),
+        sum(1 for c in visible if not c.isalnum() and c not in _COMMON_PUNCTUATION), len(letters),
+        sum(1 for c in letters if _script(c) in foreign) if foreign else 0,
+    )  # fmt: skip
+
+
+def _ratios(text: str, foreign: frozenset[str], settings: QualitySettings) -> Iterator[Measured]:
+    """The mean and share rules, each at its worst over the reply and every tail of it
+    (what follows a sentence end or a line break) long enough to judge: ``reply_min_words``
+    words for the mean word length, four characters a word for the shares."""
+    segments = [m.group() for m in _SEGMENT.finditer(text)]
+    worst: dict[tuple[str, bool], Measured] = {}
+    tail = _Counts()
+    for index in range(len(segments) - 1, -1, -1):
+        tail = tail + _counts(segments[index], foreign)
+        where = "" if index == 0 else f"its last {tail.visible} characters"
+        found = []
+        if tail.words >= settings.reply_min_words:
+            mean = tail.word_chars / tail.words
+            found += [
+                Measured(MEAN_WORD_LENGTH, mean, settings.max_mean_word_length, detail=where),
+                Measured(MEAN_WORD_LENGTH, mean, settings.min_mean_word_length, floor=True, detail=where),
+            ]
+        if tail.visible >= 4 * settings.reply_min_words:
+            found.append(Measured(SYMBOL_RATIO, tail.symbols / tail.visible, settings.max_symbol_ratio, detail=where))
+            if foreign and tail.letters:
+                found.append(Measured(FOREIGN_SCRIPT, tail.foreign / tail.letters, settings.max_foreign_script_ratio, detail=where))
+        for measured in found:
+            key = (measured.code, measured.floor)
+            if key not in worst or measured.closeness > worst[key].closeness:
+                worst[key] = measured
+    yield from worst.values()
+
+
+def _spaced(text: str) -> str:
+    """``text`` with format characters (Cf: zero-width spaces, joiners, soft hyphens) as spaces."""
+    return text if text.isascii() else _format_chars().sub(" ", text)
+
+
+@lru_cache(maxsize=1)
+def _format_chars() -> re.Pattern[str]:
+    """Every Unicode format character (163 in Python 3.12), found once: 0.1 s."""
+    chars = "".join(chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf")
+    return re.compile(f"[{re.escape(chars)}]")
+
+
+@lru_cache(maxsize=4096)
+def _script(char: str) -> str:
+    """The first word of a letter's Unicode name: LATIN, CYRILLIC, CJK, HANGUL..."""
+    return unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
+
+
+def _foreign_scripts(reply: str, prompt: str) -> frozenset[str]:
+    """Scripts of the reply's letters that the prompt neither uses nor names (none for an
+    ASCII reply, a prompt without letters, or a prompt asking for a translation)."""
+    if reply.isascii() or _TRANSLATION.search(prompt):
+        return frozenset()
+    asked = ({"LATIN"} if _ASCII_LETTER.search(prompt) else set()) if prompt.isascii() else {_script(c) for c in prompt if c.isalpha()}
+    if not asked:
+        return frozenset()
+    named = set(re.findall(r"[a-z]+", prompt.lower()))
+    used = {_script(c) for c in reply if c.isalpha()}
+    return frozenset(s for s in used - asked if not named & set(_SCRIPT_LANGUAGES.get(s, "").split()))
+
+
+def _tokens(text: str) -> list[str]:
+    """Lower-case tokens, edge punctuation stripped: what the loop and echo rules compare."""
+    return [t for t in (token.strip(_EDGE_PUNCTUATION).lower() for token in text.split()) if t]
+
+
+def _words(text: str) -> list[str]:
+    """Tokens with a letter, edge punctuation stripped."""
+    found = []
+    for token in text.split():
+        word = token.strip(_EDGE_PUNCTUATION)
+        if word and any(c.isalpha() for c in word):
+            found.append(word)
+    return found
+
+
+def _ungrammatical_pairs(text: str) -> int:
+    """Adjacent tokens, nothing but a space between, that English does not write."""
+    tokens = text.split()
+    count = 0
+    for first, second in zip(tokens, tokens[1:]):
+        low = first.lower()
+        if second in NOT_AFTER_DETERMINER and low in DETERMINERS:
+            count += 1
+        elif second == low and low in NEVER_DOUBLED:
+            count += 1
+    return count
+
+
+def _repeated_share(words: list[str], n: int) -> float:
+    """Share of ``words`` inside repeats of an earlier n-gram (datatrove's
+    ``find_all_duplicate``, counting words instead of characters)."""
+    seen: set[tuple[str, ...]] = set()
+    repeated = index = 0
+    while index <= len(words) - n:
+        gram = tuple(words[index : index + n])
+        if gram in seen:
+            repeated += n
+            index += n
+        else:
+            seen.add(gram)
+            index += 1
+    return repeated / len(words)
+
+
+def _echo_share(reply: list[str], prompt: str, n: int) -> float:
+    """Share of the reply's token n-grams that occur in the prompt (both as :func:`_tokens`)."""
+    grams = list(zip(*(reply[i:] for i in range(n))))
+    if not grams:
+        return 0.0
+    asked_tokens = _tokens(prompt)
+    asked = set(zip(*(asked_tokens[i:] for i in range(n))))
+    return sum(1 for gram in grams if gram in asked) / len(grams)
