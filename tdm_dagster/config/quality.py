@@ -90,9 +90,9 @@ class QualitySettings:
     """Distinct lower-case words of 3+ letters without a vowel a reply may hold ("lbs", "hrs")."""
     max_ungrammatical_pairs: int = 2
     """Determiner + function word pairs ("the of") or doubled function words a reply may hold."""
-    max_loop_share: float = 0.45
+    max_loop_share: float = 0.49
     """Share of a reply's words that may sit in repeats of an earlier 4-word sequence."""
-    max_prompt_echo: float = 0.9
+    max_prompt_echo: float = 0.85
     """Share of a reply's word 3-grams that may be copied from its prompt."""
     max_foreign_script_ratio: float = 0.5
     """Share of a reply's letters that may be in a script its prompt neither uses nor names."""

@@ -28,7 +28,9 @@ here each rule states the least text it needs to mean something):
   answer is 5." fifteen times, "the" eighty times. The Gopher repetition rules only look
   at replies of ``ngram_min_words`` (100) words; this one needs ``reply_min_words``;
 - ``content.prompt_echo``: more than ``max_prompt_echo`` of the reply's word 3-grams are
-  the prompt's: the question given back (once or several times) as its own answer;
+  the prompt's, and as much of the prompt's are the reply's: the question given back
+  (once or several times) as its own answer. A reply that edits the prompt's input
+  copies most of it, but not the instruction;
 - ``content.foreign_script``: more than ``max_foreign_script_ratio`` of the reply's
   letters are in a script the prompt has no letter of (Cyrillic words answering an
   English question), unless the prompt asks for a translation or names a language of
@@ -58,6 +60,7 @@ from typing import NamedTuple
 
 from tdm_dagster.config.quality import QualitySettings
 from tdm_dagster.gate.quality.heuristics import Measured
+from tdm_dagster.records.issues import RecordIssue
 
 LONG_TOKEN = "content.long_token"
 MEAN_WORD_LENGTH = "content.mean_word_length"
@@ -141,6 +144,21 @@ def broken_reply(reply: str, prompt: str, settings: QualitySettings) -> tuple[Me
         if measured.closeness > settings.near_threshold and (near is None or measured.closeness > near.closeness):
             near = measured
     return None, near
+
+
+def broken_issue(index: int, broken: Measured, reply: str) -> RecordIssue:
+    """The ERROR for message ``index``, which breaks ``broken.code``'s rule: the measured
+    value and the threshold (or, for a template token, the token), and where."""
+    where = f"messages[{index}].content"
+    if broken.code == CHAT_TEMPLATE_TOKEN:
+        found = f"{broken.detail!r}"
+    else:
+        side = "under" if broken.floor else "over"
+        place = f" (in {broken.detail})" if broken.detail else ""
+        value = f"{broken.value:.0f}" if broken.value.is_integer() else f"{broken.value:.3f}"
+        found = f"{MEASURES[broken.code]} {value}{place}, rejected {side} {broken.threshold:g}"
+    message = f"{where}: {DESCRIPTIONS[broken.code]}: {found}: '{reply[:80]}'"
+    return RecordIssue("content", broken.code, message, where, severity="ERROR")
 
 
 def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterator[Measured]:
@@ -276,26 +294,26 @@ def _ungrammatical_pairs(text: str) -> int:
 
 
 def _repeated_share(words: list[str], n: int) -> float:
-    """Share of ``words`` inside repeats of an earlier n-gram (datatrove's
-    ``find_all_duplicate``, counting words instead of characters)."""
+    """Share of ``words`` covered by a repeat of an earlier n-gram: a text said twice
+    scores 0.5, three times 0.67 (datatrove's duplicate n-gram fraction, over words)."""
     seen: set[tuple[str, ...]] = set()
-    repeated = index = 0
-    while index <= len(words) - n:
-        gram = tuple(words[index : index + n])
+    covered = [False] * len(words)
+    for index, gram in enumerate(zip(*(words[i:] for i in range(n)))):
         if gram in seen:
-            repeated += n
-            index += n
+            covered[index : index + n] = [True] * n
         else:
             seen.add(gram)
-            index += 1
-    return repeated / len(words)
+    return sum(covered) / len(words)
 
 
 def _echo_share(reply: list[str], prompt: str, n: int) -> float:
-    """Share of the reply's token n-grams that occur in the prompt (both as :func:`_tokens`)."""
-    grams = list(zip(*(reply[i:] for i in range(n))))
-    if not grams:
-        return 0.0
+    """How much reply and prompt are one text: the smaller of the share of the reply's
+    token n-grams found in the prompt and the share of the prompt's found in the reply
+    (a reply that rewrites the prompt's input copies much of it, but not the instruction)."""
+    given = list(zip(*(reply[i:] for i in range(n))))
     asked_tokens = _tokens(prompt)
-    asked = set(zip(*(asked_tokens[i:] for i in range(n))))
-    return sum(1 for gram in grams if gram in asked) / len(grams)
+    asked = list(zip(*(asked_tokens[i:] for i in range(n))))
+    if not given or not asked:
+        return 0.0
+    given_set, asked_set = set(given), set(asked)
+    return min(sum(1 for gram in given if gram in asked_set) / len(given), sum(1 for gram in asked if gram in given_set) / len(asked))

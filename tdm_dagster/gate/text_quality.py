@@ -31,12 +31,13 @@ millisecond each.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from tdm_dagster.config.quality import QualitySettings
-from tdm_dagster.gate.margins import keep_nearest, margin_issue
+from tdm_dagster.gate.broken_replies import broken_issue, broken_reply
+from tdm_dagster.gate.margins import NEAR_BROKEN, NEAR_MIXED_ALNUM, keep_nearest, margin_issue
 from tdm_dagster.gate.quality.heuristics import Measured
 from tdm_dagster.records.issues import RecordIssue
 
@@ -72,28 +73,48 @@ def text_quality_issues(
     WARNING (:mod:`tdm_dagster.gate.margins`) for records whose nearest reply passes that
     rule narrowly, by batch position; ``skip``: positions whose answer a verifier judged."""
     skipped = set(skip)
-    turns = [
-        (position, index, str(message.get("content", "")))
-        for position, messages in zip(valid_indices, conversations)
-        if position not in skipped
-        for index, message in enumerate(messages)
-        if message.get("role") == "assistant"
-    ]
-    codes, shares = _turn_codes([text for _, _, text in turns], settings)
+    turns = list(_assistant_turns(valid_indices, conversations))
+    judged = [turn for turn in turns if turn[0] not in skipped]
+    codes, shares = _turn_codes([text for _, _, text, _ in judged], settings)
     found: dict[int, list[RecordIssue]] = {}
-    nearest: dict[int, tuple[int, Measured]] = {}
+    nearest: dict[int, dict[str, tuple[int, Measured]]] = {}
     limit = settings.max_mixed_alnum_ratio
-    for (position, index, text), code, share in zip(turns, codes, shares):
+    flagged: set[tuple[int, int]] = set()
+    for (position, index, text, _), code, share in zip(judged, codes, shares):
         if code is not None:
             where = f"messages[{index}].content"
             message = f"{where}: {_DESCRIPTIONS[code]}: '{text[:80]}'"
             found.setdefault(position, []).append(RecordIssue("content", code, message, where, severity="ERROR"))
+            flagged.add((position, index))
         elif limit * settings.near_threshold < share:
-            keep_nearest(nearest, position, index, Measured(MIXED_ALNUM_WORDS, share, limit))
-    for position, (index, measured) in nearest.items():
-        if position not in found:
-            found[position] = [margin_issue(index, measured, settings)]
+            keep_nearest(nearest.setdefault(NEAR_MIXED_ALNUM, {}), position, index, Measured(MIXED_ALNUM_WORDS, share, limit))
+    for position, index, text, prompt in turns:  # broken replies: every reply, verified or not
+        if (position, index) in flagged:
+            continue
+        broken, near = broken_reply(text, prompt, settings)
+        if broken is not None:
+            found.setdefault(position, []).append(broken_issue(index, broken, text))
+        elif near is not None:
+            keep_nearest(nearest.setdefault(NEAR_BROKEN, {}), position, index, near)
+    for family in nearest.values():
+        for position, (index, measured) in family.items():
+            if position not in found or all(issue.severity == "WARNING" for issue in found[position]):
+                found.setdefault(position, []).append(margin_issue(index, measured, settings))
     return found
+
+
+def _assistant_turns(
+    valid_indices: Sequence[int], conversations: Sequence[Sequence[Mapping[str, Any]]]
+) -> Iterator[tuple[int, int, str, str]]:
+    """(batch position, message index, reply, the user turn it answers) of each assistant turn."""
+    for position, messages in zip(valid_indices, conversations):
+        prompt = ""
+        for index, message in enumerate(messages):
+            content = str(message.get("content", ""))
+            if message.get("role") == "user":
+                prompt = content
+            elif message.get("role") == "assistant":
+                yield position, index, content, prompt
 
 
 def _turn_codes(texts: Sequence[str], settings: QualitySettings) -> tuple[list[str | None], list[float]]:

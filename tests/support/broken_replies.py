@@ -110,6 +110,11 @@ KINDS: dict[str, Callable[[random.Random, Question], str]] = {
     "answer_then_emoji_spam": lambda rng, q: q.answer + " " + "".join(rng.choice("😂🤣🔥💯✨🙏👍") for _ in range(rng.randint(20, 80))),
 }
 
+KNOWN_MISSES = {
+    "truncated_after_preamble": "a reply cut off mid-word reads like one that ends there: no rule tells 'each part of t' from a finished line without a vocabulary",
+}
+"""Kinds of the corpus no rule catches yet, and why (the tests hold them to being missed, so the list stays true)."""
+
 
 def broken_corpus(per_kind: int, seed: int = 0, path: Path = GSM8K) -> dict[str, list[tuple[str, str]]]:
     """``per_kind`` (prompt, broken reply) pairs of each kind, on distinct real questions."""
