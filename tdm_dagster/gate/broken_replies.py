@@ -104,10 +104,14 @@ NOT_AFTER_DETERMINER = frozenset(
 """Function words no noun phrase starts with (nouns like "will", "can", "may" are left out)."""
 NEVER_DOUBLED = frozenset("the a an of and or to in on at for with from".split())
 """Function words English does not write twice in a row ("had had", "that that" it does)."""
-_VOWELS = frozenset("aeiouy")
+_VOWELLESS_WORD = re.compile(r"\b[bcdfghjklmnpqrstvwxz]{3,}\b")
+"""A lower-case Latin word of three letters or more without a vowel (y counts as one)."""
+_LETTER = re.compile(r"[^\W\d_]")
+_LETTERED_TOKEN = re.compile(r"(?<!\S)\S*?[^\W\d_]\S*")
+"""A whitespace-delimited token holding a letter: a word."""
 _EDGE_PUNCTUATION = "\"'`“”‘’«»()[]{}<>.,;:!?…*_~-–—/\\|"
-_COMMON_PUNCTUATION = frozenset(".,;:!?'\"()-–—“”‘’%$/+=…")
-"""Characters prose and arithmetic use; the symbol ratio counts the others."""
+_SYMBOL = re.compile(r"[^\w\s.,;:!?'\"()\-–—“”‘’%$/+=…]|_")
+"""Neither a letter, a digit nor punctuation prose and arithmetic use: what the symbol ratio counts."""
 _SEGMENT = re.compile(r"[^\n]*?(?:[.!?。！？][\"')\]”’]*(?=\s)|\n|(?=\s+[^\w\s.,;:!?'\"()\-–—“”‘’%$/+=…]+(?:\s|$))|$)")
 """A sentence, a line, or what comes before a token of symbols only: the places where a
 reply's junk tail can start (see :func:`_ratios`)."""
@@ -170,10 +174,9 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
         return
     text = _spaced(reply)
     yield Measured(LONG_TOKEN, float(max(map(len, text.split()), default=0)), settings.max_token_chars)
-    words = _words(text)
     yield from _ratios(text, _foreign_scripts(text, prompt), settings)
     tokens = _tokens(text)
-    vowelless = {w for w in words if len(w) >= 3 and w.isascii() and w.isalpha() and w.islower() and not _VOWELS & set(w)}
+    vowelless = set(_VOWELLESS_WORD.findall(text))
     yield Measured(UNPRONOUNCEABLE_WORDS, float(len(vowelless)), settings.max_vowelless_words)
     yield Measured(WORD_SALAD, float(_ungrammatical_pairs(text)), settings.max_ungrammatical_pairs)
     if len(tokens) >= settings.reply_min_words:
@@ -196,42 +199,45 @@ class _Counts(NamedTuple):
 
 
 def _counts(segment: str, foreign: frozenset[str]) -> _Counts:
-    words = _words(segment)
-    visible = [c for c in segment if not c.isspace()]
-    letters = [c for c in visible if c.isalpha()]
+    words = [token.strip(_EDGE_PUNCTUATION) for token in _LETTERED_TOKEN.findall(segment)]
+    letters = _LETTER.findall(segment) if foreign else ()
     return _Counts(
-        len(words), sum(map(len, words)), len(visible),
-        sum(1 for c in visible if not c.isalnum() and c not in _COMMON_PUNCTUATION), len(letters),
-        sum(1 for c in letters if _script(c) in foreign) if foreign else 0,
+        len(words), sum(map(len, words)), sum(map(len, segment.split())), len(_SYMBOL.findall(segment)),
+        len(letters), sum(1 for c in letters if _script(c) in foreign),
     )  # fmt: skip
 
 
 def _ratios(text: str, foreign: frozenset[str], settings: QualitySettings) -> Iterator[Measured]:
     """The mean and share rules, each at its worst over the reply and every tail of it
-    (what follows a sentence end or a line break) long enough to judge: ``reply_min_words``
-    words for the mean word length, four characters a word for the shares."""
-    segments = [m.group() for m in _SEGMENT.finditer(text)]
-    worst: dict[tuple[str, bool], Measured] = {}
+    (what follows a sentence end, a line break, or comes from a token of symbols on)
+    long enough to judge: ``reply_min_words`` words for the mean word length, four
+    characters a word for the shares."""
+    segments = _SEGMENT.findall(text)
+    longest = shortest = symbols = script = None  # (value, where) at its worst
     tail = _Counts()
     for index in range(len(segments) - 1, -1, -1):
         tail = tail + _counts(segments[index], foreign)
         where = "" if index == 0 else f"its last {tail.visible} characters"
-        found = []
         if tail.words >= settings.reply_min_words:
             mean = tail.word_chars / tail.words
-            found += [
-                Measured(MEAN_WORD_LENGTH, mean, settings.max_mean_word_length, detail=where),
-                Measured(MEAN_WORD_LENGTH, mean, settings.min_mean_word_length, floor=True, detail=where),
-            ]
+            longest = max(longest or (mean, where), (mean, where), key=_first)
+            shortest = min(shortest or (mean, where), (mean, where), key=_first)
         if tail.visible >= 4 * settings.reply_min_words:
-            found.append(Measured(SYMBOL_RATIO, tail.symbols / tail.visible, settings.max_symbol_ratio, detail=where))
+            symbols = max(symbols or (0.0, ""), (tail.symbols / tail.visible, where), key=_first)
             if foreign and tail.letters:
-                found.append(Measured(FOREIGN_SCRIPT, tail.foreign / tail.letters, settings.max_foreign_script_ratio, detail=where))
-        for measured in found:
-            key = (measured.code, measured.floor)
-            if key not in worst or measured.closeness > worst[key].closeness:
-                worst[key] = measured
-    yield from worst.values()
+                script = max(script or (0.0, ""), (tail.foreign / tail.letters, where), key=_first)
+    for worst, code, threshold, floor in (
+        (longest, MEAN_WORD_LENGTH, settings.max_mean_word_length, False),
+        (shortest, MEAN_WORD_LENGTH, settings.min_mean_word_length, True),
+        (symbols, SYMBOL_RATIO, settings.max_symbol_ratio, False),
+        (script, FOREIGN_SCRIPT, settings.max_foreign_script_ratio, False),
+    ):
+        if worst is not None:
+            yield Measured(code, worst[0], threshold, floor=floor, detail=worst[1])
+
+
+def _first(pair: tuple[float, str]) -> float:
+    return pair[0]
 
 
 def _spaced(text: str) -> str:
@@ -267,17 +273,7 @@ def _foreign_scripts(reply: str, prompt: str) -> frozenset[str]:
 
 def _tokens(text: str) -> list[str]:
     """Lower-case tokens, edge punctuation stripped: what the loop and echo rules compare."""
-    return [t for t in (token.strip(_EDGE_PUNCTUATION).lower() for token in text.split()) if t]
-
-
-def _words(text: str) -> list[str]:
-    """Tokens with a letter, edge punctuation stripped."""
-    found = []
-    for token in text.split():
-        word = token.strip(_EDGE_PUNCTUATION)
-        if word and any(c.isalpha() for c in word):
-            found.append(word)
-    return found
+    return [t for t in (token.strip(_EDGE_PUNCTUATION) for token in text.lower().split()) if t]
 
 
 def _ungrammatical_pairs(text: str) -> int:
