@@ -2,7 +2,7 @@
 
 A model that fails rarely writes nothing: it writes the right answer and then does not
 stop (consonant junk, word salad, a run of characters), loops on a phrase, echoes the
-question, drifts into another script, leaks its chat template, or stops mid-sentence.
+question, drifts into another script or leaks its chat template.
 Each rule below measures one thing a reader sees at a glance, on every assistant reply,
 short ones included (Gopher's quality rules, Rae et al. 2021, apply to whole documents;
 here each rule states the least text it needs to mean something):
@@ -23,11 +23,12 @@ here each rule states the least text it needs to mean something):
   is followed straight by a function word ("the of", "your and") or a function word is
   doubled ("of of"). English never writes those; word salad drawn from common words
   (stop words included, so the stop-word rules pass it) writes one every few dozen words;
-- ``content.short_loop``: more than ``max_loop_share`` of a reply's words sit in
-  repeated 4-word sequences (datatrove's duplicate n-gram count, over words): "The
+- ``content.short_loop``: more than ``max_loop_share`` of a reply's tokens sit in
+  repeats of an earlier 4-token sequence (datatrove's duplicate n-gram fraction, over
+  tokens; a text said twice scores 0.5): "The
   answer is 5." fifteen times, "the" eighty times. The Gopher repetition rules only look
   at replies of ``ngram_min_words`` (100) words; this one needs ``reply_min_words``;
-- ``content.prompt_echo``: more than ``max_prompt_echo`` of the reply's word 3-grams are
+- ``content.prompt_echo``: more than ``max_prompt_echo`` of the reply's token 3-grams are
   the prompt's, and as much of the prompt's are the reply's: the question given back
   (once or several times) as its own answer. A reply that edits the prompt's input
   copies most of it, but not the instruction;
@@ -37,11 +38,18 @@ here each rule states the least text it needs to mean something):
   that script;
 - ``content.chat_template_token``: a chat-template control token the generator's
   template should have consumed (``<|im_end|>``, ``<|endoftext|>``, ``[/INST]``,
-  ``</s>`` at the end of a line...).
+  ``</s>`` at the end of a line, an alpaca ``### Instruction:`` line: the next turn
+  written out).
 
-The ratio rules judge the whole reply and, when the reply ends in a segment after its
-last sentence end of ``reply_min_words`` words or more, that tail alone: the right answer
-followed by 80 words of junk is 40 % junk as a whole and 100 % junk in its tail.
+The mean and share rules (word length, symbols, script) judge the whole reply and every
+tail of it from a sentence end, a line break or a token of symbols on, long enough to
+judge (``reply_min_words`` words, four characters a word): the right answer followed by
+80 words of junk is 40 % junk as a whole and 100 % junk in its tail. Measured on the
+full public sets, no real reply breaks a rule and 2 of 7,473 GSM8K pass one narrowly
+(README, The gate).
+
+A reply cut off mid-word (``max_tokens``) is not caught: without a vocabulary, "each
+part of t" reads like a line that ends there.
 
 Every rule with a threshold reports the measured value and the threshold; a reply that
 passes one narrowly (over ``quality.near_threshold`` of a ceiling, or under a floor

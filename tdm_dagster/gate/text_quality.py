@@ -21,6 +21,11 @@ Short replies skip both ("4", "Paris", "yes, at 5pm" are legitimate answers), an
 does any record whose answer a verifier judged, right or wrong: a SYLLO answer is a list
 of words with no stop word, and the verifier knows better than a heuristic.
 
+The same pass runs the broken-reply rules (:mod:`tdm_dagster.gate.broken_replies`:
+junk tails, loops, prompt echoes, other scripts, template tokens) on every assistant
+reply, verified or not (the right answer followed by junk is right and still junk),
+against the user turn it answers; their margin WARNING is ``content.near_broken``.
+
 A reply with no English stop word is only judged if it is English: lingua (a language
 identifier that ships its models) tells. With ``quality.languages`` set, replies
 detected (confidence >= 0.6) in another language are rejected too
