@@ -8,8 +8,9 @@ short ones included (Gopher's quality rules, Rae et al. 2021, apply to whole doc
 here each rule states the least text it needs to mean something):
 
 - ``content.long_token``: the longest run of characters without a space (zero-width and
-  other format characters, Unicode Cf, count as spaces) is over ``max_token_chars``:
-  base64 or hex dumps, salad glued together, a model emitting one token forever;
+  other format characters, Unicode Cf, count as spaces; a URL, holding ``://``, is not
+  counted) is over ``max_token_chars``: base64 or hex dumps, salad glued together, a
+  model emitting one token forever;
 - ``content.mean_word_length``: the mean length of the words (tokens with a letter,
   edge punctuation stripped) of a reply with ``reply_min_words`` words or more lies
   outside ``min_mean_word_length``..``max_mean_word_length`` (Gopher: 3 to 10 for web
@@ -181,7 +182,7 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
         yield Measured(CHAT_TEMPLATE_TOKEN, 1.0, 0.0, detail=token.group())
         return
     text = _spaced(reply)
-    yield Measured(LONG_TOKEN, float(max(map(len, text.split()), default=0)), settings.max_token_chars)
+    yield Measured(LONG_TOKEN, float(max((len(t) for t in text.split() if "://" not in t), default=0)), settings.max_token_chars)
     yield from _ratios(text, _foreign_scripts(text, prompt), settings)
     tokens = _tokens(text)
     vowelless = set(_VOWELLESS_WORD.findall(text))

@@ -161,6 +161,8 @@ def test_thresholds_are_bounded_config():
         QualitySettings(max_token_chars=0)
     with pytest.raises(ValueError, match="quality.max_loop_share: 1.5 is not between 0 and 1"):
         QualitySettings(max_loop_share=1.5)
+    url = "https://example.com/" + "a" * 300
+    assert broken_reply(f"The file is at {url} for download.", "Where is the file?", QualitySettings())[0] is None
     relaxed = QualitySettings.from_mapping({"max_token_chars": 5000})
     assert broken_reply("x" * 3000 + " is the key.", "Key?", relaxed)[0] is None
 
