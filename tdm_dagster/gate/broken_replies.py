@@ -12,7 +12,7 @@ here each rule states the least text it needs to mean something):
   counted) is over ``max_token_chars``: base64 or hex dumps, salad glued together, a
   model emitting one token forever;
 - ``content.mean_word_length``: the mean length of the words (tokens with a letter,
-  edge punctuation stripped) of a reply with ``reply_min_words`` words or more lies
+  edge punctuation stripped, URLs aside) of a reply with ``reply_min_words`` words or more lies
   outside ``min_mean_word_length``..``max_mean_word_length`` (Gopher: 3 to 10 for web
   pages; replies hold more short words: "I", "a", units);
 - ``content.symbol_ratio``: more than ``max_symbol_ratio`` of the visible characters
@@ -208,7 +208,7 @@ class _Counts(NamedTuple):
 
 
 def _counts(segment: str, foreign: frozenset[str]) -> _Counts:
-    words = [token.strip(_EDGE_PUNCTUATION) for token in _LETTERED_TOKEN.findall(segment)]
+    words = [token.strip(_EDGE_PUNCTUATION) for token in _LETTERED_TOKEN.findall(segment) if "://" not in token]
     letters = _LETTER.findall(segment) if foreign else ()
     return _Counts(
         len(words), sum(map(len, words)), sum(map(len, segment.split())), len(_SYMBOL.findall(segment)),
