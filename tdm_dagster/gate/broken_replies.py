@@ -45,7 +45,8 @@ here each rule states the least text it needs to mean something):
 The mean and share rules (word length, symbols, script) judge the whole reply and every
 tail of it from a sentence end, a line break or a token of symbols on, long enough to
 judge (``reply_min_words`` words, four characters a word): the right answer followed by
-80 words of junk is 40 % junk as a whole and 100 % junk in its tail. Measured on the
+80 words of junk is 40 % junk as a whole and 100 % junk in its tail. (The floor of the
+mean word length judges whole replies only.) Measured on the
 full public sets, no real reply breaks a rule and 2 of 7,473 GSM8K pass one narrowly
 (README, The gate).
 
@@ -182,8 +183,9 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
         yield Measured(CHAT_TEMPLATE_TOKEN, 1.0, 0.0, detail=token.group())
         return
     text = _spaced(reply)
-    yield Measured(LONG_TOKEN, float(max((len(t) for t in text.split() if "://" not in t), default=0)), settings.max_token_chars)
-    yield from _ratios(text, _foreign_scripts(text, prompt), settings)
+    longest = max((len(t) for t in text.split() if "://" not in t), default=0)
+    yield Measured(LONG_TOKEN, float(longest), settings.max_token_chars)
+    yield from _ratios(text, longest, _foreign_scripts(text, prompt), settings)
     tokens = _tokens(text)
     vowelless = set(_VOWELLESS_WORD.findall(text))
     yield Measured(UNPRONOUNCEABLE_WORDS, float(len(vowelless)), settings.max_vowelless_words)
@@ -216,12 +218,22 @@ def _counts(segment: str, foreign: frozenset[str]) -> _Counts:
     )  # fmt: skip
 
 
-def _ratios(text: str, foreign: frozenset[str], settings: QualitySettings) -> Iterator[Measured]:
+def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: QualitySettings) -> Iterator[Measured]:
     """The mean and share rules, each at its worst over the reply and every tail of it
     (what follows a sentence end, a line break, or comes from a token of symbols on)
     long enough to judge: ``reply_min_words`` words for the mean word length, four
-    characters a word for the shares."""
-    segments = _SEGMENT.findall(text)
+    characters a word for the shares. The floor of the mean word length judges the
+    whole reply only: short words ("a", "I", "=") gather in the tails of real replies.
+
+    Tails are only cut where one could come within the margin of a threshold: a tail's
+    mean word length is at most its longest word, and its symbol share needs symbols in
+    number; most replies are judged whole."""
+    min_visible = 4 * settings.reply_min_words
+    near = settings.near_threshold
+    tails_matter = bool(foreign) or longest_token > near * settings.max_mean_word_length or (
+        len(_SYMBOL.findall(text)) > near * settings.max_symbol_ratio * min_visible
+    )
+    segments = _SEGMENT.findall(text) if tails_matter else [text]
     longest = shortest = symbols = script = None  # (value, where) at its worst
     tail = _Counts()
     for index in range(len(segments) - 1, -1, -1):
@@ -230,8 +242,9 @@ def _ratios(text: str, foreign: frozenset[str], settings: QualitySettings) -> It
         if tail.words >= settings.reply_min_words:
             mean = tail.word_chars / tail.words
             longest = max(longest or (mean, where), (mean, where), key=_first)
-            shortest = min(shortest or (mean, where), (mean, where), key=_first)
-        if tail.visible >= 4 * settings.reply_min_words:
+            if index == 0:
+                shortest = (mean, where)
+        if tail.visible >= min_visible:
             symbols = max(symbols or (0.0, ""), (tail.symbols / tail.visible, where), key=_first)
             if foreign and tail.letters:
                 script = max(script or (0.0, ""), (tail.foreign / tail.letters, where), key=_first)
