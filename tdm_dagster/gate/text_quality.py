@@ -74,9 +74,10 @@ def text_quality_issues(
     settings: QualitySettings,
     skip: Iterable[int] = (),
 ) -> dict[int, list[RecordIssue]]:
-    """ERROR issues for assistant turns that are not text, and the mixed-alnum margin
-    WARNING (:mod:`tdm_dagster.gate.margins`) for records whose nearest reply passes that
-    rule narrowly, by batch position; ``skip``: positions whose answer a verifier judged."""
+    """ERROR issues for assistant turns that are not text or are broken replies, and the
+    mixed-alnum and broken-reply margin WARNINGs (:mod:`tdm_dagster.gate.margins`) for
+    records whose nearest reply passes such a rule narrowly, by batch position; ``skip``:
+    positions whose answer a verifier judged (the broken-reply rules judge them too)."""
     skipped = set(skip)
     turns = list(_assistant_turns(valid_indices, conversations))
     judged = [turn for turn in turns if turn[0] not in skipped]
