@@ -28,11 +28,13 @@ BOUNDS: Mapping[str, Bounded] = MappingProxyType({
     "reply_min_words": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
     "max_token_chars": Bounded("a whole number >= 1", MAX_REPLY_CHARS, minimum=1),
     "max_vowelless_words": Bounded("a whole number >= 0", MAX_WORDS),
+    "stop_word_run_words": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
     "max_ungrammatical_pairs": Bounded("a whole number >= 0", MAX_WORDS),
     **dict.fromkeys(("min_mean_word_length", "max_mean_word_length"), Bounded("a number >= 0", MAX_WORD_LENGTH, whole=False)),
     **dict.fromkeys(
         ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac", "max_mixed_alnum_ratio", "near_threshold",
-         "max_symbol_ratio", "max_loop_share", "max_prompt_echo", "max_foreign_script_ratio"),
+         "max_symbol_ratio", "max_loop_share", "max_prompt_echo", "max_foreign_script_ratio",
+         "min_stop_word_ratio"),
         _BETWEEN_0_AND_1,
     ),
 })
@@ -78,6 +80,9 @@ class QualitySettings:
     max_mixed_alnum_ratio: float = 0.34
     """Share of a plain run of words that may mix letters and digits ("sail2") before the
     reply is gibberish: a third, since code reads "while l1 or l2 or carry" (2 of 6)."""
+    stop_word_run_words: int = 20
+    min_stop_word_ratio: float = 0.05
+    """An English run of ``stop_word_run_words`` plain words or more needs this share of stop words."""
     max_token_chars: int = 100
     """Longest run of characters without a space (format characters count as spaces) in
     a reply: longer is a dump or glued junk (broken replies, :mod:`tdm_dagster.gate.broken_replies`)."""

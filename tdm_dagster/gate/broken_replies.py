@@ -81,6 +81,8 @@ SHORT_LOOP = "content.short_loop"
 PROMPT_ECHO = "content.prompt_echo"
 FOREIGN_SCRIPT = "content.foreign_script"
 CHAT_TEMPLATE_TOKEN = "content.chat_template_token"
+FEW_STOP_WORDS = "content.few_stop_words"
+"""Judged in :mod:`tdm_dagster.gate.text_quality`, which knows a reply's language."""
 
 MEASURES = {
     LONG_TOKEN: "longest run of characters without a space",
@@ -91,6 +93,7 @@ MEASURES = {
     SHORT_LOOP: "share of words in repeated 4-word sequences",
     PROMPT_ECHO: "share of word 3-grams copied from the prompt",
     FOREIGN_SCRIPT: "share of letters in a script the prompt does not use",
+    FEW_STOP_WORDS: "share of stop words in a run of plain words",
 }
 """What each rule with a threshold measures, as its messages say it."""
 DESCRIPTIONS = {
@@ -102,6 +105,7 @@ DESCRIPTIONS = {
     SHORT_LOOP: "a loop: the same words over and over",
     PROMPT_ECHO: "the prompt given back as the reply",
     FOREIGN_SCRIPT: "written in a script the prompt does not use",
+    FEW_STOP_WORDS: "not language: too few stop words for English prose",
     CHAT_TEMPLATE_TOKEN: "a chat-template token leaked into the reply",
 }
 

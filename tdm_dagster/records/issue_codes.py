@@ -111,6 +111,7 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "content.short_loop": _e("regenerate the reply: the generator looped"),
     "content.prompt_echo": _e("regenerate the reply: it gives the prompt back instead of answering"),
     "content.foreign_script": _e("regenerate the reply, or name the language in the prompt if that script is wanted"),
+    "content.few_stop_words": _e("regenerate the reply, or cut its tail: a long run of words with hardly a stop word is not English prose"),
     "content.chat_template_token": _e("strip the template tokens, or fix the generator's chat template / stop tokens"),
     # rule margins (tdm_dagster.gate.margins): kept, scored lower
     "content.near_repetition": IssueCode("WARNING", "cut the repeated lines or phrase: the reply is close to being rejected as a loop"),

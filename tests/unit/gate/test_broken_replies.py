@@ -23,6 +23,7 @@ from tests.support.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
 PER_KIND = 20
 MOST_ACCEPTED = 0.10
 BROKEN_CODES = {*MEASURES, "content.chat_template_token"}
+"""The broken-reply rules' codes, ``content.few_stop_words`` (judged with the language) among them."""
 
 
 def _chat(prompt: str, reply: str, **metadata) -> dict:
@@ -61,12 +62,15 @@ def test_a_rejection_names_its_rule_value_and_threshold(judged):
         "content.short_loop": settings.max_loop_share, "content.prompt_echo": settings.max_prompt_echo,
         "content.foreign_script": settings.max_foreign_script_ratio,
     }  # fmt: skip
+    floors = {"content.few_stop_words": settings.min_stop_word_ratio}
     seen = {}
     for records in judged.values():
         for issue in (issue for issues in records for issue in issues):
             if issue.code in BROKEN_CODES:
                 seen.setdefault(issue.code, issue)
-    assert set(thresholds) | {"content.mean_word_length", "content.chat_template_token"} <= set(seen)
+    assert set(thresholds) | set(floors) | {"content.mean_word_length", "content.chat_template_token"} <= set(seen)
+    for code, threshold in floors.items():
+        assert re.search(rf"{re.escape(MEASURES[code])} [\d.]+, rejected under {threshold:g}:", seen[code].message), seen[code].message
     for code, threshold in thresholds.items():
         issue = seen[code]
         assert issue.field == "messages[1].content" and issue.suggestion
@@ -170,3 +174,20 @@ def test_thresholds_are_bounded_config():
 def test_the_corpus_is_deterministic():
     assert json.dumps(broken_corpus(3, seed=1)) == json.dumps(broken_corpus(3, seed=1))
     assert broken_corpus(3, seed=1) != broken_corpus(3, seed=2)
+
+
+def test_stop_words_scale_with_length_in_english_only():
+    """A 25-word run with one stop word passes the old rule (not zero) but not the scaled
+    one; English prose (3 in 28) passes; a German run with no English stop word is German."""
+    from tdm_dagster.gate.text_quality import text_quality_issues
+
+    english = ("Quarterly revenue figures showed strong growth across regional markets with northern stores "
+               "reporting record sales and southern branches posting steady gains despite rising costs and bad weather")
+    junk = english.replace(" and ", " ").replace(" with ", " ") + " of"  # one stop word in 24 words
+    german = ("Der kleine Hund läuft jeden Morgen schnell über die breite Straße zum alten Park und bellt dort laut "
+              "bis alle Vögel aus den Bäumen davonfliegen")
+    convs = [_chat("Summarise the report.", text)["messages"] for text in (english, junk, german)]
+    found = text_quality_issues(range(3), convs, QualitySettings())
+    assert 0 not in found and 2 not in found, found
+    [issue] = found[1]
+    assert issue.code == "content.few_stop_words" and "rejected under 0.05" in issue.message
