@@ -81,7 +81,7 @@ class QualitySettings:
     """Share of a plain run of words that may mix letters and digits ("sail2") before the
     reply is gibberish: a third, since code reads "while l1 or l2 or carry" (2 of 6)."""
     stop_word_run_words: int = 20
-    min_stop_word_ratio: float = 0.05
+    min_stop_word_ratio: float = 0.04
     """An English run of ``stop_word_run_words`` plain words or more needs this share of stop words."""
     max_token_chars: int = 100
     """Longest run of characters without a space (format characters count as spaces) in
@@ -96,7 +96,7 @@ class QualitySettings:
     max_ungrammatical_pairs: int = 2
     """Determiner + function word pairs ("the of") or doubled function words a reply may hold."""
     max_loop_share: float = 0.49
-    """Share of a reply's words that may sit in repeats of an earlier 4-word sequence."""
+    """Share of a reply's words that may sit in repeats of an earlier 8-word sequence."""
     max_prompt_echo: float = 0.85
     """Share of a reply's word 3-grams that may be copied from its prompt."""
     max_foreign_script_ratio: float = 0.5

@@ -25,7 +25,7 @@ here each rule states the least text it needs to mean something):
   doubled ("of of"). English never writes those; word salad drawn from common words
   (stop words included, so the stop-word rules pass it) writes one every few dozen words;
 - ``content.short_loop``: more than ``max_loop_share`` of a reply's tokens sit in
-  repeats of an earlier 4-token sequence (datatrove's duplicate n-gram fraction, over
+  repeats of an earlier 8-token sequence (datatrove's duplicate n-gram fraction, over
   tokens; a text said twice scores 0.5): "The
   answer is 5." fifteen times, "the" eighty times. The Gopher repetition rules only look
   at replies of ``ngram_min_words`` (100) words; this one needs ``reply_min_words``;
@@ -90,7 +90,7 @@ MEASURES = {
     SYMBOL_RATIO: "share of characters that are symbols",
     UNPRONOUNCEABLE_WORDS: "distinct words without a vowel",
     WORD_SALAD: "determiner + function word pairs",
-    SHORT_LOOP: "share of words in repeated 4-word sequences",
+    SHORT_LOOP: "share of words in repeated 8-word sequences",
     PROMPT_ECHO: "share of word 3-grams copied from the prompt",
     FOREIGN_SCRIPT: "share of letters in a script the prompt does not use",
     FEW_STOP_WORDS: "share of stop words in a run of plain words",
@@ -109,6 +109,11 @@ DESCRIPTIONS = {
     CHAT_TEMPLATE_TOKEN: "a chat-template token leaked into the reply",
 }
 
+LOOP_NGRAM = 8
+"""Tokens per sequence the loop rule compares: a loop or a repeated paragraph repeats
+every 8-token sequence; formulaic real answers ("the number of pills Janet takes") repeat
+shorter ones (measured on the full public sets: 4 tokens put 4 of 7,473 GSM8K answers
+over 0.49, 8 tokens none, at most 0.412)."""
 DETERMINERS = frozenset("the an my your our their its".split())
 """Words that take a noun phrase next ("a" is left out: "a is 5" is algebra)."""
 NOT_AFTER_DETERMINER = frozenset(
@@ -126,9 +131,10 @@ _LETTERED_TOKEN = re.compile(r"(?<!\S)\S*?[^\W\d_]\S*")
 _EDGE_PUNCTUATION = "\"'`“”‘’«»()[]{}<>.,;:!?…*_~-–—/\\|"
 _SYMBOL = re.compile(r"[^\w\s.,;:!?'\"()\-–—“”‘’%$/+=…]|_")
 """Neither a letter, a digit nor punctuation prose and arithmetic use: what the symbol ratio counts."""
-_SEGMENT = re.compile(r"[^\n]*?(?:[.!?。！？][\"')\]”’]*(?=\s)|\n|(?=\s+[^\w\s.,;:!?'\"()\-–—“”‘’%$/+=…]+(?:\s|$))|$)")
-"""A sentence, a line, or what comes before a token of symbols only: the places where a
-reply's junk tail can start (see :func:`_ratios`)."""
+_SEGMENT = re.compile(r"[^\n]*?(?:[.!?。！？][\"')\]”’]*(?=\s)|\n|(?=\s+[^\sA-Za-z0-9]+(?:\s|$))|$)")
+"""A sentence, a line, or what comes before a token without an ASCII letter or digit
+(emoji, symbols, another script): the places where a reply's junk tail can start (see
+:func:`_ratios`)."""
 _TEMPLATE_TOKEN = re.compile(
     r"<\|(?:im_start|im_end|endoftext|end_of_text|eot_id|begin_of_text|start_header_id|end_header_id"
     r"|assistant|user|system|end|eos|pad)\|>|\[/?INST\]|<</?SYS>>|^#{2,3} ?(?:Instruction|Response|Input|Human|Assistant|User):|</s>(?=\s*(?:</s>|<s>|\n|$))|<s>(?=\s*(?:</s>|<s>))",
@@ -195,7 +201,7 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
     yield Measured(UNPRONOUNCEABLE_WORDS, float(len(vowelless)), settings.max_vowelless_words)
     yield Measured(WORD_SALAD, float(_ungrammatical_pairs(text)), settings.max_ungrammatical_pairs)
     if len(tokens) >= settings.reply_min_words:
-        yield Measured(SHORT_LOOP, _repeated_share(tokens, 4), settings.max_loop_share)
+        yield Measured(SHORT_LOOP, _repeated_share(tokens, LOOP_NGRAM), settings.max_loop_share)
         yield Measured(PROMPT_ECHO, _echo_share(tokens, _spaced(prompt), 3), settings.max_prompt_echo)
 
 

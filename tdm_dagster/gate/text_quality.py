@@ -11,7 +11,7 @@ Two rules adapted per turn from Gopher's quality filters (Rae et al. 2021, as da
   "of"... in every sentence; lists and code need none.
 - ``content.few_stop_words``: the same rule scaled to length: in a plain run of
   ``stop_word_run_words`` (20) words or more, stop words are under ``min_stop_word_ratio``
-  (0.05) of the words (real English prose runs 25-50 %, a GSM8K sum in words 9.5 %;
+  (0.04) of the words (real English prose runs 25-50 %, GSM8K sums in words 4.8-9.5 %;
   junk after an answer, 0).
 - ``content.mixed_alnum_words``: a run of ``reply_min_words`` words or more, one space
   apart with no punctuation between, where more than ``max_mixed_alnum_ratio`` of the

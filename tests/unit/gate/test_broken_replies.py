@@ -177,17 +177,17 @@ def test_the_corpus_is_deterministic():
 
 
 def test_stop_words_scale_with_length_in_english_only():
-    """A 25-word run with one stop word passes the old rule (not zero) but not the scaled
+    """A 26-word run with one stop word passes the old rule (not zero) but not the scaled
     one; English prose (3 in 28) passes; a German run with no English stop word is German."""
     from tdm_dagster.gate.text_quality import text_quality_issues
 
     english = ("Quarterly revenue figures showed strong growth across regional markets with northern stores "
                "reporting record sales and southern branches posting steady gains despite rising costs and bad weather")
-    junk = english.replace(" and ", " ").replace(" with ", " ") + " of"  # one stop word in 24 words
+    junk = english.replace(" and ", " ").replace(" with ", " ") + " again of"  # one stop word in 26 words
     german = ("Der kleine Hund läuft jeden Morgen schnell über die breite Straße zum alten Park und bellt dort laut "
               "bis alle Vögel aus den Bäumen davonfliegen")
     convs = [_chat("Summarise the report.", text)["messages"] for text in (english, junk, german)]
     found = text_quality_issues(range(3), convs, QualitySettings())
     assert 0 not in found and 2 not in found, found
     [issue] = found[1]
-    assert issue.code == "content.few_stop_words" and "rejected under 0.05" in issue.message
+    assert issue.code == "content.few_stop_words" and "rejected under 0.04" in issue.message
