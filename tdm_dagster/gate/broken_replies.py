@@ -32,7 +32,8 @@ here each rule states the least text it needs to mean something):
 - ``content.prompt_echo``: more than ``max_prompt_echo`` of the reply's token 3-grams are
   the prompt's, and as much of the prompt's are the reply's: the question given back
   (once or several times) as its own answer. A reply that edits the prompt's input
-  copies most of it, but not the instruction;
+  copies most of it, but not the instruction; a reply under half the prompt's length
+  cannot hold most of its 3-grams and is not measured;
 - ``content.foreign_script``: more than ``max_foreign_script_ratio`` of the reply's
   letters are in a script the prompt has no letter of (Cyrillic words answering an
   English question), unless the prompt asks for a translation or names a language of
@@ -64,6 +65,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import NamedTuple
@@ -201,8 +203,10 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
     yield Measured(UNPRONOUNCEABLE_WORDS, float(len(vowelless)), settings.max_vowelless_words)
     yield Measured(WORD_SALAD, float(_ungrammatical_pairs(text)), settings.max_ungrammatical_pairs)
     if len(tokens) >= settings.reply_min_words:
-        yield Measured(SHORT_LOOP, _repeated_share(tokens, LOOP_NGRAM), settings.max_loop_share)
-        yield Measured(PROMPT_ECHO, _echo_share(tokens, _spaced(prompt), 3), settings.max_prompt_echo)
+        if _could_loop(tokens, settings):
+            yield Measured(SHORT_LOOP, _repeated_share(tokens, LOOP_NGRAM), settings.max_loop_share)
+        if 2 * len(reply) >= len(prompt):  # shorter, it cannot hold most of the prompt's 3-grams
+            yield Measured(PROMPT_ECHO, _echo_share(tokens, _spaced(prompt), 3), settings.max_prompt_echo)
 
 
 class _Counts(NamedTuple):
@@ -319,6 +323,13 @@ def _ungrammatical_pairs(text: str) -> int:
         elif second == low and low in NEVER_DOUBLED:
             count += 1
     return count
+
+
+def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:
+    """Whether the loop rule could come near its threshold: every token of a repeated
+    sequence occurs twice or more, so the tokens that do bound the share from above."""
+    repeated = sum(count for count in Counter(tokens).values() if count > 1)
+    return repeated > settings.near_threshold * settings.max_loop_share * len(tokens)
 
 
 def _repeated_share(words: list[str], n: int) -> float:
