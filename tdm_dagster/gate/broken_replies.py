@@ -125,6 +125,12 @@ NOT_AFTER_DETERMINER = frozenset(
 """Function words no noun phrase starts with (nouns like "will", "can", "may" are left out)."""
 NEVER_DOUBLED = frozenset("the a an of and or to in on at for with from".split())
 """Function words English does not write twice in a row ("had had", "that that" it does)."""
+_SALAD_PAIR = re.compile(
+    rf"(?<!\S)(?:(?i:{'|'.join(DETERMINERS)})(?=\s+(?:{'|'.join(NOT_AFTER_DETERMINER)})(?!\S))"
+    rf"|(?i:({'|'.join(NEVER_DOUBLED)}))(?=\s+(?i:\1)(?!\S)))"
+)
+"""A determiner followed straight by a function word (as written, lower case), or a
+function word doubled; matched at the first word, so "the the the" counts twice."""
 _VOWELLESS_WORD = re.compile(r"\b[bcdfghjklmnpqrstvwxz]{3,}\b")
 """A lower-case Latin word of three letters or more without a vowel (y counts as one)."""
 _LETTER = re.compile(r"[^\W\d_]")
@@ -198,10 +204,13 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
     longest = max((len(t) for t in text.split() if "://" not in t), default=0)
     yield Measured(LONG_TOKEN, float(longest), settings.max_token_chars)
     yield from _ratios(text, longest, _foreign_scripts(text, prompt), settings)
+    vowelless = _VOWELLESS_WORD.findall(text)
+    if vowelless:  # counts of zero are far from any threshold: not measured further
+        yield Measured(UNPRONOUNCEABLE_WORDS, float(len(set(vowelless))), settings.max_vowelless_words)
+    pairs = sum(1 for _ in _SALAD_PAIR.finditer(text))
+    if pairs:
+        yield Measured(WORD_SALAD, float(pairs), settings.max_ungrammatical_pairs)
     tokens = _tokens(text)
-    vowelless = set(_VOWELLESS_WORD.findall(text))
-    yield Measured(UNPRONOUNCEABLE_WORDS, float(len(vowelless)), settings.max_vowelless_words)
-    yield Measured(WORD_SALAD, float(_ungrammatical_pairs(text)), settings.max_ungrammatical_pairs)
     if len(tokens) >= settings.reply_min_words:
         if _could_loop(tokens, settings):
             yield Measured(SHORT_LOOP, _repeated_share(tokens, LOOP_NGRAM), settings.max_loop_share)
@@ -310,19 +319,6 @@ def _foreign_scripts(reply: str, prompt: str) -> frozenset[str]:
 def _tokens(text: str) -> list[str]:
     """Lower-case tokens, edge punctuation stripped: what the loop and echo rules compare."""
     return [t for t in (token.strip(_EDGE_PUNCTUATION) for token in text.lower().split()) if t]
-
-
-def _ungrammatical_pairs(text: str) -> int:
-    """Adjacent tokens, nothing but a space between, that English does not write."""
-    tokens = text.split()
-    count = 0
-    for first, second in zip(tokens, tokens[1:]):
-        low = first.lower()
-        if second in NOT_AFTER_DETERMINER and low in DETERMINERS:
-            count += 1
-        elif second == low and low in NEVER_DOUBLED:
-            count += 1
-    return count
 
 
 def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:
