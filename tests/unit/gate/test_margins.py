@@ -118,7 +118,7 @@ def test_margins_off_and_a_bad_setting_is_refused(base):
     ("path", "most"), [(GSM8K, 0.01), (ROLEPLAY, 0.005), (SEED_TASKS, 0.01)], ids=["gsm8k", "gpteacher", "seed_tasks"]
 )
 def test_real_data_rarely_warns_and_margins_reject_nothing(path, most):
-    """Measured on these subsets: GSM8K 9 of 1,500 records (0.6 %; 2 of them near a
+    """Measured on these subsets: GSM8K 7 of 1,500 records (0.47 %; none near a
     broken-reply rule), GPTeacher 0 of 1,000, seed tasks 1 of 175 (0.57 %); every warned
     record is bronze (unverified 0.8 - 0.15)."""
     with_margins = validate_file(path, TdmConfig(), level="standard")
