@@ -9,8 +9,9 @@ here each rule states the least text it needs to mean something):
 
 - ``content.long_token``: the longest run of characters without a space (zero-width and
   other format characters, Unicode Cf, count as spaces; a URL, holding ``://``, is not
-  counted) is over ``max_token_chars``: base64 or hex dumps, salad glued together, a
-  model emitting one token forever;
+  counted, nor the letters of scripts written without spaces, such as Chinese or Thai)
+  is over ``max_token_chars``: base64 or hex dumps, salad glued together, a model
+  emitting one token forever;
 - ``content.mean_word_length``: the mean length of the words (tokens with a letter,
   edge punctuation stripped, URLs aside) of a reply with ``reply_min_words`` words or more lies
   outside ``min_mean_word_length``..``max_mean_word_length`` (Gopher: 3 to 10 for web
@@ -134,6 +135,8 @@ function word doubled; matched at the first word, so "the the the" counts twice.
 _VOWELLESS_WORD = re.compile(r"\b[bcdfghjklmnpqrstvwxz]{3,}\b")
 """A lower-case Latin word of three letters or more without a vowel (y counts as one)."""
 _LETTER = re.compile(r"[^\W\d_]")
+_UNSPACED_SCRIPTS = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+"""Thai, Lao, Myanmar, Khmer, kana, CJK ideographs, halfwidth kana: scripts written without spaces between words."""
 _LETTERED_TOKEN = re.compile(r"(?<!\S)\S*?[^\W\d_]\S*")
 """A whitespace-delimited token holding a letter: a word."""
 _EDGE_PUNCTUATION = "\"'`“”‘’«»()[]{}<>.,;:!?…*_~-–—/\\|"
@@ -201,7 +204,7 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
         yield Measured(CHAT_TEMPLATE_TOKEN, 1.0, 0.0, detail=token.group())
         return
     text = _spaced(reply)
-    longest = max((len(t) for t in text.split() if "://" not in t), default=0)
+    longest = max((len(t) for t in _unspaced_blanked(text).split() if "://" not in t), default=0)
     yield Measured(LONG_TOKEN, float(longest), settings.max_token_chars)
     yield from _ratios(text, longest, _foreign_scripts(text, prompt), settings)
     vowelless = _VOWELLESS_WORD.findall(text)
@@ -233,7 +236,7 @@ class _Counts(NamedTuple):
 
 
 def _counts(segment: str, foreign: frozenset[str]) -> _Counts:
-    words = [token.strip(_EDGE_PUNCTUATION) for token in _LETTERED_TOKEN.findall(segment) if "://" not in token]
+    words = [token.strip(_EDGE_PUNCTUATION) for token in _LETTERED_TOKEN.findall(_unspaced_blanked(segment)) if "://" not in token]
     letters = _LETTER.findall(segment) if foreign else ()
     return _Counts(
         len(words), sum(map(len, words)), sum(map(len, segment.split())), len(_SYMBOL.findall(segment)),
@@ -283,6 +286,12 @@ def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: Qu
 
 def _first(pair: tuple[float, str]) -> float:
     return pair[0]
+
+
+def _unspaced_blanked(text: str) -> str:
+    """``text`` with the letters of scripts written without spaces (Chinese, Japanese,
+    Thai, Lao, Khmer, Myanmar) as spaces: a sentence of them is not one long word."""
+    return text if text.isascii() else _UNSPACED_SCRIPTS.sub(" ", text)
 
 
 def _spaced(text: str) -> str:

@@ -151,6 +151,13 @@ def test_other_scripts_pass_where_the_prompt_asks_for_them():
     assert broken is not None and broken.code == "content.foreign_script" and broken.value == 1.0
 
 
+def test_scripts_written_without_spaces_are_not_one_long_word():
+    chinese = "她周一去了学校但是却发现没有其他的同学所以她意识到这个周一实际上是国家假日" * 4 + "。"
+    thai = "ภาษาไทยเขียนติดกันโดยไม่เว้นวรรคระหว่างคำซึ่งเป็นเรื่องปกติของภาษานี้" * 3
+    assert broken_reply(chinese, "她周一为什么没有上课？", QualitySettings()) == (None, None)
+    assert broken_reply(thai, "เล่าเรื่องภาษาไทยให้ฟังหน่อย", QualitySettings()) == (None, None)
+
+
 def test_format_characters_separate_words():
     """Salad glued with zero-width spaces reads as salad, not as one long token; a long word
     split by them is not a long token."""
