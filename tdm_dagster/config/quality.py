@@ -16,14 +16,25 @@ DEFAULT_TOP_NGRAM_CHAR_FRACS: Mapping[int, float] = MappingProxyType({2: 0.20, 3
 _BETWEEN_0_AND_1 = Bounded("between 0 and 1", 1, whole=False, range_named=True)
 MAX_WORDS = 1_000_000
 """Word and line thresholds: no reply is longer (a record is at most ``gate.max_record_bytes``)."""
+MAX_REPLY_CHARS = 1_073_741_824
+"""Characters of one reply: ``gate.max_record_bytes``' own maximum."""
+MAX_WORD_LENGTH = 1000
+"""Characters of a mean word: more is one token, which ``max_token_chars`` judges."""
 BOUNDS: Mapping[str, Bounded] = MappingProxyType({
     "min_tokens": Bounded("a whole number >= 1", 16_777_216, minimum=1),
     "max_tokens": Bounded("a whole number >= 1", 16_777_216, minimum=1),
     "ngram_min_words": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
     "dup_line_min_lines": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
     "reply_min_words": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
+    "max_token_chars": Bounded("a whole number >= 1", MAX_REPLY_CHARS, minimum=1),
+    "max_vowelless_words": Bounded("a whole number >= 0", MAX_WORDS),
+    "stop_word_run_words": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
+    "max_ungrammatical_pairs": Bounded("a whole number >= 0", MAX_WORDS),
+    **dict.fromkeys(("min_mean_word_length", "max_mean_word_length"), Bounded("a number >= 0", MAX_WORD_LENGTH, whole=False)),
     **dict.fromkeys(
-        ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac", "max_mixed_alnum_ratio", "near_threshold"),
+        ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac", "max_mixed_alnum_ratio", "near_threshold",
+         "max_symbol_ratio", "max_loop_share", "max_prompt_echo", "max_foreign_script_ratio",
+         "min_stop_word_ratio"),
         _BETWEEN_0_AND_1,
     ),
 })
@@ -69,6 +80,27 @@ class QualitySettings:
     max_mixed_alnum_ratio: float = 0.34
     """Share of a plain run of words that may mix letters and digits ("sail2") before the
     reply is gibberish: a third, since code reads "while l1 or l2 or carry" (2 of 6)."""
+    stop_word_run_words: int = 20
+    min_stop_word_ratio: float = 0.04
+    """An English run of ``stop_word_run_words`` plain words or more needs this share of stop words."""
+    max_token_chars: int = 100
+    """Longest run of characters without a space (format characters count as spaces) in
+    a reply: longer is a dump or glued junk (broken replies, :mod:`tdm_dagster.gate.broken_replies`)."""
+    min_mean_word_length: float = 1.5
+    max_mean_word_length: float = 20.0
+    """Mean word length range of a reply (and of its tail) of ``reply_min_words`` words or more (Gopher: 3-10)."""
+    max_symbol_ratio: float = 0.5
+    """Share of a reply's visible characters that may be neither letters, digits nor common punctuation."""
+    max_vowelless_words: int = 4
+    """Distinct lower-case words of 3+ letters without a vowel a reply may hold ("lbs", "hrs")."""
+    max_ungrammatical_pairs: int = 2
+    """Determiner + function word pairs ("the of") or doubled function words a reply may hold."""
+    max_loop_share: float = 0.49
+    """Share of a reply's words that may sit in repeats of an earlier 8-word sequence."""
+    max_prompt_echo: float = 0.85
+    """Share of a reply's word 3-grams that may be copied from its prompt."""
+    max_foreign_script_ratio: float = 0.5
+    """Share of a reply's letters that may be in a script its prompt neither uses nor names."""
     near_threshold: float = 0.8
     """A reply that passes a content rule with a measured value above this fraction of
     the rule's threshold passed narrowly: a WARNING (``content.near_repetition``,

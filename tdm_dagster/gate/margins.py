@@ -11,13 +11,18 @@ and the threshold, and so scores ``WARNING_PENALTY`` lower (:mod:`tdm_dagster.ga
 - ``content.near_mixed_alnum``: the share of words mixing letters and digits in a plain
   run (``quality.max_mixed_alnum_ratio``), in replies no answer verifier judged (the
   text-quality rules leave those alone, and so does their margin).
+- ``content.near_broken``: a broken-reply rule with a threshold
+  (:mod:`tdm_dagster.gate.broken_replies`: longest token, mean word length, symbol
+  ratio, vowelless words, word salad, short loop, prompt echo, foreign script), in any
+  reply. A floor (the least mean word length) is passed narrowly under its threshold
+  divided by ``quality.near_threshold``.
 
 One WARNING per family per record, for its nearest turn: a record is borderline once
 per rule, however many of its turns are.
 
 The content suite measures the repetition margins in the same pass as the rules (its
 :class:`~tdm_dagster.gate.quality.results.SuiteResult` carries them as ``warnings``), and
-the text-quality rules the mixed-alnum margin (:mod:`tdm_dagster.gate.text_quality`):
+the text-quality rules the mixed-alnum and broken-reply margins (:mod:`tdm_dagster.gate.text_quality`):
 nothing is measured twice.
 
 Why 0.8: measured on the full public sets (``bench/bench_gate_margins.py``), values over
@@ -33,11 +38,13 @@ balance (whole turns, no in-between).
 from __future__ import annotations
 
 from tdm_dagster.config.quality import QualitySettings
+from tdm_dagster.gate.broken_replies import MEASURES as BROKEN_MEASURES
 from tdm_dagster.gate.quality.heuristics import Measured
 from tdm_dagster.records.issues import RecordIssue
 
 NEAR_REPETITION = "content.near_repetition"
 NEAR_MIXED_ALNUM = "content.near_mixed_alnum"
+NEAR_BROKEN = "content.near_broken"
 
 _MEASURES = {
     "content.gopher_dup_lines": "duplicate-line fraction",
@@ -46,27 +53,32 @@ _MEASURES = {
 
 
 def _family(code: str) -> str:
+    if code in BROKEN_MEASURES:
+        return NEAR_BROKEN
     return NEAR_MIXED_ALNUM if code == "content.mixed_alnum_words" else NEAR_REPETITION
 
 
 def _measure(code: str) -> str:
     if code.startswith("content.gopher_top_"):
         return f"top {code.removeprefix('content.gopher_top_').removesuffix('gram')}-gram character fraction"
-    return _MEASURES[code]
+    return BROKEN_MEASURES.get(code) or _MEASURES[code]
 
 
 def keep_nearest(nearest: dict[int, tuple[int, Measured]], record: int, index: int, measured: Measured) -> None:
     """Keep, per record, the turn (message ``index``) whose value lies nearest its threshold."""
     held = nearest.get(record)
-    if held is None or measured.value / measured.threshold > held[1].value / held[1].threshold:
+    if held is None or measured.closeness > held[1].closeness:
         nearest[record] = (index, measured)
 
 
 def margin_issue(index: int, measured: Measured, settings: QualitySettings) -> RecordIssue:
     """The WARNING for message ``index``, which passes ``measured.code``'s rule narrowly."""
     where = f"messages[{index}].content"
+    side, margin = ("under", measured.threshold / settings.near_threshold) if measured.floor else (
+        "over", measured.threshold * settings.near_threshold)
+    place = f" (in {measured.detail})" if measured.detail else ""
     message = (
-        f"{where}: passes the {_measure(measured.code)} rule narrowly: {measured.value:.3f}, "
-        f"rejected over {measured.threshold:g} (margin from {measured.threshold * settings.near_threshold:.3g})"
+        f"{where}: passes the {_measure(measured.code)} rule narrowly: {measured.value:.3f}{place}, "
+        f"rejected {side} {measured.threshold:g} (margin from {margin:.3g})"
     )
     return RecordIssue("content", _family(measured.code), message, where, severity="WARNING")

@@ -10,7 +10,8 @@ Per example, the score is what was measured about it, not who sent it:
 - **warnings**: each WARNING found takes ``WARNING_PENALTY`` (0.15) off: a near
   duplicate (in the batch or in the queue), a *rule margin* (a reply that passes a
   content rule only narrowly, its measured value over ``quality.near_threshold`` (0.8) of
-  the rule's threshold: ``content.near_repetition``, ``content.near_mixed_alnum``, see
+  the rule's threshold: ``content.near_repetition``, ``content.near_mixed_alnum``,
+  ``content.near_broken``, see
   :mod:`tdm_dagster.gate.margins`), or any other kept-but-suspect finding;
 - any ERROR makes it 0 (the record is rejected anyway); INFO notes cost nothing.
 

@@ -9,6 +9,10 @@ Two rules adapted per turn from Gopher's quality filters (Rae et al. 2021, as da
   or more one space apart (prose, not a list, a table, code or a calculation) and not one
   stop word in it all. Real English prose uses "the", "is",
   "of"... in every sentence; lists and code need none.
+- ``content.few_stop_words``: the same rule scaled to length: in a plain run of
+  ``stop_word_run_words`` (20) words or more, stop words are under ``min_stop_word_ratio``
+  (0.04) of the words (real English prose runs 25-50 %, GSM8K sums in words 4.8-9.5 %;
+  junk after an answer, 0).
 - ``content.mixed_alnum_words``: a run of ``reply_min_words`` words or more, one space
   apart with no punctuation between, where more than ``max_mixed_alnum_ratio`` of the
   words mix letters and digits ("sail2", "pra12"). Prose rarely does; units ("200g +
@@ -21,6 +25,11 @@ Short replies skip both ("4", "Paris", "yes, at 5pm" are legitimate answers), an
 does any record whose answer a verifier judged, right or wrong: a SYLLO answer is a list
 of words with no stop word, and the verifier knows better than a heuristic.
 
+The same pass runs the broken-reply rules (:mod:`tdm_dagster.gate.broken_replies`:
+junk tails, loops, prompt echoes, other scripts, template tokens) on every assistant
+reply, verified or not (the right answer followed by junk is right and still junk),
+against the user turn it answers; their margin WARNING is ``content.near_broken``.
+
 A reply with no English stop word is only judged if it is English: lingua (a language
 identifier that ships its models) tells. With ``quality.languages`` set, replies
 detected (confidence >= 0.6) in another language are rejected too
@@ -31,12 +40,13 @@ millisecond each.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from tdm_dagster.config.quality import QualitySettings
-from tdm_dagster.gate.margins import keep_nearest, margin_issue
+from tdm_dagster.gate.broken_replies import FEW_STOP_WORDS, broken_issue, broken_reply
+from tdm_dagster.gate.margins import NEAR_BROKEN, NEAR_MIXED_ALNUM, keep_nearest, margin_issue
 from tdm_dagster.gate.quality.heuristics import Measured
 from tdm_dagster.records.issues import RecordIssue
 
@@ -68,57 +78,110 @@ def text_quality_issues(
     settings: QualitySettings,
     skip: Iterable[int] = (),
 ) -> dict[int, list[RecordIssue]]:
-    """ERROR issues for assistant turns that are not text, and the mixed-alnum margin
-    WARNING (:mod:`tdm_dagster.gate.margins`) for records whose nearest reply passes that
-    rule narrowly, by batch position; ``skip``: positions whose answer a verifier judged."""
+    """ERROR issues for assistant turns that are not text or are broken replies, and the
+    mixed-alnum and broken-reply margin WARNINGs (:mod:`tdm_dagster.gate.margins`) for
+    records whose nearest reply passes such a rule narrowly, by batch position; ``skip``:
+    positions whose answer a verifier judged (the broken-reply rules judge them too)."""
     skipped = set(skip)
-    turns = [
-        (position, index, str(message.get("content", "")))
-        for position, messages in zip(valid_indices, conversations)
-        if position not in skipped
-        for index, message in enumerate(messages)
-        if message.get("role") == "assistant"
-    ]
-    codes, shares = _turn_codes([text for _, _, text in turns], settings)
+    turns = list(_assistant_turns(valid_indices, conversations))
+    judged = [turn for turn in turns if turn[0] not in skipped]
+    codes, shares, stop = _turn_codes([text for _, _, text, _ in judged], settings)
     found: dict[int, list[RecordIssue]] = {}
-    nearest: dict[int, tuple[int, Measured]] = {}
+    nearest: dict[int, dict[str, tuple[int, Measured]]] = {}
     limit = settings.max_mixed_alnum_ratio
-    for (position, index, text), code, share in zip(turns, codes, shares):
-        if code is not None:
+    flagged: set[tuple[int, int]] = set()
+    for (position, index, text, _), code, share, stop_share in zip(judged, codes, shares, stop):
+        if code == FEW_STOP_WORDS:
+            found.setdefault(position, []).append(broken_issue(index, stop_share, text))
+            flagged.add((position, index))
+        elif code is not None:
             where = f"messages[{index}].content"
             message = f"{where}: {_DESCRIPTIONS[code]}: '{text[:80]}'"
             found.setdefault(position, []).append(RecordIssue("content", code, message, where, severity="ERROR"))
+            flagged.add((position, index))
         elif limit * settings.near_threshold < share:
-            keep_nearest(nearest, position, index, Measured(MIXED_ALNUM_WORDS, share, limit))
-    for position, (index, measured) in nearest.items():
-        if position not in found:
-            found[position] = [margin_issue(index, measured, settings)]
+            keep_nearest(nearest.setdefault(NEAR_MIXED_ALNUM, {}), position, index, Measured(MIXED_ALNUM_WORDS, share, limit))
+        elif stop_share is not None:
+            keep_nearest(nearest.setdefault(NEAR_BROKEN, {}), position, index, stop_share)
+    for position, index, text, prompt in turns:  # broken replies: every reply, verified or not
+        if (position, index) in flagged:
+            continue
+        broken, near = broken_reply(text, prompt, settings)
+        if broken is not None:
+            found.setdefault(position, []).append(broken_issue(index, broken, text))
+        elif near is not None:
+            keep_nearest(nearest.setdefault(NEAR_BROKEN, {}), position, index, near)
+    for family in nearest.values():
+        for position, (index, measured) in family.items():
+            if position not in found or all(issue.severity == "WARNING" for issue in found[position]):
+                found.setdefault(position, []).append(margin_issue(index, measured, settings))
     return found
 
 
-def _turn_codes(texts: Sequence[str], settings: QualitySettings) -> tuple[list[str | None], list[float]]:
-    """Each turn's issue code (None: text), and its mixed letter+digit share."""
+def _assistant_turns(
+    valid_indices: Sequence[int], conversations: Sequence[Sequence[Mapping[str, Any]]]
+) -> Iterator[tuple[int, int, str, str]]:
+    """(batch position, message index, reply, the user turn it answers) of each assistant turn."""
+    for position, messages in zip(valid_indices, conversations):
+        prompt = ""
+        for index, message in enumerate(messages):
+            content = str(message.get("content", ""))
+            if message.get("role") == "user":
+                prompt = content
+            elif message.get("role") == "assistant":
+                yield position, index, content, prompt
+
+
+def _turn_codes(
+    texts: Sequence[str], settings: QualitySettings
+) -> tuple[list[str | None], list[float], list[Measured | None]]:
+    """Each turn's issue code (None: text), its mixed letter+digit share, and its stop-word
+    share where that rule measured it near or past its floor (English turns only)."""
     codes: list[str | None] = [None] * len(texts)
     shares = [mixed_alnum_share(text, settings.reply_min_words) for text in texts]
+    stop: list[Measured | None] = [None] * len(texts)
     no_stop: list[int] = []
+    few_stop: list[int] = []
     plain_run = _plain_run(settings.reply_min_words)
+    margin = settings.min_stop_word_ratio / settings.near_threshold
     for turn, text in enumerate(texts):
         if shares[turn] > settings.max_mixed_alnum_ratio:
             codes[turn] = MIXED_ALNUM_WORDS
         elif plain_run.search(text) and not STOP_WORDS.intersection(w.lower() for w in _WORD.findall(text)):
             no_stop.append(turn)
+        else:
+            share = stop_word_share(text, settings.stop_word_run_words)
+            if share is not None and share < margin:
+                few_stop.append(turn)
+                stop[turn] = Measured(FEW_STOP_WORDS, share, settings.min_stop_word_ratio, floor=True)
     wanted = set(settings.languages)
-    judged = range(len(texts)) if wanted else no_stop
+    judged = range(len(texts)) if wanted else no_stop + few_stop
     languages = _languages([texts[turn] for turn in judged], wanted) if judged else []
     language_of = dict(zip(judged, languages))
     for turn in no_stop:
         if language_of[turn] in (None, "en"):  # English, or not clearly any language
             codes[turn] = NO_STOP_WORDS
+    for turn in few_stop:
+        if language_of[turn] not in (None, "en"):
+            stop[turn] = None
+        elif stop[turn].breaks:
+            codes[turn] = FEW_STOP_WORDS
     if wanted:
         for turn, language in language_of.items():
             if codes[turn] is None and language is not None and language not in wanted:
                 codes[turn] = UNEXPECTED_LANGUAGE
-    return codes, shares
+    return codes, shares, stop
+
+
+def stop_word_share(text: str, run_words: int) -> float | None:
+    """The least share of stop words in a plain run of ``run_words`` words or more in
+    ``text`` (None where it has no such run): prose, however long, keeps using them."""
+    least = None
+    for run in _plain_run(run_words).finditer(text):
+        words = run.group().lower().split(" ")
+        share = sum(1 for word in words if word in STOP_WORDS) / len(words)
+        least = share if least is None else min(least, share)
+    return least
 
 
 def mixed_alnum_share(text: str, min_words: int) -> float:

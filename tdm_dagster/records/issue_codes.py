@@ -102,9 +102,21 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "content.no_stop_words": _e("regenerate the reply: it reads as word salad, not English"),
     "content.mixed_alnum_words": _e("regenerate the reply: words like 'sail2' are a broken generation"),
     "content.unexpected_language": _e("translate or drop the record, or add its language to quality.languages"),
+    # broken replies (tdm_dagster.gate.broken_replies)
+    "content.long_token": _e("regenerate the reply: a dump or glued junk, not text (or raise quality.max_token_chars)"),
+    "content.mean_word_length": _e("regenerate the reply: its words are not words (encoded data, or one letter over and over)"),
+    "content.symbol_ratio": _e("regenerate the reply, or cut its tail: mostly symbols (markdown rubble, emoji)"),
+    "content.unpronounceable_words": _e("regenerate the reply, or cut its tail: words without vowels are junk"),
+    "content.word_salad": _e("regenerate the reply, or cut its tail: 'the of', 'your and' are word salad"),
+    "content.short_loop": _e("regenerate the reply: the generator looped"),
+    "content.prompt_echo": _e("regenerate the reply: it gives the prompt back instead of answering"),
+    "content.foreign_script": _e("regenerate the reply, or name the language in the prompt if that script is wanted"),
+    "content.few_stop_words": _e("regenerate the reply, or cut its tail: a long run of words with hardly a stop word is not English prose"),
+    "content.chat_template_token": _e("strip the template tokens, or fix the generator's chat template / stop tokens"),
     # rule margins (tdm_dagster.gate.margins): kept, scored lower
     "content.near_repetition": IssueCode("WARNING", "cut the repeated lines or phrase: the reply is close to being rejected as a loop"),
     "content.near_mixed_alnum": IssueCode("WARNING", "check the reply reads as language: it is close to being rejected for words like 'sail2'"),
+    "content.near_broken": IssueCode("WARNING", "check the reply: it is close to being rejected as a broken generation (the message names the rule)"),
     # hidden characters (tdm_dagster.gate.reading_view)
     "text.bidi_control": _e("remove the bidi embedding/override/isolate characters: they make the text display other than it reads"),
     "text.invisible_characters": IssueCode("WARNING", "remove the zero-width or soft-hyphen characters inside words"),

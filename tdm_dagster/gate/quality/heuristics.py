@@ -98,11 +98,27 @@ _PRIORITY = {
 
 
 class Measured(NamedTuple):
-    """A rule's measured value in a turn, beside the threshold over which it rejects."""
+    """A rule's measured value in a turn, beside the threshold over which it rejects
+    (under which, for a ``floor``); ``detail`` says where or what, for the message."""
 
     code: str
     value: float
     threshold: float
+    floor: bool = False
+    detail: str = ""
+
+    @property
+    def breaks(self) -> bool:
+        return self.value < self.threshold if self.floor else self.value > self.threshold
+
+    @property
+    def closeness(self) -> float:
+        """How near the value lies to breaking the rule: 1 at the threshold, over 1 past it."""
+        if self.floor:
+            return self.threshold / self.value if self.value > 0 else float("inf")
+        if self.threshold > 0:
+            return self.value / self.threshold
+        return float("inf") if self.value > 0 else 0.0
 
 
 def repetition_check(text: str, settings: QualitySettings) -> tuple[str | None, Measured | None]:
