@@ -68,6 +68,9 @@ def test_a_killed_generate_never_blocks_generation(moment, home, dagster_home, f
                 assert _stats()["batches_failed"] == 0  # its run is alive: not failed
             assert process.poll() is None, process.stdout.read().decode()[-3000:]
             os.kill(process.pid, signal.SIGKILL)
+            # SIGKILL is delivered asynchronously: wait until the process has exited (on a
+            # loaded machine it can take a moment), without reaping it where it stays a zombie
+            os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
             if moment != "run_started":  # left unreaped there: a zombie is dead too
                 process.wait(timeout=30)
             left_behind = _plan_written(home)

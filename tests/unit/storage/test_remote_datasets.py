@@ -310,16 +310,27 @@ def _forge(url: str, name: str, version: str, change) -> None:
     remote.create_manifest(f"datasets/{name}/{version}.json", body)
 
 
-def _pull_measured(*args: str) -> tuple[int, str, int]:
-    """``tdm datasets pull ARGS`` in a child process: (exit code, stderr, its peak RSS in MiB)."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from tdm_dagster.cli import main; main()", "datasets", "pull", *args],
+PEAK_AT_EXIT = """
+import atexit, sys
+def _peak():  # VmHWM: this process's own high-water mark, counted from its exec
+    line = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))
+    open({path!r}, 'w').write(line.split()[1])
+atexit.register(_peak)
+from tdm_dagster.cli import main
+main()
+"""
+
+
+def _pull_measured(tmp_path: Path, *args: str) -> tuple[int, str, int]:
+    """``tdm datasets pull ARGS`` in a child process: (exit code, stderr, its peak RSS in
+    MiB). The peak is the child's VmHWM, not ``wait4``'s ``ru_maxrss``: the latter also
+    counts the pages of the (large, late in a suite) test process the child was forked from."""
+    peak_file = tmp_path / "peak-kib"
+    process = subprocess.run(
+        [sys.executable, "-c", PEAK_AT_EXIT.format(path=str(peak_file)), "datasets", "pull", *args],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, err, usage.ru_maxrss // 1024
+    return process.returncode, process.stderr, int(peak_file.read_text()) // 1024
 
 
 def test_a_segment_beyond_its_object_is_refused_before_any_record_is_read(s3_remote, home, monkeypatch, tmp_path):
@@ -338,7 +349,7 @@ def test_a_segment_beyond_its_object_is_refused_before_any_record_is_read(s3_rem
     _forge(url, "huge", "2.0", stretched)
     _forge(url, "huge", "3.0", lambda body: body.update(segments=[[chunk, 0, rows]]))  # inconsistent: refused unread
     serving = at(monkeypatch, tmp_path / "serving-box")
-    code, err, peak_mib = _pull_measured("huge", "--version", "2.0", "--remote", url)
+    code, err, peak_mib = _pull_measured(tmp_path, "huge", "--version", "2.0", "--remote", url)
     assert code == 1 and f"segment 0 names rows [0, {rows}) of object {chunk}, which holds 300 records; nothing was read" in err, err
     assert peak_mib < 600, f"the refusal came after {peak_mib} MiB had been allocated"
     refused = tdm("pull", "huge", "--version", "3.0", "--remote", url, ok=False)
