@@ -32,6 +32,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
+from tdm_dagster.gate.named_functions import NamedFunctions
 from tdm_dagster.records.issues import SEVERITIES, RecordIssue
 
 QualityCheck = Callable[[Mapping[str, Any]], Iterable[RecordIssue] | None]
@@ -39,7 +40,7 @@ ENTRY_POINT_GROUP = "tdm_dagster.quality_checks"
 CHECK_FAILED = "check.failed"
 _SHOWN_ERROR_CHARS = 200
 
-_CHECKS: dict[str, QualityCheck] = {}
+_CHECKS: NamedFunctions[QualityCheck] = NamedFunctions("quality check")
 
 
 class QualityCheckError(ValueError):
@@ -49,22 +50,12 @@ class QualityCheckError(ValueError):
 def register_quality_check(name: str, *, replace: bool = False) -> Callable[[QualityCheck], QualityCheck]:
     """Decorator: run ``function`` on every record as the check called ``name``. A taken
     name raises unless ``replace=True``, so two plugins cannot silently shadow each other."""
-
-    def register(function: QualityCheck) -> QualityCheck:
-        key = name.strip()
-        if not key:
-            raise ValueError("a quality check needs a non-empty name")
-        if key in _CHECKS and not replace and _CHECKS[key] is not function:
-            raise ValueError(f"a quality check named {key!r} is already registered; pass replace=True to replace it")
-        _CHECKS[key] = function
-        return function
-
-    return register
+    return _CHECKS.register(name, replace=replace)
 
 
 def unregister_quality_check(name: str) -> None:
     """Remove a registered check (a plugin unloading, a test cleaning up)."""
-    _CHECKS.pop(name.strip(), None)
+    _CHECKS.unregister(name)
 
 
 def _callable(name: str, found: Any, where: str) -> QualityCheck:
@@ -100,7 +91,7 @@ def _from_entry_points() -> tuple[tuple[str, QualityCheck], ...]:
 def quality_checks(references: Sequence[str] = ()) -> list[tuple[str, QualityCheck]]:
     """Every check to run, named: the registered ones, the installed entry points', then
     ``references`` (``gate.quality_checks``), each name once."""
-    checks = dict(_CHECKS)
+    checks = dict(_CHECKS.items())
     for name, check in _from_entry_points():
         if checks.setdefault(name, check) is not check:
             raise QualityCheckError(f"entry point {name!r} in group {ENTRY_POINT_GROUP} has the name of a registered check; rename one")

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from tdm_dagster.gate.named_functions import NamedFunctions
+
 GENERIC = "generic"
 """The verifier for skills without one of their own."""
 
@@ -57,33 +59,23 @@ class UnusableReference(ValueError):
 
 Verifier = Callable[[Any, str, Mapping[str, Any]], AnswerCheck]
 
-_VERIFIERS: dict[str, Verifier] = {}
+_VERIFIERS: NamedFunctions[Verifier] = NamedFunctions("verifier", key=lambda name: name.strip().lower())
 
 
 def _key(name: str) -> str:
-    return name.strip().lower()
+    return _VERIFIERS.key(name)
 
 
 def register_verifier(name: str, *, replace: bool = False) -> Callable[[Verifier], Verifier]:
     """Decorator: make ``function`` the verifier called ``name`` (also the skill it serves
     by default). Registering a taken name raises unless ``replace=True``, so two plugins
     cannot silently shadow each other."""
-
-    def register(function: Verifier) -> Verifier:
-        key = _key(name)
-        if not key:
-            raise ValueError("a verifier needs a non-empty name")
-        if key in _VERIFIERS and not replace and _VERIFIERS[key] is not function:
-            raise ValueError(f"a verifier named {key!r} is already registered; pass replace=True to replace it")
-        _VERIFIERS[key] = function
-        return function
-
-    return register
+    return _VERIFIERS.register(name, replace=replace)
 
 
 def unregister_verifier(name: str) -> None:
     """Remove a registered verifier (a plugin unloading, a test cleaning up)."""
-    _VERIFIERS.pop(_key(name), None)
+    _VERIFIERS.unregister(name)
 
 
 def verifier_names() -> list[str]:
