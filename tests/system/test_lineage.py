@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -150,6 +151,18 @@ def test_a_checkpoint_leads_back_to_its_records_and_a_record_forward_to_it(chain
     assert affected["serving_now"] == [chain.checkpoint]
     assert affected["checkpoints"][0]["records_from_batch"] == found["batches"][0]["records"]
     assert "1 checkpoint(s) trained on batch" in tdm("lineage", "--batch", chain.batches[0]).stdout
+
+
+def test_dagster_shows_the_batches_on_the_checkpoint_and_the_deployed_model(chain):
+    instance = dg.DagsterInstance.get()  # the chain's DAGSTER_HOME
+    run, _ = chain.checkpoint.split("/")
+    for asset in ("checkpoint", "deployed_model"):
+        metadata = instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization.metadata
+        assert metadata["trained_on_batch_ids"].value == chain.batches and metadata["trained_on_records"].value == BUDGET
+        table = metadata["trained_on_batches"].value
+        assert all(f"[{batch}](/assets/queued_batch?view=partitions&partition={batch})" in table for batch in chain.batches)
+        assert "| generator |" in table and "| inbox |" in table
+    assert metadata["trained_checkpoint"].value == f"[{run}](/assets/checkpoint?view=partitions&partition={run})"
 
 
 def test_what_no_checkpoint_trained_on_and_bad_names(chain):
