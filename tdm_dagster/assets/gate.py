@@ -14,6 +14,7 @@ from tdm_dagster.assets.generate import generated_batch
 from tdm_dagster.gate.reports import save_outcome
 from tdm_dagster.gate.run import GateInput, run_gate
 from tdm_dagster.gate.schemas import schema_gate
+from tdm_dagster.lineage.capture import gate_config_hash
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.records.batches import BatchStore
 from tdm_dagster.resources import TdmHomeResource
@@ -62,6 +63,7 @@ def quality_report(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> d
     batch_id = context.partition_key
     gate_input = GateInput.from_batch(BatchStore(home), batch_id)
     outcome = run_gate(gate_input, tdm.config(), queued_in=home)
+    outcome.report["config_hash"] = gate_config_hash(tdm.config())  # a checkpoint's lineage names the rules that let a batch in
     save_outcome(home, batch_id, gate_input.records, outcome, sources=gate_input.sources)
     report = outcome.report
     records = report["records"]

@@ -10,10 +10,12 @@ history, moves the curriculum and sends failed cases back to the inbox as correc
 import json
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 
 from tdm_dagster.assets.queue import queued_batch
+from tdm_dagster.lineage.capture import count
 from tdm_dagster.resources import TdmHomeResource, TrainerResource
 from tdm_dagster.runs.boxes import INFERENCE, TRAINING, on_box
 
@@ -47,6 +49,7 @@ def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer:
     return dg.MaterializeResult(
         metadata={
             **pushed,
+            **_lineage_metadata(sources.get("lineage") or {}),
             "path": dg.MetadataValue.path(str(result.checkpoint_path)),
             "steps": dg.MetadataValue.int(result.steps),
             "examples": dg.MetadataValue.int(result.examples),
@@ -160,9 +163,14 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
     context.log.info(f"deploy {chosen['checkpoint']}: {result.reason}")
     path = Path(chosen["checkpoint"])
     pushed = _publish(context, tdm, path.parent.parent.name, path, deployed_score=chosen["score"]) if result.deployed else {}
+    from tdm_dagster.training.checkpoints import read_meta
+
+    trained_on = (read_meta(path).get("sources") or {}).get("lineage") or {}
     return dg.MaterializeResult(
         metadata={
             **pushed,
+            "trained_checkpoint": dg.MetadataValue.md(f"[{path.parent.parent.name}]({_asset_url('checkpoint', path.parent.parent.name)})"),
+            **_lineage_metadata(trained_on),
             "checkpoint": chosen["checkpoint"],
             "score": dg.MetadataValue.float(chosen["score"]) if chosen["score"] is not None else "none",
             "deployed": dg.MetadataValue.bool(result.deployed),
@@ -174,6 +182,31 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
         },
         check_results=[_deployment_live(result)],
     )
+
+
+def _asset_url(asset: str, partition: str) -> str:
+    """The Dagster UI's page of one partition of ``asset`` (a link inside the UI)."""
+    return f"/assets/{asset}?view=partitions&partition={quote(partition)}"
+
+
+def _lineage_metadata(lineage: dict) -> dict:
+    """What the checkpoint was trained on, as metadata: each batch a link to its
+    ``queued_batch`` partition with its source, gate and record count (``tdm lineage``
+    shows the records)."""
+    batches = lineage.get("batches") or []
+    if not batches:
+        return {}
+    rows = [
+        f"| [{b['batch_id']}]({_asset_url('queued_batch', b['batch_id'])}) | {b['source'].get('kind')} | "
+        f"{b['gate'].get('level')} | {b['gate'].get('config_hash') or '-'} | {count(b['record_lines'])} |"
+        for b in batches
+    ]
+    table = "| batch | source | gate | config | records |\n|---|---|---|---|---|\n" + "\n".join(rows)
+    return {
+        "trained_on_batches": dg.MetadataValue.md(table),
+        "trained_on_batch_ids": dg.MetadataValue.json([b["batch_id"] for b in batches]),
+        "trained_on_records": dg.MetadataValue.int(sum(count(b["record_lines"]) for b in batches)),
+    }
 
 
 def _deployment_live(result) -> dg.AssetCheckResult:

@@ -171,10 +171,13 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 @click.option("--clean", is_flag=True, help="Whitespace and Unicode NFC on every message.")
 @click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
 @click.option("--balance", "balance_by", help="Downsample every class of this field to the smallest.")
+@click.option("--allow-empty", is_flag=True, help="Commit the new version even when the steps leave no record.")
 @click.option("--description", default="")
 @json_option
-def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, description: str, as_json: bool) -> None:
-    """A new version from an existing one with modifications; each step reports its counts."""
+def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, allow_empty: bool, description: str, as_json: bool) -> None:
+    """A new version from an existing one with modifications; each step reports its counts.
+    --where compares by type: FIELD=false matches the boolean false, FIELD=3 the number 3.
+    Exit 1, and no version, when the steps would leave no record (unless --allow-empty)."""
     from tdm_dagster.datasets.steps import (
         AdjustConfidence,
         BalanceClasses,
@@ -200,10 +203,12 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         steps.append(BalanceClasses(balance_by))
     if not steps:
         raise click.UsageError("say what to change: --where, --remap, --confidence, --clean, --dedup or --balance")
-    from tdm_dagster.datasets.errors import NothingChangedError
+    from tdm_dagster.datasets.errors import EmptyDeriveError, NothingChangedError
 
     try:
-        version = _registry().derive(name, steps, parent=parent, description=description)
+        version = _registry().derive(name, steps, parent=parent, description=description, allow_empty=allow_empty)
+    except EmptyDeriveError as empty:
+        raise click.ClickException(f"{empty}; add --allow-empty to commit an empty version") from empty
     except NothingChangedError as unchanged:  # an outcome, not a failure: say so, exit 0
         emit({"version": None, "unchanged": unchanged.version, "steps": unchanged.reports}, as_json, str(unchanged))
         return

@@ -54,6 +54,7 @@ from tdm_dagster.datasets.diff import VersionDiff, diff_records
 from tdm_dagster.datasets.errors import (
     DatasetExistsError,
     DeletionRefusedError,
+    EmptyDeriveError,
     IntegrityError,
     NothingChangedError,
     VersionNotFoundError,
@@ -205,9 +206,11 @@ class DatasetRegistry:
         metrics: Mapping[str, Any] | None = None,
         major: bool = False,
         version: str | None = None,
+        allow_empty: bool = False,
     ) -> VersionInfo:
         """New version = ``steps`` applied in order to ``parent`` (default: current); reports kept.
-        ``NothingChangedError`` (and no version) when the steps leave the records as they were."""
+        ``NothingChangedError`` (and no version) when the steps leave the records as they were;
+        ``EmptyDeriveError`` when they leave none, unless ``allow_empty``."""
 
         def build(base_info: VersionInfo | None) -> BuiltVersion:
             if base_info is None:
@@ -217,6 +220,8 @@ class DatasetRegistry:
             for step in steps:
                 records, report = step.apply(records)
                 reports.append(report)
+            if not records and not allow_empty and base_info.record_count:
+                raise EmptyDeriveError(name, base_info.version, reports)
             placement = self._place(StagedRecords.of(records), self._placement(name, base_info))
             if placement.checksum() == base_info.checksum:
                 raise NothingChangedError(name, base_info.version, reports)

@@ -9,9 +9,8 @@ version: what was done to the data is part of its history.
 
 from __future__ import annotations
 
+import json
 import random
-import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 from tdm_dagster.datasets.records import (
     Record,
+    clean_text,
     conversation_text,
     get_field,
     with_field,
@@ -48,16 +48,39 @@ class Filter:
         return kept, _report(self.label, len(records), kept)
 
 
+def _typed(text: str) -> Any:
+    """``text`` as the JSON scalar it spells (``true``, ``false``, ``null``, a number), else itself."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if value is None or isinstance(value, (bool, int, float)) else text
+
+
+def field_equals(value: Any, wanted: Any) -> bool:
+    """``value == wanted``, by type: a text ``wanted`` (typed on a command line) compared with
+    a value that is no text is read as the scalar it spells, so ``false`` equals the boolean
+    false, ``3`` the number 3 and ``null`` a missing field; a boolean equals only a boolean
+    (never 0 or 1)."""
+    if isinstance(wanted, str) and not isinstance(value, str):
+        wanted = _typed(wanted)
+    if isinstance(value, bool) or isinstance(wanted, bool):
+        return isinstance(value, bool) and isinstance(wanted, bool) and value == wanted
+    return value == wanted
+
+
 @dataclass(frozen=True)
 class FieldFilter:
-    """Keep records whose dotted fields equal the given values (a list value means "one of")."""
+    """Keep records whose dotted fields equal the given values (a list value means "one of"),
+    compared by type (:func:`field_equals`)."""
 
     equals: Mapping[str, Any]
 
     def _matches(self, record: Record) -> bool:
         for path, wanted in self.equals.items():
             value = get_field(record, path)
-            if not (value in wanted if isinstance(wanted, (list, tuple, set, frozenset)) else value == wanted):
+            choices = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+            if not any(field_equals(value, choice) for choice in choices):
                 return False
         return True
 
@@ -105,17 +128,6 @@ class AdjustConfidence:
                     changed += 1
             out.append(record)
         return out, _report("adjust_confidence", len(records), out, field=self.field, changed=changed)
-
-
-_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
-_SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
-_BLANK_LINES = re.compile(r"\n{3,}")
-
-
-def clean_text(text: str) -> str:
-    """Unicode NFC, runs of spaces/tabs to one space, at most one blank line, ends stripped."""
-    text = _HORIZONTAL_SPACE.sub(" ", unicodedata.normalize("NFC", text))
-    return _BLANK_LINES.sub("\n\n", _SPACE_AROUND_NEWLINE.sub("\n", text)).strip()
 
 
 _TEXT_FIELDS = ("instruction", "input", "output", "prompt", "completion")

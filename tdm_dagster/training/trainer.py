@@ -256,11 +256,16 @@ def train_from_queue(
 ) -> tuple[TrainResult, Path] | None:
     """Claim queue files, train on them, archive them under the checkpoint's name.
 
+    The lineage of what was claimed (``lineage.capture``: batches, their sources and
+    reports, record lines) goes into every checkpoint's ``sources`` and the archive manifest.
+
     Claims at most ``config.max_examples_per_run`` examples, by priority; what is over
     the budget stays queued. Returns (result, archive folder), or None when the queue is
     empty. On any failure (including too few examples) the claimed files go back to the
     queue.
     """
+    from tdm_dagster.home import TdmHome
+    from tdm_dagster.lineage.capture import lineage_of_claim
     from tdm_dagster.queue import claims as queue_claims
 
     budget = config.max_examples_per_run
@@ -273,13 +278,15 @@ def train_from_queue(
     if claimed is None:
         return None
     try:
-        sources = {"queue_files": claimed.source_names, "claim_id": claimed.claim_id}
+        files = [(f.priority, f.name, f.path) for f in claimed.files]
+        lineage = lineage_of_claim(TdmHome.of(home), Path(output_dir).name, claimed.claim_id, files)  # in the checkpoint: it travels with it
+        sources = {"queue_files": claimed.source_names, "claim_id": claimed.claim_id, "lineage": lineage}
         result = train(claimed.examples(), config, output_dir, progress=progress, sources=sources)
     except BaseException:
         queue_claims.release(claimed)
         raise
     name = Path(result.checkpoint_path).name if result.checkpoint_path else f"run-{claimed.claim_id}"
     dest = queue_claims.archive(
-        claimed, f"{Path(output_dir).name}__{name}", extra={"checkpoint_path": result.checkpoint_path}
+        claimed, f"{Path(output_dir).name}__{name}", extra={"checkpoint_path": result.checkpoint_path, "lineage": lineage}
     )
     return result, dest

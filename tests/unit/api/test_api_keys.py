@@ -23,6 +23,8 @@ ROUTES = [
     ("GET", "/v1/datasets/nothing/versions", "read"),
     ("GET", "/v1/stats", "read"),
     ("GET", "/v1/queue", "read"),
+    ("GET", "/v1/lineage/nothing", "read"),
+    ("GET", "/v1/lineage?batch=nothing", "read"),
     ("GET", "/metrics", "read"),
     ("POST", "/v1/validate", "read"),
     ("POST", "/v1/datasets/nothing/import", "write"),
