@@ -26,12 +26,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tdm_dagster.config.sections import BATCH_SOURCES
 from tdm_dagster.gate.outcome import BATCH_REJECTED, GateOutcome, report_counts
 from tdm_dagster.gate.scoring import example_score, tier_counts
 from tdm_dagster.records.issues import RecordIssue
+
+if TYPE_CHECKING:
+    from tdm_dagster.home import TdmHome
 
 SALVAGED = "batch.salvaged"
 _SOURCE_OF_PLAN = {"inbox": "inbox", "skill_api": "skill_api"}
@@ -42,6 +45,17 @@ def batch_source(plan_source: str) -> str:
     """The ``gate.on_batch_failure`` source of a batch whose plan says ``plan_source``
     (``builtin``, ``inference``, ``skill_api``, ``inbox``)."""
     return _SOURCE_OF_PLAN.get(plan_source, "generated")
+
+
+def queued_source(home: TdmHome, batch_id: str) -> str:
+    """The policy source of a queued batch, from its plan; ``generated`` (the strict
+    default) when its folder is gone."""
+    from tdm_dagster.records.batches import BatchStore
+
+    try:
+        return batch_source(BatchStore(home).load_plan(batch_id).source)
+    except (FileNotFoundError, ValueError, TypeError):
+        return "generated"
 
 
 def own_issues(found: Sequence[RecordIssue]) -> list[RecordIssue]:

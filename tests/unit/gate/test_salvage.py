@@ -90,3 +90,24 @@ def test_the_policy_key_is_validated(home, value, problem):
     assert problem in str(refused.value)
     result = CliRunner().invoke(main, ["config"])
     assert result.exit_code == 2 and "gate.on_batch_failure" in result.output and problem in result.output
+
+
+def test_the_queue_recheck_respects_the_batch_sources_choice(home):
+    """A salvaged batch whose kept records fail a batch check again (half the replies the
+    same) stays queued when its source salvages, and is held when it rejects."""
+    from tdm_dagster.queue.recheck import recheck_queue
+    from tdm_dagster.queue.store import TrainingQueue
+    from tdm_dagster.records.batches import BatchPlan, BatchStore
+
+    def chat(n: int) -> dict:
+        reply = "It is a large city with a long history and many museums to visit." if n % 2 else f"City {n} has a river, a cathedral and an old market square."
+        return {"messages": [{"role": "user", "content": f"Tell me about the city number {n} in the list of capitals."},
+                             {"role": "assistant", "content": reply}]}  # fmt: skip
+
+    for batch_id, source in (("inbox_cities_1", "inbox"), ("syllo_autogen_1", "builtin")):
+        plan = BatchPlan(batch_id, "cities", 1, 40, 0, source, "normal", "chat_sft_v1", "2026-01-01T00:00:00+00:00")
+        BatchStore(home).save_generated(plan, [])
+        TrainingQueue(home).enqueue(batch_id, [chat(n) for n in range(40)], "normal")
+    verdicts = {v.batch_id: v.verdict for v in recheck_queue(home, load_config(home)).files}
+    assert verdicts == {"inbox_cities_1": "passed", "syllo_autogen_1": "held"}
+    assert len((home.queue_dir("normal") / "inbox_cities_1.jsonl").read_text().splitlines()) == 40
