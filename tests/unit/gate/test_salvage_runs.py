@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from tdm_dagster.assets import batch_assets
+from tdm_dagster.assets import batch_assets, training_dataset
 from tdm_dagster.checks import quality_suites
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.jobs import INGEST_INBOX
@@ -156,3 +156,5 @@ def test_generated_batches_are_rejected_whole_unless_configured(home, instance, 
     assert len(queued(home, batch_id)) == report["records"]["salvaged"] == 40 - wrong
     assert report["salvage"]["policy"] == "gate.on_batch_failure.generated: salvage"
     assert report["tiers"]["gold"] == 0 and report["tiers"]["silver"] == 40 - wrong  # verified, salvaged: silver
+    dataset = dg.materialize([training_dataset], instance=instance, resources={"tdm": TdmHomeResource()})
+    assert dataset.success and len(list(DatasetRegistry(home).records("training"))) == 40 - wrong  # joins the dataset too
