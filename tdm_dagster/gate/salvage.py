@@ -65,9 +65,10 @@ def own_issues(found: Sequence[RecordIssue]) -> list[RecordIssue]:
 
 def salvaged(outcome: GateOutcome, records: Sequence[Any], source: str = "") -> GateOutcome:
     """``outcome`` with the records that pass on their own approved, each marked
-    ``batch.salvaged``, when its batch failed; else (or when none passes) ``outcome`` unchanged. ``records``
-    are the records the gate judged (their provenance counts in the score); ``source``
-    names the policy that chose this, for the report."""
+    ``batch.salvaged``, when its batch failed; else (or when none passes) ``outcome``
+    unchanged. ``records`` are the records the gate judged (their provenance counts in
+    the score); ``source`` names the policy that chose this, for the report. The
+    rejected records keep every issue, the batch's included."""
     if outcome.batch_approved:
         return outcome
     failure = outcome.report.get("batch_failure", "")
@@ -78,10 +79,9 @@ def salvaged(outcome: GateOutcome, records: Sequence[Any], source: str = "") -> 
     kept = [position for position in range(outcome.total) if position not in rejected]
     if not kept:
         return outcome
+    issues.update(rejected)
     for position in kept:
         issues[position] = [*issues.get(position, []), mark]
-    for position in rejected:
-        issues[position] = outcome.issues[position]
     scores = {p: example_score(records[p], issues[p], outcome.answers.get(p)) for p in kept}
     report = dict(outcome.report)
     report.update(
