@@ -281,9 +281,14 @@ def _file_format(path: str, fmt: str | None, *, export: bool) -> str:
 @click.option("--allow-pickle", is_flag=True, help="Unpickle PATH. Only for a file you trust: unpickling runs code.")
 @click.option("--no-gate", is_flag=True, help="Import every readable record without running the gate.")
 @click.option("--level", type=click.Choice(["quick", "standard", "deep"]), help="Gate level (default: gate.level).")
+@click.option("--salvage/--no-salvage", default=None,
+              help="When the batch fails as a whole, still import the records that pass on their own, or import none "
+                   "(default: gate.on_batch_failure.import, salvage unless configured).")  # fmt: skip
 @click.option("--description", default="")
 @json_option
-def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, no_gate: bool, level: str | None, description: str, as_json: bool) -> None:
+def import_dataset(
+    name: str, path: str, fmt: str | None, allow_pickle: bool, no_gate: bool, level: str | None, salvage: bool | None, description: str, as_json: bool
+) -> None:
     """Append records from a file (creating the dataset if needed) as a new version.
 
     The records go through the gate first (as an inbox file would) unless --no-gate; the
@@ -293,7 +298,7 @@ def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, no
     fmt = _file_format(path, fmt, export=False)
     try:
         added = import_file(_registry(), home(), config(home()), name, path, fmt, allow_pickle=allow_pickle, gate=not no_gate,
-                            level=level, description=description, pickle_flag="--allow-pickle")  # fmt: skip
+                            level=level, salvage=salvage, description=description, pickle_flag="--allow-pickle")  # fmt: skip
     except PickleRefusedError as refused:
         raise click.UsageError(str(refused)) from refused
     _show_added(name, added, as_json)

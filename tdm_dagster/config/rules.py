@@ -22,7 +22,7 @@ from tdm_dagster.config.bounds import (
     non_negative_number,
     positive_number,
 )
-from tdm_dagster.config.sections import GATE_ENGINES, GENERATION_SOURCES, SchedulesConfig
+from tdm_dagster.config.sections import BATCH_SOURCES, GATE_ENGINES, GENERATION_SOURCES, ON_BATCH_FAILURE, SchedulesConfig
 from tdm_dagster.config.training import LR_SCHEDULES
 from tdm_dagster.home import PRIORITIES
 from tdm_dagster.serving.remote import remote_host_problem
@@ -70,6 +70,18 @@ def _check_references(value: Any) -> str | None:
 
 
 _CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
+
+
+def _policy_per_source(value: Any) -> str | None:
+    expected = f"a mapping of source ({', '.join(BATCH_SOURCES)}) to {' or '.join(ON_BATCH_FAILURE)}"
+    if not isinstance(value, dict):
+        return expected
+    for source, policy in value.items():
+        if source not in BATCH_SOURCES:
+            return f"{expected}; {source!r} is no source"
+        if policy not in ON_BATCH_FAILURE:
+            return f"{expected}; {source}: {policy!r} is neither"
+    return None
 
 
 def _cron(value: Any) -> str | None:
@@ -157,6 +169,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "min_overall": FRACTION,
         "max_record_bytes": count(1024**3),
         "max_batch_records": count(MAX_BATCH_RECORDS),
+        "on_batch_failure": _policy_per_source,
         "engine": _one_of(GATE_ENGINES),
     },
     "ray": {

@@ -12,6 +12,12 @@ from typing import Any
 
 GENERATION_SOURCES = ("builtin", "skill_api", "inference")
 GATE_ENGINES = ("in_process", "ray")
+BATCH_SOURCES = ("generated", "skill_api", "inbox", "import")
+"""Where a gated batch comes from, each with its own ``gate.on_batch_failure`` choice."""
+ON_BATCH_FAILURE = ("reject", "salvage")
+DEFAULT_ON_BATCH_FAILURE = {"generated": "reject", "skill_api": "reject", "inbox": "salvage", "import": "salvage"}
+"""A generator's batch that fails is suspect as a whole (regenerating is cheap); data a
+person hands in keeps the records that pass on their own (see :mod:`tdm_dagster.gate.salvage`)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class GateConfig:
     max_batch_records: int = 100_000
     """An inbox file with more records is processed in consecutive parts of this size,
     each its own batch, so memory stays bounded whatever the file size."""
+    on_batch_failure: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ON_BATCH_FAILURE))
+    """Per source (``BATCH_SOURCES``): ``reject`` a failing batch whole, or ``salvage`` the
+    records that pass on their own. Sources not named keep their default."""
     engine: str = "in_process"
     """Where a folder of Parquet shards is gated as one batch (``tdm validate-shards``,
     asset ``gated_shards``): ``in_process``, or ``ray`` (the cluster at ``ray.address``)."""
@@ -85,6 +94,9 @@ class GateConfig:
         from tdm_dagster.gate.scoring import MetricThresholds
 
         return MetricThresholds(self.min_completeness, self.min_consistency, self.min_validity, self.min_overall)
+
+    def __post_init__(self) -> None:  # a partial mapping in config.yaml keeps the other sources' defaults
+        object.__setattr__(self, "on_batch_failure", {**DEFAULT_ON_BATCH_FAILURE, **self.on_batch_failure})
 
 
 @dataclass(frozen=True)

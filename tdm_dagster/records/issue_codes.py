@@ -141,6 +141,7 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "answer.unverifiable": IssueCode("INFO", "give the reference in the form the skill's verifier reads, or set gate.verifiers for the skill"),
     # the batch decision (tdm_dagster.gate.outcome)
     "batch.rejected": _e("fix the batch-level problems named here and resubmit the file"),
+    "batch.salvaged": IssueCode("WARNING", "kept from a batch that failed as a whole: see the batch's report for why, or set gate.on_batch_failure to reject"),
 }
 """Code -> severity and suggestion."""
 
