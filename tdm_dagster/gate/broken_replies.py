@@ -86,6 +86,10 @@ FOREIGN_SCRIPT = "content.foreign_script"
 CHAT_TEMPLATE_TOKEN = "content.chat_template_token"
 FEW_STOP_WORDS = "content.few_stop_words"
 """Judged in :mod:`tdm_dagster.gate.text_quality`, which knows a reply's language."""
+MODEL_FLUENCY = "content.model_fluency"
+"""Judged by the shipped reply model (:mod:`tdm_dagster.gate.text_model`), all replies at once."""
+CUT_OFF = "content.cut_off"
+"""A reply its generator stopped at its token limit (``finish_reason: length``)."""
 
 MEASURES = {
     LONG_TOKEN: "longest run of characters without a space",
@@ -97,6 +101,7 @@ MEASURES = {
     PROMPT_ECHO: "share of word 3-grams copied from the prompt",
     FOREIGN_SCRIPT: "share of letters in a script the prompt does not use",
     FEW_STOP_WORDS: "share of stop words in a run of plain words",
+    MODEL_FLUENCY: "reply model fluency (word pairs English writes)",
 }
 """What each rule with a threshold measures, as its messages say it."""
 DESCRIPTIONS = {
@@ -110,6 +115,8 @@ DESCRIPTIONS = {
     FOREIGN_SCRIPT: "written in a script the prompt does not use",
     FEW_STOP_WORDS: "not language: too few stop words for English prose",
     CHAT_TEMPLATE_TOKEN: "a chat-template token leaked into the reply",
+    MODEL_FLUENCY: "not language: its word pairs are ones English does not write (word salad, shuffled words)",
+    CUT_OFF: "cut off: the generator stopped at its token limit",
 }
 
 LOOP_NGRAM = 8
@@ -185,7 +192,7 @@ def broken_issue(index: int, broken: Measured, reply: str) -> RecordIssue:
     """The ERROR for message ``index``, which breaks ``broken.code``'s rule: the measured
     value and the threshold (or, for a template token, the token), and where."""
     where = f"messages[{index}].content"
-    if broken.code == CHAT_TEMPLATE_TOKEN:
+    if broken.code in (CHAT_TEMPLATE_TOKEN, CUT_OFF):
         found = f"{broken.detail!r}"
     else:
         side = "under" if broken.floor else "over"

@@ -102,9 +102,10 @@ def _gate(records: list[dict]) -> list[tuple[float | None, list]]:
 
 def test_a_narrow_pass_warns_and_costs_a_tier():
     """A 90-character token passes ``max_token_chars`` (100) narrowly (over 0.8 of it):
-    kept with ``content.near_broken``, one tier lower; 40 characters: clean; 120: rejected."""
+    kept with ``content.near_broken``, one tier lower; 40 characters: clean (silver: the
+    reply model read it, no verifier did); 120: rejected."""
     prompt = "What is the checksum of the file?"
-    reply = "The checksum is {} and it matches the published one."
+    reply = "The checksum is {} and it matches the one that was published on the site, so the file you have is the same as the one they made."
     (clean, clean_issues), (near, near_issues), (_, over_issues) = _gate(
         [_chat(prompt, reply.format("f" * 40)), _chat(prompt, reply.format("e" * 90)), _chat(prompt, reply.format("d" * 120))]
     )
