@@ -89,7 +89,8 @@ FEW_STOP_WORDS = "content.few_stop_words"
 MODEL_FLUENCY = "content.model_fluency"
 """Judged by the shipped reply model (:mod:`tdm_dagster.gate.text_model`), all replies at once."""
 CUT_OFF = "content.cut_off"
-"""A reply its generator stopped at its token limit (``finish_reason: length``)."""
+"""A reply its generator stopped at its token limit (``metadata.finish_reason: length``,
+:mod:`tdm_dagster.gate.record_checks.generation`)."""
 
 MEASURES = {
     LONG_TOKEN: "longest run of characters without a space",
@@ -192,7 +193,7 @@ def broken_issue(index: int, broken: Measured, reply: str) -> RecordIssue:
     """The ERROR for message ``index``, which breaks ``broken.code``'s rule: the measured
     value and the threshold (or, for a template token, the token), and where."""
     where = f"messages[{index}].content"
-    if broken.code in (CHAT_TEMPLATE_TOKEN, CUT_OFF):
+    if broken.code == CHAT_TEMPLATE_TOKEN:
         found = f"{broken.detail!r}"
     else:
         side = "under" if broken.floor else "over"
@@ -242,11 +243,13 @@ class _Counts(NamedTuple):
         return _Counts(*(a + b for a, b in zip(self, other)))
 
 
-def _counts(segment: str, foreign: frozenset[str]) -> _Counts:
+def _counts(segment: str, foreign: frozenset[str], symbols: int | None = None) -> _Counts:
+    """The counts of ``segment``; ``symbols``: its symbol count, where already counted."""
     words = [token.strip(_EDGE_PUNCTUATION) for token in _LETTERED_TOKEN.findall(_unspaced_blanked(segment)) if "://" not in token]
     letters = _LETTER.findall(segment) if foreign else ()
     return _Counts(
-        len(words), sum(map(len, words)), sum(map(len, segment.split())), len(_SYMBOL.findall(segment)),
+        len(words), sum(map(len, words)), sum(map(len, segment.split())),
+        len(_SYMBOL.findall(segment)) if symbols is None else symbols,
         len(letters), sum(1 for c in letters if _script(c) in foreign),
     )  # fmt: skip
 
@@ -263,14 +266,15 @@ def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: Qu
     number; most replies are judged whole."""
     min_visible = 4 * settings.reply_min_words
     near = settings.near_threshold
+    symbol_count = len(_SYMBOL.findall(text))
     tails_matter = bool(foreign) or longest_token > near * settings.max_mean_word_length or (
-        len(_SYMBOL.findall(text)) > near * settings.max_symbol_ratio * min_visible
+        symbol_count > near * settings.max_symbol_ratio * min_visible
     )
     segments = _SEGMENT.findall(text) if tails_matter else [text]
     longest = shortest = symbols = script = None  # (value, where) at its worst
     tail = _Counts()
     for index in range(len(segments) - 1, -1, -1):
-        tail = tail + _counts(segments[index], foreign)
+        tail = tail + _counts(segments[index], foreign, None if tails_matter else symbol_count)
         where = "" if index == 0 else f"its last {tail.visible} characters"
         if tail.words >= settings.reply_min_words:
             mean = tail.word_chars / tail.words

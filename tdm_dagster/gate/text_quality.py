@@ -45,7 +45,7 @@ from functools import lru_cache
 from typing import Any
 
 from tdm_dagster.config.quality import QualitySettings
-from tdm_dagster.gate.broken_replies import CUT_OFF, FEW_STOP_WORDS, MODEL_FLUENCY, broken_issue, broken_reply
+from tdm_dagster.gate.broken_replies import FEW_STOP_WORDS, MODEL_FLUENCY, broken_issue, broken_reply
 from tdm_dagster.gate.margins import NEAR_BROKEN, NEAR_MIXED_ALNUM, keep_nearest, margin_issue
 from tdm_dagster.gate.quality.heuristics import Measured
 from tdm_dagster.records.issues import RecordIssue
@@ -99,7 +99,7 @@ def text_quality_issues(
     nearest: dict[int, dict[str, tuple[int, Measured]]] = {}
     limit = settings.max_mixed_alnum_ratio
     flagged: set[tuple[int, int]] = set()
-    for (position, index, text, _, _), code, share, stop_share in zip(judged, codes, shares, stop):
+    for (position, index, text, _), code, share, stop_share in zip(judged, codes, shares, stop):
         if code == FEW_STOP_WORDS:
             found.setdefault(position, []).append(broken_issue(index, stop_share, text))
             flagged.add((position, index))
@@ -114,10 +114,10 @@ def text_quality_issues(
             keep_nearest(nearest.setdefault(NEAR_BROKEN, {}), position, index, stop_share)
     unbroken = []
     for turn in turns:  # broken replies: every reply, verified or not
-        position, index, text, prompt, cut_off = turn
+        position, index, text, prompt = turn
         if (position, index) in flagged:
             continue
-        broken, near = (Measured(CUT_OFF, 1.0, 0.0, detail="finish_reason: length"), None) if cut_off else broken_reply(text, prompt, settings)
+        broken, near = broken_reply(text, prompt, settings)
         if broken is not None:
             found.setdefault(position, []).append(broken_issue(index, broken, text))
         else:
@@ -135,7 +135,7 @@ def text_quality_issues(
 
 
 def _model_judgements(
-    turns: Sequence[tuple[int, int, str, str, bool]],
+    turns: Sequence[tuple[int, int, str, str]],
     settings: QualitySettings,
     found: dict[int, list[RecordIssue]],
     nearest: dict[int, tuple[int, Measured]],
@@ -151,7 +151,7 @@ def _model_judgements(
     from tdm_dagster.gate.text_model.model import fluencies, unfinished_ending  # numpy and the model load here
 
     judged_all: dict[int, bool] = {}
-    for (position, index, text, _, _), fluency in zip(turns, fluencies([turn[2] for turn in turns])):
+    for (position, index, text, _), fluency in zip(turns, fluencies([turn[2] for turn in turns])):
         unfinished = None if position in verified else unfinished_ending(text)
         if unfinished is not None and not any(issue.code == UNFINISHED_ENDING for issue in found.get(position, ())):
             where = f"messages[{index}].content"
@@ -171,9 +171,8 @@ def _model_judgements(
 
 def _assistant_turns(
     valid_indices: Sequence[int], conversations: Sequence[Sequence[Mapping[str, Any]]]
-) -> Iterator[tuple[int, int, str, str, bool]]:
-    """(batch position, message index, reply, the user turn it answers, whether its
-    generator cut it off: ``finish_reason: length`` on the message) of each assistant turn."""
+) -> Iterator[tuple[int, int, str, str]]:
+    """(batch position, message index, reply, the user turn it answers) of each assistant turn."""
     for position, messages in zip(valid_indices, conversations):
         prompt = ""
         for index, message in enumerate(messages):
@@ -181,7 +180,7 @@ def _assistant_turns(
             if message.get("role") == "user":
                 prompt = content
             elif message.get("role") == "assistant":
-                yield position, index, content, prompt, message.get("finish_reason") == "length"
+                yield position, index, content, prompt
 
 
 def _turn_codes(

@@ -98,17 +98,12 @@ def fluencies(texts: Sequence[str]) -> list[float | None]:
     import numpy as np
 
     model = load_model()
-    vocabulary = model.vocabulary
-    ids: list[int] = []
-    for text in texts:
-        ids.extend(vocabulary.get(word, -1) for word in tokens(text))
-        ids.append(-2)  # a reply's end: no pair spans two replies
-    all_ids = np.array(ids, dtype=np.int64)
+    all_ids = np.array(_batch_ids(texts), dtype=np.int64)
     ends = all_ids == -2
     owner = np.cumsum(ends) - ends  # the reply of each token
     first, second = all_ids[:-1], all_ids[1:]
     judged = (first >= 0) & (second >= 0) & (first < COMMON_WORDS) & (second < COMMON_WORDS)
-    keys = first[judged] * len(vocabulary) + second[judged]
+    keys = first[judged] * len(model.vocabulary) + second[judged]
     slot = np.minimum(np.searchsorted(model.pair_keys, keys), len(model.pair_keys) - 1)
     gains = np.where(model.pair_keys[slot] == keys, model.pair_gains[slot], model.unseen_gain) - model.unseen_gain
     pair_owner = owner[:-1][judged]
@@ -120,6 +115,30 @@ def fluencies(texts: Sequence[str]) -> list[float | None]:
         whole = pair_owner[: len(window_means)] == pair_owner[WINDOW - 1 :]
         np.minimum.at(worst, pair_owner[: len(window_means)][whole], window_means[whole])
     return [float(value) if count >= MIN_PAIRS else None for value, count in zip(worst, counts)]
+
+
+_REPLY_END = "\x00"
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_BATCH_TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+(?:[.,]\d+)*|[.!?\x00]")
+
+
+@lru_cache(maxsize=1)
+def _lookup() -> dict[str, int]:
+    """The shipped vocabulary as :func:`tokens` maps each raw token: sentence ends and
+    the reply separator (-2) added."""
+    vocabulary = load_model().vocabulary
+    period = vocabulary.get(SENTENCE_END, -1)
+    return {**vocabulary, "!": period, "?": period, _REPLY_END: -2}
+
+
+def _batch_ids(texts: Sequence[str]) -> list[int]:
+    """The vocabulary ids of every reply's :func:`tokens`, -1 for a word out of it, -2
+    after each reply: one regex pass over all replies joined (what :func:`tokens` gives,
+    reply by reply, at a third of the cost)."""
+    joined = _REPLY_END.join(text.replace(_REPLY_END, " ") if _REPLY_END in text else text for text in texts) + _REPLY_END
+    joined = _NUMBER.sub("0", joined).lower()
+    lookup = _lookup()
+    return [lookup.get(token.replace("’", "'") if "’" in token else token, -1) for token in _BATCH_TOKEN.findall(joined)]
 
 
 def unfinished_ending(text: str) -> str | None:
