@@ -212,7 +212,8 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
         yield Measured(CHAT_TEMPLATE_TOKEN, 1.0, 0.0, detail=token.group())
         return
     text = _spaced(reply)
-    longest = max((len(t) for t in _unspaced_blanked(text).split() if "://" not in t), default=0)
+    words = _unspaced_blanked(text).split()
+    longest = max(map(len, words), default=0) if "://" not in text else max((len(t) for t in words if "://" not in t), default=0)
     yield Measured(LONG_TOKEN, float(longest), settings.max_token_chars)
     yield from _ratios(text, longest, _foreign_scripts(text, prompt), settings)
     vowelless = _VOWELLESS_WORD.findall(text)
@@ -270,11 +271,20 @@ def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: Qu
     tails_matter = bool(foreign) or longest_token > near * settings.max_mean_word_length or (
         symbol_count > near * settings.max_symbol_ratio * min_visible
     )
-    segments = _SEGMENT.findall(text) if tails_matter else [text]
+    if not tails_matter:  # the reply judged whole: the loop below, for one segment
+        whole = _counts(text, foreign, symbol_count)
+        if whole.words >= settings.reply_min_words:
+            mean = whole.word_chars / whole.words
+            yield Measured(MEAN_WORD_LENGTH, mean, settings.max_mean_word_length)
+            yield Measured(MEAN_WORD_LENGTH, mean, settings.min_mean_word_length, floor=True)
+        if whole.visible >= min_visible:
+            yield Measured(SYMBOL_RATIO, whole.symbols / whole.visible, settings.max_symbol_ratio)
+        return
+    segments = _SEGMENT.findall(text)
     longest = shortest = symbols = script = None  # (value, where) at its worst
     tail = _Counts()
     for index in range(len(segments) - 1, -1, -1):
-        tail = tail + _counts(segments[index], foreign, None if tails_matter else symbol_count)
+        tail = tail + _counts(segments[index], foreign)
         where = "" if index == 0 else f"its last {tail.visible} characters"
         if tail.words >= settings.reply_min_words:
             mean = tail.word_chars / tail.words
@@ -344,8 +354,11 @@ def _tokens(text: str) -> list[str]:
 def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:
     """Whether the loop rule could come near its threshold: every token of a repeated
     sequence occurs twice or more, so the tokens that do bound the share from above."""
+    margin = settings.near_threshold * settings.max_loop_share * len(tokens)
+    if 2 * (len(tokens) - len(set(tokens))) <= margin:  # repeated tokens number at most twice the extra copies
+        return False
     repeated = sum(count for count in Counter(tokens).values() if count > 1)
-    return repeated > settings.near_threshold * settings.max_loop_share * len(tokens)
+    return repeated > margin
 
 
 def _repeated_share(words: list[str], n: int) -> float:
