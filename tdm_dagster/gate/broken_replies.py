@@ -219,7 +219,7 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
     vowelless = _VOWELLESS_WORD.findall(text)
     if vowelless:  # counts of zero are far from any threshold: not measured further
         yield Measured(UNPRONOUNCEABLE_WORDS, float(len(set(vowelless))), settings.max_vowelless_words)
-    pairs = sum(1 for _ in _SALAD_PAIR.finditer(text))
+    pairs = len(_SALAD_PAIR.findall(text))
     if pairs:
         yield Measured(WORD_SALAD, float(pairs), settings.max_ungrammatical_pairs)
     tokens = _tokens(text)
@@ -383,5 +383,7 @@ def _echo_share(reply: list[str], prompt: str, n: int) -> float:
     asked = list(zip(*(asked_tokens[i:] for i in range(n))))
     if not given or not asked:
         return 0.0
-    given_set, asked_set = set(given), set(asked)
-    return min(sum(1 for gram in given if gram in asked_set) / len(given), sum(1 for gram in asked if gram in given_set) / len(asked))
+    copied = sum(map(set(asked).__contains__, given)) / len(given)
+    if not copied:  # the smaller share is 0: the prompt's side need not be counted
+        return 0.0
+    return min(copied, sum(map(set(given).__contains__, asked)) / len(asked))
