@@ -15,7 +15,7 @@ judging the batch again.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -144,6 +144,7 @@ def decide(
     thresholds: MetricThresholds = MetricThresholds(),
     specs: Sequence[str] | None = None,
     answers: Mapping[int, AnswerVerdict] | None = None,
+    model_judged: Set[int] = frozenset(),
 ) -> GateOutcome:
     """Combine every finding into one verdict per record and one for the batch.
 
@@ -177,7 +178,7 @@ def decide(
 
     read_records = records if records is not None else [None] * schema.total
     verdicts = answers or {}
-    scores = {i: example_score(read_records[i], issues.get(i, []), verdicts.get(i)) for i in accepted}
+    scores = {i: example_score(read_records[i], issues.get(i, []), verdicts.get(i), i in model_judged) for i in accepted}
     warnings = Counter(i.code for found in issues.values() for i in found if i.severity == "WARNING")
     report.update(
         batch_id=batch_id,

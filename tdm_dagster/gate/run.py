@@ -148,6 +148,8 @@ class GateFindings:
     extra: dict[int, list[RecordIssue]]
     answers: AnswerResults
     deep: dict[str, Findings]
+    model_judged: set[int] = field(default_factory=set)
+    """Positions whose every reply the reply model judged fluent (their tier, :mod:`tdm_dagster.gate.scoring`)."""
 
 
 def _deep_findings(
@@ -178,11 +180,12 @@ def gate_findings(
     suites = run_quality(views, config.quality, names=names, first_of=shard.first_of if shard else None)
     extra = {position: list(found) for position, found in gate_input.read_issues.items()}
     answers = AnswerResults()
+    model_judged: set[int] = set()
     if level in VERIFY_LEVELS:
         answers = verify_answers(gate_input.records, schema.valid_indices, views, config.gate.verifiers)
     _merge(extra, answers.findings)
     if level in VERIFY_LEVELS:  # is each reply language? Where a verifier decided, its verdict stands
-        _merge(extra, text_quality_issues(schema.valid_indices, views, config.quality, skip=answers.verdicts))
+        _merge(extra, text_quality_issues(schema.valid_indices, views, config.quality, skip=answers.verdicts, model_judged=model_judged))
         _merge(extra, hidden_character_issues(schema.valid_indices, schema.conversations))
         _merge(extra, record_check_issues(gate_input.records, schema.valid_indices, views, config.gate.quality_checks))
     eval_sets, eval_prompts = _eval_prompt_findings(gate_input, schema, views, config, queued_in)
@@ -192,7 +195,7 @@ def gate_findings(
     _merge(deep["leakage"] if "leakage" in deep else extra, eval_prompts)  # the leakage check shows them at deep
     for findings in deep.values():
         _merge(extra, findings)
-    return GateFindings(schema, suites, extra, answers, deep)
+    return GateFindings(schema, suites, extra, answers, deep, model_judged)
 
 
 def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = None, queued_in: TdmHome | None = None) -> GateOutcome:
@@ -210,7 +213,7 @@ def run_gate(gate_input: GateInput, config: TdmConfig, *, level: str | None = No
     outcome = decide(
         found.schema, found.suites, gate_input.batch_id, records=gate_input.records, extra_issues=found.extra, level=level,
         thresholds=config.gate.thresholds(), specs=None if isinstance(gate_input.specs, str) else list(gate_input.specs),
-        answers=found.answers.verdicts,
+        answers=found.answers.verdicts, model_judged=found.model_judged,
     )  # fmt: skip
     if level in VERIFY_LEVELS:
         outcome.report["answers"] = found.answers.summary()

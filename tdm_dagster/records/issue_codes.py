@@ -113,6 +113,10 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "content.foreign_script": _e("regenerate the reply, or name the language in the prompt if that script is wanted"),
     "content.few_stop_words": _e("regenerate the reply, or cut its tail: a long run of words with hardly a stop word is not English prose"),
     "content.chat_template_token": _e("strip the template tokens, or fix the generator's chat template / stop tokens"),
+    # the reply model (tdm_dagster.gate.text_model) and the generation's own word
+    "content.model_fluency": _e("regenerate the reply: its words do not follow each other as English does (word salad, shuffled words)"),
+    "content.cut_off": _e("regenerate with a larger max_tokens: the generator stopped at its token limit (finish_reason: length)"),
+    "content.unfinished_ending": IssueCode("WARNING", "check the reply's end: it stops on a word replies do not end on, as a reply cut off by max_tokens does"),
     # rule margins (tdm_dagster.gate.margins): kept, scored lower
     "content.near_repetition": IssueCode("WARNING", "cut the repeated lines or phrase: the reply is close to being rejected as a loop"),
     "content.near_mixed_alnum": IssueCode("WARNING", "check the reply reads as language: it is close to being rejected for words like 'sail2'"),

@@ -145,7 +145,7 @@ def judge_shard(
     rejected_set = set(rejected)
     accepted = [i for i in range(schema.total) if i not in rejected_set]
     verdicts = found.answers.verdicts
-    scores = {i: example_score(gate_input.records[i], issues.get(i, []), verdicts.get(i)) for i in accepted}
+    scores = {i: example_score(gate_input.records[i], issues.get(i, []), verdicts.get(i), i in found.model_judged) for i in accepted}
     totals = ShardTotals(
         records=schema.total,
         valid=len(schema.valid_indices),
