@@ -145,20 +145,26 @@ def validate(path: str, spec: str | None, level: str | None, against: tuple[str,
 
 
 def _validate_with_service(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None) -> dict[str, Any] | None:
-    """The report of the ``tdm api`` at ``$TDM_API_URL`` (its gate is warm), or None after
-    one line saying why it could not give one (then the file is validated here)."""
-    import os
-
+    """The report of a ``tdm api`` (its gate is warm): the one at ``$TDM_API_URL``, else one
+    running here over this home (:mod:`tdm_dagster.api.local`, found without configuration);
+    or None, after one line saying why a service could not give one (then the file is
+    validated here; with no service found, nothing is said)."""
     from tdm_dagster.config.settings import API_KEY_ENV, API_URL_ENV
 
-    url = os.environ.get(API_URL_ENV)
+    home = common.home()
+    settings = common.config(home)
+    url, key = os.environ.get(API_URL_ENV), os.environ.get(API_KEY_ENV)
     if not url:
-        return None
+        from tdm_dagster.api.local import find_local_service
+
+        found = find_local_service(home, settings)
+        if found is None:
+            return None
+        url, key = found.url, found.key
     from tdm_dagster.api.client import ServiceParamError, ServiceRefused, ServiceUnavailable, validate_remote
 
-    settings = common.config(common.home()).api  # its client timeouts
     try:
-        return validate_remote(url, os.environ.get(API_KEY_ENV), path, spec=spec, level=level, answers=answers, against=against, settings=settings)
+        return validate_remote(url, key, path, spec=spec, level=level, answers=answers, against=against, settings=settings.api)
     except ServiceUnavailable as why:
         click.echo(f"tdm api at {url} could not validate ({why}): validating in-process", err=True)
     except ServiceRefused as refused:
