@@ -122,7 +122,7 @@ def validate(path: str, spec: str | None, level: str | None, against: tuple[str,
     """Check a file without ingesting it. Exit 1 if it would be rejected, 2 if it cannot be read."""
     if not os.path.isfile(path):
         raise common.Refused(f"file not found: {path}", exit_code=2, outcome={"file": path, "readable": False})
-    result = _validate_with_service(path, spec, level, against, answers) or _validate_here(path, spec, level, against, answers)
+    result = _validate_with_service(path, spec, level, against, answers) or _validate_here(path, spec, level, against, answers, quiet=as_json)
     totals = result["totals"]
     if not result["readable"] and totals["input_records"] == 0:  # nothing read: the file's problem is the whole story
         raise common.Refused(result["file_problem"], exit_code=2, outcome=result)
@@ -174,8 +174,10 @@ def _validate_with_service(path: str, spec: str | None, level: str | None, again
     return None
 
 
-def _validate_here(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None) -> dict[str, Any]:
+def _validate_here(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None, *, quiet: bool) -> dict[str, Any]:
     from dataclasses import replace
+
+    from tdm_dagster.progress import terminal_progress
 
     from tdm_dagster.gate.record_checks import QualityCheckError
     from tdm_dagster.gate.schemas import UnknownSpecError
@@ -187,7 +189,8 @@ def _validate_here(path: str, spec: str | None, level: str | None, against: tupl
     if against:
         config = replace(config, gate=replace(config.gate, eval_sets=tuple(against)))
     try:
-        return validate_file(path, config, spec=spec, level=level, home=home, answers=answers)
+        with terminal_progress(f"validating {os.path.basename(path)}", quiet=quiet) as advance:
+            return validate_file(path, config, spec=spec, level=level, home=home, answers=answers, progress=advance)
     except UnknownSpecError as exc:
         raise click.BadParameter(str(exc), param_hint="--spec") from exc
     except AnswersFileError as exc:
