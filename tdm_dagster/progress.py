@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import IO
 
 Advance = Callable[[int], None]
@@ -37,8 +37,19 @@ LOG_EVERY_S = 5.0
 """The pace of progress lines in Dagster logs: one per this many seconds at most."""
 
 
+Bars = Callable[..., AbstractContextManager[Advance]]
+"""What a long operation is given to show its parts: :func:`terminal_progress` (bound to the
+command's ``quiet``) or :func:`no_progress`; called as ``bars(description, total, unit=...)``."""
+
+
 def _nothing(_: int = 1) -> None:
     return None
+
+
+@contextmanager
+def no_progress(description: str = "", total: int | None = None, *, unit: str = "records") -> Iterator[Advance]:
+    """:data:`Bars` that show nothing."""
+    yield _nothing
 
 
 def shows_progress(stream: IO[str] | None = None, *, quiet: bool = False) -> bool:
