@@ -102,20 +102,23 @@ class SteadyLog:
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.log, self.what, self.total, self.every_s, self.clock = log, what, total, every_s, clock
         self.done = 0
+        self.note = ""
         self._started = self._last = clock()
         self._logged_at = -1
 
-    def __call__(self, n: int = 1) -> None:
+    def __call__(self, n: int = 1, note: str = "") -> None:
+        """``n`` more done; ``note`` (e.g. the loss) ends the next line."""
         self.done += n
+        self.note = note or self.note
         now = self.clock()
         if now - self._last >= self.every_s:
             self._last = now
             self._line(now)
 
-    def reached(self, done: int, total: int | None = None) -> None:
+    def reached(self, done: int, total: int | None = None, note: str = "") -> None:
         """Progress as a running count (``done`` of ``total``) rather than increments."""
         self.total = total if total is not None else self.total
-        self(done - self.done)
+        self(done - self.done, note)
 
     def finish(self) -> None:
         """The last line, unless the last one logged already says it."""
@@ -127,4 +130,4 @@ class SteadyLog:
         share = f" ({self.done / self.total:.0%})" if self.total else ""
         of = f"/{self.total:,}" if self.total else ""
         rate = self.done / max(now - self._started, 1e-9)
-        self.log(f"{self.what}: {self.done:,}{of}{share}, {rate:,.0f}/s")
+        self.log(f"{self.what}: {self.done:,}{of}{share}, {rate:,.1f}/s" + (f", {self.note}" if self.note else ""))
