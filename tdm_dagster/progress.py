@@ -25,10 +25,11 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import IO
+from typing import IO, TypeVar
 
+T = TypeVar("T")
 Advance = Callable[[int], None]
 """Report ``n`` more units done."""
 BYTES = "bytes"
@@ -91,6 +92,13 @@ def _tick(bar, stop: threading.Event) -> None:  # noqa: ANN001 (a tqdm)
     """Redraw every second, so the elapsed time moves while a long step reports nothing."""
     while not stop.wait(1.0):
         bar.refresh()
+
+
+def counted(items: Iterable[T], advance: Advance) -> Iterator[T]:
+    """``items``, telling ``advance`` of each as it is taken (for a writer that consumes an iterator)."""
+    for item in items:
+        yield item
+        advance(1)
 
 
 class SteadyLog:
