@@ -23,9 +23,10 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     from tdm_dagster.stats.batch_catalog import load_batches
 
     home = common.home()
+    in_flight = batches_in_flight()  # first: a batch planned after this is not taken for failed
     batches = load_batches(home)  # each plan and report read once, for the totals and the failures
     summary = summarize([batch.report for batch in batches if batch.report is not None])
-    summary["failed_batches"] = failed_batches(home, batches_in_flight(), batches=batches)
+    summary["failed_batches"] = failed_batches(home, in_flight, batches=batches)
     summary["batches_failed"] = len(summary["failed_batches"])
     lines = [
         f"batches: {summary['batches']} tested ({summary['batches_approved']} approved), "
