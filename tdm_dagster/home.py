@@ -187,6 +187,18 @@ class TdmHome:
         return self.api_dir / "keys.lock"
 
     @property
+    def api_running_file(self) -> Path:
+        """Where a running ``tdm api`` says where it listens (URL, pid, the name of its
+        local key's file), so ``tdm validate`` finds it; removed when it stops."""
+        return self.api_dir / "running.json"
+
+    @property
+    def api_local_key_file(self) -> Path:
+        """The running service's read key for this machine's ``tdm validate`` (mode 0600,
+        a new key each start, known to that process only)."""
+        return self.api_dir / "local.key"
+
+    @property
     def api_audit_log(self) -> Path:
         """One JSON line per write or delete the REST API answered; appended, never rewritten."""
         return self.api_dir / "audit.jsonl"

@@ -10,6 +10,9 @@ counting the body as the route reads it), then the routes.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 
@@ -64,7 +67,24 @@ def create_app(home: TdmHome, config: TdmConfig, *, warm: bool = True) -> FastAP
 
 
 def serve(home: TdmHome, config: TdmConfig, host: str | None = None, port: int | None = None) -> None:
-    """Run the service until interrupted (``api.host``/``api.port`` unless given)."""
+    """Run the service until interrupted (``api.host``/``api.port`` unless given), announced
+    to this machine's ``tdm validate`` meanwhile (:mod:`tdm_dagster.api.local`)."""
     import uvicorn
 
-    uvicorn.run(create_app(home, config), host=host or config.api.host, port=port or config.api.port, **uvicorn_settings())
+    from tdm_dagster.api import local
+
+    host, port = host or config.api.host, port or config.api.port
+    app = create_app(home, config)
+
+    @asynccontextmanager
+    async def announced(_: FastAPI) -> AsyncIterator[None]:
+        """From startup to shutdown (uvicorn re-raises SIGTERM after its shutdown, so a
+        ``finally`` around ``uvicorn.run`` would not run)."""
+        local.announce(home, host, port, config, app.state.keys.admit_session_key(local.LOCAL_KEY_NAME, ("read",)))
+        try:
+            yield
+        finally:
+            local.withdraw(home)
+
+    app.router.lifespan_context = announced
+    uvicorn.run(app, host=host, port=port, **uvicorn_settings())

@@ -14,7 +14,6 @@ import dagster as dg
 
 from tdm_dagster.assets.generate import generated_batch
 from tdm_dagster.gate.reports import save_outcome
-from tdm_dagster.gate.run import GateInput, run_gate
 from tdm_dagster.gate.salvage import batch_source, on_batch_failure
 from tdm_dagster.gate.schemas import schema_gate
 from tdm_dagster.lineage.capture import gate_config_hash
@@ -31,6 +30,8 @@ from tdm_dagster.resources import TdmHomeResource
     description="The batch after the deny-by-default schema gate, read as chats.",
 )
 def validated_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    from tdm_dagster.gate.run import GateInput  # the gate (numpy and all) loads when a batch is tested, not with the location
+
     store = BatchStore(tdm.home())
     batch_id = context.partition_key
     gate_input = GateInput.from_batch(store, batch_id)
@@ -62,6 +63,8 @@ def validated_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> 
     description="The gate's verdict on the batch (`reports/<batch>.json`, approved and rejected records); the quality suites run as its checks.",
 )
 def quality_report(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    from tdm_dagster.gate.run import GateInput, run_gate
+
     home = tdm.home()
     batch_id = context.partition_key
     store = BatchStore(home)

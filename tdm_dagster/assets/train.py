@@ -16,6 +16,7 @@ import dagster as dg
 
 from tdm_dagster.assets.queue import queued_batch
 from tdm_dagster.lineage.capture import count
+from tdm_dagster.progress import SteadyLog
 from tdm_dagster.resources import TdmHomeResource, TrainerResource
 from tdm_dagster.runs.boxes import INFERENCE, TRAINING, on_box
 
@@ -34,11 +35,13 @@ def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer:
     home = tdm.home()
     settings = tdm.config().training
 
+    steps = SteadyLog(context.log.info, "steps")  # a line every few seconds, with the loss
+
     def progress(step: int, total: int, loss: float) -> None:
-        if step % max(1, total // 10) == 0 or step == total:
-            context.log.info(f"step {step}/{total} loss {loss:.4f}")
+        steps.reached(step, total, f"loss {loss:.4f}")
 
     trained = trainer.train_from_queue(home, settings, home.training_dir / context.partition_key, progress=progress)
+    steps.finish()
     if trained is None:
         raise dg.Failure("the training queue is empty: nothing to train on")
     result, archived = trained
@@ -95,7 +98,9 @@ def checkpoint_evaluation(context: dg.AssetExecutionContext, tdm: TdmHomeResourc
     sets = held_out_sets(levels, settings.eval_per_level)
     register_held_out(home, sets)  # from now on the deep gate keeps these items out of training
     probes = probe_sets(sets, max(1, settings.eval_per_level // 2))
-    result = replace(evaluate_checkpoint(path, sets, settings.max_length, probes=probes), seen_in_training=seen_in_training(home, sets))
+    answered = SteadyLog(context.log.info, "answered", sum(len(held.examples) for held in (*sets, *probes)))
+    result = replace(evaluate_checkpoint(path, sets, settings.max_length, probes=probes, progress=answered), seen_in_training=seen_in_training(home, sets))
+    answered.finish()
     entry = record(home, result)
     context.log.info(f"{context.partition_key}: accuracy {result.overall_accuracy:.2%}, loss {result.held_out_loss:.4f}")
     if result.seen_in_training:

@@ -123,8 +123,11 @@ def _append_read(registry, name: str, read, as_json: bool, gate: dict[str, Any] 
     """Append the records read (and approved by the ``gate``, when it ran) as a new version;
     the others go to ``rejected/`` with their place, reasons and bytes, and the output says so."""
     from tdm_dagster.datasets.intake import append_read
+    from tdm_dagster.progress import terminal_progress
 
-    _show_added(name, append_read(registry, home(), name, read, gate, **options), as_json)
+    with terminal_progress(f"adding {len(read.records)} records to {name}", quiet=as_json):
+        added = append_read(registry, home(), name, read, gate, **options)
+    _show_added(name, added, as_json)
 
 
 def _show_added(name: str, added, as_json: bool) -> None:
@@ -257,10 +260,12 @@ def split(name: str, version: str | None, ratios: str, stratify: str | None, see
 def export_dataset(name: str, path: str, version: str | None, fmt: str | None, as_json: bool) -> None:
     """Write a version in a format your trainer reads."""
     from tdm_dagster.formats import export_records
+    from tdm_dagster.progress import counted, terminal_progress
 
     fmt = _file_format(path, fmt, export=True)
     info = _registry().version_info(name, version)
-    written = export_records(_registry().records(name, info.version), path, fmt)
+    with terminal_progress(f"exporting {name} {info.version}", info.record_count, quiet=as_json) as advance:
+        written = export_records(counted(_registry().records(name, info.version), advance), path, fmt)
     emit({"dataset": name, "version": info.version, "path": path, "records": written}, as_json, f"wrote {written} records of {name} {info.version} to {path}")
 
 
@@ -295,10 +300,13 @@ def import_dataset(
     rejected ones are kept with their reasons in rejected/. A file already added is refused."""
     from tdm_dagster.datasets.intake import PickleRefusedError, import_file
 
+    from tdm_dagster.progress import terminal_progress
+
     fmt = _file_format(path, fmt, export=False)
     try:
-        added = import_file(_registry(), home(), config(home()), name, path, fmt, allow_pickle=allow_pickle, gate=not no_gate,
-                            level=level, salvage=salvage, description=description, pickle_flag="--allow-pickle")  # fmt: skip
+        with terminal_progress(f"importing {Path(path).name}", quiet=as_json):  # the time it takes, until the gate reports counts
+            added = import_file(_registry(), home(), config(home()), name, path, fmt, allow_pickle=allow_pickle, gate=not no_gate,
+                                level=level, salvage=salvage, description=description, pickle_flag="--allow-pickle")  # fmt: skip
     except PickleRefusedError as refused:
         raise click.UsageError(str(refused)) from refused
     _show_added(name, added, as_json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -40,11 +41,13 @@ def validate_file(
     home: TdmHome | None = None,
     answers: str | os.PathLike[str] | None = None,
     shown_as: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """What the gate would say of the file; nothing is written. ``home`` lets the deep
     level compare against data already queued there; ``answers`` is a side file of
     reference answers (:mod:`tdm_dagster.gate.verify.side_file`); ``shown_as`` is the name
-    the report gives the file (the REST API validates an upload under its client's name)."""
+    the report gives the file (the REST API validates an upload under its client's name);
+    ``progress`` is told how many more records have been judged, as they are."""
     level = level or config.gate.level
     loaded = load_file(path, max_record_bytes=config.gate.max_record_bytes)
     if spec:
@@ -54,6 +57,8 @@ def validate_file(
     if spec:  # the batch is judged as the spec asked for, so its verdict names that spec
         gate_input = replace(gate_input, specs=spec)
     outcome = run_gate(gate_input, config, level=level, queued_in=home)
+    if progress:
+        progress(outcome.total)
     issues = [
         {
             "line": loaded.sources[position].get("line"),
