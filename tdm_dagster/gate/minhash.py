@@ -94,7 +94,8 @@ class ShingleSets:
 def shingle_sets(texts: Sequence[str], shingle_size: int) -> ShingleSets:
     """Word ``shingle_size``-gram ids of each text, hashed without a Python loop per word."""
     ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
-    bounds = [0, *np.searchsorted(ends, np.arange(_CHARS_PER_CHUNK, int(ends[-1]) if len(texts) else 0, _CHARS_PER_CHUNK), "right").tolist(), len(texts)]
+    cuts = np.arange(_CHARS_PER_CHUNK, int(ends[-1]) if len(texts) else 0, _CHARS_PER_CHUNK)
+    bounds = [0, *np.searchsorted(ends, cuts, "right").tolist(), len(texts)]
     parts = [
         _shingle_chunk(texts[start:stop], shingle_size)
         for start, stop in zip(bounds, bounds[1:])
