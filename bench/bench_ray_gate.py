@@ -84,7 +84,10 @@ def _sample(pid: int, peaks: dict[str, float], cpu: dict[int, tuple[str, float]]
         for process in tree:
             try:
                 rss = process.memory_info().rss / MB
-                worker = process.pid != pid and "ray::" in " ".join(process.cmdline()[:1])
+                command = " ".join(process.cmdline())
+                worker = process.pid != pid and (
+                    command.startswith("ray::") or "default_worker.py" in command or cpu.get(process.pid, ("",))[0] == "workers"
+                )  # a worker names itself ray::<task> once started; once a worker, always one
                 uss = process.memory_full_info().uss / MB if worker else 0.0
                 times = process.cpu_times()
             except psutil.Error:
