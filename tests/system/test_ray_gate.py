@@ -134,6 +134,8 @@ def test_deep_gate_on_ray_matches_in_process(connected: str, shards: tuple[Path,
     local = gate_shards(folder, config, tmp_path / "local", level="deep", engine="in_process", batch_id="fixture")
     on_ray = gate_shards(folder, config, tmp_path / "ray", level="deep", engine="ray", batch_id="fixture")
     assert on_ray["run"]["engine"] == "ray" and on_ray["run"]["shards"] == 3 and on_ray["run"]["cluster"]["nodes"] == 2
+    assert set(on_ray["run"]["task_cpu_seconds"]) == {"sketch", "shuffle", "judge"}  # where the workers' time goes
+    assert on_ray["run"]["task_cpu_seconds"]["judge"] > 0
     _same_output(tmp_path / "local", tmp_path / "ray")
 
     decisions = _decisions(tmp_path / "ray")
