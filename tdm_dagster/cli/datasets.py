@@ -107,15 +107,19 @@ def show(name: str, as_json: bool) -> None:
 def add(name: str, files: tuple[str, ...], major: bool, description: str, as_json: bool) -> None:
     """Append approved batch files (JSONL of records, e.g. from the queue) as a new version.
 
-    A file already added (same sha256) is refused; records already in the dataset are left out."""
+    A file already added (same sha256) is refused; records already in the dataset are left out.
+    A record that breaks its spec (e.g. a labelled example with a bad span) goes to rejected/."""
     from tdm_dagster.datasets.additions import file_entry
     from tdm_dagster.formats import ImportResult, import_records
+
+    from tdm_dagster.datasets.conformance import refuse_nonconforming
 
     read, entries = ImportResult(), []
     for path in files:
         part = import_records(path, "jsonl")
         entries.append(file_entry(path, part.input_records))
         read.extend(part)
+    refuse_nonconforming(read, config(home()).labels)
     _append_read(_registry(), name, read, as_json, source_batches=[Path(path).stem for path in files], major=major, description=description, files=entries)
 
 
@@ -167,6 +171,8 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 @click.option("--from", "parent", type=VERSION, help="Version to derive from (default: current).")
 @click.option("--where", "where", multiple=True, help="Keep records with FIELD=VALUE (dotted field; repeatable).")
 @click.option("--remap", nargs=2, multiple=True, metavar="FIELD OLD=NEW", help="Rename a label value.")
+@click.option("--intent-mapping", "intent_mapping", multiple=True, metavar="OLD=NEW|FILE.json|config",
+              help="Rename expected_intent of labelled examples: pairs, a JSON object file, or labels.intent_mapping from config.")
 @click.option("--confidence", nargs=3, type=(str, float, float), multiple=True, metavar="FIELD SCALE OFFSET", help="field = clip(value*scale+offset, 0, 1).")
 @click.option("--clean", is_flag=True, help="Whitespace and Unicode NFC on every message.")
 @click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
@@ -174,7 +180,7 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 @click.option("--allow-empty", is_flag=True, help="Commit the new version even when the steps leave no record.")
 @click.option("--description", default="")
 @json_option
-def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, allow_empty: bool, description: str, as_json: bool) -> None:
+def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], intent_mapping: tuple[str, ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, allow_empty: bool, description: str, as_json: bool) -> None:
     """A new version from an existing one with modifications; each step reports its counts.
     --where compares by type: FIELD=false matches the boolean false, FIELD=3 the number 3.
     Exit 1, and no version, when the steps would leave no record (unless --allow-empty)."""
@@ -194,6 +200,8 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
     for field, mapping in remap:
         old, new = _pair(mapping, "--remap")
         steps.append(RemapLabel(field, {old: new}))
+    if intent_mapping:
+        steps.append(RemapLabel("expected_intent", _intent_mapping(intent_mapping)))
     steps += [AdjustConfidence(field, scale=scale, offset=offset) for field, scale, offset in confidence]
     if clean:
         steps.append(CleanText())
@@ -202,7 +210,7 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
     if balance_by:
         steps.append(BalanceClasses(balance_by))
     if not steps:
-        raise click.UsageError("say what to change: --where, --remap, --confidence, --clean, --dedup or --balance")
+        raise click.UsageError("say what to change: --where, --remap, --intent-mapping, --confidence, --clean, --dedup or --balance")
     from tdm_dagster.datasets.errors import EmptyDeriveError, NothingChangedError
 
     try:
@@ -214,6 +222,36 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         return
     reports = version.operation.get("steps", [])
     emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
+
+
+def _intent_mapping(given: tuple[str, ...]) -> dict[str, str]:
+    """Old intent -> new from ``--intent-mapping`` values; every new intent must be one of
+    ``labels.intents`` when config declares them (a remap must not leave undeclared labels)."""
+    labels = config(home()).labels
+    mapping: dict[str, str] = {}
+    for item in given:
+        if item == "config":
+            if not labels.intent_mapping:
+                raise click.BadParameter("config has no labels.intent_mapping", param_hint="--intent-mapping")
+            mapping.update(labels.intent_mapping)
+        elif "=" in item:
+            mapping.update([_pair(item, "--intent-mapping")])
+        else:
+            mapping.update(_mapping_file(item))
+    undeclared = sorted({new for new in mapping.values() if labels.intents and new not in labels.intents})
+    if undeclared:
+        raise click.BadParameter(f"{', '.join(undeclared)}: not in labels.intents ({', '.join(labels.intents)})", param_hint="--intent-mapping")
+    return mapping
+
+
+def _mapping_file(path: str) -> dict[str, str]:
+    try:
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise click.BadParameter(f"{path}: not OLD=NEW, config, or a readable JSON file ({error})", param_hint="--intent-mapping") from error
+    if not (isinstance(loaded, dict) and all(isinstance(v, str) and v.strip() for v in loaded.values())):
+        raise click.BadParameter(f"{path}: expected a JSON object of old intent: new intent", param_hint="--intent-mapping")
+    return loaded
 
 
 def _pair(text: str, option: str) -> tuple[str, str]:
