@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -177,10 +179,13 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 @click.option("--clean", is_flag=True, help="Whitespace and Unicode NFC on every message.")
 @click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
 @click.option("--balance", "balance_by", help="Downsample every class of this field to the smallest.")
+@click.option("--augment", type=click.Choice(["reseed", "reorder", "format", "model"]),
+              help="Add an augmented record beside each record it applies to (model: the inference server rewrites prompts).")
+@click.option("--augment-seed", default=0, show_default=True, help="Seed of the augmentation.")
 @click.option("--allow-empty", is_flag=True, help="Commit the new version even when the steps leave no record.")
 @click.option("--description", default="")
 @json_option
-def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], intent_mapping: tuple[str, ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, allow_empty: bool, description: str, as_json: bool) -> None:
+def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], intent_mapping: tuple[str, ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, augment: str | None, augment_seed: int, allow_empty: bool, description: str, as_json: bool) -> None:
     """A new version from an existing one with modifications; each step reports its counts.
     --where compares by type: FIELD=false matches the boolean false, FIELD=3 the number 3.
     Exit 1, and no version, when the steps would leave no record (unless --allow-empty)."""
@@ -209,12 +214,15 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         steps += [DropExactDuplicates(), DropNearDuplicates()]
     if balance_by:
         steps.append(BalanceClasses(balance_by))
-    if not steps:
-        raise click.UsageError("say what to change: --where, --remap, --intent-mapping, --confidence, --clean, --dedup or --balance")
+    if augment:
+        parent = parent or _registry().version_info(name).version  # the version the origins name
+    if not steps and not augment:
+        raise click.UsageError("say what to change: --where, --remap, --intent-mapping, --confidence, --clean, --dedup, --balance or --augment")
     from tdm_dagster.datasets.errors import EmptyDeriveError, NothingChangedError
 
     try:
-        version = _registry().derive(name, steps, parent=parent, description=description, allow_empty=allow_empty)
+        with _augmentation(name, parent, augment, augment_seed) as augmenting:
+            version = _registry().derive(name, [*steps, *augmenting], parent=parent, description=description, allow_empty=allow_empty)
     except EmptyDeriveError as empty:
         raise click.ClickException(f"{empty}; add --allow-empty to commit an empty version") from empty
     except NothingChangedError as unchanged:  # an outcome, not a failure: say so, exit 0
@@ -222,6 +230,32 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         return
     reports = version.operation.get("steps", [])
     emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
+
+
+@contextmanager
+def _augmentation(name: str, version: str | None, kind: str | None, seed: int) -> Iterator[list]:
+    """The augment step for ``--augment`` (none without it); ``model`` talks to the
+    inference server of config (``auto_generate.host:port``) while the derive runs."""
+    if not kind:
+        yield []
+        return
+    from tdm_dagster.datasets.augment import Augment, server_rewrite
+
+    if kind != "model":
+        yield [Augment(kind, name, version, seed)]
+        return
+    import os
+
+    from tdm_dagster.generate.inference_client import InferenceClient, InferenceError
+
+    settings = config(home())
+    client = InferenceClient(settings.inference_base_url, api_key=os.environ.get(settings.inference.api_key_env) or None,
+                             model=settings.inference.model, timeout_s=settings.inference.timeout_sec)  # fmt: skip
+    try:
+        with client:
+            yield [Augment(kind, name, version, seed, rewrite=server_rewrite(client))]
+    except InferenceError as error:
+        raise click.ClickException(f"--augment model: the inference server at {settings.inference_base_url} failed, no version made: {error}") from error
 
 
 def _intent_mapping(given: tuple[str, ...]) -> dict[str, str]:
