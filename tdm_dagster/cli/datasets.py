@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from tdm_dagster.cli.common import config, emit, home, json_option
+from tdm_dagster.cli.derive_options import augmentation, intent_mapping_of, pair
 from tdm_dagster.datasets.names import name_problem, shown, version_problem
 
 class _Checked(click.ParamType):
@@ -201,12 +200,12 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
 
     steps: list = []
     if where:
-        steps.append(FieldFilter(dict(_pair(item, "--where") for item in where)))
+        steps.append(FieldFilter(dict(pair(item, "--where") for item in where)))
     for field, mapping in remap:
-        old, new = _pair(mapping, "--remap")
+        old, new = pair(mapping, "--remap")
         steps.append(RemapLabel(field, {old: new}))
     if intent_mapping:
-        steps.append(RemapLabel("expected_intent", _intent_mapping(intent_mapping)))
+        steps.append(RemapLabel("expected_intent", intent_mapping_of(intent_mapping)))
     steps += [AdjustConfidence(field, scale=scale, offset=offset) for field, scale, offset in confidence]
     if clean:
         steps.append(CleanText())
@@ -221,7 +220,7 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
     from tdm_dagster.datasets.errors import EmptyDeriveError, NothingChangedError
 
     try:
-        with _augmentation(name, parent, augment, augment_seed) as augmenting:
+        with augmentation(name, parent, augment, augment_seed) as augmenting:
             version = _registry().derive(name, [*steps, *augmenting], parent=parent, description=description, allow_empty=allow_empty)
     except EmptyDeriveError as empty:
         raise click.ClickException(f"{empty}; add --allow-empty to commit an empty version") from empty
@@ -230,69 +229,6 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         return
     reports = version.operation.get("steps", [])
     emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
-
-
-@contextmanager
-def _augmentation(name: str, version: str | None, kind: str | None, seed: int) -> Iterator[list]:
-    """The augment step for ``--augment`` (none without it); ``model`` talks to the
-    inference server of config (``auto_generate.host:port``) while the derive runs."""
-    if not kind:
-        yield []
-        return
-    from tdm_dagster.datasets.augment import Augment, server_rewrite
-
-    if kind != "model":
-        yield [Augment(kind, name, version, seed)]
-        return
-    import os
-
-    from tdm_dagster.generate.inference_client import InferenceClient, InferenceError
-
-    settings = config(home())
-    client = InferenceClient(settings.inference_base_url, api_key=os.environ.get(settings.inference.api_key_env) or None,
-                             model=settings.inference.model, timeout_s=settings.inference.timeout_sec)  # fmt: skip
-    try:
-        with client:
-            yield [Augment(kind, name, version, seed, rewrite=server_rewrite(client))]
-    except InferenceError as error:
-        raise click.ClickException(f"--augment model: the inference server at {settings.inference_base_url} failed, no version made: {error}") from error
-
-
-def _intent_mapping(given: tuple[str, ...]) -> dict[str, str]:
-    """Old intent -> new from ``--intent-mapping`` values; every new intent must be one of
-    ``labels.intents`` when config declares them (a remap must not leave undeclared labels)."""
-    labels = config(home()).labels
-    mapping: dict[str, str] = {}
-    for item in given:
-        if item == "config":
-            if not labels.intent_mapping:
-                raise click.BadParameter("config has no labels.intent_mapping", param_hint="--intent-mapping")
-            mapping.update(labels.intent_mapping)
-        elif "=" in item:
-            mapping.update([_pair(item, "--intent-mapping")])
-        else:
-            mapping.update(_mapping_file(item))
-    undeclared = sorted({new for new in mapping.values() if labels.intents and new not in labels.intents})
-    if undeclared:
-        raise click.BadParameter(f"{', '.join(undeclared)}: not in labels.intents ({', '.join(labels.intents)})", param_hint="--intent-mapping")
-    return mapping
-
-
-def _mapping_file(path: str) -> dict[str, str]:
-    try:
-        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise click.BadParameter(f"{path}: not OLD=NEW, config, or a readable JSON file ({error})", param_hint="--intent-mapping") from error
-    if not (isinstance(loaded, dict) and all(isinstance(v, str) and v.strip() for v in loaded.values())):
-        raise click.BadParameter(f"{path}: expected a JSON object of old intent: new intent", param_hint="--intent-mapping")
-    return loaded
-
-
-def _pair(text: str, option: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint=option)
-    return key, value
 
 
 @datasets.command()
@@ -309,7 +245,7 @@ def split(name: str, version: str | None, ratios: str, stratify: str | None, see
 
     parsed = {}
     for part in ratios.split(","):
-        key, value = _pair(part, "--ratios")
+        key, value = pair(part, "--ratios")
         parsed[key] = float(value)
     result = _registry().split(name, version, ratios=parsed, stratify_by=stratify, seed=seed)
     counts = {split_name: len(records) for split_name, records in result.splits.items()}

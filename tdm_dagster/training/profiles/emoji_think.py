@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tdm_dagster.training.profiles import Example, register_profile, replies_rewritten
+from tdm_dagster.training.profiles.registry import Example, register_profile, replies_rewritten
 from tdm_dagster.training.profiles.reasoning import read_reasoning
 
 THINK, ANSWER, STOP = "🤔", "✅", "🛑"

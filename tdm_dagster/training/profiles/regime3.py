@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tdm_dagster.training.profiles import Example, register_profile, replies_rewritten
+from tdm_dagster.training.profiles.registry import Example, register_profile, replies_rewritten
 from tdm_dagster.training.profiles.reasoning import read_reasoning
 
 STEP, THEREFORE, END = "⊢", "∴", "∎"
