@@ -23,6 +23,12 @@ from tdm_dagster.runs.boxes import INFERENCE, TRAINING, on_box
 checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")
 
 
+class CheckpointConfig(dg.Config):
+    profile: str = ""
+    """The data profile to apply before training (``emoji_think``, ``regime3``, a registered
+    name or ``module:function``); empty: config's ``profile.name``."""
+
+
 @dg.asset(
     partitions_def=checkpoint_partitions,
     group_name="train",
@@ -31,16 +37,19 @@ checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")
     deps=[queued_batch],
     description="A fine-tuned checkpoint trained on the queue (high, then normal, then low; oldest first).",
 )
-def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer: TrainerResource) -> dg.MaterializeResult:
+def checkpoint(context: dg.AssetExecutionContext, config: CheckpointConfig, tdm: TdmHomeResource, trainer: TrainerResource) -> dg.MaterializeResult:
     home = tdm.home()
     settings = tdm.config().training
+    profile = tdm.config().profile
+    if config.profile:
+        profile = replace(profile, name=config.profile)
 
     steps = SteadyLog(context.log.info, "steps")  # a line every few seconds, with the loss
 
     def progress(step: int, total: int, loss: float) -> None:
         steps.reached(step, total, f"loss {loss:.4f}")
 
-    trained = trainer.train_from_queue(home, settings, home.training_dir / context.partition_key, progress=progress)
+    trained = trainer.train_from_queue(home, settings, home.training_dir / context.partition_key, progress=progress, profile=profile)
     steps.finish()
     if trained is None:
         raise dg.Failure("the training queue is empty: nothing to train on")
@@ -61,6 +70,7 @@ def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer:
             "loss_curve": dg.MetadataValue.json([round(x, 4) for x in result.loss_curve]),
             "real_tokens_per_s": dg.MetadataValue.float(round(result.tokens_per_s, 1)),
             "device": result.device,
+            "profile": ((sources.get("lineage") or {}).get("profile") or {}).get("name") or "none",
             "queue_files": dg.MetadataValue.json([f"{f['priority']}/{f['name']}" for f in sources["files"]]),
             "archived": dg.MetadataValue.path(str(archived)),
         }

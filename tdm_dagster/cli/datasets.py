@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from tdm_dagster.cli.common import config, emit, home, json_option
+from tdm_dagster.cli.derive_options import augmentation, intent_mapping_of, pair
 from tdm_dagster.datasets.names import name_problem, shown, version_problem
 
 class _Checked(click.ParamType):
@@ -107,15 +108,19 @@ def show(name: str, as_json: bool) -> None:
 def add(name: str, files: tuple[str, ...], major: bool, description: str, as_json: bool) -> None:
     """Append approved batch files (JSONL of records, e.g. from the queue) as a new version.
 
-    A file already added (same sha256) is refused; records already in the dataset are left out."""
+    A file already added (same sha256) is refused; records already in the dataset are left out.
+    A record that breaks its spec (e.g. a labelled example with a bad span) goes to rejected/."""
     from tdm_dagster.datasets.additions import file_entry
     from tdm_dagster.formats import ImportResult, import_records
+
+    from tdm_dagster.datasets.conformance import refuse_nonconforming
 
     read, entries = ImportResult(), []
     for path in files:
         part = import_records(path, "jsonl")
         entries.append(file_entry(path, part.input_records))
         read.extend(part)
+    refuse_nonconforming(read, config(home()).labels)
     _append_read(_registry(), name, read, as_json, source_batches=[Path(path).stem for path in files], major=major, description=description, files=entries)
 
 
@@ -170,14 +175,19 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 @click.option("--from", "parent", type=VERSION, help="Version to derive from (default: current).")
 @click.option("--where", "where", multiple=True, help="Keep records with FIELD=VALUE (dotted field; repeatable).")
 @click.option("--remap", nargs=2, multiple=True, metavar="FIELD OLD=NEW", help="Rename a label value.")
+@click.option("--intent-mapping", "intent_mapping", multiple=True, metavar="OLD=NEW|FILE.json|config",
+              help="Rename expected_intent of labelled examples: pairs, a JSON object file, or labels.intent_mapping from config.")
 @click.option("--confidence", nargs=3, type=(str, float, float), multiple=True, metavar="FIELD SCALE OFFSET", help="field = clip(value*scale+offset, 0, 1).")
 @click.option("--clean", is_flag=True, help="Whitespace and Unicode NFC on every message.")
 @click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
 @click.option("--balance", "balance_by", help="Downsample every class of this field to the smallest.")
+@click.option("--augment", type=click.Choice(["reseed", "reorder", "format", "model"]),
+              help="Add an augmented record beside each record it applies to (model: the inference server rewrites prompts).")
+@click.option("--augment-seed", default=0, show_default=True, help="Seed of the augmentation.")
 @click.option("--allow-empty", is_flag=True, help="Commit the new version even when the steps leave no record.")
 @click.option("--description", default="")
 @json_option
-def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, allow_empty: bool, description: str, as_json: bool) -> None:
+def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], intent_mapping: tuple[str, ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, augment: str | None, augment_seed: int, allow_empty: bool, description: str, as_json: bool) -> None:
     """A new version from an existing one with modifications; each step reports its counts.
     --where compares by type: FIELD=false matches the boolean false, FIELD=3 the number 3.
     Exit 1, and no version, when the steps would leave no record (unless --allow-empty)."""
@@ -193,10 +203,12 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
 
     steps: list = []
     if where:
-        steps.append(FieldFilter(dict(_pair(item, "--where") for item in where)))
+        steps.append(FieldFilter(dict(pair(item, "--where") for item in where)))
     for field, mapping in remap:
-        old, new = _pair(mapping, "--remap")
+        old, new = pair(mapping, "--remap")
         steps.append(RemapLabel(field, {old: new}))
+    if intent_mapping:
+        steps.append(RemapLabel("expected_intent", intent_mapping_of(intent_mapping)))
     steps += [AdjustConfidence(field, scale=scale, offset=offset) for field, scale, offset in confidence]
     if clean:
         steps.append(CleanText())
@@ -204,12 +216,15 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         steps += [DropExactDuplicates(), DropNearDuplicates()]
     if balance_by:
         steps.append(BalanceClasses(balance_by))
-    if not steps:
-        raise click.UsageError("say what to change: --where, --remap, --confidence, --clean, --dedup or --balance")
+    if augment:
+        parent = parent or _registry().version_info(name).version  # the version the origins name
+    if not steps and not augment:
+        raise click.UsageError("say what to change: --where, --remap, --intent-mapping, --confidence, --clean, --dedup, --balance or --augment")
     from tdm_dagster.datasets.errors import EmptyDeriveError, NothingChangedError
 
     try:
-        version = _registry().derive(name, steps, parent=parent, description=description, allow_empty=allow_empty)
+        with augmentation(name, parent, augment, augment_seed) as augmenting:
+            version = _registry().derive(name, [*steps, *augmenting], parent=parent, description=description, allow_empty=allow_empty)
     except EmptyDeriveError as empty:
         raise click.ClickException(f"{empty}; add --allow-empty to commit an empty version") from empty
     except NothingChangedError as unchanged:  # an outcome, not a failure: say so, exit 0
@@ -217,13 +232,6 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         return
     reports = version.operation.get("steps", [])
     emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
-
-
-def _pair(text: str, option: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint=option)
-    return key, value
 
 
 @datasets.command()
@@ -240,7 +248,7 @@ def split(name: str, version: str | None, ratios: str, stratify: str | None, see
 
     parsed = {}
     for part in ratios.split(","):
-        key, value = _pair(part, "--ratios")
+        key, value = pair(part, "--ratios")
         parsed[key] = float(value)
     result = _registry().split(name, version, ratios=parsed, stratify_by=stratify, seed=seed)
     counts = {split_name: len(records) for split_name, records in result.splits.items()}

@@ -3,6 +3,7 @@ record forward to the checkpoints (and deployments) trained on it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -42,6 +43,10 @@ def _checkpoint_text(found: dict[str, Any]) -> str:
         f"training run {run['key']}: step {run['step']}, {found['examples']} examples, created {run['created_at']} on {run['device']}"
         + (f", loss {metrics['loss_first']:.3f} -> {metrics['loss']:.3f}" if metrics.get("loss") is not None else ""),
     ]
+    if found.get("profile"):
+        profile = found["profile"]
+        options = f" {json.dumps(profile['options'])}" if profile["options"] else ""
+        lines.append(f"data profile {profile['name']}{options}: changed {profile['changed']} of {profile['examples']} examples")
     if not found["recorded"]:
         lines.append(f"trained before lineage was recorded: queue files {', '.join(run['queue_files']) or 'unknown'}")
     for batch in found["batches"]:

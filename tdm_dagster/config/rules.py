@@ -61,6 +61,16 @@ def _paths(value: Any) -> str | None:
     return None if ok else "a list of file paths"
 
 
+def _labels(value: Any) -> str | None:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value)
+    return None if ok else "a list of label names"
+
+
+def _label_mapping(value: Any) -> str | None:
+    ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items())
+    return None if ok else "a mapping of old label: new label"
+
+
 _CHECK_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -230,4 +240,15 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "max_commits": count(10_000_000),
     },
     "schedules": dict.fromkeys(SchedulesConfig.__dataclass_fields__, _cron),
+    "labels": {
+        "intents": _labels,
+        "sentiments": _labels,
+        "entity_labels": _labels,
+        "personas": _labels,
+        "intent_mapping": _label_mapping,
+    },
+    "profile": {
+        "name": _optional(_text),
+        "options": _mapping_of("option: value"),
+    },
 }

@@ -181,3 +181,25 @@ class SchedulesConfig:
     deduplicate_dataset: str = "30 2 * * *"
     export_dataset: str = "0 3 * * *"
     refresh_stats: str = "5 * * * *"
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """The labels labelled examples (spec ``labelled_v1``) may carry; an empty set allows any."""
+
+    intents: tuple[str, ...] = ()
+    sentiments: tuple[str, ...] = ()
+    entity_labels: tuple[str, ...] = ()
+    personas: tuple[str, ...] = ()
+    intent_mapping: dict[str, str] = field(default_factory=dict)
+    """Old intent -> new, what ``tdm datasets derive --intent-mapping config`` applies."""
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """The data profile the trainer applies to every record before training
+    (:mod:`tdm_dagster.training.profiles`); ``name: null`` trains on the records as they are."""
+
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """Passed to the profile as keyword arguments."""

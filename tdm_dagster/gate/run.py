@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tdm_dagster.gate.labelled import label_set_issues, report_class_balance
 from tdm_dagster.gate.outcome import Findings, GateOutcome, decide
 from tdm_dagster.gate.quality import SUITE_NAMES, run_quality
 from tdm_dagster.gate.reading_view import conversation_views, hidden_character_issues
@@ -179,6 +180,8 @@ def gate_findings(
     views = conversation_views(schema.conversations)  # what is judged: invisible characters hide nothing
     suites = run_quality(views, config.quality, names=names, first_of=shard.first_of if shard else None)
     extra = {position: list(found) for position, found in gate_input.read_issues.items()}
+    _merge(extra, label_set_issues(gate_input.records, schema.valid_indices, config.labels))
+    report_class_balance(suites, gate_input.records, schema.valid_indices)
     answers = AnswerResults()
     model_judged: set[int] = set()
     if level in VERIFY_LEVELS:

@@ -126,6 +126,7 @@ def checkpoint_lineage(home: TdmHome, folder: Path) -> dict[str, Any]:
             "queue_files": sources.get("queue_files") or [],
         },
         "recorded": lineage is not None,
+        "profile": (lineage or {}).get("profile"),
         "batches": batches,
         "examples": (lineage or {}).get("examples", meta.get("metrics", {}).get("examples")),
         "records": sum(entry["records"] for entry in batches),

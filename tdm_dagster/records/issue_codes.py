@@ -68,10 +68,12 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "shape.wrong_type": _e("give the field the type the shape expects"),
     # the schema gate (tdm_dagster.gate.schemas)
     "schema.bad_message": _e("give each message exactly role and content"),
+    "schema.bad_span": _e("give each entity as [text, label, start, end] with start/end the offsets of text, on word boundaries, not overlapping"),
     "schema.bad_value": _e("regenerate the record, or correct the metadata value named"),
     "schema.missing_field": _e("add the field, or validate against the spec the record was written for"),
     "schema.not_an_object": _e("make the record a JSON object"),
     "schema.spec_mismatch": _e("check the file's format, or validate with the --spec its records have"),
+    "schema.unknown_label": _e("use a label the config's labels section declares, or declare this one"),
     "schema.unknown_field": _e("drop the field, or move it under metadata"),
     "schema.unknown_spec": _e("use one of the known specs (tdm validate --help lists them)"),
     "schema.wrong_type": _e("give the field the type the message names"),
