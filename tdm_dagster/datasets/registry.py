@@ -65,7 +65,7 @@ from tdm_dagster.datasets.manifest import Placement
 from tdm_dagster.datasets.names import check_name, check_version
 from tdm_dagster.datasets.records import Record
 from tdm_dagster.datasets.splits import DEFAULT_RATIOS, SplitResult, assign_splits
-from tdm_dagster.datasets.steps import Step
+from tdm_dagster.datasets.steps import Step, apply_steps
 from tdm_dagster.datasets.store import ObjectStore
 from tdm_dagster.datasets.verify import VerifyReport, read_segments, verified_placement, verify_versions, version_context
 from tdm_dagster.files.atomic import read_jsonl
@@ -215,11 +215,7 @@ class DatasetRegistry:
         def build(base_info: VersionInfo | None) -> BuiltVersion:
             if base_info is None:
                 raise VersionNotFoundError(f"dataset {name!r} has no version to derive from")
-            records = list(self.records(name, base_info.version))
-            reports = []
-            for step in steps:
-                records, report = step.apply(records)
-                reports.append(report)
+            records, reports = apply_steps(steps, list(self.records(name, base_info.version)))
             if not records and not allow_empty and base_info.record_count:
                 raise EmptyDeriveError(name, base_info.version, reports)
             placement = self._place(StagedRecords.of(records), self._placement(name, base_info))

@@ -32,6 +32,15 @@ class Step(Protocol):
     def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]: ...
 
 
+def apply_steps(steps: Sequence[Step], records: list[Record]) -> tuple[list[Record], list[StepReport]]:
+    """``records`` through each step in order, with each step's report."""
+    reports = []
+    for step in steps:
+        records, report = step.apply(records)
+        reports.append(report)
+    return records, reports
+
+
 def _report(name: str, before: int, after: list[Record], **counts: Any) -> StepReport:
     return {"step": name, "input": before, "output": len(after), "removed": before - len(after), **counts}
 
