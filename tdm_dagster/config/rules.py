@@ -217,6 +217,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "max_upload_bytes": count(16 * 1024**3),
         "client_connect_timeout_sec": _TIMEOUT,
         "client_read_timeout_sec": _TIMEOUT,
+        "job_memory_reserve_mb": count(1024**3),
     },
     "storage": {
         "remote": _optional(_remote_url),

@@ -145,6 +145,9 @@ class ApiConfig:
     client_read_timeout_sec: float = 60.0
     """... and one that stays silent this long, while it is sent the file or while it
     answers, is treated as stalled: the file is validated in-process."""
+    job_memory_reserve_mb: int = 1024
+    """``POST /v1/scheduler/run`` refuses a job whose estimated memory exceeds the box's
+    ``MemAvailable`` less this reserve (kept for everything else on the box)."""
 
 
 @dataclass(frozen=True)
