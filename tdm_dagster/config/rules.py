@@ -64,9 +64,14 @@ def _paths(value: Any) -> str | None:
 _CHECK_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-def _check_references(value: Any) -> str | None:
-    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and _CHECK_REFERENCE.match(v) for v in value)
-    return None if ok else 'a list of "module:function" references, e.g. ["my_checks:no_urls"]'
+def _references(what: str, example: str) -> Callable[[Any], str | None]:
+    """A list of ``module:attribute`` references (checks, generators) to import."""
+
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and _CHECK_REFERENCE.match(v) for v in value)
+        return None if ok else f'a list of "module:{what}" references, e.g. ["{example}"]'
+
+    return check
 
 
 _CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
@@ -144,6 +149,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "cooldown_sec": count_from_zero(30 * DAY_SEC),
         "payload": _mapping_of("request fields"),
         "skill": _optional(_text),
+        "generators": _references("Class", "my_generators:Countdown"),
     },
     "inference": {
         "model": _text,
@@ -162,7 +168,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "eval_sets": _paths,
         "near_duplicate_threshold": FRACTION,
         "verifiers": _mapping_of("skill: verifier name"),
-        "quality_checks": _check_references,
+        "quality_checks": _references("function", "my_checks:no_urls"),
         "min_completeness": FRACTION,
         "min_consistency": FRACTION,
         "min_validity": FRACTION,

@@ -39,6 +39,9 @@ class AutoGenerateConfig:
     """Extra request fields for the inference server (temperature, max_tokens, ...)."""
     skill: str | None = None
     """Skill to generate; ``None`` follows the curriculum's active skill."""
+    generators: tuple[str, ...] = ()
+    """Your own skill generators, as ``"module:Class"`` references (README, "Your own
+    generators"); each is instantiated once and found by its ``skill``."""
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from tdm_dagster.runs.launch import run_job
 
 def main(argv: list[str]) -> int:
     job_name, run_id = argv
-    from tdm_dagster.definitions import defs
+    from tdm_dagster.location import build_definitions
 
-    job = defs.get_repository_def().get_job(job_name)
+    job = build_definitions().get_repository_def().get_job(job_name)
     with open_instance() as instance:
         result = run_job(job, instance=instance, run_id=run_id, tags={"tdm/trigger": "api"})
     return 0 if result.success else 1
