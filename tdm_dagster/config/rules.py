@@ -229,6 +229,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "remote": _optional(_remote_url),
         "endpoint_url": _optional(_http_url),
         "push_checkpoints": _bool,
+        "auto_push": _bool,
     },
     "collectors": {
         "git_repos": _paths,

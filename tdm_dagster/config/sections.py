@@ -164,6 +164,9 @@ class StorageConfig:
     push_checkpoints: bool = False
     """The trainer pushes each new checkpoint to ``remote``, and ``deployed_model`` records
     what it deployed there, so a serving box can ``tdm checkpoints pull --deployed``."""
+    auto_push: bool = False
+    """Every new dataset version is pushed to ``remote`` as it is committed
+    (:mod:`tdm_dagster.datasets.auto_push`); a failed push leaves it committed here."""
 
 
 @dataclass(frozen=True)

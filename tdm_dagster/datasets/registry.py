@@ -68,13 +68,15 @@ from tdm_dagster.datasets.splits import DEFAULT_RATIOS, SplitResult, assign_spli
 from tdm_dagster.datasets.steps import Step
 from tdm_dagster.datasets.store import ObjectStore
 from tdm_dagster.datasets.verify import VerifyReport, read_segments, verified_placement, verify_versions, version_context
+from tdm_dagster.datasets.auto_push import push_if_configured
 from tdm_dagster.files.atomic import read_jsonl
 from tdm_dagster.home import TdmHome
 
 
 class DatasetRegistry:
     def __init__(self, home: TdmHome | None = None) -> None:
-        self.root = (home or TdmHome.from_env()).datasets_dir
+        self.home = home or TdmHome.from_env()
+        self.root = self.home.datasets_dir
         self.catalog_path = self.root / "catalog.duckdb"
         self.store = ObjectStore(self.root / "objects")
 
@@ -246,10 +248,12 @@ class DatasetRegistry:
         except (IntegrityError, VersionNotFoundError):
             built = None  # its parent was deleted while being read; under the lock that cannot happen
         with self._dataset_lock(name), self._objects_lock(shared=True):
-            if built is not None and self._base(name, parent, version) == base and self._all_stored(built.placement):
-                return commit_version(self.catalog_path, name, built, base, version, major, **details)
-            base = self._base(name, parent, version)
-            return commit_version(self.catalog_path, name, build(base), base, version, major, **details)
+            if built is None or self._base(name, parent, version) != base or not self._all_stored(built.placement):
+                base = self._base(name, parent, version)
+                built = build(base)
+            info = commit_version(self.catalog_path, name, built, base, version, major, **details)
+        push_if_configured(self.home, self, name, info.version)  # storage.auto_push, after the lock
+        return info
 
     def _base(self, name: str, parent: str | None, new_version: str | None) -> VersionInfo | None:
         """The version to build on (None for a first version); refuses an existing ``new_version`` early."""
