@@ -268,7 +268,7 @@ def _build_section(section: str, merged: Mapping[str, tuple[Any, str]]) -> Any:
     values: dict[str, Any] = {}
     for key, (value, origin) in merged.items():
         values.update(validate_section(section, {key: value}, origin))
-    for key in ("eval_sets", "quality_checks", "git_repos", "docs", "conversation_logs"):
+    for key in ("eval_sets", "quality_checks", "generators", "git_repos", "docs", "conversation_logs"):
         if key in values:
             values[key] = tuple(values[key])
     return _SECTION_TYPES[section](**values)
