@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 
-from tdm_dagster.api import admin, datasets, errors, health, lineage, overview, validation
+from tdm_dagster.api import admin, datasets, errors, health, lineage, overview, scheduler, validation
 from tdm_dagster.api.audit import AuditLog
 from tdm_dagster.api.auth import KeyCheck, require
 from tdm_dagster.api.keys import KeyStore
@@ -46,7 +46,7 @@ def create_app(home: TdmHome, config: TdmConfig, *, warm: bool = True) -> FastAP
     app.state.metrics = ApiMetrics(home)
     app.state.warm_gate = validation.WarmGate()
     errors.install(app)
-    routers = (health.router, datasets.router, validation.router, overview.router, lineage.router, admin.router)
+    routers = (health.router, datasets.router, validation.router, overview.router, lineage.router, scheduler.read_router, scheduler.operate_router, admin.router)
     for router in routers:
         app.include_router(router)  # no prefix: KeyCheck matches the routers' own routes
 

@@ -28,7 +28,7 @@ from tdm_dagster.datasets.names import name_problem, shown
 from tdm_dagster.files.atomic import atomic_write_json, read_json
 from tdm_dagster.home import TdmHome
 
-SCOPES = ("read", "write", "delete", "admin")
+SCOPES = ("read", "write", "delete", "operate", "admin")
 KEY_PREFIX = "tdm_"
 TOKEN_BYTES = 32
 

@@ -74,9 +74,14 @@ def _label_mapping(value: Any) -> str | None:
 _CHECK_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-def _check_references(value: Any) -> str | None:
-    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and _CHECK_REFERENCE.match(v) for v in value)
-    return None if ok else 'a list of "module:function" references, e.g. ["my_checks:no_urls"]'
+def _references(what: str, example: str) -> Callable[[Any], str | None]:
+    """A list of ``module:attribute`` references (checks, generators) to import."""
+
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and _CHECK_REFERENCE.match(v) for v in value)
+        return None if ok else f'a list of "module:{what}" references, e.g. ["{example}"]'
+
+    return check
 
 
 _CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
@@ -154,6 +159,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "cooldown_sec": count_from_zero(30 * DAY_SEC),
         "payload": _mapping_of("request fields"),
         "skill": _optional(_text),
+        "generators": _references("Class", "my_generators:Countdown"),
     },
     "inference": {
         "model": _text,
@@ -172,7 +178,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "eval_sets": _paths,
         "near_duplicate_threshold": FRACTION,
         "verifiers": _mapping_of("skill: verifier name"),
-        "quality_checks": _check_references,
+        "quality_checks": _references("function", "my_checks:no_urls"),
         "min_completeness": FRACTION,
         "min_consistency": FRACTION,
         "min_validity": FRACTION,
@@ -227,11 +233,13 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "max_upload_bytes": count(16 * 1024**3),
         "client_connect_timeout_sec": _TIMEOUT,
         "client_read_timeout_sec": _TIMEOUT,
+        "job_memory_reserve_mb": count(1024**3),
     },
     "storage": {
         "remote": _optional(_remote_url),
         "endpoint_url": _optional(_http_url),
         "push_checkpoints": _bool,
+        "auto_push": _bool,
     },
     "collectors": {
         "git_repos": _paths,

@@ -39,6 +39,9 @@ class AutoGenerateConfig:
     """Extra request fields for the inference server (temperature, max_tokens, ...)."""
     skill: str | None = None
     """Skill to generate; ``None`` follows the curriculum's active skill."""
+    generators: tuple[str, ...] = ()
+    """Your own skill generators, as ``"module:Class"`` references (README, "Your own
+    generators"); each is instantiated once and found by its ``skill``."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,9 @@ class ApiConfig:
     client_read_timeout_sec: float = 60.0
     """... and one that stays silent this long, while it is sent the file or while it
     answers, is treated as stalled: the file is validated in-process."""
+    job_memory_reserve_mb: int = 1024
+    """``POST /v1/scheduler/run`` refuses a job whose estimated memory exceeds the box's
+    ``MemAvailable`` less this reserve (kept for everything else on the box)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,9 @@ class StorageConfig:
     push_checkpoints: bool = False
     """The trainer pushes each new checkpoint to ``remote``, and ``deployed_model`` records
     what it deployed there, so a serving box can ``tdm checkpoints pull --deployed``."""
+    auto_push: bool = False
+    """Every new dataset version is pushed to ``remote`` as it is committed
+    (:mod:`tdm_dagster.datasets.auto_push`); a failed push leaves it committed here."""
 
 
 @dataclass(frozen=True)

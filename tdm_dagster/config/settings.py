@@ -274,7 +274,7 @@ def _build_section(section: str, merged: Mapping[str, tuple[Any, str]]) -> Any:
     values: dict[str, Any] = {}
     for key, (value, origin) in merged.items():
         values.update(validate_section(section, {key: value}, origin))
-    for key in ("eval_sets", "quality_checks", "git_repos", "docs", "conversation_logs", "intents", "sentiments", "entity_labels", "personas"):
+    for key in ("eval_sets", "quality_checks", "generators", "git_repos", "docs", "conversation_logs", "intents", "sentiments", "entity_labels", "personas"):
         if key in values:
             values[key] = tuple(values[key])
     return _SECTION_TYPES[section](**values)

@@ -19,18 +19,19 @@ refused: pulling it would graft the remote's history onto this one.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tdm_dagster.datasets.catalog import Segment, VersionInfo, connect, find_dataset, transaction, version_segments
 from tdm_dagster.datasets.commit import insert_version
 from tdm_dagster.datasets.errors import CorruptObjectError, DatasetNotFoundError, MissingObjectError, VersionNotFoundError
 from tdm_dagster.datasets.names import check_name, check_version, parse_version
-from tdm_dagster.datasets.registry import DatasetRegistry
 from tdm_dagster.datasets.remote_manifest import ManifestFieldError, PulledVersion, build_manifest, parse_manifest
 from tdm_dagster.datasets.verify import verified_placement, version_context
 from tdm_dagster.progress import BYTES, Bars, no_progress
 from tdm_dagster.storage.remote import Remote, RemoteConflictError, RemoteCorruptError, RemoteError, Transfer, file_sha256, remove_stale_downloads
 
+if TYPE_CHECKING:  # the registry imports this module's push (storage.auto_push)
+    from tdm_dagster.datasets.registry import DatasetRegistry
 
 
 def _manifest_path(name: str, version: str) -> str:

@@ -29,6 +29,9 @@ ROUTES = [
     ("POST", "/v1/validate", "read"),
     ("POST", "/v1/datasets/nothing/import", "write"),
     ("DELETE", "/v1/datasets/nothing", "delete"),
+    ("GET", "/v1/scheduler/status", "read"),
+    ("POST", "/v1/scheduler/run", "operate"),
+    ("PUT", "/v1/scheduler/job", "operate"),
     ("GET", "/v1/keys", "admin"),
     ("DELETE", "/v1/keys/nobody", "admin"),
 ]
