@@ -62,6 +62,12 @@ class GateConfig:
     eval_sets: tuple[str, ...] = ()
     """Evaluation data files (any format tdm reads) that training data must not leak into."""
     near_duplicate_threshold: float = 0.8
+    semantic_duplicate_threshold: float = 0.95
+    """Cosine at or above which two conversations are semantic near-duplicates (deep level,
+    ``[semantic]`` extra); chosen by measured precision and recall, README "Semantic duplicates"."""
+    semantic_leakage_threshold: float = 0.93
+    """Cosine between a record's prompt and an evaluation item's prompt at or above which
+    the record is the item in other words (a leak, rejected)."""
     verifiers: dict[str, str] = field(default_factory=dict)
     """Skill -> answer verifier name, for skills whose own verifier (or the generic one)
     is not the right judge, e.g. ``{gsm8k: my_gsm8k}`` after registering ``my_gsm8k``."""

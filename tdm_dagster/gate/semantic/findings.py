@@ -1,0 +1,219 @@
+"""Semantic near-duplicates, semantic copies of evaluation items, and reply relevance.
+
+The gate's deep level finds duplicates by exact key and word-3-gram Jaccard
+(:mod:`tdm_dagster.gate.dedup`); a reworded copy (synonyms, facts in another order, a
+lead-in sentence) keeps its meaning with a Jaccard near 0.5 and passes that. Here each
+record's reading view is embedded with the static model (:mod:`.model`) and compared by
+cosine (:mod:`.index`):
+
+- ``dedup.semantic_duplicate`` (WARNING): the conversation is within
+  ``gate.semantic_duplicate_threshold`` cosine of an earlier record of the batch;
+  ``dedup.semantic_duplicate_of_queued`` (WARNING): of a queued record. Each names its
+  partner, the cosine, and which kind matched: ``semantic`` (the pair's word-3-gram
+  Jaccard is under the lexical threshold: only the meaning repeats) or ``both``.
+- ``leakage.semantic_eval_item`` (ERROR): the prompt is within
+  ``gate.semantic_leakage_threshold`` cosine of an evaluation item's prompt: the item in
+  other words, which a model trained on it has seen.
+- ``relevance.semantic_off_topic`` / ``relevance.semantic_restates_prompt`` (WARNING):
+  the reply's embedding is far from its prompt's (it answers something else), or nearly
+  the prompt's own (it only restates the question): :data:`OFF_TOPIC_BELOW`,
+  :data:`RESTATES_ABOVE`.
+
+Records of a generated skill (they carry a problem key) are left out of all of this: their
+prompts are templates that embed alike whatever the problem, and their identity is the
+problem key, which :mod:`tdm_dagster.gate.leakage` already compares.
+
+Without the ``[semantic]`` extra nothing here runs: :func:`load_embedder` says once per
+process that semantic duplicates are not checked, and the gate goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tdm_dagster.gate.minhash import jaccard, shingle_sets
+from tdm_dagster.gate.semantic.index import VectorStore, earliest_in, earliest_within
+from tdm_dagster.gate.semantic.model import SemanticUnavailable, StaticEmbedder, embedder, unit
+from tdm_dagster.records.issues import RecordIssue
+
+logger = logging.getLogger(__name__)
+
+OFF_TOPIC_BELOW = 0.35
+"""A reply whose cosine with its prompt is under this answers something else (measured on
+GSM8K, roleplay and the seed tasks: 0.3 % of real replies fall under it, 80 % of replies
+paired with another record's prompt; ``bench/bench_semantic_dup.py --relevance``)."""
+RESTATES_ABOVE = 0.97
+"""A reply whose cosine with its prompt is over this only restates it (no real reply of
+the three public sets does)."""
+_SHINGLE_SIZE = 3
+_told_unavailable = False
+
+
+def load_embedder() -> StaticEmbedder | None:
+    """The static model; None (said once per process) without the ``[semantic]`` extra."""
+    global _told_unavailable
+    try:
+        return embedder()
+    except SemanticUnavailable as error:
+        if not _told_unavailable:
+            _told_unavailable = True
+            logger.warning("semantic duplicates are not checked: %s", error)
+        return None
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Unit embeddings of each record's whole conversation, prompt and reply, by row
+    (zero rows for records left out: generated skills' problems)."""
+
+    whole: np.ndarray
+    prompt: np.ndarray
+    reply: np.ndarray
+    texts: list[str]
+
+
+def embed_conversations(model: StaticEmbedder, conversations: Sequence[Sequence[Mapping[str, Any]]], skip: Sequence[bool] = ()) -> Embedded:
+    """One embedding pass (token sums add up: conversation = prompt + reply)."""
+    from tdm_dagster.gate.deep import conversation_text, prompt_and_answer
+
+    pairs = [prompt_and_answer(messages) for messages in conversations]
+    prompts = model.token_sums([prompt for prompt, _ in pairs])
+    replies = model.token_sums([reply for _, reply in pairs])
+    left_out = np.asarray(skip, bool) if len(skip) else np.zeros(len(pairs), bool)
+    prompts[left_out] = replies[left_out] = 0
+    return Embedded(unit(prompts + replies), unit(prompts), unit(replies), [conversation_text(m) for m in conversations])
+
+
+def matched_kind(jaccard_value: float, lexical_threshold: float) -> str:
+    return "both" if jaccard_value >= lexical_threshold else "semantic"
+
+
+def pair_jaccard(texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
+    """Word-3-gram Jaccard of each (a, b) pair, as the lexical pass computes it."""
+    rows = np.arange(len(texts_a))
+    return jaccard(shingle_sets(texts_a, _SHINGLE_SIZE), rows, shingle_sets(texts_b, _SHINGLE_SIZE), rows)
+
+
+def semantic_duplicate_issue(cosine: float, jaccard_value: float, lexical_threshold: float, partner: str, queued: bool = False) -> RecordIssue:
+    kind = matched_kind(jaccard_value, lexical_threshold)
+    code = "dedup.semantic_duplicate_of_queued" if queued else "dedup.semantic_duplicate"
+    message = (f"semantic near duplicate (cosine {cosine:.3f}, matched: {kind}, Jaccard {jaccard_value:.2f}) "
+               f"of {'queued ' if queued else ''}{partner}")  # fmt: skip
+    return RecordIssue("dedup", code, message, "messages", severity="WARNING")
+
+
+def within_batch_issues(
+    keys: Sequence[str], embedded: Embedded, threshold: float, lexical_threshold: float, skip_rows: set[int] = frozenset()  # type: ignore[assignment]
+) -> dict[int, list[RecordIssue]]:
+    """Each record's earliest earlier record of the batch within ``threshold`` cosine."""
+    rows, partners, cosines = earliest_within(embedded.whole.astype(np.float16), threshold)
+    keep = np.fromiter((row not in skip_rows for row in rows.tolist()), bool, rows.size)
+    rows, partners, cosines = rows[keep], partners[keep], cosines[keep]
+    similarity = pair_jaccard([embedded.texts[r] for r in rows], [embedded.texts[p] for p in partners])
+    return {
+        int(row): [semantic_duplicate_issue(float(cosine), float(j), lexical_threshold, keys[int(partner)])]
+        for row, partner, cosine, j in zip(rows, partners, cosines, similarity)
+    }
+
+
+def queued_issues(
+    keys: Sequence[str], embedded: Embedded, store: VectorStore, threshold: float
+) -> dict[int, list[RecordIssue]]:
+    """Records within ``threshold`` cosine of a queued record (the store keeps vectors,
+    not texts: the message gives the cosine and the queued record's name)."""
+    rows, partners, cosines = earliest_in(embedded.whole.astype(np.float16), store.vectors, threshold)
+    found: dict[int, list[RecordIssue]] = {}
+    for row, partner, cosine in zip(rows.tolist(), partners.tolist(), cosines.tolist()):
+        message = f"semantic near duplicate (cosine {cosine:.3f}, matched: semantic) of queued {store.keys[partner]}"
+        found[row] = [RecordIssue("dedup", "dedup.semantic_duplicate_of_queued", message, "messages", severity="WARNING")]
+    return found
+
+
+def eval_leak_issues(
+    keys: Sequence[str], embedded: Embedded, model: StaticEmbedder, eval_sets: Sequence[Any], threshold: float
+) -> dict[int, list[RecordIssue]]:
+    """Records whose prompt is within ``threshold`` cosine of an evaluation item's prompt
+    (items of generated skills left out: their problem keys decide)."""
+    found: dict[int, list[RecordIssue]] = {}
+    for eval_set in eval_sets:
+        items = [item for item in eval_set.items if item.problem is None]
+        if not items:
+            continue
+        item_prompts = model.encode([item.prompt for item in items]).astype(np.float16)
+        rows, partners, cosines = earliest_in(embedded.prompt.astype(np.float16), item_prompts, threshold)
+        for row, partner, cosine in zip(rows.tolist(), partners.tolist(), cosines.tolist()):
+            if row in found:
+                continue
+            message = (f"the prompt is evaluation item {items[partner].key} in other words (cosine {cosine:.3f} "
+                       f"between the two prompts): '{items[partner].prompt[:80]}'")  # fmt: skip
+            found[row] = [RecordIssue("leakage", "leakage.semantic_eval_item", message, "messages")]
+    return found
+
+
+def relevance_issues(embedded: Embedded, skip: Sequence[bool] = ()) -> dict[int, list[RecordIssue]]:
+    """Replies far from their prompt's meaning, or only restating it."""
+    cosine = np.einsum("ij,ij->i", embedded.prompt, embedded.reply)
+    has_both = (np.abs(embedded.prompt).sum(axis=1) > 0) & (np.abs(embedded.reply).sum(axis=1) > 0)
+    found: dict[int, list[RecordIssue]] = {}
+    for row in np.flatnonzero(has_both & (cosine < OFF_TOPIC_BELOW)).tolist():
+        message = f"the reply's meaning is far from its prompt's (cosine {cosine[row]:.2f}, under {OFF_TOPIC_BELOW}): it may answer something else"
+        found[row] = [RecordIssue("relevance", "relevance.semantic_off_topic", message, "messages", severity="WARNING")]
+    for row in np.flatnonzero(has_both & (cosine > RESTATES_ABOVE)).tolist():
+        message = f"the reply only restates its prompt (cosine {cosine[row]:.3f}, over {RESTATES_ABOVE})"
+        found[row] = [RecordIssue("relevance", "relevance.semantic_restates_prompt", message, "messages", severity="WARNING")]
+    return found
+
+
+@dataclass(frozen=True)
+class SemanticCheck:
+    """What the deep level's semantic findings need: the thresholds, and the queued
+    records' vectors (None: not searched)."""
+
+    duplicate_threshold: float
+    leakage_threshold: float
+    lexical_threshold: float
+    queued: VectorStore | None = None
+
+    @classmethod
+    def of(cls, gate: Any, queued_in: Any = None) -> SemanticCheck:
+        """From ``config.gate``, and the store of the home whose queued data is searched."""
+        from tdm_dagster.gate.semantic.store import load_queued_vectors
+
+        queued = load_queued_vectors(queued_in) if queued_in is not None else None
+        return cls(gate.semantic_duplicate_threshold, gate.semantic_leakage_threshold, gate.near_duplicate_threshold, queued)
+
+
+def semantic_findings(
+    keys: Sequence[str],
+    conversations: Sequence[Sequence[Mapping[str, Any]]],
+    check: SemanticCheck,
+    *,
+    eval_sets: Sequence[Any],
+    keyed: Sequence[bool],
+    exact_rows: set[int],
+    within: bool,
+) -> dict[str, dict[int, list[RecordIssue]]]:
+    """By row: ``duplicates`` (within the batch when ``within``, and against the queued
+    store), ``leakage`` (evaluation items) and ``relevance``. ``keyed``: rows of generated
+    skills' problems (left out); ``exact_rows``: exact copies (already rejected)."""
+    model = load_embedder()
+    if model is None or not len(conversations):
+        return {}
+    embedded = embed_conversations(model, conversations, keyed)
+    duplicates: dict[int, list[RecordIssue]] = {}
+    if within:
+        duplicates.update(within_batch_issues(keys, embedded, check.duplicate_threshold, check.lexical_threshold, exact_rows))
+    if check.queued is not None and len(check.queued):
+        for row, found in queued_issues(keys, embedded, check.queued, check.duplicate_threshold).items():
+            if row not in exact_rows:
+                duplicates.setdefault(row, []).extend(found)
+    return {
+        "duplicates": duplicates,
+        "leakage": eval_leak_issues(keys, embedded, model, eval_sets, check.leakage_threshold),
+        "relevance": relevance_issues(embedded),
+    }
