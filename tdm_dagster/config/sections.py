@@ -62,7 +62,7 @@ class GateConfig:
     eval_sets: tuple[str, ...] = ()
     """Evaluation data files (any format tdm reads) that training data must not leak into."""
     near_duplicate_threshold: float = 0.8
-    semantic_duplicate_threshold: float = 0.95
+    semantic_duplicate_threshold: float = 0.97
     """Cosine at or above which two conversations are semantic near-duplicates (deep level,
     ``[semantic]`` extra); chosen by measured precision and recall, README "Semantic duplicates"."""
     semantic_leakage_threshold: float = 0.93

@@ -206,9 +206,9 @@ def _merge_semantic(
 ) -> None:
     from tdm_dagster.gate.semantic.findings import semantic_findings
 
-    exact = {row for row, found in by_row["duplicates"].items() if any(i.code.startswith("dedup.exact") for i in found)}
+    lexical = set(by_row["duplicates"])  # rows the lexical pass flagged: one finding per row
     keyed = [problem is not None for problem in problems] if problems is not None else []
-    found = semantic_findings(keys, conversations, semantic, eval_sets=eval_sets, keyed=keyed, exact_rows=exact, within=within)
+    found = semantic_findings(keys, conversations, semantic, eval_sets=eval_sets, keyed=keyed, lexical_rows=lexical, within=within)
     for name, rows in found.items():
         for row, issues in rows.items():
             by_row.setdefault(name, {}).setdefault(row, []).extend(issues)

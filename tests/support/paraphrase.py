@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+
+from tests.support.fixture_data import PublicData
 
 SYNONYMS = {
     "bought": "purchased", "buys": "purchases", "buy": "purchase", "sold": "traded", "sells": "trades",
@@ -63,9 +64,18 @@ def word_trigram_jaccard(a: str, b: str) -> float:
     return len(x & y) / len(x | y) if x | y else 0.0
 
 
-def gsm8k_records(path: Path, count: int | None = None) -> list[dict[str, str]]:
-    """GSM8K alpaca records (``instruction``, ``output``), the first ``count``."""
-    return [{"instruction": r["instruction"], "output": r["output"]} for r in json.loads(path.read_text())[:count]]
+def public_questions(data: PublicData, per_set: int | None = None) -> list[dict[str, str]]:
+    """``{instruction, output}`` of the first ``per_set`` records of each public set
+    (GSM8K, GPTeacher roleplay, the seed tasks' first instances), exact repeats dropped."""
+    records = []
+    for path in (data.gsm8k, data.roleplay):
+        records += [{"instruction": "\n".join(filter(None, (r["instruction"], r["input"]))), "output": r["output"]}
+                    for r in json.loads(path.read_text(encoding="utf-8"))[:per_set]]  # fmt: skip
+    with open(data.seed_tasks, encoding="utf-8") as handle:
+        tasks = [json.loads(line) for line in handle if line.strip()][:per_set]
+    records += [{"instruction": "\n".join(filter(None, (t["instruction"], t["instances"][0]["input"]))), "output": t["instances"][0]["output"]} for t in tasks]
+    seen: set[str] = set()
+    return [r for r in records if not (r["instruction"] in seen or seen.add(r["instruction"]))]  # type: ignore[func-returns-value]
 
 
 def reworded_records(records: list[dict[str, str]]) -> list[dict[str, str]]:
