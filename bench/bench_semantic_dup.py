@@ -46,7 +46,7 @@ import numpy as np
 from bench.data_option import add_data_option
 from tdm_dagster.gate.dedup import NearDuplicateIndex
 from tdm_dagster.gate.semantic.findings import OFF_TOPIC_BELOW, RESTATES_ABOVE
-from tdm_dagster.gate.semantic.index import nearest_in, nearest_within
+from tdm_dagster.gate.semantic.index import Embeddings, facts_keys, nearest_in, nearest_within
 from tdm_dagster.gate.semantic.model import cache_path, embedder
 from tests.support.paraphrase import public_questions, reword
 
@@ -62,7 +62,8 @@ def duplicate_thresholds(records: list[dict[str, str]]) -> list[dict[str, float]
     model = embedder()
     n = len(records)
     copies = [{**r, "instruction": reword(r["instruction"], i)} for i, r in enumerate(records)]
-    vectors = model.encode([text_of(r) for r in records + copies]).astype(np.float16)
+    texts = [text_of(r) for r in records + copies]
+    vectors = Embeddings(model.encode(texts).astype(np.float16), facts_keys(texts))
     table = []
     for threshold in THRESHOLDS:
         rows, partners, _ = nearest_within(vectors, threshold)
@@ -75,9 +76,10 @@ def duplicate_thresholds(records: list[dict[str, str]]) -> list[dict[str, float]
 def leakage_thresholds(records: list[dict[str, str]]) -> list[dict[str, float]]:
     model = embedder()
     half = len(records) // 2
-    evaluation = model.encode([r["instruction"] for r in records[:half]]).astype(np.float16)
+    prompts = [r["instruction"] for r in records[:half]]
+    evaluation = Embeddings(model.encode(prompts).astype(np.float16), facts_keys(prompts))
     batch = [reword(r["instruction"], i) for i, r in enumerate(records[:half])] + [r["instruction"] for r in records[half:]]
-    queries = model.encode(batch).astype(np.float16)
+    queries = Embeddings(model.encode(batch).astype(np.float16), facts_keys(batch))
     table = []
     for threshold in THRESHOLDS:
         rows, partners, _ = nearest_in(queries, evaluation, threshold)
@@ -142,7 +144,7 @@ def speed(records: list[dict[str, str]], n: int, seed: int, threshold: float) ->
     keys = [str(i) for i in range(len(texts))]
     model = embedder()
     lexical, lexical_s = timed(lambda: NearDuplicateIndex(0.8).find_within(keys, texts))
-    vectors, embed_s = timed(lambda: model.encode(texts).astype(np.float16))
+    vectors, embed_s = timed(lambda: Embeddings(model.encode(texts).astype(np.float16), facts_keys(texts)))
     (rows, partners, _), search_s = timed(lambda: nearest_within(vectors, threshold))
     ours = set(zip(rows.tolist(), partners.tolist()))
 

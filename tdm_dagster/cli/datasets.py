@@ -169,20 +169,20 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 @click.option("--remap", nargs=2, multiple=True, metavar="FIELD OLD=NEW", help="Rename a label value.")
 @click.option("--confidence", nargs=3, type=(str, float, float), multiple=True, metavar="FIELD SCALE OFFSET", help="field = clip(value*scale+offset, 0, 1).")
 @click.option("--clean", is_flag=True, help="Whitespace and Unicode NFC on every message.")
-@click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
+@click.option("--dedup", type=click.Choice(["lexical", "semantic", "both"]), is_flag=False, flag_value="lexical", default=None,
+              help="Drop exact copies and near-duplicates by words (lexical, the default), by meaning (semantic: the [semantic] extra) or both.")
 @click.option("--balance", "balance_by", help="Downsample every class of this field to the smallest.")
 @click.option("--description", default="")
 @json_option
-def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, description: str, as_json: bool) -> None:
+def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: str | None, balance_by: str | None, description: str, as_json: bool) -> None:
     """A new version from an existing one with modifications; each step reports its counts."""
     from tdm_dagster.datasets.steps import (
         AdjustConfidence,
         BalanceClasses,
         CleanText,
-        DropExactDuplicates,
-        DropNearDuplicates,
         FieldFilter,
         RemapLabel,
+        dedup_steps,
     )  # fmt: skip
 
     steps: list = []
@@ -195,7 +195,7 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
     if clean:
         steps.append(CleanText())
     if dedup:
-        steps += [DropExactDuplicates(), DropNearDuplicates()]
+        steps += dedup_steps(dedup)
     if balance_by:
         steps.append(BalanceClasses(balance_by))
     if not steps:

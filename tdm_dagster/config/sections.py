@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tdm_dagster.gate.semantic import DUPLICATE_THRESHOLD, LEAKAGE_THRESHOLD
+
 GENERATION_SOURCES = ("builtin", "skill_api", "inference")
 GATE_ENGINES = ("in_process", "ray")
 
@@ -62,10 +64,10 @@ class GateConfig:
     eval_sets: tuple[str, ...] = ()
     """Evaluation data files (any format tdm reads) that training data must not leak into."""
     near_duplicate_threshold: float = 0.8
-    semantic_duplicate_threshold: float = 0.97
+    semantic_duplicate_threshold: float = DUPLICATE_THRESHOLD
     """Cosine at or above which two conversations are semantic near-duplicates (deep level,
     ``[semantic]`` extra); chosen by measured precision and recall, README "Semantic duplicates"."""
-    semantic_leakage_threshold: float = 0.93
+    semantic_leakage_threshold: float = LEAKAGE_THRESHOLD
     """Cosine between a record's prompt and an evaluation item's prompt at or above which
     the record is the item in other words (a leak, rejected)."""
     verifiers: dict[str, str] = field(default_factory=dict)

@@ -119,7 +119,7 @@ def _add_semantic(duplicates: dict[int, list[RecordIssue]], own: ShardSketch, sh
     """Semantic near-duplicates across the shards, for rows without a lexical finding (as in process)."""
     lexical = set(duplicates)  # rows the lexical pass flagged: one finding per row
     gate = config.gate
-    found = shard_issues(own.vectors, own.sets, shard, partners.get, lexical, gate.semantic_duplicate_threshold, gate.near_duplicate_threshold)
+    found = shard_issues(own.embeddings, own.sets, shard, partners.get, lexical, gate.semantic_duplicate_threshold, gate.near_duplicate_threshold)
     for row, issues in found.items():
         duplicates.setdefault(row, []).extend(issues)
 
@@ -147,7 +147,7 @@ def judge_shard(
         first_of = first_of.tolist()
     if level == "deep":
         duplicates = _duplicates(found_pairs, own, partners, config.gate.near_duplicate_threshold)
-        if own.vectors is not None:
+        if own.embeddings is not None:
             _add_semantic(duplicates, own, shard, partners, config)
         partners.get(shard)  # let go of the last partner's sketch
     found = gate_findings(gate_input, config, level, None, ShardFacts(first_of, duplicates))

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from tdm_dagster.gate.minhash import jaccard, shingle_sets
-from tdm_dagster.gate.semantic.index import VectorStore, nearest_across, nearest_in, nearest_within
+from tdm_dagster.gate.semantic.index import Embeddings, VectorStore, facts_keys, nearest_across, nearest_in, nearest_within
 from tdm_dagster.gate.semantic.model import SemanticUnavailable, StaticEmbedder, embedder, unit
 from tdm_dagster.records.issues import RecordIssue
 
@@ -73,11 +73,12 @@ def load_embedder() -> StaticEmbedder | None:
 
 @dataclass(frozen=True)
 class Embedded:
-    """Unit embeddings of each record's whole conversation, prompt and reply, by row
-    (zero rows for records left out: generated skills' problems)."""
+    """Each record's whole conversation and prompt embedded, with their facts keys, and
+    its reply's unit vector, by row (zero rows for records left out: generated skills'
+    problems)."""
 
-    whole: np.ndarray
-    prompt: np.ndarray
+    whole: Embeddings
+    prompt: Embeddings
     reply: np.ndarray
     texts: list[str]
 
@@ -91,10 +92,13 @@ def embed_conversations(model: StaticEmbedder, conversations: Sequence[Sequence[
     replies = model.token_sums([reply for _, reply in pairs])
     left_out = np.asarray(skip, bool) if len(skip) else np.zeros(len(pairs), bool)
     prompts[left_out] = replies[left_out] = 0
-    return Embedded(unit(prompts + replies), unit(prompts), unit(replies), [conversation_text(m) for m in conversations])
+    texts = [conversation_text(m) for m in conversations]
+    whole = Embeddings(unit(prompts + replies).astype(np.float16), facts_keys(texts))
+    prompt = Embeddings(unit(prompts).astype(np.float16), facts_keys([prompt for prompt, _ in pairs]))
+    return Embedded(whole, prompt, unit(replies), texts)
 
 
-def shard_vectors(records: Sequence[Any], conversations: Sequence[Sequence[Mapping[str, Any]]]) -> np.ndarray | None:
+def shard_embeddings(records: Sequence[Any], conversations: Sequence[Sequence[Mapping[str, Any]]]) -> Embeddings | None:
     """The whole-conversation embeddings of one shard's schema-valid records, as the
     in-process gate computes them (None without the ``[semantic]`` extra)."""
     from tdm_dagster.gate.deep import problems_of
@@ -103,16 +107,16 @@ def shard_vectors(records: Sequence[Any], conversations: Sequence[Sequence[Mappi
     if model is None:
         return None
     keyed = [problem is not None for problem in problems_of(records, conversations)]
-    return embed_conversations(model, conversations, keyed).whole.astype(np.float16)
+    return embed_conversations(model, conversations, keyed).whole
 
 
 def shard_issues(
-    own_vectors: np.ndarray, own_sets: Any, shard: int, partner: Callable[[int], Any], lexical_rows: set[int], threshold: float, lexical_threshold: float
+    own: Embeddings, own_sets: Any, shard: int, partner: Callable[[int], Any], lexical_rows: set[int], threshold: float, lexical_threshold: float
 ) -> dict[int, list[RecordIssue]]:
     """Within-batch semantic duplicates of one shard's rows (the sharded gate): the most
     similar earlier record of this or an earlier shard, as :func:`within_batch_issues`
-    finds it in one process. ``partner(s)``: shard ``s``'s sketch (keys, sets, vectors)."""
-    rows, shards, partner_rows, cosines = nearest_across(own_vectors, shard, lambda s: partner(s).vectors, threshold)
+    finds it in one process. ``partner(s)``: shard ``s``'s sketch (keys, sets, embeddings)."""
+    rows, shards, partner_rows, cosines = nearest_across(own, shard, lambda s: partner(s).embeddings, threshold)
     found: dict[int, list[RecordIssue]] = {}
     for row, partner_shard, partner_row, cosine in zip(rows.tolist(), shards.tolist(), partner_rows.tolist(), cosines.tolist()):
         if row in lexical_rows:
@@ -121,6 +125,21 @@ def shard_issues(
         similarity = float(jaccard(own_sets, np.array([row]), sketch.sets, np.array([partner_row]))[0])
         found[row] = [semantic_duplicate_issue(float(cosine), similarity, lexical_threshold, sketch.keys[partner_row])]
     return found
+
+
+def semantic_matches(texts: Sequence[str], threshold: float, required: bool = True) -> list[tuple[int, int]]:
+    """(later, nearest earlier) positions of semantic near-duplicate pairs of ``texts``
+    (their reading views), for the dataset steps and splits. Without the extra: raises
+    :class:`~tdm_dagster.gate.semantic.model.SemanticUnavailable` when ``required``, else
+    says so once and finds none."""
+    from tdm_dagster.gate.reading_view import reading_view
+
+    model = embedder() if required else load_embedder()
+    if model is None:
+        return []
+    views = [reading_view(text) for text in texts]
+    rows, partners, _ = nearest_within(Embeddings(model.encode(views).astype(np.float16), facts_keys(views)), threshold)
+    return list(zip(rows.tolist(), partners.tolist()))
 
 
 def matched_kind(jaccard_value: float, lexical_threshold: float) -> str:
@@ -145,7 +164,7 @@ def within_batch_issues(
     keys: Sequence[str], embedded: Embedded, threshold: float, lexical_threshold: float, skip_rows: set[int] = frozenset()  # type: ignore[assignment]
 ) -> dict[int, list[RecordIssue]]:
     """Each record's most similar earlier record of the batch within ``threshold`` cosine."""
-    rows, partners, cosines = nearest_within(embedded.whole.astype(np.float16), threshold)
+    rows, partners, cosines = nearest_within(embedded.whole, threshold)
     keep = np.fromiter((row not in skip_rows for row in rows.tolist()), bool, rows.size)
     rows, partners, cosines = rows[keep], partners[keep], cosines[keep]
     similarity = pair_jaccard([embedded.texts[r] for r in rows], [embedded.texts[p] for p in partners])
@@ -160,7 +179,7 @@ def queued_issues(
 ) -> dict[int, list[RecordIssue]]:
     """Records within ``threshold`` cosine of a queued record (the store keeps vectors,
     not texts: the message gives the cosine and the queued record's name)."""
-    rows, partners, cosines = nearest_in(embedded.whole.astype(np.float16), store.vectors, threshold)
+    rows, partners, cosines = nearest_in(embedded.whole, store.embeddings, threshold)
     found: dict[int, list[RecordIssue]] = {}
     for row, partner, cosine in zip(rows.tolist(), partners.tolist(), cosines.tolist()):
         message = f"semantic near duplicate (cosine {cosine:.3f}, matched: semantic) of queued {store.keys[partner]}"
@@ -178,8 +197,9 @@ def eval_leak_issues(
         items = [item for item in eval_set.items if item.problem is None]
         if not items:
             continue
-        item_prompts = model.encode([item.prompt for item in items]).astype(np.float16)
-        rows, partners, cosines = nearest_in(embedded.prompt.astype(np.float16), item_prompts, threshold)
+        prompts = [item.prompt for item in items]
+        item_prompts = Embeddings(model.encode(prompts).astype(np.float16), facts_keys(prompts))
+        rows, partners, cosines = nearest_in(embedded.prompt, item_prompts, threshold)
         for row, partner, cosine in zip(rows.tolist(), partners.tolist(), cosines.tolist()):
             if row in found:
                 continue
@@ -191,8 +211,9 @@ def eval_leak_issues(
 
 def relevance_issues(embedded: Embedded, skip: Sequence[bool] = ()) -> dict[int, list[RecordIssue]]:
     """Replies far from their prompt's meaning, or only restating it."""
-    cosine = np.einsum("ij,ij->i", embedded.prompt, embedded.reply)
-    has_both = (np.abs(embedded.prompt).sum(axis=1) > 0) & (np.abs(embedded.reply).sum(axis=1) > 0)
+    prompt = embedded.prompt.vectors.astype(np.float32)
+    cosine = np.einsum("ij,ij->i", prompt, embedded.reply)
+    has_both = (np.abs(prompt).sum(axis=1) > 0) & (np.abs(embedded.reply).sum(axis=1) > 0)
     found: dict[int, list[RecordIssue]] = {}
     for row in np.flatnonzero(has_both & (cosine < OFF_TOPIC_BELOW)).tolist():
         message = f"the reply's meaning is far from its prompt's (cosine {cosine[row]:.2f}, under {OFF_TOPIC_BELOW}): it may answer something else"

@@ -23,8 +23,11 @@ the ``[semantic]`` extra and imported here only for a large search.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,33 +56,73 @@ def _best_passing(similarity: np.ndarray, passing: np.ndarray, rows: np.ndarray)
     return rows[has], best, similarity[np.flatnonzero(has), best]
 
 
-def _exact(queries: np.ndarray, base: np.ndarray, threshold: float, within: bool) -> Pairs:
+@dataclass(frozen=True)
+class Embeddings:
+    """Unit vectors (float16 rows) and each row's *facts* key: a 64-bit digest of the
+    numbers its text states, sorted (0: it states none).
+
+    Two rows are partners only where their facts agree (or one states none). A reworded
+    copy keeps its facts (synonyms, another order and a lead-in change no number), while
+    two problems of one template differ in them: a static model embeds "Michael sells 5
+    large paintings at $100 and 8 small at $80" and "Noah sells eight large paintings at
+    $60 and four small at $30" at cosine 0.95, and they are not one problem."""
+
+    vectors: np.ndarray
+    facts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def rows(self, stop: int) -> Embeddings:
+        return Embeddings(self.vectors[:stop], self.facts[:stop])
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def facts_keys(texts: Sequence[str]) -> np.ndarray:
+    """The facts key of each text (see :class:`Embeddings`)."""
+    keys = np.zeros(len(texts), np.uint64)
+    for row, text in enumerate(texts):
+        numbers = sorted(_NUMBER.findall(text))
+        if numbers:
+            digest = hashlib.blake2b(" ".join(numbers).encode(), digest_size=8).digest()
+            keys[row] = int.from_bytes(digest, "little") or 1
+    return keys
+
+
+def _agree(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return (left == 0) | (right == 0) | (left == right)
+
+
+def _exact(queries: Embeddings, base: Embeddings, threshold: float, within: bool) -> Pairs:
     found = [_empty()]
     for start in range(0, len(queries), _BLOCK):
-        block = np.asarray(queries[start : start + _BLOCK], np.float32)
+        block = np.asarray(queries.vectors[start : start + _BLOCK], np.float32)
+        facts = queries.facts[start : start + _BLOCK]
         stop = start + len(block) if within else len(base)
-        similarity = block @ np.asarray(base[:stop], np.float32).T
-        passing = similarity >= threshold
+        similarity = block @ np.asarray(base.vectors[:stop], np.float32).T
+        passing = (similarity >= threshold) & _agree(facts[:, None], base.facts[None, :stop])
         if within:  # only earlier rows
             passing &= np.arange(stop)[None, :] < np.arange(start, start + len(block))[:, None]
         found.append(_best_passing(similarity, passing, np.arange(start, start + len(block))))
     return tuple(np.concatenate(parts) for parts in zip(*found))  # type: ignore[return-value]
 
 
-def _approximate(queries: np.ndarray, base: np.ndarray, threshold: float, within: bool) -> Pairs:
+def _approximate(queries: Embeddings, base: Embeddings, threshold: float, within: bool) -> Pairs:
     from usearch.index import Index
 
-    index = Index(ndim=base.shape[1], metric="cos", dtype="i8", connectivity=16, expansion_add=64, expansion_search=64)
-    index.add(np.arange(len(base), dtype=np.uint64), np.asarray(base, np.float32), log=False)
-    matches = index.search(np.asarray(queries, np.float32), NEIGHBOURS + within, log=False)
+    index = Index(ndim=base.vectors.shape[1], metric="cos", dtype="i8", connectivity=16, expansion_add=64, expansion_search=64)
+    index.add(np.arange(len(base), dtype=np.uint64), np.asarray(base.vectors, np.float32), log=False)
+    matches = index.search(np.asarray(queries.vectors, np.float32), NEIGHBOURS + within, log=False)
     partners = np.asarray(matches.keys, np.int64).reshape(len(queries), -1)
     valid = np.arange(partners.shape[1])[None, :] < np.asarray(matches.counts).reshape(-1, 1)
     rows = np.broadcast_to(np.arange(len(queries))[:, None], partners.shape)
     if within:
         valid &= partners < rows
     rows, partners = rows[valid], partners[valid]
-    cosine = np.einsum("ij,ij->i", np.asarray(queries[rows], np.float32), np.asarray(base[partners], np.float32))
-    keep = cosine >= threshold
+    cosine = np.einsum("ij,ij->i", np.asarray(queries.vectors[rows], np.float32), np.asarray(base.vectors[partners], np.float32))
+    keep = (cosine >= threshold) & _agree(queries.facts[rows], base.facts[partners])
     rows, partners, cosine = rows[keep], partners[keep], cosine[keep]
     order = np.lexsort((partners, -cosine, rows))
     rows, partners, cosine = rows[order], partners[order], cosine[order]
@@ -87,29 +130,38 @@ def _approximate(queries: np.ndarray, base: np.ndarray, threshold: float, within
     return rows[first], partners[first], cosine[first].astype(np.float32)
 
 
-def nearest_within(vectors: np.ndarray, threshold: float) -> Pairs:
-    """Each row's most similar earlier row at cosine >= ``threshold``."""
-    if len(vectors) < 2:
+def _canonical(queries: Embeddings, base: Embeddings, found: Pairs) -> Pairs:
+    """The reported cosines recomputed pair by pair in float64: the same value however the
+    search blocked its products (in one process or shard by shard)."""
+    rows, partners, _ = found
+    cosine = np.einsum("ij,ij->i", np.asarray(queries.vectors[rows], np.float64), np.asarray(base.vectors[partners], np.float64))
+    return rows, partners, cosine
+
+
+def nearest_within(embeddings: Embeddings, threshold: float) -> Pairs:
+    """Each row's most similar earlier row at cosine >= ``threshold`` (facts agreeing)."""
+    if len(embeddings) < 2:
         return _empty()
-    search = _exact if len(vectors) ** 2 / 2 <= EXACT_PAIRS else _approximate
-    return search(vectors, vectors, threshold, True)
+    search = _exact if len(embeddings) ** 2 / 2 <= EXACT_PAIRS else _approximate
+    return _canonical(embeddings, embeddings, search(embeddings, embeddings, threshold, True))
 
 
-def nearest_in(queries: np.ndarray, base: np.ndarray, threshold: float) -> Pairs:
-    """Each query row's most similar ``base`` row at cosine >= ``threshold``."""
+def nearest_in(queries: Embeddings, base: Embeddings, threshold: float) -> Pairs:
+    """Each query row's most similar ``base`` row at cosine >= ``threshold`` (facts agreeing)."""
     if not len(queries) or not len(base):
         return _empty()
     search = _exact if len(queries) * len(base) <= EXACT_PAIRS else _approximate
-    return search(queries, base, threshold, False)
+    return _canonical(queries, base, search(queries, base, threshold, False))
 
 
 class VectorStore:
-    """Embeddings of records already seen (queued data), on disk: ``vectors.npy`` (float16,
-    memory-mapped when read) and ``keys.json`` (each row's record name), in one folder."""
+    """Embeddings of records already seen (queued data), on disk in one folder:
+    ``vectors.npy`` (float16, memory-mapped when read), ``facts.npy`` (uint64) and
+    ``keys.json`` (each row's record name)."""
 
-    def __init__(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+    def __init__(self, keys: Sequence[str], embeddings: Embeddings) -> None:
         self.keys = list(keys)
-        self.vectors = vectors
+        self.embeddings = embeddings
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -121,38 +173,39 @@ class VectorStore:
             return None
         keys = json.loads((folder / "keys.json").read_text(encoding="utf-8"))
         vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        if len(vectors) < len(keys):
-            raise ValueError(f"{folder}: {len(keys)} keys for {len(vectors)} vectors")
-        return cls(keys, vectors[: len(keys)])  # rows past the keys: a batch being added now
+        facts = np.load(folder / "facts.npy", allow_pickle=False)
+        if min(len(vectors), len(facts)) < len(keys):
+            raise ValueError(f"{folder}: {len(keys)} keys for {len(vectors)} vectors and {len(facts)} facts")
+        return cls(keys, Embeddings(vectors, facts).rows(len(keys)))  # rows past the keys: a batch being added now
 
-    def appended(self, keys: Sequence[str], vectors: np.ndarray) -> VectorStore:
-        return VectorStore([*self.keys, *keys], np.concatenate((self.vectors, vectors.astype(np.float16))))
+    def appended(self, keys: Sequence[str], embeddings: Embeddings) -> VectorStore:
+        vectors = np.concatenate((self.embeddings.vectors, embeddings.vectors.astype(np.float16)))
+        return VectorStore([*self.keys, *keys], Embeddings(vectors, np.concatenate((self.embeddings.facts, embeddings.facts))))
 
     def save(self, folder: Path) -> None:
-        """Vectors first, then keys (what :meth:`load` looks for), each atomically."""
+        """Vectors and facts first, then keys (what :meth:`load` goes by), each atomically."""
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_open(folder / "vectors.npy", "wb") as handle:
-            np.save(handle, np.ascontiguousarray(self.vectors, np.float16), allow_pickle=False)
+            np.save(handle, np.ascontiguousarray(self.embeddings.vectors, np.float16), allow_pickle=False)
+        with atomic_open(folder / "facts.npy", "wb") as handle:
+            np.save(handle, np.asarray(self.embeddings.facts, np.uint64), allow_pickle=False)
         with atomic_open(folder / "keys.json", "w") as handle:
             json.dump(self.keys, handle)
 
 
 def empty_store(dimensions: int) -> VectorStore:
-    return VectorStore([], np.empty((0, dimensions), np.float16))
+    return VectorStore([], Embeddings(np.empty((0, dimensions), np.float16), np.empty(0, np.uint64)))
 
 
-__all__ = ["EXACT_PAIRS", "VectorStore", "nearest_in", "nearest_within", "empty_store"]
-
-
-def nearest_across(own: np.ndarray, shard: int, vectors_of: Callable[[int], np.ndarray], threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def nearest_across(own: Embeddings, shard: int, embeddings_of: Callable[[int], Embeddings], threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`nearest_within` for shard ``shard`` of a batch cut in shards: each own row's
     most similar earlier row of shards ``0..shard`` (``vectors_of(s)``, fetched one at a
     time), equal cosines to the earliest. ``(rows, partner shards, partner rows, cosines)``."""
     best_shard = np.full(len(own), -1, np.int64)
     best_row = np.full(len(own), -1, np.int64)
-    best = np.full(len(own), -np.inf, np.float32)
+    best = np.full(len(own), -np.inf)
     for partner in range(shard + 1):
-        rows, partners, cosines = nearest_within(own, threshold) if partner == shard else nearest_in(own, vectors_of(partner), threshold)
+        rows, partners, cosines = nearest_within(own, threshold) if partner == shard else nearest_in(own, embeddings_of(partner), threshold)
         better = cosines > best[rows]
         rows, partners, cosines = rows[better], partners[better], cosines[better]
         best_shard[rows], best_row[rows], best[rows] = partner, partners, cosines

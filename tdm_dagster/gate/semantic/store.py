@@ -28,8 +28,8 @@ def remember_queued_vectors(home: Any, keys: Sequence[str], conversations: Seque
     model = load_embedder()
     if model is None:
         return 0
-    vectors = embed_conversations(model, conversation_views(conversations)).whole
-    store = VectorStore.load(_folder(home)) or empty_store(vectors.shape[1])
-    store = store.appended(keys, vectors)
+    embeddings = embed_conversations(model, conversation_views(conversations)).whole
+    store = VectorStore.load(_folder(home)) or empty_store(embeddings.vectors.shape[1])
+    store = store.appended(keys, embeddings)
     store.save(_folder(home))
     return len(store)
