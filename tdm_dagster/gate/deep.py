@@ -208,7 +208,8 @@ def _merge_semantic(
 
     lexical = set(by_row["duplicates"])  # rows the lexical pass flagged: one finding per row
     keyed = [problem is not None for problem in problems] if problems is not None else []
-    found = semantic_findings(keys, conversations, semantic, eval_sets=eval_sets, keyed=keyed, lexical_rows=lexical, within=within)
+    found = semantic_findings(keys, conversations, semantic, eval_sets=eval_sets, keyed=keyed, lexical_rows=lexical, within=within,
+                              leaking_rows=set(by_row["leakage"]))  # fmt: skip
     for name, rows in found.items():
         for row, issues in rows.items():
             by_row.setdefault(name, {}).setdefault(row, []).extend(issues)

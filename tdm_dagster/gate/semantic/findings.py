@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from tdm_dagster.gate.minhash import jaccard, shingle_sets
+from tdm_dagster.gate.minhash import jaccard, normalize_text, shingle_sets
 from tdm_dagster.gate.semantic.index import Embeddings, VectorStore, facts_keys, nearest_across, nearest_in, nearest_within
 from tdm_dagster.gate.semantic.model import SemanticUnavailable, StaticEmbedder, embedder, unit
 from tdm_dagster.records.issues import RecordIssue
@@ -81,6 +81,7 @@ class Embedded:
     prompt: Embeddings
     reply: np.ndarray
     texts: list[str]
+    conversations: Sequence[Sequence[Mapping[str, Any]]]
 
 
 def embed_conversations(model: StaticEmbedder, conversations: Sequence[Sequence[Mapping[str, Any]]], skip: Sequence[bool] = ()) -> Embedded:
@@ -95,7 +96,7 @@ def embed_conversations(model: StaticEmbedder, conversations: Sequence[Sequence[
     texts = [conversation_text(m) for m in conversations]
     whole = Embeddings(unit(prompts + replies).astype(np.float16), facts_keys(texts))
     prompt = Embeddings(unit(prompts).astype(np.float16), facts_keys([prompt for prompt, _ in pairs]))
-    return Embedded(whole, prompt, unit(replies), texts)
+    return Embedded(whole, prompt, unit(replies), texts, conversations)
 
 
 def shard_embeddings(records: Sequence[Any], conversations: Sequence[Sequence[Mapping[str, Any]]]) -> Embeddings | None:
@@ -188,10 +189,14 @@ def queued_issues(
 
 
 def eval_leak_issues(
-    keys: Sequence[str], embedded: Embedded, model: StaticEmbedder, eval_sets: Sequence[Any], threshold: float
+    keys: Sequence[str], embedded: Embedded, model: StaticEmbedder, eval_sets: Sequence[Any], threshold: float, skip_rows: set[int] = frozenset()  # type: ignore[assignment]
 ) -> dict[int, list[RecordIssue]]:
     """Records whose prompt is within ``threshold`` cosine of an evaluation item's prompt
-    (items of generated skills left out: their problem keys decide)."""
+    (items of generated skills left out: their problem keys decide). ``skip_rows``: rows
+    already found leaking by their words; a prompt that *is* the item's (normalised) is
+    ``leakage.eval_prompt``'s, not this one's."""
+    from tdm_dagster.gate.deep import prompt_and_answer
+
     found: dict[int, list[RecordIssue]] = {}
     for eval_set in eval_sets:
         items = [item for item in eval_set.items if item.problem is None]
@@ -201,7 +206,9 @@ def eval_leak_issues(
         item_prompts = Embeddings(model.encode(prompts).astype(np.float16), facts_keys(prompts))
         rows, partners, cosines = nearest_in(embedded.prompt, item_prompts, threshold)
         for row, partner, cosine in zip(rows.tolist(), partners.tolist(), cosines.tolist()):
-            if row in found:
+            if row in found or row in skip_rows:
+                continue
+            if normalize_text(prompt_and_answer(embedded.conversations[row])[0]) == normalize_text(items[partner].prompt):
                 continue
             message = (f"the prompt is evaluation item {items[partner].key} in other words (cosine {cosine:.3f} "
                        f"between the two prompts): '{items[partner].prompt[:80]}'")  # fmt: skip
@@ -252,11 +259,13 @@ def semantic_findings(
     keyed: Sequence[bool],
     lexical_rows: set[int],
     within: bool,
+    leaking_rows: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> dict[str, dict[int, list[RecordIssue]]]:
     """By row: ``duplicates`` (within the batch when ``within``, and against the queued
     store), ``leakage`` (evaluation items) and ``relevance``. ``keyed``: rows of generated
     skills' problems (left out); ``lexical_rows``: rows the lexical pass already flagged
-    (exact or near copies: one duplicate finding per row, the lexical one)."""
+    (exact or near copies: one duplicate finding per row, the lexical one);
+    ``leaking_rows``: rows already found leaking by their words."""
     model = load_embedder()
     if model is None or not len(conversations):
         return {}
@@ -270,6 +279,6 @@ def semantic_findings(
                 duplicates.setdefault(row, []).extend(found)
     return {
         "duplicates": duplicates,
-        "leakage": eval_leak_issues(keys, embedded, model, eval_sets, check.leakage_threshold),
+        "leakage": eval_leak_issues(keys, embedded, model, eval_sets, check.leakage_threshold, leaking_rows),
         "relevance": relevance_issues(embedded),
     }

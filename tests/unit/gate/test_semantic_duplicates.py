@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -70,15 +71,18 @@ def test_a_reworded_evaluation_item_is_refused_as_leakage_at_deep(gsm8k, tmp_pat
     eval_file = tmp_path / "held_out.json"
     eval_file.write_text(json.dumps(held_out), encoding="utf-8")
     config = replace(TdmConfig(), gate=replace(TdmConfig().gate, eval_sets=(str(eval_file),)))
-    leaked = [{"instruction": reword(r["instruction"], i), "input": "", "output": r["output"].split("\n")[-1]} for i, r in enumerate(held_out[:4])]
+    leaked = [{"instruction": reword(r["instruction"], i), "input": "", "output": f"The answer is {re.findall(r'[0-9.]+', r['output'])[-1]}."}
+              for i, r in enumerate(held_out[:4])]  # fmt: skip
     batch = gsm8k[:30] + leaked
     outcome = run_gate(GateInput.from_records(batch, "instruction_v1", "b"), config, level="deep")
-    semantic = {p: [i for i in found if i.code == "leakage.semantic_eval_item"] for p, found in outcome.issues.items()}
-    flagged = {p for p, found in semantic.items() if found}
-    assert flagged == set(range(30, 34)), flagged
-    for k, position in enumerate(range(30, 34)):
-        assert f"evaluation item held_out.json:{k} in other words" in semantic[position][0].message
-        assert position in outcome.rejected
+    codes = {p: [i.code for i in outcome.issues.get(p, []) if i.code.startswith("leakage.")] for p in range(len(batch))}
+    assert not any(codes[p] for p in range(30)), codes
+    semantic = [p for p in range(30, 34) if codes[p] == ["leakage.semantic_eval_item"]]
+    assert semantic, codes  # some reworded items keep no distinctive n-gram: only their meaning gives them away
+    assert all(codes[p] and p in outcome.rejected for p in range(30, 34)), codes  # every one refused, by words or meaning
+    for position in semantic:
+        message = next(i.message for i in outcome.issues[position] if i.code == "leakage.semantic_eval_item")
+        assert f"evaluation item held_out.json:{position - 30} in other words" in message
     assert outcome.deep["leakage"]  # shown by the leakage check
 
 
