@@ -95,12 +95,15 @@ def relevance(records: list[dict[str, str]]) -> dict[str, Any]:
     replies = model.encode([r["output"] for r in records])
     own = np.einsum("ij,ij->i", prompts, replies)
     other = np.einsum("ij,ij->i", np.roll(prompts, len(records) // 2, axis=0), replies)
+    new_facts = facts_keys([r["output"] for r in records])
+    new_facts = (new_facts != 0) & (new_facts != facts_keys([r["instruction"] for r in records]))
     return {
         "own_prompt_cosine_percentiles_1_5_50": np.percentile(own, [1, 5, 50]).round(3).tolist(),
         "other_prompt_cosine_percentiles_50_80_95": np.percentile(other, [50, 80, 95]).round(3).tolist(),
         "own_under_off_topic": round(float((own < OFF_TOPIC_BELOW).mean()), 4),
         "other_under_off_topic": round(float((other < OFF_TOPIC_BELOW).mean()), 4),
-        "own_over_restates": round(float((own > RESTATES_ABOVE).mean()), 4),
+        "own_over_restates_cosine": round(float((own > RESTATES_ABOVE).mean()), 4),
+        "own_flagged_restating": round(float(((own > RESTATES_ABOVE) & ~new_facts).mean()), 4),
     }
 
 

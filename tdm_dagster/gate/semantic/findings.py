@@ -19,7 +19,7 @@ cosine (:mod:`.index`):
   other words, which a model trained on it has seen.
 - ``relevance.semantic_off_topic`` / ``relevance.semantic_restates_prompt`` (WARNING):
   the reply's embedding is far from its prompt's (it answers something else), or nearly
-  the prompt's own (it only restates the question): :data:`OFF_TOPIC_BELOW`,
+  the prompt's own with no new facts (it only restates the question): :data:`OFF_TOPIC_BELOW`,
   :data:`RESTATES_ABOVE`.
 
 Records of a generated skill (they carry a problem key) are left out of all of this: their
@@ -53,8 +53,10 @@ the 10,794 questions of GSM8K, GPTeacher roleplay and the seed tasks
 replies paired with another record's prompt (a static model places replies of one domain
 near each other, so only a reply far off its prompt's subject is caught: a WARNING)."""
 RESTATES_ABOVE = 0.95
-"""A reply whose cosine with its prompt is over this only restates it: 94 % of prompts
-reworded as their own reply are over it, and 0.5 % of real replies."""
+"""A reply whose cosine with its prompt is over this, and that states no number the
+prompt does not (a worked answer brings results), only restates it: 94 % of prompts
+reworded as their own reply are over the cosine, and 0.5 % of real replies, which their
+new numbers then clear (GSM8K solutions repeat the question's words)."""
 _SHINGLE_SIZE = 3
 _told_unavailable = False
 
@@ -79,7 +81,7 @@ class Embedded:
 
     whole: Embeddings
     prompt: Embeddings
-    reply: np.ndarray
+    reply: Embeddings
     texts: list[str]
     conversations: Sequence[Sequence[Mapping[str, Any]]]
 
@@ -96,7 +98,8 @@ def embed_conversations(model: StaticEmbedder, conversations: Sequence[Sequence[
     texts = [conversation_text(m) for m in conversations]
     whole = Embeddings(unit(prompts + replies).astype(np.float16), facts_keys(texts))
     prompt = Embeddings(unit(prompts).astype(np.float16), facts_keys([prompt for prompt, _ in pairs]))
-    return Embedded(whole, prompt, unit(replies), texts, conversations)
+    reply = Embeddings(unit(replies), facts_keys([reply for _, reply in pairs]))
+    return Embedded(whole, prompt, reply, texts, conversations)
 
 
 def shard_embeddings(records: Sequence[Any], conversations: Sequence[Sequence[Mapping[str, Any]]]) -> Embeddings | None:
@@ -218,14 +221,15 @@ def eval_leak_issues(
 
 def relevance_issues(embedded: Embedded, skip: Sequence[bool] = ()) -> dict[int, list[RecordIssue]]:
     """Replies far from their prompt's meaning, or only restating it."""
-    prompt = embedded.prompt.vectors.astype(np.float32)
-    cosine = np.einsum("ij,ij->i", prompt, embedded.reply)
-    has_both = (np.abs(prompt).sum(axis=1) > 0) & (np.abs(embedded.reply).sum(axis=1) > 0)
+    prompt, reply = embedded.prompt.vectors.astype(np.float32), embedded.reply.vectors
+    cosine = np.einsum("ij,ij->i", prompt, reply)
+    has_both = (np.abs(prompt).sum(axis=1) > 0) & (np.abs(reply).sum(axis=1) > 0)
+    new_facts = (embedded.reply.facts != 0) & (embedded.reply.facts != embedded.prompt.facts)
     found: dict[int, list[RecordIssue]] = {}
     for row in np.flatnonzero(has_both & (cosine < OFF_TOPIC_BELOW)).tolist():
         message = f"the reply's meaning is far from its prompt's (cosine {cosine[row]:.2f}, under {OFF_TOPIC_BELOW}): it may answer something else"
         found[row] = [RecordIssue("relevance", "relevance.semantic_off_topic", message, "messages", severity="WARNING")]
-    for row in np.flatnonzero(has_both & (cosine > RESTATES_ABOVE)).tolist():
+    for row in np.flatnonzero(has_both & (cosine > RESTATES_ABOVE) & ~new_facts).tolist():
         message = f"the reply only restates its prompt (cosine {cosine[row]:.3f}, over {RESTATES_ABOVE})"
         found[row] = [RecordIssue("relevance", "relevance.semantic_restates_prompt", message, "messages", severity="WARNING")]
     return found

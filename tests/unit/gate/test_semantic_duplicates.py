@@ -147,3 +147,16 @@ def test_the_code_location_imports_nothing_of_the_semantic_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == []
+
+
+def test_replies_far_from_their_prompt_or_restating_it_are_flagged(gsm8k) -> None:
+    from tdm_dagster.gate.semantic.findings import embed_conversations, load_embedder, relevance_issues
+
+    real = [as_chat(r) for r in gsm8k[:200]]
+    off_topic = [as_chat({"instruction": gsm8k[0]["instruction"], "output": "xq7 zzv8 k9pl qwx3 vvb2 h4jk"})]
+    restating = [as_chat({"instruction": r["instruction"], "output": reword(r["instruction"], i)}) for i, r in enumerate(gsm8k[:10])]
+    found = relevance_issues(embed_conversations(load_embedder(), real + off_topic + restating))
+    codes = {row: issues[0].code for row, issues in found.items()}
+    assert codes.get(200) == "relevance.semantic_off_topic", codes
+    assert sum(codes.get(201 + k) == "relevance.semantic_restates_prompt" for k in range(10)) >= 8, codes
+    assert sum(row < 200 for row in codes) <= 2, {row: found[row][0].message for row in codes if row < 200}
