@@ -136,19 +136,23 @@ def recall_of(reported: set[tuple[int, int]], truth: list[tuple[int, int]]) -> f
     return sum((max(a, b), min(a, b)) in reported for a, b in truth) / len(truth)
 
 
-def timed(action):
+def timed(action, label: str = ""):
+    """``(value, seconds)``; the time is also printed to stderr with ``label`` (a long run shows its progress)."""
     started = time.perf_counter()
     value = action()
-    return value, round(time.perf_counter() - started, 2)
+    seconds = round(time.perf_counter() - started, 2)
+    if label:
+        print(f"{label}: {seconds} s (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+    return value, seconds
 
 
 def speed(records: list[dict[str, str]], n: int, seed: int, threshold: float) -> dict[str, Any]:
     texts, truth = speed_texts(records, n, seed)
     keys = [str(i) for i in range(len(texts))]
     model = embedder()
-    lexical, lexical_s = timed(lambda: NearDuplicateIndex(0.8).find_within(keys, texts))
-    vectors, embed_s = timed(lambda: Embeddings(model.encode(texts).astype(np.float16), facts_keys(texts)))
-    (rows, partners, _), search_s = timed(lambda: nearest_within(vectors, threshold))
+    lexical, lexical_s = timed(lambda: NearDuplicateIndex(0.8).find_within(keys, texts), "lexical pass")
+    vectors, embed_s = timed(lambda: Embeddings(model.encode(texts).astype(np.float16), facts_keys(texts)), "ours: embed")
+    (rows, partners, _), search_s = timed(lambda: nearest_within(vectors, threshold), "ours: search")
     ours = set(zip(rows.tolist(), partners.tolist()))
 
     from model2vec import StaticModel
@@ -163,7 +167,7 @@ def speed(records: list[dict[str, str]], n: int, seed: int, threshold: float) ->
         deduplicated = SemHash.from_records(records=texts, model=encoder).self_deduplicate()
         return deduplicated
 
-    result, semhash_s = timed(semhash_run)
+    result, semhash_s = timed(semhash_run, "semhash")
     position = {text: i for i, text in enumerate(texts)}
     semhash_pairs = set()
     for item in result.filtered:
@@ -186,6 +190,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threshold", type=float, default=None, help="cosine for the speed run (default: the gate's)")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-thresholds", action="store_true", help="only the speed run")
     add_data_option(parser)
     args = parser.parse_args()
     from tdm_dagster.config.settings import TdmConfig
@@ -194,21 +199,17 @@ def main() -> None:
     load_before = os.getloadavg()
     _, model_s = timed(embedder)
     records = public_questions(args.data)
-    results: dict[str, Any] = {
-        "data": str(args.data.folder),
-        "questions": len(records),
-        "model": str(cache_path()),
-        "model_load_s": model_s,
-        "duplicates_by_threshold": duplicate_thresholds(records),
-        "leakage_by_threshold": leakage_thresholds(records),
-        "relevance": relevance(records),
-    }
+    results: dict[str, Any] = {"data": str(args.data.folder), "questions": len(records), "model": str(cache_path()), "model_load_s": model_s}
+    if not args.skip_thresholds:
+        results["duplicates_by_threshold"] = duplicate_thresholds(records)
+        results["leakage_by_threshold"] = leakage_thresholds(records)
+        results["relevance"] = relevance(records)
     if not args.skip_speed:
         results["speed"] = speed(records, args.n, args.seed, threshold)
     results["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
                           "load_average_before": [round(x, 2) for x in load_before],
                           "load_average_after": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
-    out = REPO_ROOT / "bench" / "results" / "semantic_dup.json"
+    out = REPO_ROOT / "bench" / "results" / ("semantic_dup_speed.json" if args.skip_thresholds else "semantic_dup.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
