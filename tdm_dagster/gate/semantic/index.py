@@ -38,6 +38,10 @@ EXACT_PAIRS = 64_000_000
 """Up to this many (row, partner) pairs the search is a blocked exact product (8,000 x
 8,000: about a second on two cores)."""
 NEIGHBOURS = 16
+_QUANTISATION_MARGIN = 0.03
+"""How far under the threshold an int8 distance may put a pair that is over it in float32
+(int8 cosines are within 0.01 of exact at these dimensions): candidates further under
+are not re-checked."""
 _BLOCK = 1024
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -117,6 +121,7 @@ def _approximate(queries: Embeddings, base: Embeddings, threshold: float, within
     matches = index.search(np.asarray(queries.vectors, np.float32), NEIGHBOURS + within, log=False)
     partners = np.asarray(matches.keys, np.int64).reshape(len(queries), -1)
     valid = np.arange(partners.shape[1])[None, :] < np.asarray(matches.counts).reshape(-1, 1)
+    valid &= 1 - np.asarray(matches.distances).reshape(partners.shape) >= threshold - _QUANTISATION_MARGIN  # only near ones are re-checked
     rows = np.broadcast_to(np.arange(len(queries))[:, None], partners.shape)
     if within:
         valid &= partners < rows
