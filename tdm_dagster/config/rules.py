@@ -177,6 +177,8 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "level": _one_of(("quick", "standard", "deep")),
         "eval_sets": _paths,
         "near_duplicate_threshold": FRACTION,
+        "semantic_duplicate_threshold": FRACTION,
+        "semantic_leakage_threshold": FRACTION,
         "verifiers": _mapping_of("skill: verifier name"),
         "quality_checks": _references("function", "my_checks:no_urls"),
         "min_completeness": FRACTION,
