@@ -12,7 +12,7 @@ from tdm_dagster.gate.semantic.index import VectorStore, empty_store
 
 
 def _folder(home: Any) -> Path:
-    return home.state_dir / "semantic_index"
+    return home.state_file("semantic_index")
 
 
 def load_queued_vectors(home: Any) -> VectorStore | None:
