@@ -26,6 +26,7 @@ from pathlib import Path
 from tdm_dagster.datasets import DatasetRegistry
 from tdm_dagster.generate.generators import get_generator
 from tdm_dagster.home import TdmHome
+from tdm_dagster.progress import stage
 
 RECORDS = 1_000_000
 BATCH = 50_000
@@ -44,29 +45,32 @@ def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def timed(action):
-    start = time.perf_counter()
-    result = action()
-    return result, time.perf_counter() - start
+def timed(description: str, action):
+    """``action()`` and its seconds, shown on a terminal as a stage (:func:`tdm_dagster.progress.stage`)."""
+    with stage(description):
+        start = time.perf_counter()
+        result = action()
+        return result, time.perf_counter() - start
 
 
 def main() -> dict:
-    base = generated(range(RECORDS // BATCH))
-    extra = generated(range(RECORDS // BATCH, RECORDS // BATCH + 1))[: int(RECORDS * APPEND_FRACTION)]
+    with stage(f"generating {RECORDS:,} records"):
+        base = generated(range(RECORDS // BATCH))
+        extra = generated(range(RECORDS // BATCH, RECORDS // BATCH + 1))[: int(RECORDS * APPEND_FRACTION)]
     with tempfile.TemporaryDirectory() as scratch:
         registry = DatasetRegistry(TdmHome(Path(scratch)))
         registry.create("binary_1m", description="benchmark")
-        _, write_seconds = timed(partial(registry.append, "binary_1m", base))
+        _, write_seconds = timed(f"write {RECORDS:,} records", partial(registry.append, "binary_1m", base))
         full_bytes = folder_bytes(registry.root)
-        _, append_seconds = timed(partial(registry.append, "binary_1m", extra))
+        _, append_seconds = timed(f"append {len(extra):,} records", partial(registry.append, "binary_1m", extra))
         added_bytes = folder_bytes(registry.root) - full_bytes
         first, last, appended = base[0], base[-1], len(extra)
         del base, extra  # a checkout starts from the registry, not from 1M records already in memory
         gc.collect()
-        checked_out, checkout_seconds = timed(lambda: list(registry.records("binary_1m", "1.0")))
+        checked_out, checkout_seconds = timed("check out 1.0", lambda: list(registry.records("binary_1m", "1.0")))
         assert len(checked_out) == RECORDS and (checked_out[0], checked_out[-1]) == (first, last)
         del checked_out
-        report, verify_seconds = timed(lambda: registry.verify("binary_1m", "1.0"))
+        report, verify_seconds = timed("verify 1.0", lambda: registry.verify("binary_1m", "1.0"))
         assert report.ok and report.records == RECORDS
     results = {
         "records": RECORDS,

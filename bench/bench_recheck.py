@@ -28,6 +28,7 @@ from bench.bench_gate import SPEC, build_examples  # noqa: E402
 from tdm_dagster.config.settings import load_config  # noqa: E402
 from tdm_dagster.gate.run import GateInput, run_gate  # noqa: E402
 from tdm_dagster.home import TdmHome  # noqa: E402
+from tdm_dagster.progress import stage, terminal_progress  # noqa: E402
 from tdm_dagster.queue.recheck import recheck_queue  # noqa: E402
 from tdm_dagster.queue.store import TrainingQueue  # noqa: E402
 
@@ -45,16 +46,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         home = TdmHome(Path(folder)).ensure()
         config = load_config(home, environ={})
-        run_gate(GateInput.from_records(files[0], SPEC, "warm-up"), config)  # GX, tokenizer
+        with stage("warming the gate"):
+            run_gate(GateInput.from_records(files[0], SPEC, "warm-up"), config)  # GX, tokenizer
         started = time.perf_counter()
-        gated = [run_gate(GateInput.from_records(r, SPEC, f"bench_{i:05d}"), config) for i, r in enumerate(files)]
+        with terminal_progress("gating in memory", len(examples)) as advance:
+            gated = []
+            for i, records in enumerate(files):
+                gated.append(run_gate(GateInput.from_records(records, SPEC, f"bench_{i:05d}"), config))
+                advance(len(records))
         gate_s = time.perf_counter() - started
         queue = TrainingQueue(home)
         for index, (records, outcome) in enumerate(zip(files, gated)):  # what the queue holds: approved records
             queue.enqueue(f"bench_{index:05d}", [records[i] for i in outcome.approved_indices], "normal")
         queued = sum(len(outcome.approved_indices) for outcome in gated)
         started = time.perf_counter()
-        result = recheck_queue(home, config)
+        with stage(f"rechecking {queued:,} queued records"):
+            result = recheck_queue(home, config)
         recheck_s = time.perf_counter() - started
 
     gate_rate, recheck_rate = len(examples) / gate_s, queued / recheck_s

@@ -37,6 +37,7 @@ from bench.bench_datasets import BATCH, folder_bytes, generated, timed  # noqa: 
 from tdm_dagster.datasets import DatasetRegistry  # noqa: E402
 from tdm_dagster.datasets.sync import pull, push  # noqa: E402
 from tdm_dagster.home import TdmHome  # noqa: E402
+from tdm_dagster.progress import stage  # noqa: E402
 from tdm_dagster.storage.remote import Remote  # noqa: E402
 from tests.support.object_stores import ObjectStoreServer  # noqa: E402
 
@@ -45,8 +46,9 @@ NAME = "bench"
 
 
 def main(records: int, append_fraction: float) -> dict:
-    base = generated(range(max(1, records // BATCH)))[:records]
-    extra = generated(range(records // BATCH + 1, records // BATCH + 2))[: max(1, int(records * append_fraction))]
+    with stage(f"generating {records:,} records"):
+        base = generated(range(max(1, records // BATCH)))[:records]
+        extra = generated(range(records // BATCH + 1, records // BATCH + 2))[: max(1, int(records * append_fraction))]
     server = ObjectStoreServer.s3().start()
     os.environ.update(server.env())
     rows = []
@@ -56,19 +58,20 @@ def main(records: int, append_fraction: float) -> dict:
         with tempfile.TemporaryDirectory() as scratch:
             trainer = DatasetRegistry(TdmHome(Path(scratch) / "trainer"))
             trainer.create(NAME)
-            trainer.append(NAME, base)
+            with stage(f"write {records:,} records"):
+                trainer.append(NAME, base)
             full_bytes = folder_bytes(trainer.store.root)
             del base
             gc.collect()
-            first, seconds = timed(partial(push, trainer, remote, NAME, "1.0"))
+            first, seconds = timed("push 1.0", partial(push, trainer, remote, NAME, "1.0"))
             rows.append(("push 1.0", records, first, seconds))
             trainer.append(NAME, extra)
-            second, seconds = timed(partial(push, trainer, remote, NAME))
+            second, seconds = timed("push 1.1 (1 % append)", partial(push, trainer, remote, NAME))
             rows.append(("push 1.1 (1 % append)", len(extra), second, seconds))
             serving = DatasetRegistry(TdmHome(Path(scratch) / "serving"))
-            got, seconds = timed(partial(pull, serving, remote, NAME, "1.0"))
+            got, seconds = timed("pull 1.0", partial(pull, serving, remote, NAME, "1.0"))
             rows.append(("pull 1.0", records, got, seconds))
-            update, seconds = timed(partial(pull, serving, remote, NAME))
+            update, seconds = timed("pull 1.1 (1 % append)", partial(pull, serving, remote, NAME))
             rows.append(("pull 1.1 (1 % append)", len(extra), update, seconds))
             assert serving.version_info(NAME).checksum == trainer.version_info(NAME).checksum
     finally:

@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tdm_dagster.config.training import TrainingConfig
 from tdm_dagster.generate.generators import get_generator
+from tdm_dagster.progress import stage, terminal_progress
 from tdm_dagster.training.data import IGNORE_INDEX, tokenize_examples
 from tdm_dagster.training.trainer import (
     build_model,
@@ -130,9 +131,11 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        ours = train(examples, config, Path(tmp) / "ours")
+        with terminal_progress("ours", args.steps, unit="steps") as advance:
+            ours = train(examples, config, Path(tmp) / "ours", progress=lambda step, total, loss: advance(1))
         ours_e2e = time.perf_counter() - t0
-        hf = run_hf(examples, config, args.steps, max_length, Path(tmp) / "hf")
+        with stage(f"HF Trainer, {args.steps} steps"):
+            hf = run_hf(examples, config, args.steps, max_length, Path(tmp) / "hf")
     ratio = ours.tokens_per_s / hf["real_tokens_per_s"]
     result = {
         "benchmark": "trainer real tokens/s: ours (length-grouped) vs HF Trainer (pad to max_length)",

@@ -42,6 +42,7 @@ STATE_FILES = {
     "metrics_history": "metrics_history.jsonl",  # evaluation results over time
     "dedup_index": "dedup_index.npz",  # MinHash signatures of queued records
     "dedup_lock": "dedup_index.lock",
+    "semantic_index": "semantic_index",  # embeddings of queued records (a folder: the [semantic] extra)
     "recheck": "recheck.json",  # the quality re-check's last pass
     "inbox_observed": "inbox_observed.json",  # size/mtime/inode seen per inbox file (settling)
 }

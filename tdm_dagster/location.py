@@ -6,10 +6,17 @@ file fails with a message naming the key) and must stay fast: no great_expectati
 torch or transformers at import time; the checks and resources import them when they run.
 """
 
+import gc
 import os
 import warnings
 
 import dagster as dg
+
+# Dagster's import leaves ~110,000 tracked objects that live as long as the process
+# (its modules, types, config schemas). Every full collection while the ~100 modules below
+# load would walk all of them again (~0.08 s CPU, a third of what this location adds to
+# ``import dagster``); frozen, collections walk only what was made since.
+gc.freeze()
 
 from tdm_dagster.assets import batch_assets, training_dataset
 from tdm_dagster.assets.collect import mined_sources

@@ -88,6 +88,20 @@ def terminal_progress(description: str, total: int | None = None, *, unit: str =
         bar.close()
 
 
+@contextmanager
+def stage(description: str, *, quiet: bool = False) -> Iterator[None]:
+    """A line on stderr as a stage of long work starts (``description ...``) and one as it
+    ends, with its seconds: for steps that report no counts (a benchmark's phases). Shown
+    where a bar would be (:func:`shows_progress`), nothing elsewhere."""
+    if not shows_progress(quiet=quiet):
+        yield
+        return
+    print(f"{description} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    yield
+    print(f"{description}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
 def _tick(bar, stop: threading.Event) -> None:  # noqa: ANN001 (a tqdm)
     """Redraw every second, so the elapsed time moves while a long step reports nothing."""
     while not stop.wait(1.0):

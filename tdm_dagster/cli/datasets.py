@@ -179,7 +179,8 @@ def rollback(name: str, version: str, as_json: bool) -> None:
               help="Rename expected_intent of labelled examples: pairs, a JSON object file, or labels.intent_mapping from config.")
 @click.option("--confidence", nargs=3, type=(str, float, float), multiple=True, metavar="FIELD SCALE OFFSET", help="field = clip(value*scale+offset, 0, 1).")
 @click.option("--clean", is_flag=True, help="Whitespace and Unicode NFC on every message.")
-@click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
+@click.option("--dedup", type=click.Choice(["lexical", "semantic", "both"]), is_flag=False, flag_value="lexical", default=None,
+              help="Drop exact copies and near-duplicates by words (lexical, the default), by meaning (semantic: the [semantic] extra) or both.")
 @click.option("--balance", "balance_by", help="Downsample every class of this field to the smallest.")
 @click.option("--augment", type=click.Choice(["reseed", "reorder", "format", "model"]),
               help="Add an augmented record beside each record it applies to (model: the inference server rewrites prompts).")
@@ -187,7 +188,7 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 @click.option("--allow-empty", is_flag=True, help="Commit the new version even when the steps leave no record.")
 @click.option("--description", default="")
 @json_option
-def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], intent_mapping: tuple[str, ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, augment: str | None, augment_seed: int, allow_empty: bool, description: str, as_json: bool) -> None:
+def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], intent_mapping: tuple[str, ...], confidence: tuple, clean: bool, dedup: str | None, balance_by: str | None, augment: str | None, augment_seed: int, allow_empty: bool, description: str, as_json: bool) -> None:
     """A new version from an existing one with modifications; each step reports its counts.
     --where compares by type: FIELD=false matches the boolean false, FIELD=3 the number 3.
     Exit 1, and no version, when the steps would leave no record (unless --allow-empty)."""
@@ -195,10 +196,9 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
         AdjustConfidence,
         BalanceClasses,
         CleanText,
-        DropExactDuplicates,
-        DropNearDuplicates,
         FieldFilter,
         RemapLabel,
+        dedup_steps,
     )  # fmt: skip
 
     steps: list = []
@@ -213,7 +213,7 @@ def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[t
     if clean:
         steps.append(CleanText())
     if dedup:
-        steps += [DropExactDuplicates(), DropNearDuplicates()]
+        steps += dedup_steps(dedup)
     if balance_by:
         steps.append(BalanceClasses(balance_by))
     if augment:

@@ -25,7 +25,6 @@ from tdm_dagster.config.bounds import (
 from tdm_dagster.config.sections import BATCH_SOURCES, GATE_ENGINES, GENERATION_SOURCES, ON_BATCH_FAILURE, SchedulesConfig
 from tdm_dagster.config.training import LR_SCHEDULES
 from tdm_dagster.home import PRIORITIES
-from tdm_dagster.serving.remote import remote_host_problem
 
 
 def _is_int(value: Any) -> bool:
@@ -110,6 +109,12 @@ def _http_url(value: Any) -> str | None:
     return None if ok else "an http:// or https:// URL"
 
 
+def _remote_host(value: Any) -> str | None:
+    from tdm_dagster.serving.remote import remote_host_problem  # subprocess, shutil: only for a config that sets it
+
+    return remote_host_problem(value)
+
+
 def _remote_url(value: Any) -> str | None:
     from tdm_dagster.storage.remote import check_remote_url
 
@@ -177,6 +182,8 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "level": _one_of(("quick", "standard", "deep")),
         "eval_sets": _paths,
         "near_duplicate_threshold": FRACTION,
+        "semantic_duplicate_threshold": FRACTION,
+        "semantic_leakage_threshold": FRACTION,
         "verifiers": _mapping_of("skill: verifier name"),
         "quality_checks": _references("function", "my_checks:no_urls"),
         "min_completeness": FRACTION,
@@ -224,7 +231,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "serving": {
         "host": _text,
         "port": PORT,
-        "remote_host": _optional(remote_host_problem),
+        "remote_host": _optional(_remote_host),
         "ssh_config": _optional(_text),
     },
     "api": {

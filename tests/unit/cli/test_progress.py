@@ -109,3 +109,35 @@ def test_a_dagster_step_logs_a_bounded_number_of_progress_lines(home):
     progress = [message for message in messages if message.startswith("generated: ")]
     assert 1 <= len(progress) <= 1 + seconds / 5
     assert progress[-1].startswith("generated: 2,000/2,000 (100%)")
+
+
+def _stage_on(stream_fd: int, monkeypatch) -> None:
+    from tdm_dagster.progress import stage
+
+    monkeypatch.setattr(sys, "stderr", os.fdopen(stream_fd, "w", closefd=False))
+    with stage("write 1,000 records"):
+        pass
+    sys.stderr.flush()
+
+
+def test_a_stage_is_two_lines_on_a_terminal_and_nothing_on_a_pipe(monkeypatch):
+    controller, terminal = os.openpty()
+    _stage_on(terminal, monkeypatch)
+    os.close(terminal)
+    shown = ""
+    while select.select([controller], [], [], 2.0)[0]:  # both lines, however the terminal hands them over
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: nothing more
+            break
+        if not chunk:
+            break
+        shown += chunk.decode()
+    os.close(controller)
+    assert "write 1,000 records ..." in shown and "write 1,000 records: 0.0 s" in shown
+
+    reader, writer = os.pipe()
+    _stage_on(writer, monkeypatch)
+    os.close(writer)
+    assert os.read(reader, 4096) == b""
+    os.close(reader)

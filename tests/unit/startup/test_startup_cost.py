@@ -5,6 +5,9 @@ gate runs on Ray. The seconds themselves are measured by ``bench/bench_commands.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.startup import TDM_MAIN, heavy, home_with_batches, imported_modules
@@ -50,3 +53,16 @@ def test_stats_over_a_thousand_batches_needs_no_dagster(tmp_path: Path) -> None:
     assert summary["checks"]["format"] == {"avg_pass_rate": 0.9, "batches_passed": 1000, "batches_run": 1000}
     assert summary["batches_failed"] == 0
     assert "dagster" not in modules and heavy(modules) == []
+
+
+def test_validate_through_the_service_loads_only_its_own_path(tmp_path: Path) -> None:
+    """``tdm validate`` with a running ``tdm api``: the command's module, the probe and the
+    upload; not the other commands (API keys, datasets, training) nor httpx."""
+    code = ("import json, sys, click, tdm_dagster.cli as cli; cli.main.get_command(click.Context(cli.main), 'validate'); "
+            "import tdm_dagster.api.local, tdm_dagster.api.client; print(json.dumps(sorted(sys.modules)))")  # fmt: skip
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **_home(tmp_path)})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    modules = set(json.loads(completed.stdout))
+    assert "tdm_dagster.cli.batches" in modules and "http.client" in modules  # the list is real
+    assert sorted(name for name in modules if name.split(".")[0] in ("httpx", "httpcore")) == []
+    assert sorted(modules & {"tdm_dagster.cli.api", "tdm_dagster.api.keys", "tdm_dagster.cli.datasets", "tdm_dagster.cli.train", "tdm_dagster.cli.remote"}) == []
