@@ -69,6 +69,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
+from itertools import repeat
 from typing import NamedTuple
 
 from tdm_dagster.config.quality import QualitySettings
@@ -207,7 +208,7 @@ def broken_issue(index: int, broken: Measured, reply: str) -> RecordIssue:
 def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterator[Measured]:
     """Each rule's measured value in ``reply``, in rule order. A rule without a threshold
     (a template token) is only yielded when broken, as value 1 over 0."""
-    token = _TEMPLATE_TOKEN.search(reply)
+    token = _TEMPLATE_TOKEN.search(reply) if _may_hold_template_token(reply) else None
     if token:
         yield Measured(CHAT_TEMPLATE_TOKEN, 1.0, 0.0, detail=token.group())
         return
@@ -219,7 +220,7 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
     vowelless = _VOWELLESS_WORD.findall(text)
     if vowelless:  # counts of zero are far from any threshold: not measured further
         yield Measured(UNPRONOUNCEABLE_WORDS, float(len(set(vowelless))), settings.max_vowelless_words)
-    pairs = len(_SALAD_PAIR.findall(text))
+    pairs = _salad_pairs(text)
     if pairs:
         yield Measured(WORD_SALAD, float(pairs), settings.max_ungrammatical_pairs)
     tokens = _tokens(text)
@@ -347,8 +348,31 @@ def _foreign_scripts(reply: str, prompt: str) -> frozenset[str]:
 
 
 def _tokens(text: str) -> list[str]:
-    """Lower-case tokens, edge punctuation stripped: what the loop and echo rules compare."""
-    return [t for t in (token.strip(_EDGE_PUNCTUATION) for token in text.lower().split()) if t]
+    """Lower-case tokens, edge punctuation stripped: what the loop and echo rules compare
+    (``map`` and ``filter`` keep the loop in C: a third of a generator's cost)."""
+    return list(filter(None, map(str.strip, text.lower().split(), repeat(_EDGE_PUNCTUATION))))
+
+
+def _may_hold_template_token(reply: str) -> bool:
+    """Whether ``reply`` holds a character every template token starts with (``<``, ``[``,
+    ``#``): most replies hold none, and three substring tests cost less than the regex."""
+    return "<" in reply or "[" in reply or "#" in reply
+
+
+def _salad_pairs(text: str) -> int:
+    """How many times :data:`_SALAD_PAIR` matches ``text``. An ASCII text is read as its
+    whitespace-separated tokens, pair by pair (what the regex matches there, at a fifth of
+    its cost); other text goes to the regex, whose case folding goes beyond ``str.lower``
+    (the long s matches "s")."""
+    if not text.isascii():
+        return len(_SALAD_PAIR.findall(text))
+    written = text.split()
+    lowered = text.lower().split()
+    return sum(
+        1
+        for first, second, second_lowered in zip(lowered, written[1:], lowered[1:])
+        if (first in DETERMINERS and second in NOT_AFTER_DETERMINER) or (first == second_lowered and first in NEVER_DOUBLED)
+    )
 
 
 def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:

@@ -1,0 +1,142 @@
+"""The reply rules' fast paths measure what the plain definitions measure, on every text
+of a varied corpus: the real public sets, the broken-reply corpus, generated chats and
+texts made to hit each fast path's edge (Unicode case folding, odd whitespace, template
+tokens, plain runs of every length). The plain definitions live here as the reference."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+
+import pytest
+
+from tdm_dagster.config.quality import QualitySettings
+from tdm_dagster.gate import broken_replies, text_quality
+from tdm_dagster.gate.broken_replies import _EDGE_PUNCTUATION, _SALAD_PAIR, _TEMPLATE_TOKEN
+from tdm_dagster.generate.generators import SKILLS
+from tests.support.broken_replies import broken_corpus
+from tests.support.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
+
+SETTINGS = QualitySettings()
+
+EDGE_CASES = [
+    "",
+    " ",
+    "the of the the the",
+    "The Of THE the\tof\x1cof\x1fand and",
+    "ThE tHe It and And aND",
+    "ſ its of Its of",  # the long s folds to "s" in the regex, not in str.lower
+    "ſ the an an",
+    "\u212a the Kelvin sign its \u212a",
+    "my  your\n\nour their  its his is",
+    "your and, the. of of, the the",
+    "«the» of the\u00a0of the\u2003the",
+    "a a a a an an at at on on in in",
+    "I think the the answer is 5",
+    "x" * 200,
+    "<|im_end|>",
+    "answer </s>",
+    "[INST] hi [/INST]",
+    "<<SYS>>",
+    "## Instruction: do it",
+    "### Response:",
+    "#1 is # and <b> and [1]",
+    "word " * 25,
+    "a1 b2 c3 d4 e5 f6 g7 h8 the",
+    "a1 b2 c3 d4 e5",
+    "a1 b2 c3 d4 e5 f6",
+    " ".join(f"w{i}" for i in range(19)) + "\n" + " ".join(f"w{i}" for i in range(20)),
+    " ".join(["alpha"] * 21) + ". " + " ".join(["the"] * 30),
+    "x_a b c d e f g h i j k l m n o p q r s t u v w x y z",
+    "²3 ²3 ²3 ²3 ²3 ²3 ²3",
+    "ab١٢ cd٣ ef gh ij kl mn",
+    "Ünïcödé wörds änd the öf thé",
+    "https://example.com/a-b the of the",
+    "'quoted' \"words\" (in) [brackets] -- --- ... !!!",
+    "İS THE İS of İ",
+]
+
+
+def _alpaca_texts(path) -> list[str]:
+    rows = json.loads(path.read_text())
+    return [text for row in rows for text in (row["instruction"], row["input"], row["output"]) if text]
+
+
+@lru_cache(maxsize=1)
+def _corpus() -> list[str]:
+    texts = list(EDGE_CASES)
+    texts += _alpaca_texts(GSM8K) + _alpaca_texts(ROLEPLAY)[:600]
+    for line in SEED_TASKS.read_text().splitlines():
+        task = json.loads(line)
+        texts += [task["instruction"], *(i["output"] for i in task["instances"])]
+    texts += [text for pairs in broken_corpus(10, seed=21).values() for pair in pairs for text in pair]
+    for generator in SKILLS.values():
+        for example in generator.generate(generator.max_level, 20, 21):
+            texts += [m["content"] for m in example["messages"]]
+    return texts
+
+
+def _reference_tokens(text: str) -> list[str]:
+    return [t for t in (token.strip(_EDGE_PUNCTUATION) for token in text.lower().split()) if t]
+
+
+def _reference_stop_share(text: str, run_words: int) -> float | None:
+    least = None
+    for run in _reference_run(run_words).finditer(text):
+        words = run.group().lower().split(" ")
+        share = sum(1 for word in words if word in text_quality.STOP_WORDS) / len(words)
+        least = share if least is None else min(least, share)
+    return least
+
+
+def _reference_mixed_share(text: str, min_words: int) -> float:
+    def share(run: str) -> float:
+        words = run.split(" ")
+        return sum(1 for w in words if re.search(r"[^\W\d_]", w) and re.search(r"\d", w)) / len(words)
+
+    return max((share(run.group()) for run in _reference_run(min_words).finditer(text)), default=0.0)
+
+
+def _reference_run(words: int) -> re.Pattern[str]:
+    return re.compile(rf"(?<![^\W_])[^\W_]+(?: [^\W_]+){{{words - 1},}}")
+
+
+def test_the_corpus_is_varied():
+    texts = _corpus()
+    assert len(texts) > 3000
+    assert sum(not t.isascii() for t in texts) > 50
+    assert sum(bool(_TEMPLATE_TOKEN.search(t)) for t in texts) >= 10
+    assert sum(len(_SALAD_PAIR.findall(t)) > 0 for t in texts) > 40
+
+
+def test_tokens_are_the_plain_definitions():
+    assert [broken_replies._tokens(t) for t in _corpus()] == [_reference_tokens(t) for t in _corpus()]
+
+
+def test_salad_pairs_are_the_regex_count():
+    got = [broken_replies._salad_pairs(t) for t in _corpus()]
+    assert got == [len(_SALAD_PAIR.findall(t)) for t in _corpus()]
+    assert max(got) > 2  # some texts break the rule
+
+
+def test_a_text_the_prefilter_passes_over_holds_no_template_token():
+    missed = [t for t in _corpus() if _TEMPLATE_TOKEN.search(t) and not broken_replies._may_hold_template_token(t)]
+    assert missed == []
+
+
+@pytest.mark.parametrize("words", [1, 3, SETTINGS.reply_min_words, SETTINGS.stop_word_run_words, 40])
+def test_plain_run_shares_are_the_plain_definitions(words):
+    texts = _corpus()
+    assert [text_quality.stop_word_share(t, words) for t in texts] == [_reference_stop_share(t, words) for t in texts]
+    assert [text_quality.mixed_alnum_share(t, words) for t in texts] == [_reference_mixed_share(t, words) for t in texts]
+
+
+def test_runs_found_once_serve_both_rules():
+    """The runs of the fewer words hold the runs of the more, whole: the stop-word and
+    mixed-alnum shares taken from one pass equal each rule's own pass."""
+    low, high = SETTINGS.reply_min_words, SETTINGS.stop_word_run_words
+    for text in _corpus():
+        runs = text_quality._plain_runs(text, min(low, high))
+        assert text_quality._least_stop_share(runs, high) == _reference_stop_share(text, high), text
+        assert text_quality._most_mixed(runs, low) == _reference_mixed_share(text, low), text
