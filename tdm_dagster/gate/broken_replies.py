@@ -214,9 +214,10 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
         return
     text = _spaced(reply)
     words = _unspaced_blanked(text).split()
-    longest = max(map(len, words), default=0) if "://" not in text else max((len(t) for t in words if "://" not in t), default=0)
+    counted = words if "://" not in text else [t for t in words if "://" not in t]
+    longest = max(map(len, counted), default=0)
     yield Measured(LONG_TOKEN, float(longest), settings.max_token_chars)
-    yield from _ratios(text, longest, _foreign_scripts(text, prompt), settings)
+    yield from _ratios(text, counted, longest, _foreign_scripts(text, prompt), settings)
     vowelless = _VOWELLESS_WORD.findall(text)
     if vowelless:  # counts of zero are far from any threshold: not measured further
         yield Measured(UNPRONOUNCEABLE_WORDS, float(len(set(vowelless))), settings.max_vowelless_words)
@@ -256,7 +257,9 @@ def _counts(segment: str, foreign: frozenset[str], symbols: int | None = None) -
     )  # fmt: skip
 
 
-def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: QualitySettings) -> Iterator[Measured]:
+def _ratios(
+    text: str, tokens: list[str], longest_token: int, foreign: frozenset[str], settings: QualitySettings
+) -> Iterator[Measured]:
     """The mean and share rules, each at its worst over the reply and every tail of it
     (what follows a sentence end, a line break, or comes from a token of symbols on)
     long enough to judge: ``reply_min_words`` words for the mean word length, four
@@ -264,12 +267,13 @@ def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: Qu
     whole reply only: short words ("a", "I", "=") gather in the tails of real replies.
 
     Tails are only cut where one could come within the margin of a threshold: a tail's
-    mean word length is at most its longest word, and its symbol share needs symbols in
-    number; most replies are judged whole."""
+    mean word length is at most the mean length of the reply's ``reply_min_words``
+    longest ``tokens`` (its words are some of them, edge punctuation stripped), and its
+    symbol share needs symbols in number; most replies are judged whole."""
     min_visible = 4 * settings.reply_min_words
     near = settings.near_threshold
     symbol_count = len(_SYMBOL.findall(text))
-    tails_matter = bool(foreign) or longest_token > near * settings.max_mean_word_length or (
+    tails_matter = bool(foreign) or _long_words_may_come_near(tokens, longest_token, settings) or (
         symbol_count > near * settings.max_symbol_ratio * min_visible
     )
     if not tails_matter:  # the reply judged whole: the loop below, for one segment
@@ -304,6 +308,18 @@ def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: Qu
     ):
         if worst is not None:
             yield Measured(code, worst[0], threshold, floor=floor, detail=worst[1])
+
+
+def _long_words_may_come_near(tokens: list[str], longest_token: int, settings: QualitySettings) -> bool:
+    """Whether some tail of ``reply_min_words`` words or more could have a mean word
+    length within the margin of ``max_mean_word_length``: its bound, the mean of the
+    longest tokens, comes near (judged as :class:`Measured` judges, so no rounding
+    differs). The longest token bounds it first, at no cost."""
+    threshold, near, least = settings.max_mean_word_length, settings.near_threshold, settings.reply_min_words
+    if longest_token <= near * threshold or len(tokens) < least:  # no tail holds that many words
+        return False
+    bound = sum(sorted(map(len, tokens), reverse=True)[:least]) / least
+    return bound > threshold or Measured(MEAN_WORD_LENGTH, bound, threshold).closeness > near
 
 
 def _first(pair: tuple[float, str]) -> float:

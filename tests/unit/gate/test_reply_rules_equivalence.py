@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from functools import lru_cache
 
 import pytest
@@ -55,26 +56,33 @@ EDGE_CASES = [
     "https://example.com/a-b the of the",
     "'quoted' \"words\" (in) [brackets] -- --- ... !!!",
     "İS THE İS of İ",
+    "The answer is 5. " + "internationalization characteristically " * 6,
+    "Short words here. Then: " + " ".join(["abcdefghijklmnop"] * 7),
+    "a b c d e f " + "quintessentially " * 3 + "x y z",
+    "ok: " + "%%%% ^^^^ " * 20,
 ]
 
 
-def _alpaca_texts(path) -> list[str]:
-    rows = json.loads(path.read_text())
-    return [text for row in rows for text in (row["instruction"], row["input"], row["output"]) if text]
+@lru_cache(maxsize=1)
+def _pairs() -> list[tuple[str, str]]:
+    """(prompt, reply) pairs: real, broken, generated and made up."""
+    pairs = [("", text) for text in EDGE_CASES] + [("Say it in English.", text) for text in EDGE_CASES]
+    for path, most in ((GSM8K, None), (ROLEPLAY, 600)):
+        rows = json.loads(path.read_text())[:most]
+        pairs += [(row["instruction"] + ("\n" + row["input"] if row["input"] else ""), row["output"]) for row in rows]
+    for line in SEED_TASKS.read_text().splitlines():
+        task = json.loads(line)
+        pairs += [(task["instruction"] + "\n" + i["input"], i["output"]) for i in task["instances"]]
+    pairs += [pair for kind in broken_corpus(10, seed=21).values() for pair in kind]
+    for generator in SKILLS.values():
+        for example in generator.generate(generator.max_level, 20, 21):
+            pairs.append((example["messages"][-2]["content"], example["messages"][-1]["content"]))
+    return pairs
 
 
 @lru_cache(maxsize=1)
 def _corpus() -> list[str]:
-    texts = list(EDGE_CASES)
-    texts += _alpaca_texts(GSM8K) + _alpaca_texts(ROLEPLAY)[:600]
-    for line in SEED_TASKS.read_text().splitlines():
-        task = json.loads(line)
-        texts += [task["instruction"], *(i["output"] for i in task["instances"])]
-    texts += [text for pairs in broken_corpus(10, seed=21).values() for pair in pairs for text in pair]
-    for generator in SKILLS.values():
-        for example in generator.generate(generator.max_level, 20, 21):
-            texts += [m["content"] for m in example["messages"]]
-    return texts
+    return [text for pair in _pairs() for text in pair]
 
 
 def _reference_tokens(text: str) -> list[str]:
@@ -108,6 +116,28 @@ def test_the_corpus_is_varied():
     assert sum(not t.isascii() for t in texts) > 50
     assert sum(bool(_TEMPLATE_TOKEN.search(t)) for t in texts) >= 10
     assert sum(len(_SALAD_PAIR.findall(t)) > 0 for t in texts) > 40
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [SETTINGS, QualitySettings.from_mapping({"max_mean_word_length": 8, "max_symbol_ratio": 0.1, "max_loop_share": 0.2})],
+    ids=["defaults", "tight"],
+)
+def test_every_reply_is_judged_as_by_the_plain_definitions(settings, monkeypatch):
+    """Each reply's broken and nearest rule (value, threshold, where), with the fast paths
+    and with each replaced by its plain definition: tails always cut, the template regex
+    always run, the salad regex counted."""
+    pairs = _pairs()
+    fast = [broken_replies.broken_reply(reply, prompt, settings) for prompt, reply in pairs]
+    monkeypatch.setattr(broken_replies, "_long_words_may_come_near", lambda tokens, longest, settings: True)
+    monkeypatch.setattr(broken_replies, "_may_hold_template_token", lambda reply: True)
+    monkeypatch.setattr(broken_replies, "_salad_pairs", lambda text: len(_SALAD_PAIR.findall(text)))
+    monkeypatch.setattr(broken_replies, "_tokens", _reference_tokens)
+    plain = [broken_replies.broken_reply(reply, prompt, settings) for prompt, reply in pairs]
+    assert fast == plain
+    judged = Counter(measured.code for pair in fast for measured in pair if measured is not None)
+    assert sum(judged.values()) > 200 and len(judged) >= 7, judged
+    assert judged[broken_replies.MEAN_WORD_LENGTH] >= 2, judged
 
 
 def test_tokens_are_the_plain_definitions():
