@@ -69,7 +69,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
-from itertools import repeat
+from itertools import compress, repeat
+from operator import ne, sub
 from typing import NamedTuple
 
 from tdm_dagster.config.quality import QualitySettings
@@ -248,10 +249,12 @@ class _Counts(NamedTuple):
 
 def _counts(segment: str, foreign: frozenset[str], symbols: int | None = None) -> _Counts:
     """The counts of ``segment``; ``symbols``: its symbol count, where already counted."""
-    words = [token.strip(_EDGE_PUNCTUATION) for token in _LETTERED_TOKEN.findall(_unspaced_blanked(segment)) if "://" not in token]
+    words = _LETTERED_TOKEN.findall(_unspaced_blanked(segment))
+    if "://" in segment:
+        words = [token for token in words if "://" not in token]
     letters = _LETTER.findall(segment) if foreign else ()
     return _Counts(
-        len(words), sum(map(len, words)), sum(map(len, segment.split())),
+        len(words), sum(map(len, map(str.strip, words, repeat(_EDGE_PUNCTUATION)))), sum(map(len, segment.split())),
         len(_SYMBOL.findall(segment)) if symbols is None else symbols,
         len(letters), sum(1 for c in letters if _script(c) in foreign),
     )  # fmt: skip
@@ -397,21 +400,21 @@ def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:
     margin = settings.near_threshold * settings.max_loop_share * len(tokens)
     if 2 * (len(tokens) - len(set(tokens))) <= margin:  # repeated tokens number at most twice the extra copies
         return False
-    repeated = sum(count for count in Counter(tokens).values() if count > 1)
+    repeated = len(tokens) - [*Counter(tokens).values()].count(1)  # the tokens that occur twice or more
     return repeated > margin
 
 
 def _repeated_share(words: list[str], n: int) -> float:
     """Share of ``words`` covered by a repeat of an earlier n-gram: a text said twice
-    scores 0.5, three times 0.67 (datatrove's duplicate n-gram fraction, over words)."""
-    seen: set[tuple[str, ...]] = set()
-    covered = [False] * len(words)
-    for index, gram in enumerate(zip(*(words[i:] for i in range(n)))):
-        if gram in seen:
-            covered[index : index + n] = [True] * n
-        else:
-            seen.add(gram)
-    return sum(covered) / len(words)
+    scores 0.5, three times 0.67 (datatrove's duplicate n-gram fraction, over words).
+
+    A repeat is an n-gram at a place other than its first; the n words from each repeat
+    on are covered, and their union counted (``map`` and ``compress`` keep the loops in C)."""
+    grams = list(zip(*(words[i:] for i in range(n))))
+    first = dict(zip(reversed(grams), range(len(grams) - 1, -1, -1)))  # each n-gram's first place
+    repeats = list(compress(range(len(grams)), map(ne, map(first.__getitem__, grams), range(len(grams)))))
+    covered = sum(map(min, repeat(n), map(sub, repeats[1:], repeats))) + n if repeats else 0
+    return covered / len(words)
 
 
 def _echo_share(reply: list[str], prompt: str, n: int) -> float:

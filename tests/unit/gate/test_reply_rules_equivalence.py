@@ -89,6 +89,31 @@ def _reference_tokens(text: str) -> list[str]:
     return [t for t in (token.strip(_EDGE_PUNCTUATION) for token in text.lower().split()) if t]
 
 
+def _reference_repeated_share(words: list[str], n: int) -> float:
+    seen: set[tuple[str, ...]] = set()
+    covered = [False] * len(words)
+    for index, gram in enumerate(zip(*(words[i:] for i in range(n)))):
+        if gram in seen:
+            covered[index : index + n] = [True] * n
+        else:
+            seen.add(gram)
+    return sum(covered) / len(words)
+
+
+def _reference_counts(segment: str, foreign: frozenset[str], symbols: int | None = None) -> broken_replies._Counts:
+    words = [
+        token.strip(_EDGE_PUNCTUATION)
+        for token in broken_replies._LETTERED_TOKEN.findall(broken_replies._unspaced_blanked(segment))
+        if "://" not in token
+    ]
+    letters = broken_replies._LETTER.findall(segment) if foreign else ()
+    return broken_replies._Counts(
+        len(words), sum(map(len, words)), sum(map(len, segment.split())),
+        len(broken_replies._SYMBOL.findall(segment)) if symbols is None else symbols,
+        len(letters), sum(1 for c in letters if broken_replies._script(c) in foreign),
+    )  # fmt: skip
+
+
 def _reference_stop_share(text: str, run_words: int) -> float | None:
     least = None
     for run in _reference_run(run_words).finditer(text):
@@ -126,13 +151,16 @@ def test_the_corpus_is_varied():
 def test_every_reply_is_judged_as_by_the_plain_definitions(settings, monkeypatch):
     """Each reply's broken and nearest rule (value, threshold, where), with the fast paths
     and with each replaced by its plain definition: tails always cut, the template regex
-    always run, the salad regex counted."""
+    always run, the salad regex counted, the loop share always measured, word by word."""
     pairs = _pairs()
     fast = [broken_replies.broken_reply(reply, prompt, settings) for prompt, reply in pairs]
     monkeypatch.setattr(broken_replies, "_long_words_may_come_near", lambda tokens, longest, settings: True)
     monkeypatch.setattr(broken_replies, "_may_hold_template_token", lambda reply: True)
     monkeypatch.setattr(broken_replies, "_salad_pairs", lambda text: len(_SALAD_PAIR.findall(text)))
     monkeypatch.setattr(broken_replies, "_tokens", _reference_tokens)
+    monkeypatch.setattr(broken_replies, "_could_loop", lambda tokens, settings: True)
+    monkeypatch.setattr(broken_replies, "_repeated_share", _reference_repeated_share)
+    monkeypatch.setattr(broken_replies, "_counts", _reference_counts)
     plain = [broken_replies.broken_reply(reply, prompt, settings) for prompt, reply in pairs]
     assert fast == plain
     judged = Counter(measured.code for pair in fast for measured in pair if measured is not None)
@@ -142,6 +170,21 @@ def test_every_reply_is_judged_as_by_the_plain_definitions(settings, monkeypatch
 
 def test_tokens_are_the_plain_definitions():
     assert [broken_replies._tokens(t) for t in _corpus()] == [_reference_tokens(t) for t in _corpus()]
+
+
+@pytest.mark.parametrize("n", [1, 3, broken_replies.LOOP_NGRAM])
+def test_repeated_shares_are_the_plain_definition(n):
+    token_lists = [broken_replies._tokens(t) for t in _corpus()] + [["a", "b"] * 9, ["x"] * 30, ["a", "b", "c"]]
+    token_lists = [tokens for tokens in token_lists if tokens]
+    got = [broken_replies._repeated_share(tokens, n) for tokens in token_lists]
+    assert got == [_reference_repeated_share(tokens, n) for tokens in token_lists]
+    assert sum(share > 0.5 for share in got) > 20
+
+
+def test_counts_are_the_plain_definition():
+    for text in _corpus():
+        for foreign in (frozenset(), frozenset({"CYRILLIC"})):
+            assert broken_replies._counts(text, foreign) == _reference_counts(text, foreign), text
 
 
 def test_salad_pairs_are_the_regex_count():
