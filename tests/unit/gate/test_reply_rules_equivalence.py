@@ -14,6 +14,7 @@ import pytest
 
 from tdm_dagster.config.quality import QualitySettings
 from tdm_dagster.gate import broken_replies, text_quality
+from tdm_dagster.gate.text_model import model as text_model
 from tdm_dagster.gate.broken_replies import _EDGE_PUNCTUATION, _SALAD_PAIR, _TEMPLATE_TOKEN
 from tdm_dagster.generate.generators import SKILLS
 from tests.support.broken_replies import broken_corpus
@@ -213,3 +214,10 @@ def test_runs_found_once_serve_both_rules():
         runs = text_quality._plain_runs(text, min(low, high))
         assert text_quality._least_stop_share(runs, high) == _reference_stop_share(text, high), text
         assert text_quality._most_mixed(runs, low) == _reference_mixed_share(text, low), text
+
+
+def test_last_words_are_what_the_pattern_finds():
+    texts = _corpus() + ["word", "éword", "1word", "_word", "²word", "Word", "a b c", "end.", "x\n", "über alles"]
+    found = [text_model._last_word(text.rstrip()) for text in texts]
+    assert found == [(m.group(1) if (m := text_model._LAST_WORD.search(text.rstrip())) else None) for text in texts]
+    assert sum(word is not None for word in found) > 100
