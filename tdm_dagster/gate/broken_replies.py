@@ -249,12 +249,16 @@ class _Counts(NamedTuple):
 
 def _counts(segment: str, foreign: frozenset[str], symbols: int | None = None) -> _Counts:
     """The counts of ``segment``; ``symbols``: its symbol count, where already counted."""
-    words = _LETTERED_TOKEN.findall(_unspaced_blanked(segment))
+    tokens = segment.split()
+    if segment.isascii():  # a token holds a letter where case changes it: no regex pass
+        words = list(compress(tokens, map(ne, map(str.lower, tokens), map(str.upper, tokens))))
+    else:
+        words = _LETTERED_TOKEN.findall(_unspaced_blanked(segment))
     if "://" in segment:
         words = [token for token in words if "://" not in token]
     letters = _LETTER.findall(segment) if foreign else ()
     return _Counts(
-        len(words), sum(map(len, map(str.strip, words, repeat(_EDGE_PUNCTUATION)))), sum(map(len, segment.split())),
+        len(words), sum(map(len, map(str.strip, words, repeat(_EDGE_PUNCTUATION)))), sum(map(len, tokens)),
         len(_SYMBOL.findall(segment)) if symbols is None else symbols,
         len(letters), sum(1 for c in letters if _script(c) in foreign),
     )  # fmt: skip

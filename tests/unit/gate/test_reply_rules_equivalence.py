@@ -199,7 +199,7 @@ def test_a_text_the_prefilter_passes_over_holds_no_template_token():
     assert missed == []
 
 
-@pytest.mark.parametrize("words", [1, 3, SETTINGS.reply_min_words, SETTINGS.stop_word_run_words, 40])
+@pytest.mark.parametrize("words", [1, SETTINGS.reply_min_words, SETTINGS.stop_word_run_words])
 def test_plain_run_shares_are_the_plain_definitions(words):
     texts = _corpus()
     assert [text_quality.stop_word_share(t, words) for t in texts] == [_reference_stop_share(t, words) for t in texts]
