@@ -230,7 +230,9 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
         if _could_loop(tokens, settings):
             yield Measured(SHORT_LOOP, _repeated_share(tokens, LOOP_NGRAM), settings.max_loop_share)
         if 2 * len(reply) >= len(prompt):  # shorter, it cannot hold most of the prompt's 3-grams
-            yield Measured(PROMPT_ECHO, _echo_share(tokens, _spaced(prompt), 3), settings.max_prompt_echo)
+            asked = _spaced(prompt)
+            if _may_echo(tokens, asked, settings):
+                yield Measured(PROMPT_ECHO, _echo_share(tokens, asked, 3), settings.max_prompt_echo)
 
 
 class _Counts(NamedTuple):
@@ -419,6 +421,18 @@ def _repeated_share(words: list[str], n: int) -> float:
     repeats = list(compress(range(len(grams)), map(ne, map(first.__getitem__, grams), range(len(grams)))))
     covered = sum(map(min, repeat(n), map(sub, repeats[1:], repeats))) + n if repeats else 0
     return covered / len(words)
+
+
+def _may_echo(tokens: list[str], prompt: str, settings: QualitySettings) -> bool:
+    """Whether the echo rule could come near its threshold: a 3-gram copied from the
+    prompt starts with a token the prompt holds, so the share of the reply's 3-grams whose
+    first token is found in the lower-cased prompt (substring tests, in C) bounds the
+    copied share from above; judged as :class:`Measured` judges, so no rounding differs."""
+    grams = len(tokens) - 2
+    if grams <= 0:  # no 3-gram: the share is 0
+        return False
+    bound = sum(map(prompt.lower().__contains__, tokens[:grams])) / grams
+    return bound > settings.max_prompt_echo or Measured(PROMPT_ECHO, bound, settings.max_prompt_echo).closeness > settings.near_threshold
 
 
 def _echo_share(reply: list[str], prompt: str, n: int) -> float:

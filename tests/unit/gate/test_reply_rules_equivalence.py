@@ -146,13 +146,13 @@ def test_the_corpus_is_varied():
 
 @pytest.mark.parametrize(
     "settings",
-    [SETTINGS, QualitySettings.from_mapping({"max_mean_word_length": 8, "max_symbol_ratio": 0.1, "max_loop_share": 0.2})],
+    [SETTINGS, QualitySettings.from_mapping({"max_mean_word_length": 8, "max_symbol_ratio": 0.1, "max_loop_share": 0.2, "max_prompt_echo": 0.3})],
     ids=["defaults", "tight"],
 )
 def test_every_reply_is_judged_as_by_the_plain_definitions(settings, monkeypatch):
     """Each reply's broken and nearest rule (value, threshold, where), with the fast paths
     and with each replaced by its plain definition: tails always cut, the template regex
-    always run, the salad regex counted, the loop share always measured, word by word."""
+    always run, the salad regex counted, the loop and echo shares always measured, word by word."""
     pairs = _pairs()
     fast = [broken_replies.broken_reply(reply, prompt, settings) for prompt, reply in pairs]
     monkeypatch.setattr(broken_replies, "_long_words_may_come_near", lambda tokens, longest, settings: True)
@@ -160,6 +160,7 @@ def test_every_reply_is_judged_as_by_the_plain_definitions(settings, monkeypatch
     monkeypatch.setattr(broken_replies, "_salad_pairs", lambda text: len(_SALAD_PAIR.findall(text)))
     monkeypatch.setattr(broken_replies, "_tokens", _reference_tokens)
     monkeypatch.setattr(broken_replies, "_could_loop", lambda tokens, settings: True)
+    monkeypatch.setattr(broken_replies, "_may_echo", lambda tokens, prompt, settings: True)
     monkeypatch.setattr(broken_replies, "_repeated_share", _reference_repeated_share)
     monkeypatch.setattr(broken_replies, "_counts", _reference_counts)
     plain = [broken_replies.broken_reply(reply, prompt, settings) for prompt, reply in pairs]
