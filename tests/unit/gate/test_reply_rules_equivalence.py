@@ -21,6 +21,8 @@ from tests.support.broken_replies import broken_corpus
 from tests.support.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
 
 SETTINGS = QualitySettings()
+TIGHT = QualitySettings.from_mapping({"max_mean_word_length": 8, "max_symbol_ratio": 0.1, "max_loop_share": 0.2, "max_prompt_echo": 0.3})
+"""Thresholds that many real replies come near: the margins and their bounds are exercised."""
 
 EDGE_CASES = [
     "",
@@ -146,7 +148,7 @@ def test_the_corpus_is_varied():
 
 @pytest.mark.parametrize(
     "settings",
-    [SETTINGS, QualitySettings.from_mapping({"max_mean_word_length": 8, "max_symbol_ratio": 0.1, "max_loop_share": 0.2, "max_prompt_echo": 0.3})],
+    [SETTINGS, TIGHT],
     ids=["defaults", "tight"],
 )
 def test_every_reply_is_judged_as_by_the_plain_definitions(settings, monkeypatch):
