@@ -69,6 +69,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import ne, sub
 from typing import NamedTuple
 
 from tdm_dagster.config.quality import QualitySettings
@@ -207,19 +209,20 @@ def broken_issue(index: int, broken: Measured, reply: str) -> RecordIssue:
 def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterator[Measured]:
     """Each rule's measured value in ``reply``, in rule order. A rule without a threshold
     (a template token) is only yielded when broken, as value 1 over 0."""
-    token = _TEMPLATE_TOKEN.search(reply)
+    token = _TEMPLATE_TOKEN.search(reply) if _may_hold_template_token(reply) else None
     if token:
         yield Measured(CHAT_TEMPLATE_TOKEN, 1.0, 0.0, detail=token.group())
         return
     text = _spaced(reply)
     words = _unspaced_blanked(text).split()
-    longest = max(map(len, words), default=0) if "://" not in text else max((len(t) for t in words if "://" not in t), default=0)
+    counted = words if "://" not in text else [t for t in words if "://" not in t]
+    longest = max(map(len, counted), default=0)
     yield Measured(LONG_TOKEN, float(longest), settings.max_token_chars)
-    yield from _ratios(text, longest, _foreign_scripts(text, prompt), settings)
+    yield from _ratios(text, counted, longest, _foreign_scripts(text, prompt), settings)
     vowelless = _VOWELLESS_WORD.findall(text)
     if vowelless:  # counts of zero are far from any threshold: not measured further
         yield Measured(UNPRONOUNCEABLE_WORDS, float(len(set(vowelless))), settings.max_vowelless_words)
-    pairs = len(_SALAD_PAIR.findall(text))
+    pairs = _salad_pairs(text)
     if pairs:
         yield Measured(WORD_SALAD, float(pairs), settings.max_ungrammatical_pairs)
     tokens = _tokens(text)
@@ -227,7 +230,9 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
         if _could_loop(tokens, settings):
             yield Measured(SHORT_LOOP, _repeated_share(tokens, LOOP_NGRAM), settings.max_loop_share)
         if 2 * len(reply) >= len(prompt):  # shorter, it cannot hold most of the prompt's 3-grams
-            yield Measured(PROMPT_ECHO, _echo_share(tokens, _spaced(prompt), 3), settings.max_prompt_echo)
+            asked = _spaced(prompt)
+            if _may_echo(tokens, asked, settings):
+                yield Measured(PROMPT_ECHO, _echo_share(tokens, asked, 3), settings.max_prompt_echo)
 
 
 class _Counts(NamedTuple):
@@ -246,16 +251,24 @@ class _Counts(NamedTuple):
 
 def _counts(segment: str, foreign: frozenset[str], symbols: int | None = None) -> _Counts:
     """The counts of ``segment``; ``symbols``: its symbol count, where already counted."""
-    words = [token.strip(_EDGE_PUNCTUATION) for token in _LETTERED_TOKEN.findall(_unspaced_blanked(segment)) if "://" not in token]
+    tokens = segment.split()
+    if segment.isascii():  # a token holds a letter where case changes it: no regex pass
+        words = list(compress(tokens, map(ne, map(str.lower, tokens), map(str.upper, tokens))))
+    else:
+        words = _LETTERED_TOKEN.findall(_unspaced_blanked(segment))
+    if "://" in segment:
+        words = [token for token in words if "://" not in token]
     letters = _LETTER.findall(segment) if foreign else ()
     return _Counts(
-        len(words), sum(map(len, words)), sum(map(len, segment.split())),
+        len(words), sum(map(len, map(str.strip, words, repeat(_EDGE_PUNCTUATION)))), sum(map(len, tokens)),
         len(_SYMBOL.findall(segment)) if symbols is None else symbols,
         len(letters), sum(1 for c in letters if _script(c) in foreign),
     )  # fmt: skip
 
 
-def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: QualitySettings) -> Iterator[Measured]:
+def _ratios(
+    text: str, tokens: list[str], longest_token: int, foreign: frozenset[str], settings: QualitySettings
+) -> Iterator[Measured]:
     """The mean and share rules, each at its worst over the reply and every tail of it
     (what follows a sentence end, a line break, or comes from a token of symbols on)
     long enough to judge: ``reply_min_words`` words for the mean word length, four
@@ -263,12 +276,13 @@ def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: Qu
     whole reply only: short words ("a", "I", "=") gather in the tails of real replies.
 
     Tails are only cut where one could come within the margin of a threshold: a tail's
-    mean word length is at most its longest word, and its symbol share needs symbols in
-    number; most replies are judged whole."""
+    mean word length is at most the mean length of the reply's ``reply_min_words``
+    longest ``tokens`` (its words are some of them, edge punctuation stripped), and its
+    symbol share needs symbols in number; most replies are judged whole."""
     min_visible = 4 * settings.reply_min_words
     near = settings.near_threshold
     symbol_count = len(_SYMBOL.findall(text))
-    tails_matter = bool(foreign) or longest_token > near * settings.max_mean_word_length or (
+    tails_matter = bool(foreign) or _long_words_may_come_near(tokens, longest_token, settings) or (
         symbol_count > near * settings.max_symbol_ratio * min_visible
     )
     if not tails_matter:  # the reply judged whole: the loop below, for one segment
@@ -303,6 +317,18 @@ def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: Qu
     ):
         if worst is not None:
             yield Measured(code, worst[0], threshold, floor=floor, detail=worst[1])
+
+
+def _long_words_may_come_near(tokens: list[str], longest_token: int, settings: QualitySettings) -> bool:
+    """Whether some tail of ``reply_min_words`` words or more could have a mean word
+    length within the margin of ``max_mean_word_length``: its bound, the mean of the
+    longest tokens, comes near (judged as :class:`Measured` judges, so no rounding
+    differs). The longest token bounds it first, at no cost."""
+    threshold, near, least = settings.max_mean_word_length, settings.near_threshold, settings.reply_min_words
+    if longest_token <= near * threshold or len(tokens) < least:  # no tail holds that many words
+        return False
+    bound = sum(sorted(map(len, tokens), reverse=True)[:least]) / least
+    return bound > threshold or Measured(MEAN_WORD_LENGTH, bound, threshold).closeness > near
 
 
 def _first(pair: tuple[float, str]) -> float:
@@ -347,8 +373,31 @@ def _foreign_scripts(reply: str, prompt: str) -> frozenset[str]:
 
 
 def _tokens(text: str) -> list[str]:
-    """Lower-case tokens, edge punctuation stripped: what the loop and echo rules compare."""
-    return [t for t in (token.strip(_EDGE_PUNCTUATION) for token in text.lower().split()) if t]
+    """Lower-case tokens, edge punctuation stripped: what the loop and echo rules compare
+    (``map`` and ``filter`` keep the loop in C: a third of a generator's cost)."""
+    return list(filter(None, map(str.strip, text.lower().split(), repeat(_EDGE_PUNCTUATION))))
+
+
+def _may_hold_template_token(reply: str) -> bool:
+    """Whether ``reply`` holds a character every template token starts with (``<``, ``[``,
+    ``#``): most replies hold none, and three substring tests cost less than the regex."""
+    return "<" in reply or "[" in reply or "#" in reply
+
+
+def _salad_pairs(text: str) -> int:
+    """How many times :data:`_SALAD_PAIR` matches ``text``. An ASCII text is read as its
+    whitespace-separated tokens, pair by pair (what the regex matches there, at a fifth of
+    its cost); other text goes to the regex, whose case folding goes beyond ``str.lower``
+    (the long s matches "s")."""
+    if not text.isascii():
+        return len(_SALAD_PAIR.findall(text))
+    written = text.split()
+    lowered = text.lower().split()
+    return sum(
+        1
+        for first, second, second_lowered in zip(lowered, written[1:], lowered[1:])
+        if (first in DETERMINERS and second in NOT_AFTER_DETERMINER) or (first == second_lowered and first in NEVER_DOUBLED)
+    )
 
 
 def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:
@@ -357,21 +406,33 @@ def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:
     margin = settings.near_threshold * settings.max_loop_share * len(tokens)
     if 2 * (len(tokens) - len(set(tokens))) <= margin:  # repeated tokens number at most twice the extra copies
         return False
-    repeated = sum(count for count in Counter(tokens).values() if count > 1)
+    repeated = len(tokens) - [*Counter(tokens).values()].count(1)  # the tokens that occur twice or more
     return repeated > margin
 
 
 def _repeated_share(words: list[str], n: int) -> float:
     """Share of ``words`` covered by a repeat of an earlier n-gram: a text said twice
-    scores 0.5, three times 0.67 (datatrove's duplicate n-gram fraction, over words)."""
-    seen: set[tuple[str, ...]] = set()
-    covered = [False] * len(words)
-    for index, gram in enumerate(zip(*(words[i:] for i in range(n)))):
-        if gram in seen:
-            covered[index : index + n] = [True] * n
-        else:
-            seen.add(gram)
-    return sum(covered) / len(words)
+    scores 0.5, three times 0.67 (datatrove's duplicate n-gram fraction, over words).
+
+    A repeat is an n-gram at a place other than its first; the n words from each repeat
+    on are covered, and their union counted (``map`` and ``compress`` keep the loops in C)."""
+    grams = list(zip(*(words[i:] for i in range(n))))
+    first = dict(zip(reversed(grams), range(len(grams) - 1, -1, -1)))  # each n-gram's first place
+    repeats = list(compress(range(len(grams)), map(ne, map(first.__getitem__, grams), range(len(grams)))))
+    covered = sum(map(min, repeat(n), map(sub, repeats[1:], repeats))) + n if repeats else 0
+    return covered / len(words)
+
+
+def _may_echo(tokens: list[str], prompt: str, settings: QualitySettings) -> bool:
+    """Whether the echo rule could come near its threshold: a 3-gram copied from the
+    prompt starts with a token the prompt holds, so the share of the reply's 3-grams whose
+    first token is found in the lower-cased prompt (substring tests, in C) bounds the
+    copied share from above; judged as :class:`Measured` judges, so no rounding differs."""
+    grams = len(tokens) - 2
+    if grams <= 0:  # no 3-gram: the share is 0
+        return False
+    bound = sum(map(prompt.lower().__contains__, tokens[:grams])) / grams
+    return bound > settings.max_prompt_echo or Measured(PROMPT_ECHO, bound, settings.max_prompt_echo).closeness > settings.near_threshold
 
 
 def _echo_share(reply: list[str], prompt: str, n: int) -> float:

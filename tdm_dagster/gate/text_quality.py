@@ -189,19 +189,21 @@ def _turn_codes(
     """Each turn's issue code (None: text), its mixed letter+digit share, and its stop-word
     share where that rule measured it near or past its floor (English turns only)."""
     codes: list[str | None] = [None] * len(texts)
-    shares = [mixed_alnum_share(text, settings.reply_min_words) for text in texts]
+    runs = [_plain_runs(text, min(settings.reply_min_words, settings.stop_word_run_words)) for text in texts]
+    shares = [_most_mixed(text_runs, settings.reply_min_words) for text_runs in runs]
     stop: list[Measured | None] = [None] * len(texts)
     no_stop: list[int] = []
     few_stop: list[int] = []
-    plain_run = _plain_run(settings.reply_min_words)
     margin = settings.min_stop_word_ratio / settings.near_threshold
     for turn, text in enumerate(texts):
         if shares[turn] > settings.max_mixed_alnum_ratio:
             codes[turn] = MIXED_ALNUM_WORDS
-        elif plain_run.search(text) and not STOP_WORDS.intersection(w.lower() for w in _WORD.findall(text)):
+        elif any(run.count(" ") + 1 >= settings.reply_min_words for run in runs[turn]) and STOP_WORDS.isdisjoint(
+            w.lower() for w in _WORD.findall(text)
+        ):
             no_stop.append(turn)
         else:
-            share = stop_word_share(text, settings.stop_word_run_words)
+            share = _least_stop_share(runs[turn], settings.stop_word_run_words)
             if share is not None and share < margin:
                 few_stop.append(turn)
                 stop[turn] = Measured(FEW_STOP_WORDS, share, settings.min_stop_word_ratio, floor=True)
@@ -227,22 +229,40 @@ def _turn_codes(
 def stop_word_share(text: str, run_words: int) -> float | None:
     """The least share of stop words in a plain run of ``run_words`` words or more in
     ``text`` (None where it has no such run): prose, however long, keeps using them."""
-    least = None
-    for run in _plain_run(run_words).finditer(text):
-        words = run.group().lower().split(" ")
-        share = sum(1 for word in words if word in STOP_WORDS) / len(words)
-        least = share if least is None else min(least, share)
-    return least
+    return _least_stop_share(_plain_runs(text, run_words), run_words)
 
 
 def mixed_alnum_share(text: str, min_words: int) -> float:
     """The largest share of words mixing letters and digits in any plain run of
     ``min_words`` words or more in ``text``; 0 where it has no such run."""
-    return max((_mixed_share(run.group()) for run in _plain_run(min_words).finditer(text)), default=0.0)
+    return _most_mixed(_plain_runs(text, min_words), min_words)
+
+
+def _plain_runs(text: str, min_words: int) -> list[str]:
+    """The plain runs of ``min_words`` words or more in ``text``, each whole: a run is
+    matched from its first word to its last, so the runs of more words are among these
+    (one regex pass serves both the mixed-alnum and the stop-word rules)."""
+    return _plain_run(min_words).findall(text)
+
+
+def _least_stop_share(runs: Sequence[str], run_words: int) -> float | None:
+    least = None
+    for run in runs:
+        words = run.lower().split(" ")
+        if len(words) >= run_words:
+            share = sum(map(STOP_WORDS.__contains__, words)) / len(words)
+            least = share if least is None else min(least, share)
+    return least
+
+
+def _most_mixed(runs: Sequence[str], min_words: int) -> float:
+    return max((_mixed_share(run) for run in runs if run.count(" ") + 1 >= min_words), default=0.0)
 
 
 def _mixed_share(run: str) -> float:
     words = run.split(" ")
+    if not _HAS_DIGIT.search(run):  # no word mixes: most runs hold no digit
+        return 0.0
     return sum(1 for w in words if _HAS_ALPHA.search(w) and _HAS_DIGIT.search(w)) / len(words)
 
 

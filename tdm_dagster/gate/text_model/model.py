@@ -59,6 +59,9 @@ FRAGMENT_ENDING = 0.02
 words they occur in is a word cut in two ("averag", "questio", "libr")."""
 _LAST_WORD = re.compile(r"(?<![^\W\d_])([a-z]+)\Z")
 """A reply ending on a lower-case word, nothing after it (no full stop, digit or bracket)."""
+_LOWER_CASE = "abcdefghijklmnopqrstuvwxyz"
+_LETTER = re.compile(r"[^\W\d_]")
+"""What may not stand before the last word (the look-behind of :data:`_LAST_WORD`)."""
 
 
 @dataclass(frozen=True)
@@ -141,15 +144,24 @@ def _batch_ids(texts: Sequence[str]) -> list[int]:
     return list(map(_lookup().get, found, repeat(-1, len(found))))
 
 
+def _last_word(text: str) -> str | None:
+    """What :data:`_LAST_WORD` finds in ``text``, read from its end: the run of lower-case
+    letters ``text`` ends on, where no other letter stands before it (searching from the
+    start would read the whole reply)."""
+    start = len(text.rstrip(_LOWER_CASE))
+    if start == len(text) or (start > 0 and _LETTER.match(text[start - 1])):
+        return None
+    return text[start:]
+
+
 def unfinished_ending(text: str) -> str | None:
     """Why ``text`` reads as cut off, or None: it ends on a lower-case word with nothing
     after it, and that word is one real replies do not end on, or no word at all (a
     fragment: an unknown word ending in letters words rarely end in)."""
-    match = _LAST_WORD.search(text.rstrip())
-    if match is None:
+    word = _last_word(text.rstrip())
+    if word is None:
         return None
     model = load_model()
-    word = match.group(1)
     index = model.vocabulary.get(word)
     if index is not None:
         seen = model.word_counts[index]

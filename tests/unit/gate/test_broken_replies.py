@@ -209,13 +209,15 @@ def test_judging_a_reply_whole_measures_as_the_tail_loop_does(monkeypatch):
     verdicts those of cutting every reply into its tails."""
     import tdm_dagster.gate.broken_replies as rules
 
+    _SEGMENT = rules._SEGMENT
+
     settings = QualitySettings()
     pairs = [(q.answer, q.prompt) for q in questions()]
     pairs += [(r["output"], r["instruction"]) for r in json.loads(ROLEPLAY.read_text())[:400]]
     pairs += [(reply, prompt) for replies in broken_corpus(5, seed=24).values() for prompt, reply in replies]
     few_symbols = settings.near_threshold * settings.max_symbol_ratio * 4 * settings.reply_min_words
     pairs = [(reply, prompt) for reply, prompt in pairs if len(rules._SYMBOL.findall(reply)) <= few_symbols]
-    whole = [list(rules._ratios(reply, 0, frozenset(), settings)) for reply, _ in pairs]
+    whole = [list(rules._ratios(reply, [], 0, frozenset(), settings)) for reply, _ in pairs]
     verdicts = [broken_reply(reply, prompt, settings) for reply, prompt in pairs]
 
     class OneSegment:
@@ -223,9 +225,8 @@ def test_judging_a_reply_whole_measures_as_the_tail_loop_does(monkeypatch):
         def findall(text: str) -> list[str]:
             return [text]
 
-    ratios = rules._ratios
+    monkeypatch.setattr(rules, "_long_words_may_come_near", lambda tokens, longest, settings: True)  # tails always cut
     monkeypatch.setattr(rules, "_SEGMENT", OneSegment)
-    assert [list(ratios(reply, 10**9, frozenset(), settings)) for reply, _ in pairs] == whole
-    monkeypatch.undo()
-    monkeypatch.setattr(rules, "_ratios", lambda text, _longest, foreign, s: ratios(text, 10**9, foreign, s))
+    assert [list(rules._ratios(reply, [], 0, frozenset(), settings)) for reply, _ in pairs] == whole
+    monkeypatch.setattr(rules, "_SEGMENT", _SEGMENT)
     assert [broken_reply(reply, prompt, settings) for reply, prompt in pairs] == verdicts
