@@ -1,0 +1,92 @@
+"""A batch judged in chunks gets the outcome it gets judged whole: the same decisions,
+issues, scores, deep findings and report, on real data (the GSM8K and roleplay subsets)
+with copies, edited copies and leaks placed across chunk boundaries."""
+
+import json
+import random
+from dataclasses import replace
+
+import pytest
+
+from tdm_dagster.config.settings import TdmConfig
+from tdm_dagster.gate.outcome import check_view
+from tdm_dagster.gate.run import GateInput, run_gate
+from tdm_dagster.records.issues import RecordIssue
+from tests.support.fixture_data import GSM8K, ROLEPLAY
+
+CHUNK = 97
+"""Small enough that the batch below runs in several chunks."""
+
+
+def chat(record):
+    prompt = "\n".join(part for part in (record["instruction"], record.get("input", "")) if part)
+    return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": record["output"]}]}
+
+
+def edited(record, rng):
+    words = record["messages"][1]["content"].split()
+    for _ in range(2):
+        words[rng.randrange(len(words))] = "several"
+    return {"messages": [record["messages"][0], {"role": "assistant", "content": " ".join(words)}]}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """About 640 real records, with exact copies, lightly edited copies (near duplicates),
+    malformed and unreadable records, refusals, and leaked evaluation items, spread over
+    the chunks; and the evaluation file they leak from."""
+    rng = random.Random(21)
+    gsm8k = [chat(r) for r in json.loads(GSM8K.read_text(encoding="utf-8"))[:400]]
+    roleplay = [chat(r) for r in json.loads(ROLEPLAY.read_text(encoding="utf-8"))[:200]]
+    held_out, records = gsm8k[:20], gsm8k[20:] + roleplay
+    rng.shuffle(records)
+    later_copies = [dict(records[i]) for i in (3, 50, 120, 121, 300)]
+    near = [edited(records[i], rng) for i in (5, 99, 250, 400) if len(records[i]["messages"][1]["content"].split()) > 20]
+    odd = [
+        {"messages": [{"role": "assistant", "content": "hello"}]},
+        {"messages": [{"role": "user", "content": "Say something."}, {"role": "assistant", "content": "As an AI language model, I cannot."}]},
+        {"text": "not a chat"},
+    ]
+    records = records + later_copies + near + held_out[:6] + odd
+    rng.shuffle(records)
+    records[10] = None  # could not be read: its reason comes with the input
+    folder = tmp_path_factory.mktemp("eval")
+    (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held_out), encoding="utf-8")
+    read_issues = {10: [RecordIssue("read", "read.invalid_json", "line 11: not JSON", "")]}
+    return GateInput.from_records(records, "chat_sft_v1", "chunked", read_issues), str(folder / "eval.jsonl")
+
+
+def comparable(outcome):
+    """Everything the outcome says, but the seconds each suite took."""
+    report = json.loads(json.dumps(outcome.report, default=str))
+    for result in report["results"].values():
+        result["details"].pop("seconds", None)
+    view = json.loads(json.dumps(check_view(outcome), default=str))
+    return {
+        "approved": outcome.approved_indices,
+        "rejected": outcome.rejected,
+        "issues": outcome.issues,
+        "scores": outcome.scores,
+        "deep": outcome.deep,
+        "answers": outcome.answers,
+        "shortfalls": outcome.shortfalls,
+        "report": report,
+        "view": view,
+    }
+
+
+@pytest.mark.parametrize("level", ["quick", "standard", "deep"])
+def test_chunks_decide_as_the_whole_batch(batch, level):
+    gate_input, eval_file = batch
+    config = TdmConfig()
+    config = replace(config, gate=replace(config.gate, eval_sets=(eval_file,), min_validity=0.5, min_overall=0.5))
+    whole = run_gate(gate_input, config, level=level, chunk_records=len(gate_input.records))
+    chunked = run_gate(gate_input, config, level=level, chunk_records=CHUNK)
+    assert len(gate_input.records) > 6 * CHUNK
+    assert comparable(chunked) == comparable(whole)
+    codes = {issue.code for found in whole.issues.values() for issue in found}
+    assert whole.rejected and whole.approved_indices
+    if level != "quick":
+        assert "diversity.duplicate_example" in codes
+    if level == "deep":  # the findings that look across chunks are there, and the same
+        assert {"dedup.exact_duplicate", "dedup.near_duplicate", "leakage.ngram"} <= codes
