@@ -298,7 +298,9 @@ class _ScoredSources(Sequence):
 class _Tally:
     """The chunks' findings put together, positions and rows counted across the batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, suites: Any) -> None:
+        self.suites = suites
+        """The suites' :class:`~tdm_dagster.gate.quality.suites.SuiteTally`: each chunk's rows go in as it is judged."""
         self.total = 0
         self.valid_indices: list[int] = []
         self.rejected: dict[int, list[RecordIssue]] = {}
@@ -306,7 +308,6 @@ class _Tally:
         self.spec: str | None = None
         """The batch's one spec, when it has one (else ``specs``)."""
         self.specs: list[str | None] = []
-        self.features: list[Any] = []
         self.extra: dict[int, list[RecordIssue]] = {}
         self.answers = AnswerResults()
         self.deep: dict[str, Findings] = {}
@@ -324,7 +325,7 @@ class _Tally:
             self.spec = chunk.specs
         else:
             self.specs.extend(chunk.specs)
-        self.features.append(found.features)
+        self.suites.add(found.features)
         _merge(self.extra, found.extra, offset)
         _merge(self.answers.findings, found.answers.findings, offset)
         self.answers.verdicts.update((offset + position, verdict) for position, verdict in found.answers.verdicts.items())
@@ -347,21 +348,6 @@ class _Tally:
         error = no_record_matches(batch_spec, self.first_problem) if self.total and not self.valid_indices else None
         return SchemaGateResult(batch_spec, self.total, self.valid_indices, [], self.rejected, error)
 
-    def features_frame(self) -> Any:
-        """Every chunk's feature rows as one frame, rows numbered across the batch."""
-        import pandas as pd
-
-        frame = pd.concat(self.features, ignore_index=True) if len(self.features) > 1 else self.features[0]
-        near, timings, refined, row = {}, {}, 0, 0
-        for part in self.features:
-            near.update((row + r, found) for r, found in part.attrs.get("content_near", {}).items())
-            for stage, seconds in part.attrs.get("timings_s", {}).items():
-                timings[stage] = timings.get(stage, 0.0) + seconds
-            refined += part.attrs.get("refined_texts", 0)
-            row += len(part)
-        frame.attrs = {"content_near": near, "timings_s": timings, "refined_texts": refined}
-        return frame
-
 
 def gate_chunks(
     chunks: Iterable[GateInput], config: TdmConfig, *, level: str | None = None, queued_in: TdmHome | None = None
@@ -370,9 +356,10 @@ def gate_chunks(
     within each chunk from 0, read issues by those positions): each chunk is judged and
     let go before the next is read, the suites run once over every chunk's feature rows,
     and the outcome is the one the whole batch would get, positions counted across it."""
+    from tdm_dagster.gate.quality.suites import SuiteTally  # pandas and GX load here
+
     level = level or config.gate.level
-    names = suites_for(level)
-    tally = _Tally()
+    tally = _Tally(SuiteTally(config.quality, suites_for(level)))
     batch_id = ""
     with _BatchMemory(config, level, queued_in, None) as memory:
         for chunk in chunks:
@@ -380,11 +367,8 @@ def gate_chunks(
             tally.add(chunk, _chunk_findings(chunk, config, level, memory))
     for name in tally.deep:
         tally.deep[name] = dict(sorted(tally.deep[name].items()))
-    from tdm_dagster.gate.quality.suites import run_suites  # pandas and GX load here
-
     schema = tally.schema()
-    suites = run_suites(tally.features_frame(), config.quality, names) if tally.features else {}
-    tally.features = []
+    suites = tally.suites.results()
     outcome = decide(
         schema, suites, batch_id, records=_ScoredSources(tally.sources), extra_issues=dict(sorted(tally.extra.items())),
         level=level, thresholds=config.gate.thresholds(), specs=None if tally.spec is not None else tally.specs,
