@@ -5,9 +5,9 @@ judged every batch before chunking).
 
     python bench/bench_gate_memory.py [--sizes 200000 1000000] [--whole-up-to 200000] [--data DIR]
 
-Records: chat examples from GSM8K and GPTeacher roleplay in ``--data`` (default: the
-subsets in tests/data; ``--data /work/shared/data`` for the full files), cycled and made
-unique by a numbered suffix. Each run is a child process started for it alone; its peak
+Records: the texts ``bench_ray_gate.py`` gates (the public texts of ``--data``, default
+the subsets in tests/data, ``--data /work/shared/data`` for the full files, plus built-in
+SYLLO and binary examples, 5% lightly edited copies), as chat records. Each run is a child process started for it alone; its peak
 is its own VmHWM (read from /proc when it is done), its speed the records over the
 seconds of the ``validate_file`` call. Writes bench/results/gate_memory.json.
 """
@@ -25,20 +25,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_near_dup import build_records  # noqa: E402
+from bench.bench_ray_gate import as_record  # noqa: E402
 from bench.data_option import add_data_option  # noqa: E402
+
+SEED = 21
 
 BEFORE = {200_000: 1.9 * 1024, 1_000_000: 7.6 * 1024}
 """Peak RSS in MB of the in-process deep gate before chunking (README, bench_ray_gate.py)."""
 
 
 def write_chats(path: Path, n: int, data) -> None:
-    """``n`` real chat records, each made unique by a numbered suffix."""
-    base = json.loads(data.gsm8k.read_text()) + json.loads(data.roleplay.read_text())
+    """``n`` chat records: the texts of ``bench_ray_gate.py`` (and so of the figures this
+    benchmark is compared with), 5% of them lightly edited copies, as user and assistant turns."""
+    texts, _ = build_records(n, SEED, data)
     with open(path, "w", encoding="utf-8") as out:
-        for i in range(n):
-            record = base[i % len(base)]
-            prompt = "\n".join(part for part in (record["instruction"], record.get("input", "")) if part)
-            messages = [{"role": "user", "content": f"{prompt} (variant {i})"}, {"role": "assistant", "content": record["output"]}]
+        for text in texts:
+            pair = as_record(text)
+            messages = [{"role": "user", "content": pair["prompt"]}, {"role": "assistant", "content": pair["completion"]}]
             out.write(json.dumps({"messages": messages}) + "\n")
 
 

@@ -26,6 +26,9 @@ from tdm_dagster.gate.dedup import Match, NearDuplicateIndex, bucket_candidates,
 from tdm_dagster.gate.minhash import ShingleSets, jaccard
 
 _NONE = -1
+_PAIRS_PER_BLOCK = 50_000
+"""Candidate pairs verified at a time: bounds the shingle arrays the exact Jaccard sorts
+(a chunk of near-identical records has a dozen candidates each)."""
 
 
 class FirstSeen:
@@ -124,7 +127,8 @@ class _Buckets:
 
     def __init__(self) -> None:
         self.hashes = np.empty(0, np.uint64)
-        self.rows = np.empty((0, 3), np.int64)
+        self.rows = np.empty((0, 3), np.int32)
+        """Rows of the batch (fewer than 2**31), -1 for none."""
 
     def candidates(self, hashes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(later row, earlier row) candidate pairs of the new ``rows`` (bucket ``hashes``),
@@ -137,7 +141,7 @@ class _Buckets:
         held = self.rows[held_slots]
         # what bucket_candidates reads of the earlier rows of a bucket: its first two and its last
         last = np.where((held[:, 2] != held[:, 0]) & (held[:, 2] != held[:, 1]), held[:, 2], _NONE)
-        earlier_rows = np.concatenate((held[:, 0], held[:, 1], last))
+        earlier_rows = np.concatenate((held[:, 0], held[:, 1], last)).astype(np.int64)
         earlier_hashes = np.tile(self.hashes[held_slots], 3)
         present = earlier_rows != _NONE
         all_hashes = np.concatenate((earlier_hashes[present], hashes))
@@ -157,7 +161,7 @@ class _Buckets:
         summary = np.stack(
             (rows[starts], np.where(ends - starts >= 2, rows[np.minimum(starts + 1, hashes.size - 1)], _NONE), rows[ends - 1]),
             axis=1,
-        )
+        ).astype(np.int32)
         bucket_hashes = hashes[starts]
         slot = np.searchsorted(self.hashes, bucket_hashes)
         known = slot < self.hashes.size
@@ -214,12 +218,18 @@ class NearDuplicateStream:
         if not later or not sum(part.size for part in later):
             return []
         packed = np.unique((np.concatenate(later) << 32) | np.concatenate(earlier))
+        chosen = [self._verified(sets, first, packed[start : start + _PAIRS_PER_BLOCK]) for start in range(0, packed.size, _PAIRS_PER_BLOCK)]
+        later_rows, earlier_rows, similarity = (np.concatenate(part) for part in zip(*chosen))
+        earliest = np.concatenate(([True], later_rows[1:] != later_rows[:-1]))[: later_rows.size]  # pairs come sorted
+        later_rows, earlier_rows, similarity = later_rows[earliest], earlier_rows[earliest], similarity[earliest]
+        partner_keys = self.keys_of(earlier_rows.tolist())
+        return [Match(keys[int(row) - first], key, float(s)) for row, key, s in zip(later_rows, partner_keys, similarity)]
+
+    def _verified(self, sets: ShingleSets, first: int, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Of the candidate pairs ``packed`` (later << 32 | earlier, sorted), each later
+        row's earliest partner at or above the threshold, with their exact Jaccard."""
         later_rows, earlier_rows = packed >> 32, packed & 0xFFFFFFFF
         partners, partner_of = np.unique(earlier_rows, return_inverse=True)
         similarity = jaccard(sets, later_rows - first, self._shingles.sets_of(partners), partner_of.reshape(-1))
         chosen = earliest_verified(later_rows, earlier_rows, similarity, self._index.threshold)
-        partner_keys = self.keys_of(earlier_rows[chosen].tolist())
-        return [
-            Match(keys[int(row) - first], key, float(s))
-            for row, key, s in zip(later_rows[chosen], partner_keys, similarity[chosen])
-        ]
+        return later_rows[chosen], earlier_rows[chosen], similarity[chosen]

@@ -126,6 +126,23 @@ def duplicate_issues(
         return search.issues(keys, texts)
 
 
+_LISTING_ORDER = {
+    code: rank
+    for rank, code in enumerate((
+        "dedup.exact_duplicate", "dedup.near_duplicate", "dedup.exact_duplicate_of_queued", "dedup.near_duplicate_of_queued",
+        "leakage.own_answer_in_prompt", "leakage.ngram", "leakage.answer_in_prompt", "leakage.eval_problem", "leakage.eval_prompt",
+    ))
+}  # fmt: skip
+
+
+def in_listing_order(findings: Mapping[int, list[RecordIssue]]) -> dict[int, list[RecordIssue]]:
+    """A detector's findings in the order it lists them (the samples the checks show): by
+    the kind of each record's first finding (copies within the batch, then near
+    duplicates, then repeats of queued data; leaks as the leakage check finds them), then
+    by position, however many chunks the batch was judged in."""
+    return dict(sorted(findings.items(), key=lambda item: (_LISTING_ORDER.get(item[1][0].code, len(_LISTING_ORDER)), item[0])))
+
+
 def problems_of(records: Sequence[Any], conversations: Sequence[Messages]) -> list[Problem | None]:
     """Each record's ``(skill, problem key)`` (None for records of no built-in skill), read
     from its metadata and its conversation (records of any shape)."""

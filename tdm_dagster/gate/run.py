@@ -365,8 +365,10 @@ def gate_chunks(
         for chunk in chunks:
             batch_id = chunk.batch_id
             tally.add(chunk, _chunk_findings(chunk, config, level, memory))
-    for name in tally.deep:
-        tally.deep[name] = dict(sorted(tally.deep[name].items()))
+    if tally.deep:
+        from tdm_dagster.gate.deep import in_listing_order
+
+        tally.deep = {name: in_listing_order(findings) for name, findings in tally.deep.items()}
     schema = tally.schema()
     suites = tally.suites.results()
     outcome = decide(
