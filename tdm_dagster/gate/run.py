@@ -220,20 +220,11 @@ class _BatchMemory:
         return first
 
 
-@dataclass
-class _ChunkFindings:
-    """One chunk's findings: positions are the chunk's, feature rows its schema-valid records."""
-
-    schema: SchemaGateResult
-    features: Any
-    extra: dict[int, list[RecordIssue]]
-    answers: AnswerResults
-    deep: dict[str, Findings]
-
-
-def _chunk_findings(chunk: GateInput, config: TdmConfig, level: str, memory: _BatchMemory) -> _ChunkFindings:
+def _chunk_findings(chunk: GateInput, config: TdmConfig, level: str, memory: _BatchMemory) -> tuple[GateFindings, Any]:
     """Schema gate -> the level's suite features -> answer verification and is-it-language
-    rules (standard, deep) -> eval prompts -> deep findings (level ``deep``), for one chunk."""
+    rules (standard, deep) -> eval prompts -> deep findings (level ``deep``), for one chunk:
+    its findings (positions the chunk's; no suites yet) and the feature rows the suites
+    validate (one per schema-valid record)."""
     schema = schema_gate(chunk.records, chunk.specs, chunk.read_issues)
     views = conversation_views(schema.conversations)  # what is judged: invisible characters hide nothing
     features = quality_features(views, config.quality, suites_for(level), first_of=memory.first_of(views))
@@ -263,7 +254,7 @@ def _chunk_findings(chunk: GateInput, config: TdmConfig, level: str, memory: _Ba
     for findings in deep.values():
         _merge(extra, findings)
     memory.valid_rows += len(schema.valid_indices)
-    return _ChunkFindings(schema, features, extra, answers, deep)
+    return GateFindings(schema, {}, extra, answers, deep), features
 
 
 def gate_findings(
@@ -273,11 +264,10 @@ def gate_findings(
     rules (standard, deep) -> eval prompts -> deep findings (level ``deep``), over
     ``gate_input`` as one chunk (a shard of a larger batch: ``shard``)."""
     with _BatchMemory(config, level, queued_in, shard) as memory:
-        found = _chunk_findings(gate_input, config, level, memory)
+        found, features = _chunk_findings(gate_input, config, level, memory)
     from tdm_dagster.gate.quality.suites import run_suites  # pandas and GX load here
 
-    suites = run_suites(found.features, config.quality, suites_for(level))
-    return GateFindings(found.schema, suites, found.extra, found.answers, found.deep)
+    return replace(found, suites=run_suites(features, config.quality, suites_for(level)))
 
 
 class _ScoredSources(Sequence):
@@ -314,7 +304,7 @@ class _Tally:
         self.capped_words = 0
         self.sources: list[str] = []
 
-    def add(self, chunk: GateInput, found: _ChunkFindings) -> None:
+    def add(self, chunk: GateInput, found: GateFindings, features: Any) -> None:
         offset, schema = self.total, found.schema
         self.total += schema.total
         self.valid_indices.extend(offset + position for position in schema.valid_indices)
@@ -325,7 +315,7 @@ class _Tally:
             self.spec = chunk.specs
         else:
             self.specs.extend(chunk.specs)
-        self.suites.add(found.features)
+        self.suites.add(features)
         _merge(self.extra, found.extra, offset)
         _merge(self.answers.findings, found.answers.findings, offset)
         self.answers.verdicts.update((offset + position, verdict) for position, verdict in found.answers.verdicts.items())
@@ -364,7 +354,7 @@ def gate_chunks(
     with _BatchMemory(config, level, queued_in, None) as memory:
         for chunk in chunks:
             batch_id = chunk.batch_id
-            tally.add(chunk, _chunk_findings(chunk, config, level, memory))
+            tally.add(chunk, *_chunk_findings(chunk, config, level, memory))
     if tally.deep:
         from tdm_dagster.gate.deep import in_listing_order
 
