@@ -24,6 +24,7 @@ changing the records.
 from __future__ import annotations
 
 import sys
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -292,7 +293,8 @@ class _Tally:
         self.suites = suites
         """The suites' :class:`~tdm_dagster.gate.quality.suites.SuiteTally`: each chunk's rows go in as it is judged."""
         self.total = 0
-        self.valid_indices: list[int] = []
+        self.valid_indices = array("q")
+        """Positions as machine integers (8 bytes each, not a Python int each)."""
         self.rejected: dict[int, list[RecordIssue]] = {}
         self.first_problem: str | None = None
         self.spec: str | None = None

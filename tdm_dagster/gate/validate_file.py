@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,7 +37,8 @@ class _Reading:
     """What the report needs of a file read in parts, kept as the parts go by: where each
     position came from (its line; its instance, for a seed task's), and the file's totals."""
 
-    lines: list[int | None] = field(default_factory=list)
+    lines: array = field(default_factory=lambda: array("q"))
+    """Each position's line (-1: none, the file's own problem), 8 bytes each."""
     instances: dict[int, int] = field(default_factory=dict)
     input_records: int = 0
     file_problem: Any = None
@@ -53,7 +55,8 @@ class _Reading:
             for source in loaded.sources:
                 if "instance" in source:
                     self.instances[len(self.lines)] = source["instance"]
-                self.lines.append(source.get("line"))
+                line = source.get("line")
+                self.lines.append(-1 if line is None else line)
             self.input_records += loaded.input_records
             self.file_problem = self.file_problem or loaded.file_problem
             gate_input = GateInput.from_loaded(loaded, os.path.basename(str(path)))
@@ -87,7 +90,7 @@ def validate_file(
     outcome = gate_chunks(reading.parts(path, config, spec, answer_keys, chunk_records), config, level=level, queued_in=home)
     issues = [
         {
-            "line": reading.lines[position],
+            "line": reading.lines[position] if reading.lines[position] >= 0 else None,
             **({"instance": reading.instances[position]} if position in reading.instances else {}),
             "severity": issue.severity,
             "code": issue.code,

@@ -11,8 +11,9 @@ import pytest
 from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.outcome import check_view
 from tdm_dagster.gate.run import GateInput, run_gate
+from tdm_dagster.gate.validate_file import validate_file
 from tdm_dagster.records.issues import RecordIssue
-from tests.support.fixture_data import GSM8K, ROLEPLAY
+from tests.support.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
 
 CHUNK = 97
 """Small enough that the batch below runs in several chunks."""
@@ -90,3 +91,21 @@ def test_chunks_decide_as_the_whole_batch(batch, level):
         assert "diversity.duplicate_example" in codes
     if level == "deep":  # the findings that look across chunks are there, and the same
         assert {"dedup.exact_duplicate", "dedup.near_duplicate", "leakage.ngram"} <= codes
+
+
+def test_validate_reads_and_judges_a_file_in_parts_as_whole(tmp_path):
+    """``tdm validate`` of a file read a few records at a time: the same report, lines and
+    seed-task instances included, a broken line and a truncated end included."""
+    gsm8k = json.loads(GSM8K.read_text(encoding="utf-8"))[:150]
+    seeds = SEED_TASKS.read_text(encoding="utf-8").splitlines()[:20]
+    lines = [json.dumps(r) for r in gsm8k[:70]] + seeds + ["{not json"] + [json.dumps(r) for r in gsm8k[70:] + gsm8k[:5]]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(lines) + '\n{"instruction": "cut', encoding="utf-8")
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"line": n, "answer": "42"}) + "\n" for n in (2, 90, 170, 9999)), encoding="utf-8")
+    config = TdmConfig()
+    whole = validate_file(path, config, level="deep", answers=answers, chunk_records=10_000)
+    parts = validate_file(path, config, level="deep", answers=answers, chunk_records=23)
+    assert parts == whole
+    assert sum(issue["code"].startswith("read.") for issue in whole["issues"]) == 2 and whole["totals"]["input_records"] > 150
+    assert any("instance" in issue for issue in whole["issues"]) and whole["answers"]["unmatched_in_answers_file"] == 1
