@@ -183,14 +183,16 @@ class _SuiteSoFar:
     """Failing rows per per-record rule."""
     thresholds: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    last_batch_results: dict = field(default_factory=dict)
+    """The batch rules' results over the last chunk: the batch's own when it came in one chunk."""
 
 
 class SuiteTally:
     """The named suites over a batch fed as consecutive chunks of feature rows (rows
-    numbered across the batch). Great Expectations validates each chunk's per-record
-    rules as it comes (the failing rows are kept); the batch-level rules (distinct
-    responses, the turn sums) run once at the end over the few columns they read, kept
-    for every row. So the results are those of the whole batch validated at once, and
+    numbered across the batch). Great Expectations validates each chunk as it comes (the
+    failing rows of the per-record rules are kept); over several chunks the batch-level
+    rules (distinct responses, the turn sums) run again at the end, over the few columns
+    they read, kept for every row. So the results are those of the whole batch validated at once, and
     memory holds one chunk's frame plus a few bytes per row."""
 
     def __init__(self, settings: QualitySettings, names: Sequence[str] = SUITE_NAMES) -> None:
@@ -200,6 +202,7 @@ class SuiteTally:
         self.settings = settings
         self.names = tuple(names)
         self.rows = 0
+        self.chunks = 0
         self._suites = {name: _SuiteSoFar() for name in self.names}
         self._batch_columns: list[pd.DataFrame] = []
 
@@ -213,14 +216,19 @@ class SuiteTally:
                 self._add_rows(runtime, name, features)
         self._batch_columns.append(features[[column for column in _BATCH_COLUMNS if column in features]])
         self.rows += len(features)
+        self.chunks += 1
 
     def _add_rows(self, runtime: _GxRuntime, name: str, features: pd.DataFrame) -> None:
         started = time.perf_counter()
         suite = self._suites[name]
-        rules = [rule for rule in runtime.rules if rule.suite == name and rule.describe is not None]
+        rules = [rule for rule in runtime.rules if rule.suite == name]
         near = features.attrs.get("content_near", {}) if name == "content" else {}
         failed: dict[int, list[RecordIssue]] = {}
+        suite.last_batch_results = {}
         for rule, result in _validated(runtime, name, rules, features, self.settings):
+            if rule.describe is None:
+                suite.last_batch_results[rule] = result
+                continue
             rows = np.asarray(result.result.get("unexpected_index_list") or [], dtype=np.int64)
             suite.thresholds[rule.name] = _thresholds(result)
             suite.failing[rule.name] += int(rows.size)
@@ -245,7 +253,9 @@ class SuiteTally:
         started = time.perf_counter()
         suite, settings = self._suites[name], self.settings
         rules = [rule for rule in runtime.rules if rule.suite == name]
-        batch_results = dict(_validated(runtime, name, [rule for rule in rules if rule.describe is None], batch, settings))
+        batch_results = suite.last_batch_results  # one chunk: GX judged the batch rules with the rest
+        if self.chunks > 1:
+            batch_results = dict(_validated(runtime, name, [rule for rule in rules if rule.describe is None], batch, settings))
         observed: dict[str, Any] = {"records": self.rows}
         thresholds: dict[str, Any] = {}
         failed_batch_rules: list[str] = []

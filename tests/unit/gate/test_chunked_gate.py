@@ -93,6 +93,23 @@ def test_chunks_decide_as_the_whole_batch(batch, level):
         assert {"dedup.exact_duplicate", "dedup.near_duplicate", "leakage.ngram"} <= codes
 
 
+def test_batch_rules_fail_alike_in_chunks(batch):
+    """A batch whose replies repeat (half of them one of three short replies) fails the
+    distinct-responses rule, in chunks as whole, with the same most repeated replies shown."""
+    gate_input, _ = batch
+    rng = random.Random(3)
+    repeated = [
+        {"messages": [r["messages"][0], {"role": "assistant", "content": rng.choice(["Yes.", "No.", "Maybe so."])}]} if r and i % 2 else r
+        for i, r in enumerate(gate_input.records)
+    ]
+    low = replace(gate_input, records=repeated)
+    whole = run_gate(low, TdmConfig(), level="standard", chunk_records=len(repeated))
+    chunked = run_gate(low, TdmConfig(), level="standard", chunk_records=CHUNK)
+    assert comparable(chunked) == comparable(whole)
+    assert not whole.suites["diversity"].passed
+    assert any("most_repeated" in sample for sample in whole.suites["diversity"].samples)
+
+
 def test_validate_reads_and_judges_a_file_in_parts_as_whole(tmp_path):
     """``tdm validate`` of a file read a few records at a time: the same report, lines and
     seed-task instances included, a broken line and a truncated end included."""
