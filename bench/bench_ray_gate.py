@@ -12,7 +12,13 @@ process per CPU). A sampler reads the memory (RSS) of the child and of every pro
 under it every 0.2 s: the driver's peak, the largest Ray worker's peak (RSS, and USS: the
 worker's own pages, leaving out the shared object store it maps), and the peak of
 everything together (RSS: shared pages counted once per process that maps them, so the
-sum overstates it). Checks that all three runs wrote identical decisions.
+sum overstates it), and the CPU seconds of every process by kind (the driver, the Ray
+workers, Ray's other processes). On a shared machine the wall-clock figures depend on
+what else runs; records per CPU second of the processes that gate (in-process: the
+driver; Ray: its workers) do not, so the per-worker ratio is given both ways. The Ray
+runs also report each step's CPU seconds inside its tasks (``task_cpu_seconds``); the
+workers' CPU beyond that is their start-up (imports) and Ray's own work in them.
+Checks that all three runs wrote identical decisions.
 Writes bench/results/ray_gate.json and prints a table.
 """
 
@@ -61,9 +67,11 @@ def write_shards(n: int, shard_records: int, seed: int, data: Any, folder: Path)
     return len(texts)
 
 
-def _sample(pid: int, peaks: dict[str, float], done: threading.Event) -> None:
-    """Peak RSS of the driver, of the largest Ray worker, of the whole tree; and the
-    largest worker's peak USS (its own pages: without the object store it maps)."""
+def _sample(pid: int, peaks: dict[str, float], cpu: dict[int, tuple[str, float]], done: threading.Event) -> None:
+    """Peak RSS of the driver, of the largest Ray worker, of the whole tree; the largest
+    worker's peak USS (its own pages: without the object store it maps); and the CPU
+    seconds of every process of the tree, by kind (driver, Ray worker, other Ray process),
+    as last seen."""
     import psutil
 
     root = psutil.Process(pid)
@@ -76,11 +84,17 @@ def _sample(pid: int, peaks: dict[str, float], done: threading.Event) -> None:
         for process in tree:
             try:
                 rss = process.memory_info().rss / MB
-                worker = process.pid != pid and "ray::" in " ".join(process.cmdline()[:1])
+                command = " ".join(process.cmdline())
+                worker = process.pid != pid and (
+                    command.startswith("ray::") or "default_worker.py" in command or cpu.get(process.pid, ("",))[0] == "workers"
+                )  # a worker names itself ray::<task> once started; once a worker, always one
                 uss = process.memory_full_info().uss / MB if worker else 0.0
+                times = process.cpu_times()
             except psutil.Error:
                 continue
             total += rss
+            kind = "driver" if process.pid == pid else "workers" if worker else "other"
+            cpu[process.pid] = (kind, times.user + times.system)
             if process.pid == pid:
                 peaks["driver"] = max(peaks["driver"], rss)
             elif worker:
@@ -95,9 +109,10 @@ def measured_run(shards: Path, out: Path, engine: str, cpus: int, level: str) ->
     command = [sys.executable, __file__, "--child", str(shards), str(out), engine, str(cpus), level]
     env = {**os.environ, **RAY_ENV, "PYTHONPATH": str(REPO_ROOT)}
     peaks = {"driver": 0.0, "worker": 0.0, "worker_uss": 0.0, "all": 0.0}
+    cpu: dict[int, tuple[str, float]] = {}
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     done = threading.Event()
-    sampler = threading.Thread(target=_sample, args=(child.pid, peaks, done), daemon=True)
+    sampler = threading.Thread(target=_sample, args=(child.pid, peaks, cpu, done), daemon=True)
     sampler.start()
     stdout, _ = child.communicate()
     done.set()
@@ -105,7 +120,8 @@ def measured_run(shards: Path, out: Path, engine: str, cpus: int, level: str) ->
     if child.returncode != 0:
         raise SystemExit(f"{engine} run failed with {child.returncode}")
     report = json.loads(stdout.strip().splitlines()[-1])
-    return {"report": report, "peak_mb": {k: round(v) for k, v in peaks.items()}}
+    cpu_seconds = {kind: round(sum(seconds for k, seconds in cpu.values() if k == kind), 1) for kind in ("driver", "workers", "other")}
+    return {"report": report, "peak_mb": {k: round(v) for k, v in peaks.items()}, "cpu_seconds": cpu_seconds}
 
 
 def child(shards: str, out: str, engine: str, cpus: int, level: str) -> None:
@@ -160,25 +176,40 @@ def main() -> None:
     for name, run in runs.items():
         seconds = run["report"]["run"]["seconds"]
         workers = 1 if name != "ray_2_workers" else 2
+        gate_cpu = run["cpu_seconds"]["driver" if name == "in_process" else "workers"]
         results["runs"][name] = {
             "seconds": seconds,
             "records_per_s": round(n / seconds),
             "records_per_s_per_worker": round(n / seconds / workers),
+            "cpu_seconds": run["cpu_seconds"],
+            "records_per_gate_cpu_s": round(n / gate_cpu) if gate_cpu else None,
             "peak_mb": run["peak_mb"],
             "stage_seconds": run["report"]["run"].get("stage_seconds"),
+            "task_cpu_seconds": run["report"]["run"].get("task_cpu_seconds"),
             "approved": run["report"]["records"]["approved"],
         }
+    in_process = results["runs"]["in_process"]
+    for name in ("ray_1_worker", "ray_2_workers"):
+        run = results["runs"][name]
+        run["per_worker_vs_in_process"] = round(run["records_per_s_per_worker"] / in_process["records_per_s"], 2)
+        if run["records_per_gate_cpu_s"] and in_process["records_per_gate_cpu_s"]:
+            run["per_worker_cpu_vs_in_process"] = round(run["records_per_gate_cpu_s"] / in_process["records_per_gate_cpu_s"], 2)
     results["scaling_1_to_2_workers"] = round(results["runs"]["ray_1_worker"]["seconds"] / results["runs"]["ray_2_workers"]["seconds"], 2)
     out = REPO_ROOT / "bench" / "results" / "ray_gate.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
-    print(f"\n{'run':<15}{'seconds':>9}{'rec/s':>9}{'rec/s/worker':>14}{'driver MB':>11}{'worker MB':>11}{'worker USS':>11}{'all MB':>9}")
+    print(f"\n{'run':<15}{'seconds':>9}{'rec/s':>9}{'rec/s/worker':>14}{'vs in-proc':>11}{'gate CPU s':>11}{'rec/CPU s':>10}{'other CPU s':>12}{'driver MB':>11}{'worker MB':>11}{'all MB':>9}")
     for name, run in results["runs"].items():
-        peak = run["peak_mb"]
-        print(f"{name:<15}{run['seconds']:>9.1f}{run['records_per_s']:>9}{run['records_per_s_per_worker']:>14}{peak['driver']:>11}{peak['worker']:>11}{peak['worker_uss']:>11}{peak['all']:>9}")
+        peak, cpu = run["peak_mb"], run["cpu_seconds"]
+        gate_cpu = cpu["driver" if name == "in_process" else "workers"]
+        other_cpu = cpu["other"] + (cpu["driver"] if name != "in_process" else 0)
+        print(
+            f"{name:<15}{run['seconds']:>9.1f}{run['records_per_s']:>9}{run['records_per_s_per_worker']:>14}"
+            f"{run.get('per_worker_vs_in_process', 1.0):>11}{gate_cpu:>11}{run['records_per_gate_cpu_s'] or 0:>10}{other_cpu:>12}"
+            f"{peak['driver']:>11}{peak['worker']:>11}{peak['all']:>9}"
+        )
     print(f"scaling 1 -> 2 workers: {results['scaling_1_to_2_workers']}x; identical decisions: {results['identical_decisions']}")
-
 
 if __name__ == "__main__":
     main()

@@ -10,4 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "${TDM_TORCH:-torch==2.13.0}" -e '.[dev]'
+# dev includes the [semantic] extra: distil its static model once per machine, now, into the
+# user cache (~/.cache/tdm-dagster; about a minute on two cores) rather than at first use.
+.venv/bin/python -m tdm_dagster.gate.semantic.model
 echo "installed into $(pwd)/.venv" >&2

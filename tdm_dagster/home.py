@@ -42,6 +42,7 @@ STATE_FILES = {
     "metrics_history": "metrics_history.jsonl",  # evaluation results over time
     "dedup_index": "dedup_index.npz",  # MinHash signatures of queued records
     "dedup_lock": "dedup_index.lock",
+    "semantic_index": "semantic_index",  # embeddings of queued records (a folder: the [semantic] extra)
     "recheck": "recheck.json",  # the quality re-check's last pass
     "inbox_observed": "inbox_observed.json",  # size/mtime/inode seen per inbox file (settling)
 }
@@ -185,6 +186,18 @@ class TdmHome:
     @property
     def api_keys_lock(self) -> Path:
         return self.api_dir / "keys.lock"
+
+    @property
+    def api_running_file(self) -> Path:
+        """Where a running ``tdm api`` says where it listens (URL, pid, the name of its
+        local key's file), so ``tdm validate`` finds it; removed when it stops."""
+        return self.api_dir / "running.json"
+
+    @property
+    def api_local_key_file(self) -> Path:
+        """The running service's read key for this machine's ``tdm validate`` (mode 0600,
+        a new key each start, known to that process only)."""
+        return self.api_dir / "local.key"
 
     @property
     def api_audit_log(self) -> Path:

@@ -243,6 +243,11 @@ def deploy_run_config(force: bool, checkpoint: str | None = None) -> dict:
     return {"ops": {deployed_model.op.name: {"config": {"force": force, "checkpoint": checkpoint or ""}}}}
 
 
+def train_run_config(profile: str | None) -> dict:
+    """Run config for a ``checkpoint`` run that applies data ``profile`` (None: config's)."""
+    return {"ops": {checkpoint.op.name: {"config": {"profile": profile or ""}}}}
+
+
 def add_checkpoint(instance: dg.DagsterInstance) -> str:
     """Name a new checkpoint and add its partition; its key."""
     from datetime import datetime, timezone

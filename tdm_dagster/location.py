@@ -33,7 +33,6 @@ from tdm_dagster.jobs import (
     train_evaluate_deploy,
     training_pipeline,
 )
-from tdm_dagster.resources.ray import TdmRayResource
 from tdm_dagster.resources import (
     InferenceServerResource,
     SkillApiResource,
@@ -59,11 +58,18 @@ def _api_key(config: TdmConfig):
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def _ray_resource(config: TdmConfig) -> TdmRayResource:
-    """Connects when a step that uses it starts, and only where the gate runs on Ray."""
+def _ray_resource(config: TdmConfig) -> dg.ResourceDefinition:
+    """dagster-ray's resource, which connects when a step that uses it starts, only where the
+    gate runs on Ray: importing dagster-ray costs the location's load about 0.3-0.5 s (its
+    executor pulls in Dagster's CLI), so with ``gate.engine: in_process`` the key holds an
+    empty resource and dagster-ray is never imported."""
+    if config.gate.engine != "ray":
+        return dg.ResourceDefinition.none_resource(description="gate.engine is in_process: no Ray cluster")
     from dagster_ray import Lifecycle
 
-    return TdmRayResource(address=config.ray.address, lifecycle=Lifecycle(connect=config.gate.engine == "ray"))
+    from tdm_dagster.resources.ray import TdmRayResource
+
+    return TdmRayResource(address=config.ray.address, lifecycle=Lifecycle(connect=True))
 
 
 def build_definitions(config: TdmConfig | None = None) -> dg.Definitions:

@@ -27,7 +27,6 @@ from tdm_dagster.datasets.maintenance import nothing_to_maintain
 from tdm_dagster.home import TdmHome
 from tdm_dagster.ingest.collectors import nothing_to_collect
 from tdm_dagster.jobs import deduplicate_dataset, export_dataset, generate_and_queue
-from tdm_dagster.queue.recheck import nothing_to_recheck
 from tdm_dagster.resources.home import TdmHomeResource
 from tdm_dagster.runs.launch import INFO_CONSOLE
 from tdm_dagster.sensors.common import config_or_skip
@@ -53,9 +52,19 @@ _DESCRIPTIONS = {
     "refresh_stats": "Record the stats for the UI's plots.",
 }
 
+
+def _nothing_to_recheck(home: TdmHome) -> str | None:
+    """:func:`tdm_dagster.queue.recheck.nothing_to_recheck`, imported at the tick: the
+    re-check module brings the whole gate (numpy and all), which the location's load does
+    not need."""
+    from tdm_dagster.queue.recheck import nothing_to_recheck
+
+    return nothing_to_recheck(home)
+
+
 _NOTHING_TO_DO: dict[str, Callable[[TdmHome, TdmConfig], str | None]] = {
     "mine_sources": lambda home, config: nothing_to_collect(config.collectors),
-    "recheck_quality": lambda home, config: nothing_to_recheck(home),
+    "recheck_quality": lambda home, config: _nothing_to_recheck(home),
     "deduplicate_dataset": lambda home, config: nothing_to_maintain(home, config.dataset.name),
     "export_dataset": lambda home, config: nothing_to_maintain(home, config.dataset.name),
 }

@@ -10,10 +10,13 @@ counting the body as the route reads it), then the routes.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 
-from tdm_dagster.api import admin, datasets, errors, health, overview, validation
+from tdm_dagster.api import admin, datasets, errors, health, lineage, overview, scheduler, validation
 from tdm_dagster.api.audit import AuditLog
 from tdm_dagster.api.auth import KeyCheck, require
 from tdm_dagster.api.keys import KeyStore
@@ -43,7 +46,7 @@ def create_app(home: TdmHome, config: TdmConfig, *, warm: bool = True) -> FastAP
     app.state.metrics = ApiMetrics(home)
     app.state.warm_gate = validation.WarmGate()
     errors.install(app)
-    routers = (health.router, datasets.router, validation.router, overview.router, admin.router)
+    routers = (health.router, datasets.router, validation.router, overview.router, lineage.router, scheduler.read_router, scheduler.operate_router, admin.router)
     for router in routers:
         app.include_router(router)  # no prefix: KeyCheck matches the routers' own routes
 
@@ -64,7 +67,24 @@ def create_app(home: TdmHome, config: TdmConfig, *, warm: bool = True) -> FastAP
 
 
 def serve(home: TdmHome, config: TdmConfig, host: str | None = None, port: int | None = None) -> None:
-    """Run the service until interrupted (``api.host``/``api.port`` unless given)."""
+    """Run the service until interrupted (``api.host``/``api.port`` unless given), announced
+    to this machine's ``tdm validate`` meanwhile (:mod:`tdm_dagster.api.local`)."""
     import uvicorn
 
-    uvicorn.run(create_app(home, config), host=host or config.api.host, port=port or config.api.port, **uvicorn_settings())
+    from tdm_dagster.api import local
+
+    host, port = host or config.api.host, port or config.api.port
+    app = create_app(home, config)
+
+    @asynccontextmanager
+    async def announced(_: FastAPI) -> AsyncIterator[None]:
+        """From startup to shutdown (uvicorn re-raises SIGTERM after its shutdown, so a
+        ``finally`` around ``uvicorn.run`` would not run)."""
+        local.announce(home, host, port, config, app.state.keys.admit_session_key(local.LOCAL_KEY_NAME, ("read",)))
+        try:
+            yield
+        finally:
+            local.withdraw(home)
+
+    app.router.lifespan_context = announced
+    uvicorn.run(app, host=host, port=port, **uvicorn_settings())

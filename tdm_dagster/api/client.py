@@ -57,7 +57,9 @@ def validate_remote(
             files.append(("answers", (answers, stack.enter_context(open(answers, "rb")))))
         files += [("against", (name, stack.enter_context(open(name, "rb")))) for name in against]
         try:
-            response = httpx.post(f"{url.rstrip('/')}/v1/validate", data=fields, files=files, headers=headers, timeout=timeout)
+            # verify=False on plain http (nothing to verify) spares building a TLS context: ~0.1 s of a 10-record call
+            response = httpx.post(f"{url.rstrip('/')}/v1/validate", data=fields, files=files, headers=headers, timeout=timeout,
+                                  verify=not url.startswith("http://"))  # fmt: skip
         except httpx.ConnectTimeout as error:
             raise ServiceUnavailable(f"ConnectTimeout: no connection within {connect_s:g} s, api.client_connect_timeout_sec") from error
         except httpx.TimeoutException as error:

@@ -96,6 +96,8 @@ def import_dataset(
     format: str | None = Form(None),  # noqa: A002
     gate: bool = Form(True, description="Run the gate first (false: import every readable record)."),
     level: Literal["quick", "standard", "deep"] | None = Form(None),
+    salvage: bool | None = Form(None, description="When the batch fails as a whole, still import the records that pass on their own "
+                                "(true) or none (false); default: gate.on_batch_failure.import."),
     description: str = Form(""),
 ) -> dict[str, Any]:
     """Append the upload's records (creating the dataset if needed) as a new version, as
@@ -113,7 +115,7 @@ def import_dataset(
         if fmt == "pickle":
             raise HTTPException(422, PICKLE_REFUSAL)
         added = import_file(DatasetRegistry(state.home), state.home, state.config, name, path, fmt,
-                            gate=gate, level=level, description=description)  # fmt: skip
+                            gate=gate, level=level, salvage=salvage, description=description)  # fmt: skip
     return client_view({**added.to_dict(), "messages": added.lines}, request)
 
 

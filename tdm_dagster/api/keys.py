@@ -28,7 +28,7 @@ from tdm_dagster.datasets.names import name_problem, shown
 from tdm_dagster.files.atomic import atomic_write_json, read_json
 from tdm_dagster.home import TdmHome
 
-SCOPES = ("read", "write", "delete", "admin")
+SCOPES = ("read", "write", "delete", "operate", "admin")
 KEY_PREFIX = "tdm_"
 TOKEN_BYTES = 32
 
@@ -80,6 +80,17 @@ class KeyStore:
         self._cache_lock = threading.Lock()
         self._signature: tuple[int, int, int] | None = None
         self._keys: tuple[ApiKey, ...] = ()
+        self._session: tuple[ApiKey, ...] = ()
+
+    def admit_session_key(self, name: str, scopes: tuple[str, ...]) -> str:
+        """A new key that this store (this process) alone accepts, never written to the key
+        file: what the running service gives this machine's ``tdm validate``
+        (:mod:`tdm_dagster.api.local`). Returns the key."""
+        token = KEY_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+        key = ApiKey(name, check_scopes(scopes), datetime.now(UTC).isoformat(timespec="seconds"), digest(token))
+        with self._cache_lock:
+            self._session = (key,)
+        return token
 
     def _read(self) -> list[ApiKey]:
         name = self.path.name
@@ -142,7 +153,7 @@ class KeyStore:
         """The key ``token`` is, or None; every stored hash is compared in constant time."""
         wanted = digest(token)
         match = None
-        for key in self._current():
+        for key in (*self._current(), *self._session):
             if hmac.compare_digest(key.sha256, wanted):
                 match = key
         return match

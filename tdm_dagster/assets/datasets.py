@@ -12,6 +12,7 @@ from tdm_dagster.assets.queue import queued_batch
 from tdm_dagster.files.atomic import read_jsonl
 from tdm_dagster.records.batches import BatchStore
 from tdm_dagster.gate.reports import iter_reports
+from tdm_dagster.gate.salvage import has_queueable_records
 from tdm_dagster.resources import TdmHomeResource
 
 _COLUMNS = dg.TableSchema(
@@ -41,7 +42,7 @@ def training_dataset(context: dg.AssetExecutionContext, tdm: TdmHomeResource) ->
     registry = DatasetRegistry(home)
     info = registry.create(settings.name, description=settings.description, spec="chat_sft_v1", tags=["sft"], exist_ok=True)
     included = {batch for version in registry.versions(settings.name) for batch in version.source_batches}
-    approved = [r for r in iter_reports(home) if r.get("overall_pass") and r.get("batch_id") and r["batch_id"] not in included]
+    approved = [r for r in iter_reports(home) if has_queueable_records(r) and r.get("batch_id") and r["batch_id"] not in included]
     store = BatchStore(home)
     if not approved:
         context.log.info(f"dataset {settings.name}: no newly approved batches; current version {info.current_version}")

@@ -5,15 +5,18 @@ its outcome: the report, the approved records, their scores and the rejected rec
 with reasons, so a rejected batch keeps all of them on disk. The blocking asset checks on
 ``quality_report`` (``tdm_dagster/checks/gate.py``) only show that saved outcome: a batch
 that fails any of them stops there, and ``queued_batch`` is only materialized for approved
-batches.
+batches. A failed batch whose source salvages (``gate.on_batch_failure``, see
+:mod:`tdm_dagster.gate.salvage`) keeps the records that pass on their own: its checks
+still fail, at WARN severity so they do not block, and those records are queued.
 """
 
 import dagster as dg
 
 from tdm_dagster.assets.generate import generated_batch
 from tdm_dagster.gate.reports import save_outcome
-from tdm_dagster.gate.run import GateInput, run_gate
+from tdm_dagster.gate.salvage import batch_source, on_batch_failure
 from tdm_dagster.gate.schemas import schema_gate
+from tdm_dagster.lineage.capture import gate_config_hash
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.records.batches import BatchStore
 from tdm_dagster.resources import TdmHomeResource
@@ -27,6 +30,8 @@ from tdm_dagster.resources import TdmHomeResource
     description="The batch after the deny-by-default schema gate, read as chats.",
 )
 def validated_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    from tdm_dagster.gate.run import GateInput  # the gate (numpy and all) loads when a batch is tested, not with the location
+
     store = BatchStore(tdm.home())
     batch_id = context.partition_key
     gate_input = GateInput.from_batch(store, batch_id)
@@ -58,10 +63,17 @@ def validated_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> 
     description="The gate's verdict on the batch (`reports/<batch>.json`, approved and rejected records); the quality suites run as its checks.",
 )
 def quality_report(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
+    from tdm_dagster.gate.run import GateInput, run_gate
+
     home = tdm.home()
     batch_id = context.partition_key
-    gate_input = GateInput.from_batch(BatchStore(home), batch_id)
-    outcome = run_gate(gate_input, tdm.config(), queued_in=home)
+    store = BatchStore(home)
+    gate_input = GateInput.from_batch(store, batch_id)
+    config = tdm.config()
+    outcome = run_gate(gate_input, config, queued_in=home)
+    source = batch_source(store.load_plan(batch_id).source)
+    outcome = on_batch_failure(outcome, gate_input.records, source, config.gate.on_batch_failure[source])
+    outcome.report["config_hash"] = gate_config_hash(config)  # a checkpoint's lineage names the rules that let a batch in
     save_outcome(home, batch_id, gate_input.records, outcome, sources=gate_input.sources)
     report = outcome.report
     records = report["records"]
@@ -74,6 +86,7 @@ def quality_report(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> d
         "generated": dg.MetadataValue.int(records["generated"]),
         "approved": dg.MetadataValue.int(records["approved"]),
         "rejected": dg.MetadataValue.int(records["rejected"]),
+        "salvaged": dg.MetadataValue.int(records.get("salvaged", 0)),
         "approval_rate": dg.MetadataValue.float(records["approval_rate"]),
         "path": dg.MetadataValue.path(str(home.report_file(batch_id))),
     }

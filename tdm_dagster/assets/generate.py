@@ -16,6 +16,7 @@ from tdm_dagster.config.settings import with_overrides
 from tdm_dagster.generate.planning import plan_batch, produce_records, record_generation_start
 from tdm_dagster.ingest.inbox_claims import plan_next_part
 from tdm_dagster.partitions import batch_partitions
+from tdm_dagster.progress import SteadyLog
 from tdm_dagster.records.batches import BatchStore
 from tdm_dagster.runs.boxes import INFERENCE, on_box
 from tdm_dagster.resources import (
@@ -33,18 +34,6 @@ class GenerateConfig(dg.Config):
     priority: Optional[str] = None
     skill: Optional[str] = None
     source: Optional[str] = None
-
-
-def _progress_logger(context: dg.AssetExecutionContext, what: str):
-    """Log progress at about every 10%, so long generations show they are moving."""
-    step = {"next": 0.1}
-
-    def report(done: int, total: int) -> None:
-        if total and (done / total >= step["next"] or done == total):
-            context.log.info(f"{what}: {done}/{total} ({done / total:.0%})")
-            step["next"] = min(1.0, done / total + 0.1)
-
-    return report
 
 
 @dg.asset(
@@ -77,18 +66,19 @@ def generated_batch(
     context.log.info(f"generating {plan.count} {plan.skill} examples at level {plan.level} from {plan.source} (seed {plan.seed})")
     from tdm_dagster.evaluate.isolation import held_out_filter  # numpy loads here, not with the location
 
-    progress = _progress_logger(context, "generated")
+    progress = SteadyLog(context.log.info, "generated", plan.count)  # a line every few seconds, not per record
     avoid = held_out_filter(home, config_file.gate.max_record_bytes)
     started = time.perf_counter()
     if plan.source == "inference":
         with inference.client() as client:
-            records = produce_records(plan, inference=client, payload=settings.payload, progress=progress, avoid=avoid)
+            records = produce_records(plan, inference=client, payload=settings.payload, progress=progress.reached, avoid=avoid)
     elif plan.source == "skill_api":
         with skill_api.client() as client:
-            records = produce_records(plan, skill_source=client, progress=progress)
+            records = produce_records(plan, skill_source=client, progress=progress.reached)
     else:
-        records = produce_records(plan, progress=progress, avoid=avoid)
+        records = produce_records(plan, progress=progress.reached, avoid=avoid)
     seconds = time.perf_counter() - started
+    progress.finish()
     BatchStore(home).save_generated(plan, records)
     return dg.MaterializeResult(
         metadata={

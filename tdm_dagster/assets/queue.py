@@ -12,6 +12,7 @@ import dagster as dg
 from tdm_dagster.assets.gate import quality_report
 from tdm_dagster.files.atomic import atomic_write_json, read_json
 from tdm_dagster.gate.reports import load_report
+from tdm_dagster.gate.salvage import has_queueable_records
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.queue.store import TrainingQueue
 from tdm_dagster.records.batches import BatchStore
@@ -28,13 +29,13 @@ if it runs again after the trainer took its file."""
     group_name="queue",
     kinds={"jsonl"},
     deps=[quality_report],
-    description="The approved records, written atomically to `queue/<priority>/<batch>.jsonl` for the trainer.",
+    description="The approved (or salvaged) records, written atomically to `queue/<priority>/<batch>.jsonl` for the trainer.",
 )
 def queued_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.MaterializeResult:
     home = tdm.home()
     batch_id = context.partition_key
     report = load_report(home, batch_id)
-    if not report["overall_pass"]:
+    if not has_queueable_records(report):
         raise dg.Failure(f"batch {batch_id} was rejected ({report['recommendation']}); it will not be queued")
     store = BatchStore(home)
     plan = store.load_plan(batch_id)
@@ -57,6 +58,7 @@ def queued_batch(context: dg.AssetExecutionContext, tdm: TdmHomeResource) -> dg.
             "priority": plan.priority,
             "examples": dg.MetadataValue.int(written),
             "approval_rate": dg.MetadataValue.float(report["records"]["approval_rate"]),
+            "salvaged": dg.MetadataValue.int(report["records"].get("salvaged", 0)),
             "queue_depth": dg.MetadataValue.int(TrainingQueue(home).total_depth()),
             "dedup_index_records": dg.MetadataValue.int(indexed),
         }

@@ -1,10 +1,11 @@
 """gated_shards: a folder of Parquet shards through the gate as one batch, in-process or
-on the Ray cluster (``gate.engine``), through the ``ray`` resource (dagster-ray)."""
+on the Ray cluster (``gate.engine``), through the ``ray`` resource (dagster-ray's, which
+connects before the step, where the engine is ray; an empty one otherwise, so the location
+never imports dagster-ray for an in-process gate)."""
 
 import dagster as dg
 
 from tdm_dagster.resources import TdmHomeResource
-from tdm_dagster.resources.ray import TdmRayResource
 
 
 class GatedShardsConfig(dg.Config):
@@ -21,7 +22,7 @@ class GatedShardsConfig(dg.Config):
     kinds={"ray", "parquet"},
     description="The gate over a folder of Parquet shards: per-record decisions and the batch report, on Ray when gate.engine is ray.",
 )
-def gated_shards(context: dg.AssetExecutionContext, config: GatedShardsConfig, tdm: TdmHomeResource, ray: TdmRayResource) -> dg.MaterializeResult:
+def gated_shards(context: dg.AssetExecutionContext, config: GatedShardsConfig, tdm: TdmHomeResource, ray: dg.ResourceParam[object]) -> dg.MaterializeResult:
     from tdm_dagster.gate.distributed import gate_shards
 
     home = tdm.home()

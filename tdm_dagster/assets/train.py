@@ -10,14 +10,23 @@ history, moves the curriculum and sends failed cases back to the inbox as correc
 import json
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 
 from tdm_dagster.assets.queue import queued_batch
+from tdm_dagster.lineage.capture import count
+from tdm_dagster.progress import SteadyLog
 from tdm_dagster.resources import TdmHomeResource, TrainerResource
 from tdm_dagster.runs.boxes import INFERENCE, TRAINING, on_box
 
 checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")
+
+
+class CheckpointConfig(dg.Config):
+    profile: str = ""
+    """The data profile to apply before training (``emoji_think``, ``regime3``, a registered
+    name or ``module:function``); empty: config's ``profile.name``."""
 
 
 @dg.asset(
@@ -28,15 +37,20 @@ checkpoint_partitions = dg.DynamicPartitionsDefinition(name="checkpoints")
     deps=[queued_batch],
     description="A fine-tuned checkpoint trained on the queue (high, then normal, then low; oldest first).",
 )
-def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer: TrainerResource) -> dg.MaterializeResult:
+def checkpoint(context: dg.AssetExecutionContext, config: CheckpointConfig, tdm: TdmHomeResource, trainer: TrainerResource) -> dg.MaterializeResult:
     home = tdm.home()
     settings = tdm.config().training
+    profile = tdm.config().profile
+    if config.profile:
+        profile = replace(profile, name=config.profile)
+
+    steps = SteadyLog(context.log.info, "steps")  # a line every few seconds, with the loss
 
     def progress(step: int, total: int, loss: float) -> None:
-        if step % max(1, total // 10) == 0 or step == total:
-            context.log.info(f"step {step}/{total} loss {loss:.4f}")
+        steps.reached(step, total, f"loss {loss:.4f}")
 
-    trained = trainer.train_from_queue(home, settings, home.training_dir / context.partition_key, progress=progress)
+    trained = trainer.train_from_queue(home, settings, home.training_dir / context.partition_key, progress=progress, profile=profile)
+    steps.finish()
     if trained is None:
         raise dg.Failure("the training queue is empty: nothing to train on")
     result, archived = trained
@@ -47,6 +61,7 @@ def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer:
     return dg.MaterializeResult(
         metadata={
             **pushed,
+            **_lineage_metadata(sources.get("lineage") or {}),
             "path": dg.MetadataValue.path(str(result.checkpoint_path)),
             "steps": dg.MetadataValue.int(result.steps),
             "examples": dg.MetadataValue.int(result.examples),
@@ -55,6 +70,7 @@ def checkpoint(context: dg.AssetExecutionContext, tdm: TdmHomeResource, trainer:
             "loss_curve": dg.MetadataValue.json([round(x, 4) for x in result.loss_curve]),
             "real_tokens_per_s": dg.MetadataValue.float(round(result.tokens_per_s, 1)),
             "device": result.device,
+            "profile": ((sources.get("lineage") or {}).get("profile") or {}).get("name") or "none",
             "queue_files": dg.MetadataValue.json([f"{f['priority']}/{f['name']}" for f in sources["files"]]),
             "archived": dg.MetadataValue.path(str(archived)),
         }
@@ -92,7 +108,9 @@ def checkpoint_evaluation(context: dg.AssetExecutionContext, tdm: TdmHomeResourc
     sets = held_out_sets(levels, settings.eval_per_level)
     register_held_out(home, sets)  # from now on the deep gate keeps these items out of training
     probes = probe_sets(sets, max(1, settings.eval_per_level // 2))
-    result = replace(evaluate_checkpoint(path, sets, settings.max_length, probes=probes), seen_in_training=seen_in_training(home, sets))
+    answered = SteadyLog(context.log.info, "answered", sum(len(held.examples) for held in (*sets, *probes)))
+    result = replace(evaluate_checkpoint(path, sets, settings.max_length, probes=probes, progress=answered), seen_in_training=seen_in_training(home, sets))
+    answered.finish()
     entry = record(home, result)
     context.log.info(f"{context.partition_key}: accuracy {result.overall_accuracy:.2%}, loss {result.held_out_loss:.4f}")
     if result.seen_in_training:
@@ -160,9 +178,14 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
     context.log.info(f"deploy {chosen['checkpoint']}: {result.reason}")
     path = Path(chosen["checkpoint"])
     pushed = _publish(context, tdm, path.parent.parent.name, path, deployed_score=chosen["score"]) if result.deployed else {}
+    from tdm_dagster.training.checkpoints import read_meta
+
+    trained_on = (read_meta(path).get("sources") or {}).get("lineage") or {}
     return dg.MaterializeResult(
         metadata={
             **pushed,
+            "trained_checkpoint": dg.MetadataValue.md(f"[{path.parent.parent.name}]({_asset_url('checkpoint', path.parent.parent.name)})"),
+            **_lineage_metadata(trained_on),
             "checkpoint": chosen["checkpoint"],
             "score": dg.MetadataValue.float(chosen["score"]) if chosen["score"] is not None else "none",
             "deployed": dg.MetadataValue.bool(result.deployed),
@@ -174,6 +197,31 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
         },
         check_results=[_deployment_live(result)],
     )
+
+
+def _asset_url(asset: str, partition: str) -> str:
+    """The Dagster UI's page of one partition of ``asset`` (a link inside the UI)."""
+    return f"/assets/{asset}?view=partitions&partition={quote(partition)}"
+
+
+def _lineage_metadata(lineage: dict) -> dict:
+    """What the checkpoint was trained on, as metadata: each batch a link to its
+    ``queued_batch`` partition with its source, gate and record count (``tdm lineage``
+    shows the records)."""
+    batches = lineage.get("batches") or []
+    if not batches:
+        return {}
+    rows = [
+        f"| [{b['batch_id']}]({_asset_url('queued_batch', b['batch_id'])}) | {b['source'].get('kind')} | "
+        f"{b['gate'].get('level')} | {b['gate'].get('config_hash') or '-'} | {count(b['record_lines'])} |"
+        for b in batches
+    ]
+    table = "| batch | source | gate | config | records |\n|---|---|---|---|---|\n" + "\n".join(rows)
+    return {
+        "trained_on_batches": dg.MetadataValue.md(table),
+        "trained_on_batch_ids": dg.MetadataValue.json([b["batch_id"] for b in batches]),
+        "trained_on_records": dg.MetadataValue.int(sum(count(b["record_lines"]) for b in batches)),
+    }
 
 
 def _deployment_live(result) -> dg.AssetCheckResult:

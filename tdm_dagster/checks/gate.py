@@ -6,7 +6,10 @@ leakage, and the batch metrics.
 records, and what these checks show); the checks only read that one saved view and turn
 it into results, so re-running them shows the verdict again and never rewrites it. Each
 suite is still its own check in the UI. A failing suite or metric has ERROR severity and
-is blocking, so the batch stops before the queue.
+is blocking, so the batch stops before the queue; when the batch's records were salvaged
+(``gate.on_batch_failure``), it still fails, with WARN severity and the salvage in its
+description, so the run goes on to queue them, as the user chose, and the UI shows the
+batch failed.
 """
 
 import json
@@ -19,7 +22,6 @@ import dagster as dg
 from tdm_dagster.assets.gate import quality_report
 from tdm_dagster.gate.quality import SUITE_NAMES
 from tdm_dagster.gate.reports import load_check_view
-from tdm_dagster.gate.run import suites_for
 from tdm_dagster.partitions import batch_partitions
 from tdm_dagster.resources import TdmHomeResource
 
@@ -66,19 +68,38 @@ def _skipped(name: str, level: str, description: str) -> dg.AssetCheckResult:
     )  # fmt: skip
 
 
-def suite_result(name: str, suite: dict[str, Any] | None, level: str) -> dg.AssetCheckResult:
-    """One suite as the UI shows it: pass rate, observed values, thresholds, samples."""
+def failure_severity(view: dict[str, Any]) -> tuple[dg.AssetCheckSeverity, str | None]:
+    """How a failing suite or metric check of this batch fails: ERROR (blocking), or WARN
+    with a sentence saying what was salvaged when the batch's records were."""
+    salvage = view.get("salvage")
+    if not salvage:
+        return dg.AssetCheckSeverity.ERROR, None
+    return dg.AssetCheckSeverity.WARN, (
+        f"the batch failed; {salvage['salvaged']} records that pass on their own were salvaged and "
+        f"{salvage['rejected']} rejected ({salvage['policy']})"
+    )
+
+
+def suite_result(
+    name: str, suite: dict[str, Any] | None, level: str, on_failure: tuple[dg.AssetCheckSeverity, str | None] = (dg.AssetCheckSeverity.ERROR, None)
+) -> dg.AssetCheckResult:
+    """One suite as the UI shows it: pass rate, observed values, thresholds, samples;
+    failing with ``on_failure``'s severity and note (see :func:`failure_severity`)."""
     if suite is None:
+        from tdm_dagster.gate.run import suites_for  # the gate loads when it runs, not with the location
+
         return _skipped(name, level, f"not run: gate level {level} runs {', '.join(suites_for(level))} only")
     failures = [
         f"- {sample}" if isinstance(sample, str) else f"- `{json.dumps(sample, ensure_ascii=False)[:300]}`"
         for sample in suite["samples"]
     ]
+    severity, note = on_failure
     return dg.AssetCheckResult(
         asset_key=quality_report.key,
         check_name=name,
         passed=suite["passed"],
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=severity,
+        description=None if suite["passed"] else note,
         metadata={
             "pass_rate": dg.MetadataValue.float(round(suite["pass_rate"], 4)),
             "failed_records": dg.MetadataValue.int(suite["failed_records"]),
@@ -110,12 +131,13 @@ def metrics_result(view: dict[str, Any]) -> dg.AssetCheckResult:
     """The batch metrics against their thresholds, with the quality tiers of the approved
     records and how many replies an answer verifier checked and found wrong."""
     shortfalls = view["shortfalls"]
+    severity, note = failure_severity(view)
     return dg.AssetCheckResult(
         asset_key=quality_report.key,
         check_name=METRICS_CHECK,
         passed=not shortfalls,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(shortfalls) or "all batch metrics meet their thresholds",
+        severity=severity,
+        description="; ".join([*shortfalls, *([note] if note and shortfalls else [])]) or "all batch metrics meet their thresholds",
         metadata={
             **{f"observed.{name}": _metadata_value(value) for name, value in view["metrics"].items() if value is not None},
             **_flatten("threshold", view["metric_thresholds"]),
@@ -129,7 +151,7 @@ def gate_check_results(view: dict[str, Any]) -> list[dg.AssetCheckResult]:
     """Every check's result from a saved outcome view (``gate.outcome.check_view``)."""
     level, deep = view["level"], view["deep"] or {}
     return [
-        *(suite_result(name, view["suites"].get(name), level) for name in SUITE_NAMES),
+        *(suite_result(name, view["suites"].get(name), level, failure_severity(view)) for name in SUITE_NAMES),
         *(deep_result(name, deep.get(name), level) for name in DEEP_CHECKS),
         metrics_result(view),
     ]

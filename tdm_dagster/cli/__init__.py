@@ -15,6 +15,7 @@ from tdm_dagster.cli.config import show_config
 from tdm_dagster.cli.curriculum import curriculum
 from tdm_dagster.cli.datasets import datasets
 from tdm_dagster.cli.deploy import deploy, deployments
+from tdm_dagster.cli.lineage import lineage
 from tdm_dagster.cli.queue import recheck
 from tdm_dagster.cli.remote import checkpoints, dataset_remote, pull, push
 from tdm_dagster.cli.serve import serve
@@ -33,7 +34,7 @@ def main() -> None:
     """
 
 
-for command in (init, status, generate, ingest, validate, stats, recheck, curriculum, skills, train, evaluate, deploy, deployments, serve, show_config, datasets, checkpoints, api):
+for command in (init, status, generate, ingest, validate, stats, recheck, curriculum, skills, train, evaluate, deploy, deployments, serve, show_config, datasets, checkpoints, api, lineage):
     main.add_command(command)
 for command in (push, pull, dataset_remote):
     datasets.add_command(command)

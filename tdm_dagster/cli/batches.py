@@ -122,7 +122,7 @@ def validate(path: str, spec: str | None, level: str | None, against: tuple[str,
     """Check a file without ingesting it. Exit 1 if it would be rejected, 2 if it cannot be read."""
     if not os.path.isfile(path):
         raise common.Refused(f"file not found: {path}", exit_code=2, outcome={"file": path, "readable": False})
-    result = _validate_with_service(path, spec, level, against, answers) or _validate_here(path, spec, level, against, answers)
+    result = _validate_with_service(path, spec, level, against, answers) or _validate_here(path, spec, level, against, answers, quiet=as_json)
     totals = result["totals"]
     if not result["readable"] and totals["input_records"] == 0:  # nothing read: the file's problem is the whole story
         raise common.Refused(result["file_problem"], exit_code=2, outcome=result)
@@ -145,20 +145,26 @@ def validate(path: str, spec: str | None, level: str | None, against: tuple[str,
 
 
 def _validate_with_service(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None) -> dict[str, Any] | None:
-    """The report of the ``tdm api`` at ``$TDM_API_URL`` (its gate is warm), or None after
-    one line saying why it could not give one (then the file is validated here)."""
-    import os
-
+    """The report of a ``tdm api`` (its gate is warm): the one at ``$TDM_API_URL``, else one
+    running here over this home (:mod:`tdm_dagster.api.local`, found without configuration);
+    or None, after one line saying why a service could not give one (then the file is
+    validated here; with no service found, nothing is said)."""
     from tdm_dagster.config.settings import API_KEY_ENV, API_URL_ENV
 
-    url = os.environ.get(API_URL_ENV)
+    home = common.home()
+    settings = common.config(home)
+    url, key = os.environ.get(API_URL_ENV), os.environ.get(API_KEY_ENV)
     if not url:
-        return None
+        from tdm_dagster.api.local import find_local_service
+
+        found = find_local_service(home, settings)
+        if found is None:
+            return None
+        url, key = found.url, found.key
     from tdm_dagster.api.client import ServiceParamError, ServiceRefused, ServiceUnavailable, validate_remote
 
-    settings = common.config(common.home()).api  # its client timeouts
     try:
-        return validate_remote(url, os.environ.get(API_KEY_ENV), path, spec=spec, level=level, answers=answers, against=against, settings=settings)
+        return validate_remote(url, key, path, spec=spec, level=level, answers=answers, against=against, settings=settings.api)
     except ServiceUnavailable as why:
         click.echo(f"tdm api at {url} could not validate ({why}): validating in-process", err=True)
     except ServiceRefused as refused:
@@ -168,8 +174,10 @@ def _validate_with_service(path: str, spec: str | None, level: str | None, again
     return None
 
 
-def _validate_here(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None) -> dict[str, Any]:
+def _validate_here(path: str, spec: str | None, level: str | None, against: tuple[str, ...], answers: str | None, *, quiet: bool) -> dict[str, Any]:
     from dataclasses import replace
+
+    from tdm_dagster.progress import terminal_progress
 
     from tdm_dagster.gate.record_checks import QualityCheckError
     from tdm_dagster.gate.schemas import UnknownSpecError
@@ -181,7 +189,8 @@ def _validate_here(path: str, spec: str | None, level: str | None, against: tupl
     if against:
         config = replace(config, gate=replace(config.gate, eval_sets=tuple(against)))
     try:
-        return validate_file(path, config, spec=spec, level=level, home=home, answers=answers)
+        with terminal_progress(f"validating {os.path.basename(path)}", quiet=quiet) as advance:
+            return validate_file(path, config, spec=spec, level=level, home=home, answers=answers, progress=advance)
     except UnknownSpecError as exc:
         raise click.BadParameter(str(exc), param_hint="--spec") from exc
     except AnswersFileError as exc:

@@ -9,7 +9,6 @@ import click
 
 from tdm_dagster.cli import common
 from tdm_dagster.config.settings import describe
-from tdm_dagster.http.retry import mask_credentials
 
 
 @click.command("config")
@@ -29,6 +28,8 @@ def show_config(as_json: bool) -> None:
 
 def _masked(value: Any) -> Any:
     """``value`` with every string masked (``storage.endpoint_url: https://user:secret@host`` and the like)."""
+    from tdm_dagster.http.retry import mask_credentials  # httpx: a quarter second no other command needs
+
     if isinstance(value, str):
         return mask_credentials(value)
     if isinstance(value, dict):

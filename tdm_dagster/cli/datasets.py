@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from tdm_dagster.cli.common import config, emit, home, json_option
+from tdm_dagster.cli.derive_options import augmentation, intent_mapping_of, pair
 from tdm_dagster.datasets.names import name_problem, shown, version_problem
 
 class _Checked(click.ParamType):
@@ -107,15 +108,19 @@ def show(name: str, as_json: bool) -> None:
 def add(name: str, files: tuple[str, ...], major: bool, description: str, as_json: bool) -> None:
     """Append approved batch files (JSONL of records, e.g. from the queue) as a new version.
 
-    A file already added (same sha256) is refused; records already in the dataset are left out."""
+    A file already added (same sha256) is refused; records already in the dataset are left out.
+    A record that breaks its spec (e.g. a labelled example with a bad span) goes to rejected/."""
     from tdm_dagster.datasets.additions import file_entry
     from tdm_dagster.formats import ImportResult, import_records
+
+    from tdm_dagster.datasets.conformance import refuse_nonconforming
 
     read, entries = ImportResult(), []
     for path in files:
         part = import_records(path, "jsonl")
         entries.append(file_entry(path, part.input_records))
         read.extend(part)
+    refuse_nonconforming(read, config(home()).labels)
     _append_read(_registry(), name, read, as_json, source_batches=[Path(path).stem for path in files], major=major, description=description, files=entries)
 
 
@@ -123,8 +128,11 @@ def _append_read(registry, name: str, read, as_json: bool, gate: dict[str, Any] 
     """Append the records read (and approved by the ``gate``, when it ran) as a new version;
     the others go to ``rejected/`` with their place, reasons and bytes, and the output says so."""
     from tdm_dagster.datasets.intake import append_read
+    from tdm_dagster.progress import terminal_progress
 
-    _show_added(name, append_read(registry, home(), name, read, gate, **options), as_json)
+    with terminal_progress(f"adding {len(read.records)} records to {name}", quiet=as_json):
+        added = append_read(registry, home(), name, read, gate, **options)
+    _show_added(name, added, as_json)
 
 
 def _show_added(name: str, added, as_json: bool) -> None:
@@ -167,55 +175,63 @@ def rollback(name: str, version: str, as_json: bool) -> None:
 @click.option("--from", "parent", type=VERSION, help="Version to derive from (default: current).")
 @click.option("--where", "where", multiple=True, help="Keep records with FIELD=VALUE (dotted field; repeatable).")
 @click.option("--remap", nargs=2, multiple=True, metavar="FIELD OLD=NEW", help="Rename a label value.")
+@click.option("--intent-mapping", "intent_mapping", multiple=True, metavar="OLD=NEW|FILE.json|config",
+              help="Rename expected_intent of labelled examples: pairs, a JSON object file, or labels.intent_mapping from config.")
 @click.option("--confidence", nargs=3, type=(str, float, float), multiple=True, metavar="FIELD SCALE OFFSET", help="field = clip(value*scale+offset, 0, 1).")
 @click.option("--clean", is_flag=True, help="Whitespace and Unicode NFC on every message.")
-@click.option("--dedup", is_flag=True, help="Drop exact and near-duplicates.")
+@click.option("--dedup", type=click.Choice(["lexical", "semantic", "both"]), is_flag=False, flag_value="lexical", default=None,
+              help="Drop exact copies and near-duplicates by words (lexical, the default), by meaning (semantic: the [semantic] extra) or both.")
 @click.option("--balance", "balance_by", help="Downsample every class of this field to the smallest.")
+@click.option("--augment", type=click.Choice(["reseed", "reorder", "format", "model"]),
+              help="Add an augmented record beside each record it applies to (model: the inference server rewrites prompts).")
+@click.option("--augment-seed", default=0, show_default=True, help="Seed of the augmentation.")
+@click.option("--allow-empty", is_flag=True, help="Commit the new version even when the steps leave no record.")
 @click.option("--description", default="")
 @json_option
-def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], confidence: tuple, clean: bool, dedup: bool, balance_by: str | None, description: str, as_json: bool) -> None:
-    """A new version from an existing one with modifications; each step reports its counts."""
+def derive(name: str, parent: str | None, where: tuple[str, ...], remap: tuple[tuple[str, str], ...], intent_mapping: tuple[str, ...], confidence: tuple, clean: bool, dedup: str | None, balance_by: str | None, augment: str | None, augment_seed: int, allow_empty: bool, description: str, as_json: bool) -> None:
+    """A new version from an existing one with modifications; each step reports its counts.
+    --where compares by type: FIELD=false matches the boolean false, FIELD=3 the number 3.
+    Exit 1, and no version, when the steps would leave no record (unless --allow-empty)."""
     from tdm_dagster.datasets.steps import (
         AdjustConfidence,
         BalanceClasses,
         CleanText,
-        DropExactDuplicates,
-        DropNearDuplicates,
         FieldFilter,
         RemapLabel,
+        dedup_steps,
     )  # fmt: skip
 
     steps: list = []
     if where:
-        steps.append(FieldFilter(dict(_pair(item, "--where") for item in where)))
+        steps.append(FieldFilter(dict(pair(item, "--where") for item in where)))
     for field, mapping in remap:
-        old, new = _pair(mapping, "--remap")
+        old, new = pair(mapping, "--remap")
         steps.append(RemapLabel(field, {old: new}))
+    if intent_mapping:
+        steps.append(RemapLabel("expected_intent", intent_mapping_of(intent_mapping)))
     steps += [AdjustConfidence(field, scale=scale, offset=offset) for field, scale, offset in confidence]
     if clean:
         steps.append(CleanText())
     if dedup:
-        steps += [DropExactDuplicates(), DropNearDuplicates()]
+        steps += dedup_steps(dedup)
     if balance_by:
         steps.append(BalanceClasses(balance_by))
-    if not steps:
-        raise click.UsageError("say what to change: --where, --remap, --confidence, --clean, --dedup or --balance")
-    from tdm_dagster.datasets.errors import NothingChangedError
+    if augment:
+        parent = parent or _registry().version_info(name).version  # the version the origins name
+    if not steps and not augment:
+        raise click.UsageError("say what to change: --where, --remap, --intent-mapping, --confidence, --clean, --dedup, --balance or --augment")
+    from tdm_dagster.datasets.errors import EmptyDeriveError, NothingChangedError
 
     try:
-        version = _registry().derive(name, steps, parent=parent, description=description)
+        with augmentation(name, parent, augment, augment_seed) as augmenting:
+            version = _registry().derive(name, [*steps, *augmenting], parent=parent, description=description, allow_empty=allow_empty)
+    except EmptyDeriveError as empty:
+        raise click.ClickException(f"{empty}; add --allow-empty to commit an empty version") from empty
     except NothingChangedError as unchanged:  # an outcome, not a failure: say so, exit 0
         emit({"version": None, "unchanged": unchanged.version, "steps": unchanged.reports}, as_json, str(unchanged))
         return
     reports = version.operation.get("steps", [])
     emit(asdict(version), as_json, "\n".join([f"{name} {_version_line(version)}", *(json.dumps(r) for r in reports)]))
-
-
-def _pair(text: str, option: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint=option)
-    return key, value
 
 
 @datasets.command()
@@ -232,7 +248,7 @@ def split(name: str, version: str | None, ratios: str, stratify: str | None, see
 
     parsed = {}
     for part in ratios.split(","):
-        key, value = _pair(part, "--ratios")
+        key, value = pair(part, "--ratios")
         parsed[key] = float(value)
     result = _registry().split(name, version, ratios=parsed, stratify_by=stratify, seed=seed)
     counts = {split_name: len(records) for split_name, records in result.splits.items()}
@@ -252,10 +268,12 @@ def split(name: str, version: str | None, ratios: str, stratify: str | None, see
 def export_dataset(name: str, path: str, version: str | None, fmt: str | None, as_json: bool) -> None:
     """Write a version in a format your trainer reads."""
     from tdm_dagster.formats import export_records
+    from tdm_dagster.progress import counted, terminal_progress
 
     fmt = _file_format(path, fmt, export=True)
     info = _registry().version_info(name, version)
-    written = export_records(_registry().records(name, info.version), path, fmt)
+    with terminal_progress(f"exporting {name} {info.version}", info.record_count, quiet=as_json) as advance:
+        written = export_records(counted(_registry().records(name, info.version), advance), path, fmt)
     emit({"dataset": name, "version": info.version, "path": path, "records": written}, as_json, f"wrote {written} records of {name} {info.version} to {path}")
 
 
@@ -276,19 +294,27 @@ def _file_format(path: str, fmt: str | None, *, export: bool) -> str:
 @click.option("--allow-pickle", is_flag=True, help="Unpickle PATH. Only for a file you trust: unpickling runs code.")
 @click.option("--no-gate", is_flag=True, help="Import every readable record without running the gate.")
 @click.option("--level", type=click.Choice(["quick", "standard", "deep"]), help="Gate level (default: gate.level).")
+@click.option("--salvage/--no-salvage", default=None,
+              help="When the batch fails as a whole, still import the records that pass on their own, or import none "
+                   "(default: gate.on_batch_failure.import, salvage unless configured).")  # fmt: skip
 @click.option("--description", default="")
 @json_option
-def import_dataset(name: str, path: str, fmt: str | None, allow_pickle: bool, no_gate: bool, level: str | None, description: str, as_json: bool) -> None:
+def import_dataset(
+    name: str, path: str, fmt: str | None, allow_pickle: bool, no_gate: bool, level: str | None, salvage: bool | None, description: str, as_json: bool
+) -> None:
     """Append records from a file (creating the dataset if needed) as a new version.
 
     The records go through the gate first (as an inbox file would) unless --no-gate; the
     rejected ones are kept with their reasons in rejected/. A file already added is refused."""
     from tdm_dagster.datasets.intake import PickleRefusedError, import_file
 
+    from tdm_dagster.progress import terminal_progress
+
     fmt = _file_format(path, fmt, export=False)
     try:
-        added = import_file(_registry(), home(), config(home()), name, path, fmt, allow_pickle=allow_pickle, gate=not no_gate,
-                            level=level, description=description, pickle_flag="--allow-pickle")  # fmt: skip
+        with terminal_progress(f"importing {Path(path).name}", quiet=as_json):  # the time it takes, until the gate reports counts
+            added = import_file(_registry(), home(), config(home()), name, path, fmt, allow_pickle=allow_pickle, gate=not no_gate,
+                                level=level, salvage=salvage, description=description, pickle_flag="--allow-pickle")  # fmt: skip
     except PickleRefusedError as refused:
         raise click.UsageError(str(refused)) from refused
     _show_added(name, added, as_json)

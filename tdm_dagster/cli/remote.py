@@ -1,12 +1,14 @@
 """``tdm datasets push/pull/remote`` and ``tdm checkpoints``: sharing data and checkpoints through S3 or GCS.
 
 The remote is ``--remote`` or config ``storage.remote``; credentials come from the
-environment only (see README, "Remote storage"). Progress goes to stderr, the summary to
-stdout; a remote that cannot be used is a one-line error (exit 1), never a traceback.
+environment only (see README, "Remote storage"). Progress, in bytes, is a bar on stderr
+when it is a terminal; the summary goes to stdout; a remote that cannot be used is a
+one-line error (exit 1), never a traceback.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -42,8 +44,11 @@ def _remote(url: str | None, *, moving: bool = False) -> Iterator[Any]:
         raise click.ClickException(f"{error}{again}") from error
 
 
-def _progress(line: str) -> None:
-    click.echo(line, err=True)
+def _bars(as_json: bool):
+    """Byte bars on stderr when it is a terminal (none under ``--json``)."""
+    from tdm_dagster.progress import terminal_progress
+
+    return functools.partial(terminal_progress, quiet=as_json)
 
 
 def _summary(verb: str, transfer) -> str:
@@ -71,7 +76,7 @@ def _dataset_transfer(verb: str, which: str, doc: str) -> click.Command:
         from tdm_dagster.datasets import sync
 
         with _remote(url, moving=True) as remote:
-            transfer = getattr(sync, verb)(_registry(), remote, name, version, _progress)
+            transfer = getattr(sync, verb)(_registry(), remote, name, version, _bars(as_json))
         emit(asdict(transfer), as_json, _summary(f"{verb}ed", transfer))
 
     return transfer_command
@@ -127,7 +132,7 @@ def push_checkpoint(run: str, name: str | None, url: str | None, as_json: bool) 
     from tdm_dagster.storage.checkpoints import push_checkpoint as push_one
 
     with _remote(url, moving=True) as remote:
-        transfer = push_one(home(), remote, run, name, _progress)
+        transfer = push_one(home(), remote, run, name, _bars(as_json))
     emit(asdict(transfer), as_json, _summary("pushed", transfer))
 
 
@@ -148,7 +153,7 @@ def pull_checkpoint(run: str | None, name: str | None, deployed: bool, force: bo
         target = deployed_on(remote) if deployed else {"run": run, "name": name}
         if target is None:
             raise click.ClickException(f"{remote.url}: nothing deployed there yet (deployments/current.json is missing)")
-        info, transfer = pull_one(home(), remote, target["run"], target["name"], _progress)
+        info, transfer = pull_one(home(), remote, target["run"], target["name"], _bars(as_json))
     data: dict[str, Any] = {**asdict(transfer), "path": str(info.path)}
     text = _summary("pulled", transfer) + f"\n{info.path}"
     if deployed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -16,12 +17,16 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     """Totals over every batch tested; `summary`, `daily` and `sources` go deeper."""
     if ctx.invoked_subcommand:
         return
-    from tdm_dagster.gate.reports import iter_reports, summarize
+    from tdm_dagster.gate.reports import summarize
     from tdm_dagster.stats.summary import failed_batches
 
+    from tdm_dagster.stats.batch_catalog import load_batches
+
     home = common.home()
-    summary = summarize(iter_reports(home))
-    summary["failed_batches"] = failed_batches(home, batches_in_flight())
+    in_flight = batches_in_flight()  # first: a batch planned after this is not taken for failed
+    batches = load_batches(home)  # each plan and report read once, for the totals and the failures
+    summary = summarize([batch.report for batch in batches if batch.report is not None])
+    summary["failed_batches"] = failed_batches(home, in_flight, batches=batches)
     summary["batches_failed"] = len(summary["failed_batches"])
     lines = [
         f"batches: {summary['batches']} tested ({summary['batches_approved']} approved), "
@@ -37,7 +42,11 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 
 def batches_in_flight() -> set[str]:
     """Batches whose run is still in progress (after marking runs whose process was killed
-    as failed): the others with no report failed."""
+    as failed): the others with no report failed. Without ``DAGSTER_HOME`` runs live in
+    ephemeral instances that no other process sees, so there is nothing to ask (and
+    Dagster, a second of imports, is not loaded)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return set()
     import dagster as dg
 
     from tdm_dagster.runs.instance import IN_PROGRESS_STATUSES, fail_dead_runs

@@ -8,15 +8,24 @@ from tdm_dagster.cli import common
 
 
 @click.command()
+@click.option("--profile", help="Data profile to apply before training (emoji_think, regime3, yours); default: config's profile.name.")
 @common.json_option
-def train(as_json: bool) -> None:
+def train(profile: str | None, as_json: bool) -> None:
     """Train a new checkpoint on the queue (asset checkpoint, through Dagster)."""
     from tdm_dagster.assets.train import checkpoint
-    from tdm_dagster.jobs import TRAINING_PIPELINE, add_checkpoint
+    from tdm_dagster.jobs import TRAINING_PIPELINE, add_checkpoint, train_run_config
 
+    if profile:
+        from tdm_dagster.training.profiles import ProfileError, find_profile
+
+        try:
+            find_profile(profile)
+        except ProfileError as error:
+            raise click.BadParameter(str(error), param_hint="--profile") from error
     instance = common.instance()
     key = add_checkpoint(instance)
-    result = common.run(TRAINING_PIPELINE, dagster_instance=instance, partition_key=key, asset_selection=[checkpoint.key])
+    result = common.run(TRAINING_PIPELINE, dagster_instance=instance, partition_key=key, asset_selection=[checkpoint.key],
+                        run_config=train_run_config(profile))  # fmt: skip
     common.finish(result, checkpoint, as_json, lambda d: f"{key}: {d['steps']} steps, loss {d['first_loss']:.3f} -> {d['final_loss']:.3f}, {d['path']}",
                   key=key)  # fmt: skip
 

@@ -20,6 +20,8 @@ MAX_REPLY_CHARS = 1_073_741_824
 """Characters of one reply: ``gate.max_record_bytes``' own maximum."""
 MAX_WORD_LENGTH = 1000
 """Characters of a mean word: more is one token, which ``max_token_chars`` judges."""
+MAX_FLUENCY = 10
+"""The reply model's fluency (:mod:`tdm_dagster.gate.text_model`): no reply scores more."""
 BOUNDS: Mapping[str, Bounded] = MappingProxyType({
     "min_tokens": Bounded("a whole number >= 1", 16_777_216, minimum=1),
     "max_tokens": Bounded("a whole number >= 1", 16_777_216, minimum=1),
@@ -30,6 +32,7 @@ BOUNDS: Mapping[str, Bounded] = MappingProxyType({
     "max_vowelless_words": Bounded("a whole number >= 0", MAX_WORDS),
     "stop_word_run_words": Bounded("a whole number >= 1", MAX_WORDS, minimum=1),
     "max_ungrammatical_pairs": Bounded("a whole number >= 0", MAX_WORDS),
+    "min_reply_fluency": Bounded("a number >= 0", MAX_FLUENCY, whole=False),
     **dict.fromkeys(("min_mean_word_length", "max_mean_word_length"), Bounded("a number >= 0", MAX_WORD_LENGTH, whole=False)),
     **dict.fromkeys(
         ("min_unique_response_ratio", "balance_tolerance", "min_pass_rate", "dup_line_frac", "max_mixed_alnum_ratio", "near_threshold",
@@ -101,6 +104,9 @@ class QualitySettings:
     """Share of a reply's word 3-grams that may be copied from its prompt."""
     max_foreign_script_ratio: float = 0.5
     """Share of a reply's letters that may be in a script its prompt neither uses nor names."""
+    min_reply_fluency: float = 0.7
+    """The reply model's least fluency (:mod:`tdm_dagster.gate.text_model`): word salad,
+    shuffled words and loops of function words score 0-0.7, real replies 0.89 and up."""
     near_threshold: float = 0.8
     """A reply that passes a content rule with a measured value above this fraction of
     the rule's threshold passed narrowly: a WARNING (``content.near_repetition``,

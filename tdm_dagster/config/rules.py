@@ -22,7 +22,7 @@ from tdm_dagster.config.bounds import (
     non_negative_number,
     positive_number,
 )
-from tdm_dagster.config.sections import GATE_ENGINES, GENERATION_SOURCES, SchedulesConfig
+from tdm_dagster.config.sections import BATCH_SOURCES, GATE_ENGINES, GENERATION_SOURCES, ON_BATCH_FAILURE, SchedulesConfig
 from tdm_dagster.config.training import LR_SCHEDULES
 from tdm_dagster.home import PRIORITIES
 from tdm_dagster.serving.remote import remote_host_problem
@@ -61,15 +61,42 @@ def _paths(value: Any) -> str | None:
     return None if ok else "a list of file paths"
 
 
+def _labels(value: Any) -> str | None:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value)
+    return None if ok else "a list of label names"
+
+
+def _label_mapping(value: Any) -> str | None:
+    ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items())
+    return None if ok else "a mapping of old label: new label"
+
+
 _CHECK_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-def _check_references(value: Any) -> str | None:
-    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and _CHECK_REFERENCE.match(v) for v in value)
-    return None if ok else 'a list of "module:function" references, e.g. ["my_checks:no_urls"]'
+def _references(what: str, example: str) -> Callable[[Any], str | None]:
+    """A list of ``module:attribute`` references (checks, generators) to import."""
+
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and _CHECK_REFERENCE.match(v) for v in value)
+        return None if ok else f'a list of "module:{what}" references, e.g. ["{example}"]'
+
+    return check
 
 
 _CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
+
+
+def _policy_per_source(value: Any) -> str | None:
+    expected = f"a mapping of source ({', '.join(BATCH_SOURCES)}) to {' or '.join(ON_BATCH_FAILURE)}"
+    if not isinstance(value, dict):
+        return expected
+    for source, policy in value.items():
+        if source not in BATCH_SOURCES:
+            return f"{expected}; {source!r} is no source"
+        if policy not in ON_BATCH_FAILURE:
+            return f"{expected}; {source}: {policy!r} is neither"
+    return None
 
 
 def _cron(value: Any) -> str | None:
@@ -132,6 +159,7 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "cooldown_sec": count_from_zero(30 * DAY_SEC),
         "payload": _mapping_of("request fields"),
         "skill": _optional(_text),
+        "generators": _references("Class", "my_generators:Countdown"),
     },
     "inference": {
         "model": _text,
@@ -149,14 +177,17 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "level": _one_of(("quick", "standard", "deep")),
         "eval_sets": _paths,
         "near_duplicate_threshold": FRACTION,
+        "semantic_duplicate_threshold": FRACTION,
+        "semantic_leakage_threshold": FRACTION,
         "verifiers": _mapping_of("skill: verifier name"),
-        "quality_checks": _check_references,
+        "quality_checks": _references("function", "my_checks:no_urls"),
         "min_completeness": FRACTION,
         "min_consistency": FRACTION,
         "min_validity": FRACTION,
         "min_overall": FRACTION,
         "max_record_bytes": count(1024**3),
         "max_batch_records": count(MAX_BATCH_RECORDS),
+        "on_batch_failure": _policy_per_source,
         "engine": _one_of(GATE_ENGINES),
     },
     "ray": {
@@ -204,11 +235,13 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "max_upload_bytes": count(16 * 1024**3),
         "client_connect_timeout_sec": _TIMEOUT,
         "client_read_timeout_sec": _TIMEOUT,
+        "job_memory_reserve_mb": count(1024**3),
     },
     "storage": {
         "remote": _optional(_remote_url),
         "endpoint_url": _optional(_http_url),
         "push_checkpoints": _bool,
+        "auto_push": _bool,
     },
     "collectors": {
         "git_repos": _paths,
@@ -217,4 +250,15 @@ RULES: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "max_commits": count(10_000_000),
     },
     "schedules": dict.fromkeys(SchedulesConfig.__dataclass_fields__, _cron),
+    "labels": {
+        "intents": _labels,
+        "sentiments": _labels,
+        "entity_labels": _labels,
+        "personas": _labels,
+        "intent_mapping": _label_mapping,
+    },
+    "profile": {
+        "name": _optional(_text),
+        "options": _mapping_of("option: value"),
+    },
 }

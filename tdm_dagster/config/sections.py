@@ -10,8 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tdm_dagster.gate.semantic import DUPLICATE_THRESHOLD, LEAKAGE_THRESHOLD
+
 GENERATION_SOURCES = ("builtin", "skill_api", "inference")
 GATE_ENGINES = ("in_process", "ray")
+BATCH_SOURCES = ("generated", "skill_api", "inbox", "import")
+"""Where a gated batch comes from, each with its own ``gate.on_batch_failure`` choice."""
+ON_BATCH_FAILURE = ("reject", "salvage")
+DEFAULT_ON_BATCH_FAILURE = {"generated": "reject", "skill_api": "reject", "inbox": "salvage", "import": "salvage"}
+"""A generator's batch that fails is suspect as a whole (regenerating is cheap); data a
+person hands in keeps the records that pass on their own (see :mod:`tdm_dagster.gate.salvage`)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,9 @@ class AutoGenerateConfig:
     """Extra request fields for the inference server (temperature, max_tokens, ...)."""
     skill: str | None = None
     """Skill to generate; ``None`` follows the curriculum's active skill."""
+    generators: tuple[str, ...] = ()
+    """Your own skill generators, as ``"module:Class"`` references (README, "Your own
+    generators"); each is instantiated once and found by its ``skill``."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,12 @@ class GateConfig:
     eval_sets: tuple[str, ...] = ()
     """Evaluation data files (any format tdm reads) that training data must not leak into."""
     near_duplicate_threshold: float = 0.8
+    semantic_duplicate_threshold: float = DUPLICATE_THRESHOLD
+    """Cosine at or above which two conversations are semantic near-duplicates (deep level,
+    ``[semantic]`` extra); chosen by measured precision and recall, README "Semantic duplicates"."""
+    semantic_leakage_threshold: float = LEAKAGE_THRESHOLD
+    """Cosine between a record's prompt and an evaluation item's prompt at or above which
+    the record is the item in other words (a leak, rejected)."""
     verifiers: dict[str, str] = field(default_factory=dict)
     """Skill -> answer verifier name, for skills whose own verifier (or the generic one)
     is not the right judge, e.g. ``{gsm8k: my_gsm8k}`` after registering ``my_gsm8k``."""
@@ -77,6 +94,9 @@ class GateConfig:
     max_batch_records: int = 100_000
     """An inbox file with more records is processed in consecutive parts of this size,
     each its own batch, so memory stays bounded whatever the file size."""
+    on_batch_failure: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ON_BATCH_FAILURE))
+    """Per source (``BATCH_SOURCES``): ``reject`` a failing batch whole, or ``salvage`` the
+    records that pass on their own. Sources not named keep their default."""
     engine: str = "in_process"
     """Where a folder of Parquet shards is gated as one batch (``tdm validate-shards``,
     asset ``gated_shards``): ``in_process``, or ``ray`` (the cluster at ``ray.address``)."""
@@ -85,6 +105,9 @@ class GateConfig:
         from tdm_dagster.gate.scoring import MetricThresholds
 
         return MetricThresholds(self.min_completeness, self.min_consistency, self.min_validity, self.min_overall)
+
+    def __post_init__(self) -> None:  # a partial mapping in config.yaml keeps the other sources' defaults
+        object.__setattr__(self, "on_batch_failure", {**DEFAULT_ON_BATCH_FAILURE, **self.on_batch_failure})
 
 
 @dataclass(frozen=True)
@@ -133,6 +156,9 @@ class ApiConfig:
     client_read_timeout_sec: float = 60.0
     """... and one that stays silent this long, while it is sent the file or while it
     answers, is treated as stalled: the file is validated in-process."""
+    job_memory_reserve_mb: int = 1024
+    """``POST /v1/scheduler/run`` refuses a job whose estimated memory exceeds the box's
+    ``MemAvailable`` less this reserve (kept for everything else on the box)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +172,9 @@ class StorageConfig:
     push_checkpoints: bool = False
     """The trainer pushes each new checkpoint to ``remote``, and ``deployed_model`` records
     what it deployed there, so a serving box can ``tdm checkpoints pull --deployed``."""
+    auto_push: bool = False
+    """Every new dataset version is pushed to ``remote`` as it is committed
+    (:mod:`tdm_dagster.datasets.auto_push`); a failed push leaves it committed here."""
 
 
 @dataclass(frozen=True)
@@ -169,3 +198,25 @@ class SchedulesConfig:
     deduplicate_dataset: str = "30 2 * * *"
     export_dataset: str = "0 3 * * *"
     refresh_stats: str = "5 * * * *"
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """The labels labelled examples (spec ``labelled_v1``) may carry; an empty set allows any."""
+
+    intents: tuple[str, ...] = ()
+    sentiments: tuple[str, ...] = ()
+    entity_labels: tuple[str, ...] = ()
+    personas: tuple[str, ...] = ()
+    intent_mapping: dict[str, str] = field(default_factory=dict)
+    """Old intent -> new, what ``tdm datasets derive --intent-mapping config`` applies."""
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """The data profile the trainer applies to every record before training
+    (:mod:`tdm_dagster.training.profiles`); ``name: null`` trains on the records as they are."""
+
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """Passed to the profile as keyword arguments."""

@@ -32,6 +32,8 @@ from tdm_dagster.config.sections import (
     GateConfig,
     InboxConfig,
     InferenceConfig,
+    LabelsConfig,
+    ProfileConfig,
     RayConfig,
     SchedulesConfig,
     ServingConfig,
@@ -64,6 +66,8 @@ class TdmConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
     quality: QualitySettings = field(default_factory=QualitySettings)
     source: str = "defaults"
     """Where the config was read from, for messages."""
@@ -87,6 +91,8 @@ _SECTION_TYPES = {
     "storage": StorageConfig,
     "collectors": CollectorsConfig,
     "schedules": SchedulesConfig,
+    "labels": LabelsConfig,
+    "profile": ProfileConfig,
 }
 SECTIONS = (*RULES, "quality")
 NUMERIC_KEYS: Mapping[str, Bounded] = {
@@ -268,7 +274,7 @@ def _build_section(section: str, merged: Mapping[str, tuple[Any, str]]) -> Any:
     values: dict[str, Any] = {}
     for key, (value, origin) in merged.items():
         values.update(validate_section(section, {key: value}, origin))
-    for key in ("eval_sets", "quality_checks", "git_repos", "docs", "conversation_logs"):
+    for key in ("eval_sets", "quality_checks", "generators", "git_repos", "docs", "conversation_logs", "intents", "sentiments", "entity_labels", "personas"):
         if key in values:
             values[key] = tuple(values[key])
     return _SECTION_TYPES[section](**values)

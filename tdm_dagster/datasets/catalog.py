@@ -236,3 +236,15 @@ def delete_rows(con: duckdb.DuckDBPyConnection, name: str, where: str, params: l
 def referenced_chunks(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Every chunk some version of some dataset refers to."""
     return {row[0] for row in con.execute("SELECT DISTINCT chunk FROM segments").fetchall()}
+
+
+def children_of(con: duckdb.DuckDBPyConnection, name: str, version: str) -> list[str]:
+    """The versions of ``name`` derived from ``version``, oldest first."""
+    sql = "SELECT version FROM versions WHERE dataset = ? AND list_contains(parents, ?) ORDER BY major, minor"
+    return [row[0] for row in con.execute(sql, [name, version]).fetchall()]
+
+
+def latest_version(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """The highest version ``name`` has, or None when it has none."""
+    row = con.execute("SELECT version FROM versions WHERE dataset = ? ORDER BY major DESC, minor DESC LIMIT 1", [name]).fetchone()
+    return row[0] if row else None

@@ -66,6 +66,15 @@ class NothingChangedError(DatasetError):
         super().__init__(f"{name} {version}: the derive changed nothing ({steps}); no new version, {version} stays current")
 
 
+class EmptyDeriveError(DatasetError):
+    """A derive whose steps remove every record: no empty version is made unless asked for."""
+
+    def __init__(self, name: str, version: str, reports: list[dict]) -> None:
+        self.dataset, self.version, self.reports = name, version, reports
+        steps = ", ".join(f"{r['step']} removed {r['removed']}" for r in reports)
+        super().__init__(f"{name} {version}: the derive leaves no record ({steps}); no version made, {version} stays current")
+
+
 class AlreadyAddedError(DatasetError):
     """``add``/``import`` of a file already added to the version's lineage, or of records it
     holds already: nothing is appended twice."""

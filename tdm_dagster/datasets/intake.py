@@ -76,6 +76,17 @@ def pickle_refusal(path: str | Path, how_to_allow: str) -> str:
     )
 
 
+def gate_line(gate: dict[str, Any]) -> str:
+    """The gate's verdict on an import in one line: counts, and why the batch failed and
+    whether its passing records were salvaged."""
+    line = f"gate ({gate['level']}): {gate['approved_records']} approved, {gate['rejected_records']} rejected"
+    if gate["batch_approved"]:
+        return line
+    if gate["salvaged_records"]:
+        return f"{line}; the batch failed ({gate['batch_failure']}), its {gate['salvaged_records']} passing records were salvaged"
+    return f"{line}; batch rejected: {gate['batch_failure']} (on batch failure: {gate['on_batch_failure']})"
+
+
 def append_read(registry: DatasetRegistry, home: TdmHome, name: str, read: ImportResult, gate: dict[str, Any] | None = None, **options: Any) -> Added:
     """Append the records read (and approved by the ``gate``, when it ran) as a new version;
     the others go to ``rejected/`` with their place, reasons and bytes."""
@@ -89,8 +100,7 @@ def append_read(registry: DatasetRegistry, home: TdmHome, name: str, read: Impor
         lines = [f"rejected {len(read.rejected)} of {read.input_records} records (reasons and bytes in {kept}):",
                  *(f"  {source.issue.message}" for source in read.rejected[:5])]  # fmt: skip
     if gate is not None:
-        lines.insert(0, f"gate ({gate['level']}): {gate['approved_records']} approved, {gate['rejected_records']} rejected"
-                        + (f"; batch rejected: {'; '.join(gate['shortfalls']) or 'failed checks'}" if not gate["batch_approved"] else ""))  # fmt: skip
+        lines.insert(0, gate_line(gate))
     if not read.records:
         nothing = "no record passed the gate" if gate and gate["rejected_records"] else "no record could be read"
         raise NothingAddedError(f"{nothing}: nothing added", lines)
@@ -112,11 +122,13 @@ def import_file(
     allow_pickle: bool = False,
     gate: bool = True,
     level: str | None = None,
+    salvage: bool | None = None,
     description: str = "",
     pickle_flag: str = "allow_pickle",
 ) -> Added:
     """Append the records of ``path`` (in ``fmt``) to ``name``, creating it if needed,
-    through the gate unless ``gate=False``. A pickle is refused unless ``allow_pickle``
+    through the gate unless ``gate=False``; ``salvage`` overrides
+    ``gate.on_batch_failure.import`` (None: as configured). A pickle is refused unless ``allow_pickle``
     (the refusal names ``pickle_flag``, the front end's way to allow it)."""
     from tdm_dagster.datasets.additions import file_entry
     from tdm_dagster.formats import import_records
@@ -129,7 +141,7 @@ def import_file(
     if gate and read.records:
         from tdm_dagster.datasets.gated import gate_import
 
-        verdict = gate_import(read, config, f"dataset_{name}_{Path(path).name}", level=level)
+        verdict = gate_import(read, config, f"dataset_{name}_{Path(path).name}", level=level, salvage=salvage)
     if read.records:  # else append_read refuses: a refused import leaves no empty dataset behind
         registry.create(name, description=description, exist_ok=True)
     return append_read(registry, home, name, read, verdict, description=description or f"imported from {Path(path).name}", files=files)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from typing import Any
 
 Record = dict[str, Any]
@@ -69,12 +71,25 @@ def prompt_text(record: Record) -> str | None:
     return None
 
 
+_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
+_SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def clean_text(text: str) -> str:
+    """Unicode NFC, runs of spaces/tabs to one space, at most one blank line, ends stripped."""
+    text = _HORIZONTAL_SPACE.sub(" ", unicodedata.normalize("NFC", text))
+    return _BLANK_LINES.sub("\n\n", _SPACE_AROUND_NEWLINE.sub("\n", text)).strip()
+
+
 def identity(record: Record) -> str | None:
-    """What makes two versions of one record "the same record": its ``id``, else its prompt."""
+    """What makes two versions of one record "the same record": its ``id``, else its prompt
+    as ``clean_text`` leaves it, so a record whose prompt a derive only re-spaced (``--clean``)
+    is the same record, edited, not one removed and another added."""
     if record.get("id") is not None:
         return f"id:{record['id']}"
     prompt = prompt_text(record)
-    return None if prompt is None else f"prompt:{prompt}"
+    return None if prompt is None else f"prompt:{clean_text(prompt)}"
 
 
 def get_field(record: Record, path: str, default: Any = None) -> Any:

@@ -38,11 +38,13 @@ from tdm_dagster.datasets.catalog import (
     DatasetInfo,
     Segment,
     VersionInfo,
+    children_of,
     connect,
     dataset_from_row,
     delete_rows,
     find_dataset,
     find_version,
+    latest_version,
     referenced_chunks,
     transaction,
     utc_now,
@@ -51,29 +53,25 @@ from tdm_dagster.datasets.catalog import (
 )
 from tdm_dagster.datasets.commit import BuiltVersion, NothingNew, StagedRecords, commit_version, immutable, place
 from tdm_dagster.datasets.diff import VersionDiff, diff_records
-from tdm_dagster.datasets.errors import (
-    DatasetExistsError,
-    DeletionRefusedError,
-    IntegrityError,
-    NothingChangedError,
-    VersionNotFoundError,
-)
+from tdm_dagster.datasets.errors import DatasetExistsError, DeletionRefusedError, EmptyDeriveError, IntegrityError, NothingChangedError, VersionNotFoundError  # fmt: skip
 from tdm_dagster.datasets.additions import only_new
 from tdm_dagster.datasets.locks import file_lock
 from tdm_dagster.datasets.manifest import Placement
 from tdm_dagster.datasets.names import check_name, check_version
 from tdm_dagster.datasets.records import Record
 from tdm_dagster.datasets.splits import DEFAULT_RATIOS, SplitResult, assign_splits
-from tdm_dagster.datasets.steps import Step
+from tdm_dagster.datasets.steps import Step, apply_steps
 from tdm_dagster.datasets.store import ObjectStore
 from tdm_dagster.datasets.verify import VerifyReport, read_segments, verified_placement, verify_versions, version_context
+from tdm_dagster.datasets.auto_push import push_if_configured
 from tdm_dagster.files.atomic import read_jsonl
 from tdm_dagster.home import TdmHome
 
 
 class DatasetRegistry:
     def __init__(self, home: TdmHome | None = None) -> None:
-        self.root = (home or TdmHome.from_env()).datasets_dir
+        self.home = home or TdmHome.from_env()
+        self.root = self.home.datasets_dir
         self.catalog_path = self.root / "catalog.duckdb"
         self.store = ObjectStore(self.root / "objects")
 
@@ -205,18 +203,18 @@ class DatasetRegistry:
         metrics: Mapping[str, Any] | None = None,
         major: bool = False,
         version: str | None = None,
+        allow_empty: bool = False,
     ) -> VersionInfo:
         """New version = ``steps`` applied in order to ``parent`` (default: current); reports kept.
-        ``NothingChangedError`` (and no version) when the steps leave the records as they were."""
+        ``NothingChangedError`` (and no version) when the steps leave the records as they were;
+        ``EmptyDeriveError`` when they leave none, unless ``allow_empty``."""
 
         def build(base_info: VersionInfo | None) -> BuiltVersion:
             if base_info is None:
                 raise VersionNotFoundError(f"dataset {name!r} has no version to derive from")
-            records = list(self.records(name, base_info.version))
-            reports = []
-            for step in steps:
-                records, report = step.apply(records)
-                reports.append(report)
+            records, reports = apply_steps(steps, list(self.records(name, base_info.version)))
+            if not records and not allow_empty and base_info.record_count:
+                raise EmptyDeriveError(name, base_info.version, reports)
             placement = self._place(StagedRecords.of(records), self._placement(name, base_info))
             if placement.checksum() == base_info.checksum:
                 raise NothingChangedError(name, base_info.version, reports)
@@ -241,10 +239,12 @@ class DatasetRegistry:
         except (IntegrityError, VersionNotFoundError):
             built = None  # its parent was deleted while being read; under the lock that cannot happen
         with self._dataset_lock(name), self._objects_lock(shared=True):
-            if built is not None and self._base(name, parent, version) == base and self._all_stored(built.placement):
-                return commit_version(self.catalog_path, name, built, base, version, major, **details)
-            base = self._base(name, parent, version)
-            return commit_version(self.catalog_path, name, build(base), base, version, major, **details)
+            if built is None or self._base(name, parent, version) != base or not self._all_stored(built.placement):
+                base = self._base(name, parent, version)
+                built = build(base)
+            info = commit_version(self.catalog_path, name, built, base, version, major, **details)
+        push_if_configured(self.home, self, name, info.version)  # storage.auto_push, after the lock
+        return info
 
     def _base(self, name: str, parent: str | None, new_version: str | None) -> VersionInfo | None:
         """The version to build on (None for a first version); refuses an existing ``new_version`` early."""
@@ -358,19 +358,14 @@ class DatasetRegistry:
             with connect(self.catalog_path) as con:
                 dataset = find_dataset(con, name)
                 find_version(con, name, version)
-                children = [row[0] for row in con.execute(
-                    "SELECT version FROM versions WHERE dataset = ? AND list_contains(parents, ?) ORDER BY major, minor", [name, version]
-                ).fetchall()]
+                children = children_of(con, name, version)
                 if not force and (dataset.current_version == version or children):
                     why = "it is the current version" if dataset.current_version == version else f"it is the parent of {', '.join(children)}"
                     raise DeletionRefusedError(f"dataset {name!r} version {version}", why)
                 with transaction(con):
                     candidates = delete_rows(con, name, "version = ?", [version])
                     if dataset.current_version == version:
-                        latest = con.execute(
-                            "SELECT version FROM versions WHERE dataset = ? ORDER BY major DESC, minor DESC LIMIT 1", [name]
-                        ).fetchone()
-                        con.execute("UPDATE datasets SET current_version = ? WHERE name = ?", [latest[0] if latest else None, name])
+                        con.execute("UPDATE datasets SET current_version = ? WHERE name = ?", [latest_version(con, name), name])
                 self._collect(con, candidates)
 
     def delete_dataset(self, name: str, *, force: bool = False) -> None:

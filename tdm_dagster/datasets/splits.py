@@ -1,9 +1,10 @@
 """Train/val/test splits that never put a duplicate on both sides of a split.
 
 Records are first grouped: records with the same ``dedup.exact_key`` of their
-conversation text, and records linked by near-duplicate matches (transitively), form
+conversation text, and records linked by near-duplicate matches, by words or by meaning
+(:mod:`tdm_dagster.gate.semantic`, with the ``[semantic]`` extra), transitively, form
 one group, and a whole group goes to one split. Otherwise a model would be evaluated
-on lightly edited copies of its training data. Within each stratum (the value of the
+on lightly edited or reworded copies of its training data. Within each stratum (the value of the
 ``stratify_by`` field of a group's first record) groups are shuffled with the seed and
 each goes to the split furthest below its target share, so ratios hold per stratum.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from tdm_dagster.datasets.records import Record, conversation_text, get_field
 from tdm_dagster.datasets.steps import near_duplicate_matches
 from tdm_dagster.gate.dedup import exact_key
+from tdm_dagster.gate.semantic import DUPLICATE_THRESHOLD
 
 DEFAULT_RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
@@ -49,14 +51,20 @@ class _UnionFind:
             self.parent[max(root_a, root_b)] = min(root_a, root_b)
 
 
-def duplicate_groups(records: Sequence[Record], threshold: float) -> list[list[int]]:
-    """Record positions grouped by exact key and near-duplicate links, in first-seen order."""
+def duplicate_groups(records: Sequence[Record], threshold: float, semantic_threshold: float | None = DUPLICATE_THRESHOLD) -> list[list[int]]:
+    """Record positions grouped by exact key and near-duplicate links (lexical, and semantic
+    unless ``semantic_threshold`` is None), in first-seen order."""
     groups = _UnionFind(len(records))
     first_with_key: dict[bytes, int] = {}
     for position, record in enumerate(records):
         groups.union(position, first_with_key.setdefault(exact_key(conversation_text(record)), position))
     for later, earlier in near_duplicate_matches(records, threshold):
         groups.union(later, earlier)
+    if semantic_threshold is not None:
+        from tdm_dagster.gate.semantic.findings import semantic_matches
+
+        for later, earlier in semantic_matches([conversation_text(r) for r in records], semantic_threshold, required=False):
+            groups.union(later, earlier)
     members: dict[int, list[int]] = defaultdict(list)
     for position in range(len(records)):
         members[groups.find(position)].append(position)
@@ -69,12 +77,13 @@ def assign_splits(
     stratify_by: str | None = None,
     seed: int = 0,
     near_duplicate_threshold: float = 0.8,
+    semantic_threshold: float | None = DUPLICATE_THRESHOLD,
 ) -> SplitResult:
     if not ratios or any(share < 0 for share in ratios.values()) or sum(ratios.values()) <= 0:
         raise ValueError(f"split ratios {dict(ratios)} must be non-negative with a positive sum")
     total = sum(ratios.values())
     shares = {name: share / total for name, share in ratios.items()}
-    groups = duplicate_groups(records, near_duplicate_threshold)
+    groups = duplicate_groups(records, near_duplicate_threshold, semantic_threshold)
     strata: dict[str, list[list[int]]] = defaultdict(list)
     for group in groups:
         strata[repr(get_field(records[group[0]], stratify_by)) if stratify_by else ""].append(group)

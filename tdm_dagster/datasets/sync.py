@@ -19,19 +19,19 @@ refused: pulling it would graft the remote's history onto this one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tdm_dagster.datasets.catalog import Segment, VersionInfo, connect, find_dataset, transaction, version_segments
 from tdm_dagster.datasets.commit import insert_version
 from tdm_dagster.datasets.errors import CorruptObjectError, DatasetNotFoundError, MissingObjectError, VersionNotFoundError
 from tdm_dagster.datasets.names import check_name, check_version, parse_version
-from tdm_dagster.datasets.registry import DatasetRegistry
 from tdm_dagster.datasets.remote_manifest import ManifestFieldError, PulledVersion, build_manifest, parse_manifest
 from tdm_dagster.datasets.verify import verified_placement, version_context
+from tdm_dagster.progress import BYTES, Bars, no_progress
 from tdm_dagster.storage.remote import Remote, RemoteConflictError, RemoteCorruptError, RemoteError, Transfer, file_sha256, remove_stale_downloads
 
-Progress = Callable[[str], None]
+if TYPE_CHECKING:  # the registry imports this module's push (storage.auto_push)
+    from tdm_dagster.datasets.registry import DatasetRegistry
 
 
 def _manifest_path(name: str, version: str) -> str:
@@ -48,7 +48,7 @@ def _conflict(remote: Remote, name: str, version: str, theirs: str, ours: str) -
 # -- push ---------------------------------------------------------------------------------------
 
 
-def push(registry: DatasetRegistry, remote: Remote, name: str, version: str | None = None, progress: Progress | None = None) -> Transfer:
+def push(registry: DatasetRegistry, remote: Remote, name: str, version: str | None = None, progress: Bars = no_progress) -> Transfer:
     """Send ``version`` of ``name`` (None: every version, oldest first) to ``remote``."""
     started = time.monotonic()
     dataset = registry.describe(name)
@@ -73,8 +73,8 @@ def push(registry: DatasetRegistry, remote: Remote, name: str, version: str | No
         for chunk in missing:
             if file_sha256(registry.store.path(chunk)) != chunk:
                 raise CorruptObjectError(f"{version_context(name, info.version)}: object {chunk} is corrupt here; not pushed (run tdm datasets verify)")
-        report = (lambda done, sent: progress(f"{name} {info.version}: sent {done}/{len(missing)} objects, {sent:,} bytes")) if progress else None
-        transfer.bytes += remote.send([(registry.store.path(chunk), chunk) for chunk in missing], report)
+        with progress(f"push {name} {info.version}", sum(sizes[chunk] for chunk in missing), unit=BYTES) as sent:
+            transfer.bytes += remote.send([(registry.store.path(chunk), chunk) for chunk in missing], sent)
         stored.update((chunk, sizes[chunk]) for chunk in missing)
         transfer.objects += len(missing)
         transfer.objects_present += len(sizes) - len(missing)
@@ -109,7 +109,7 @@ def _check_same(remote: Remote, name: str, info: VersionInfo, theirs: dict[str, 
 # -- pull ---------------------------------------------------------------------------------------
 
 
-def pull(registry: DatasetRegistry, remote: Remote, name: str, version: str | None = None, progress: Progress | None = None) -> Transfer:
+def pull(registry: DatasetRegistry, remote: Remote, name: str, version: str | None = None, progress: Bars = no_progress) -> Transfer:
     """Receive ``version`` of ``name`` (None: every version the remote has, oldest first).
 
     Temp files of downloads killed half way (by this pull's predecessors) are removed first."""
@@ -133,8 +133,8 @@ def pull(registry: DatasetRegistry, remote: Remote, name: str, version: str | No
         lineage = _parent_checksums(remote, name, pulled, on_remote)
         _check_lineage(registry, remote, pulled.info, lineage)  # before receiving anything; again under the lock
         missing = [(chunk, size, registry.store.path(chunk)) for chunk, size in pulled.sizes.items() if not registry.store.path(chunk).exists()]
-        report = (lambda done, got: progress(f"{name} {wanted}: received {done}/{len(missing)} objects, {got:,} bytes")) if progress else None
-        transfer.bytes += remote.receive(missing, report)
+        with progress(f"pull {name} {wanted}", sum(size for _, size, _ in missing), unit=BYTES) as received:
+            transfer.bytes += remote.receive(missing, received)
         transfer.objects += len(missing)
         transfer.objects_present += len(pulled.sizes) - len(missing)
         if _commit_pulled(registry, remote, pulled, lineage):

@@ -4,7 +4,7 @@ callables ``tdm_dagster.evaluate.comparison.evaluate`` takes (torch loads here, 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tdm_dagster.evaluate.comparison import EvaluationResult, HeldOutSet, evaluate
@@ -14,8 +14,10 @@ LOSS_BATCH = 16
 
 
 def evaluate_checkpoint(
-    path: str | os.PathLike[str], sets: Sequence[HeldOutSet], max_length: int = 512, probes: Sequence[HeldOutSet] = ()
+    path: str | os.PathLike[str], sets: Sequence[HeldOutSet], max_length: int = 512, probes: Sequence[HeldOutSet] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> EvaluationResult:
+    """``progress`` is told of each answer the model gives (the slow part)."""
     from tdm_dagster.serving.model import PromptTooLong, load_checkpoint
 
     loaded = load_checkpoint(path)
@@ -27,6 +29,9 @@ def evaluate_checkpoint(
         except PromptTooLong as too_long:
             room = too_long.limit - too_long.prompt_tokens
             return loaded.generate(messages, max_tokens=room, temperature=0.0)["content"] if room > 0 else ""
+        finally:
+            if progress:
+                progress(1)
 
     def held_out_loss(examples: list[dict[str, Any]]) -> float:
         return mean_assistant_loss(loaded.model, loaded.tokenizer, examples, max_length, loaded.device)

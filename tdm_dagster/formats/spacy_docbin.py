@@ -8,7 +8,9 @@ Each record becomes one ``Doc`` (tokenized by ``spacy.blank("en")``; no model ne
   1.0 for that label and 0.0 for every other label in the export;
 - entities: ``entities: [[start, end, label], ...]`` (character offsets into ``text``)
   set ``doc.ents``; each span must start and end on token boundaries and spans must not
-  overlap, as spaCy requires.
+  overlap, as spaCy requires;
+- labelled examples (spec ``labelled_v1``): ``expected_intent`` is the category and
+  ``expected_entities`` (``[text, label, start, end]``) the entity spans.
 
 The whole record is also kept in the Doc's ``user_data``, so our own exports import as
 the identical records. A DocBin made elsewhere imports as ``{"text", "label"?,
@@ -52,6 +54,7 @@ def _doc_text(record: dict[str, Any]) -> str:
 def _label(record: dict[str, Any]) -> str | None:
     metadata = record.get("metadata")
     label = record.get("label", metadata.get("label") if isinstance(metadata, dict) else None)
+    label = record.get("expected_intent", label)
     if label is not None and not isinstance(label, str):
         raise ValueError(f"label must be a string, got {type(label).__name__}")
     return label
@@ -79,6 +82,20 @@ def _set_entities(doc: Doc, entities: Any) -> None:
         raise ValueError(f"entities overlap: {exc}") from exc
 
 
+def _entity_spans(expected: Any) -> Any:
+    """A labelled example's ``expected_entities`` as ``[start, end, label]`` spans (an item
+    that is no entity is passed on for ``_set_entities`` to refuse)."""
+    from tdm_dagster.gate.labelled import parse_entity
+
+    if not isinstance(expected, list):
+        return expected
+    spans = []
+    for item in expected:
+        entity = parse_entity(item)
+        spans.append([entity.start, entity.end, entity.label] if entity else item)
+    return spans
+
+
 def write_spacy(records: list[dict[str, Any]], path: Path) -> int:
     import spacy
     from spacy.tokens import DocBin
@@ -99,9 +116,9 @@ def write_spacy(records: list[dict[str, Any]], path: Path) -> int:
         doc = nlp.make_doc(text)
         if label is not None:
             doc.cats = {name: float(name == label) for name in labels}
-        if "entities" in record:
+        if "entities" in record or "expected_entities" in record:
             try:
-                _set_entities(doc, record["entities"])
+                _set_entities(doc, record["entities"] if "entities" in record else _entity_spans(record["expected_entities"]))
             except ValueError as exc:
                 raise FormatError(path, f"record {position}: {exc}") from exc
         doc.user_data[RECORD_KEY] = dumps_strict(record, ensure_ascii=False)

@@ -86,6 +86,11 @@ FOREIGN_SCRIPT = "content.foreign_script"
 CHAT_TEMPLATE_TOKEN = "content.chat_template_token"
 FEW_STOP_WORDS = "content.few_stop_words"
 """Judged in :mod:`tdm_dagster.gate.text_quality`, which knows a reply's language."""
+MODEL_FLUENCY = "content.model_fluency"
+"""Judged by the shipped reply model (:mod:`tdm_dagster.gate.text_model`), all replies at once."""
+CUT_OFF = "content.cut_off"
+"""A reply its generator stopped at its token limit (``metadata.finish_reason: length``,
+:mod:`tdm_dagster.gate.record_checks.generation`)."""
 
 MEASURES = {
     LONG_TOKEN: "longest run of characters without a space",
@@ -97,6 +102,7 @@ MEASURES = {
     PROMPT_ECHO: "share of word 3-grams copied from the prompt",
     FOREIGN_SCRIPT: "share of letters in a script the prompt does not use",
     FEW_STOP_WORDS: "share of stop words in a run of plain words",
+    MODEL_FLUENCY: "reply model fluency (word pairs English writes)",
 }
 """What each rule with a threshold measures, as its messages say it."""
 DESCRIPTIONS = {
@@ -110,6 +116,8 @@ DESCRIPTIONS = {
     FOREIGN_SCRIPT: "written in a script the prompt does not use",
     FEW_STOP_WORDS: "not language: too few stop words for English prose",
     CHAT_TEMPLATE_TOKEN: "a chat-template token leaked into the reply",
+    MODEL_FLUENCY: "not language: its word pairs are ones English does not write (word salad, shuffled words)",
+    CUT_OFF: "cut off: the generator stopped at its token limit",
 }
 
 LOOP_NGRAM = 8
@@ -204,13 +212,14 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
         yield Measured(CHAT_TEMPLATE_TOKEN, 1.0, 0.0, detail=token.group())
         return
     text = _spaced(reply)
-    longest = max((len(t) for t in _unspaced_blanked(text).split() if "://" not in t), default=0)
+    words = _unspaced_blanked(text).split()
+    longest = max(map(len, words), default=0) if "://" not in text else max((len(t) for t in words if "://" not in t), default=0)
     yield Measured(LONG_TOKEN, float(longest), settings.max_token_chars)
     yield from _ratios(text, longest, _foreign_scripts(text, prompt), settings)
     vowelless = _VOWELLESS_WORD.findall(text)
     if vowelless:  # counts of zero are far from any threshold: not measured further
         yield Measured(UNPRONOUNCEABLE_WORDS, float(len(set(vowelless))), settings.max_vowelless_words)
-    pairs = sum(1 for _ in _SALAD_PAIR.finditer(text))
+    pairs = len(_SALAD_PAIR.findall(text))
     if pairs:
         yield Measured(WORD_SALAD, float(pairs), settings.max_ungrammatical_pairs)
     tokens = _tokens(text)
@@ -235,11 +244,13 @@ class _Counts(NamedTuple):
         return _Counts(*(a + b for a, b in zip(self, other)))
 
 
-def _counts(segment: str, foreign: frozenset[str]) -> _Counts:
+def _counts(segment: str, foreign: frozenset[str], symbols: int | None = None) -> _Counts:
+    """The counts of ``segment``; ``symbols``: its symbol count, where already counted."""
     words = [token.strip(_EDGE_PUNCTUATION) for token in _LETTERED_TOKEN.findall(_unspaced_blanked(segment)) if "://" not in token]
     letters = _LETTER.findall(segment) if foreign else ()
     return _Counts(
-        len(words), sum(map(len, words)), sum(map(len, segment.split())), len(_SYMBOL.findall(segment)),
+        len(words), sum(map(len, words)), sum(map(len, segment.split())),
+        len(_SYMBOL.findall(segment)) if symbols is None else symbols,
         len(letters), sum(1 for c in letters if _script(c) in foreign),
     )  # fmt: skip
 
@@ -256,10 +267,20 @@ def _ratios(text: str, longest_token: int, foreign: frozenset[str], settings: Qu
     number; most replies are judged whole."""
     min_visible = 4 * settings.reply_min_words
     near = settings.near_threshold
+    symbol_count = len(_SYMBOL.findall(text))
     tails_matter = bool(foreign) or longest_token > near * settings.max_mean_word_length or (
-        len(_SYMBOL.findall(text)) > near * settings.max_symbol_ratio * min_visible
+        symbol_count > near * settings.max_symbol_ratio * min_visible
     )
-    segments = _SEGMENT.findall(text) if tails_matter else [text]
+    if not tails_matter:  # the reply judged whole: the loop below, for one segment
+        whole = _counts(text, foreign, symbol_count)
+        if whole.words >= settings.reply_min_words:
+            mean = whole.word_chars / whole.words
+            yield Measured(MEAN_WORD_LENGTH, mean, settings.max_mean_word_length)
+            yield Measured(MEAN_WORD_LENGTH, mean, settings.min_mean_word_length, floor=True)
+        if whole.visible >= min_visible:
+            yield Measured(SYMBOL_RATIO, whole.symbols / whole.visible, settings.max_symbol_ratio)
+        return
+    segments = _SEGMENT.findall(text)
     longest = shortest = symbols = script = None  # (value, where) at its worst
     tail = _Counts()
     for index in range(len(segments) - 1, -1, -1):
@@ -333,8 +354,11 @@ def _tokens(text: str) -> list[str]:
 def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:
     """Whether the loop rule could come near its threshold: every token of a repeated
     sequence occurs twice or more, so the tokens that do bound the share from above."""
+    margin = settings.near_threshold * settings.max_loop_share * len(tokens)
+    if 2 * (len(tokens) - len(set(tokens))) <= margin:  # repeated tokens number at most twice the extra copies
+        return False
     repeated = sum(count for count in Counter(tokens).values() if count > 1)
-    return repeated > settings.near_threshold * settings.max_loop_share * len(tokens)
+    return repeated > margin
 
 
 def _repeated_share(words: list[str], n: int) -> float:
@@ -359,5 +383,7 @@ def _echo_share(reply: list[str], prompt: str, n: int) -> float:
     asked = list(zip(*(asked_tokens[i:] for i in range(n))))
     if not given or not asked:
         return 0.0
-    given_set, asked_set = set(given), set(asked)
-    return min(sum(1 for gram in given if gram in asked_set) / len(given), sum(1 for gram in asked if gram in given_set) / len(asked))
+    copied = sum(map(set(asked).__contains__, given)) / len(given)
+    if not copied:  # the smaller share is 0: the prompt's side need not be counted
+        return 0.0
+    return min(copied, sum(map(set(given).__contains__, asked)) / len(asked))

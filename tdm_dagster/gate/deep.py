@@ -23,7 +23,7 @@ import fcntl
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from tdm_dagster.gate.leakage import (
     without_keyed_pairs,
 )
 from tdm_dagster.records.issues import RecordIssue
+
+if TYPE_CHECKING:
+    from tdm_dagster.gate.semantic.findings import SemanticCheck
 
 Messages = Sequence[Mapping[str, Any]]
 
@@ -220,6 +223,7 @@ def deep_findings(
     duplicates: Mapping[int, list[RecordIssue]] | None = None,
     records: Sequence[Any] | None = None,
     search: DuplicateSearch | None = None,
+    semantic: SemanticCheck | None = None,
 ) -> dict[str, dict[int, list[RecordIssue]]]:
     """Duplicate and leakage findings for the schema-valid records, by batch position.
 
@@ -228,7 +232,10 @@ def deep_findings(
     one shard of a larger one whose duplicates were found across all shards; ``search``
     (a chunk of a batch) is the batch's search, which has seen the chunks before (else
     the records are searched among themselves and ``queued``). ``records`` (every
-    position, as read) give the generated skills' problem keys."""
+    position, as read) give the generated skills' problem keys. ``semantic``: the
+    semantic duplicate, leakage and relevance findings (:mod:`tdm_dagster.gate.semantic`;
+    within the batch only when ``duplicates`` is not given: a sharded run brings them in it;
+    a chunk's search covers the chunks before it when ``semantic.earlier`` is given)."""
     valid_keys = [keys[p] for p in valid_indices]
     problems = problems_of([records[p] for p in valid_indices], conversations) if records is not None else None
     if duplicates is not None:
@@ -237,7 +244,24 @@ def deep_findings(
         texts = [conversation_text(m) for m in conversations]
         found_duplicates = search.issues(valid_keys, texts) if search is not None else duplicate_issues(valid_keys, texts, threshold, queued)
     by_row = {"duplicates": found_duplicates, "leakage": leakage_issues(valid_keys, conversations, eval_sets, problems)}
+    if semantic is not None:
+        _merge_semantic(by_row, valid_keys, conversations, semantic, eval_sets, problems, within=duplicates is None)
     return {name: {valid_indices[row]: found for row, found in rows.items()} for name, rows in by_row.items()}
+
+
+def _merge_semantic(
+    by_row: dict[str, dict[int, list[RecordIssue]]], keys: Sequence[str], conversations: Sequence[Messages],
+    semantic: SemanticCheck, eval_sets: Sequence[EvalSet], problems: Sequence[Problem | None] | None, within: bool,
+) -> None:
+    from tdm_dagster.gate.semantic.findings import semantic_findings
+
+    lexical = set(by_row["duplicates"])  # rows the lexical pass flagged: one finding per row
+    keyed = [problem is not None for problem in problems] if problems is not None else []
+    found = semantic_findings(keys, conversations, semantic, eval_sets=eval_sets, keyed=keyed, lexical_rows=lexical, within=within,
+                              leaking_rows=set(by_row["leakage"]))  # fmt: skip
+    for name, rows in found.items():
+        for row, issues in rows.items():
+            by_row.setdefault(name, {}).setdefault(row, []).extend(issues)
 
 
 def load_eval_sets(paths: Sequence[str], max_record_bytes: int) -> list[EvalSet]:
@@ -286,4 +310,7 @@ def remember_queued(home: TdmHome, batch_id: str, conversations: Sequence[Messag
         index = load_queued_index(home, threshold)
         index.add([f"{batch_id}:{i + 1}" for i in range(len(conversations))], [conversation_text(m) for m in conversations])
         index.save(_index_path(home))
+        from tdm_dagster.gate.semantic.store import remember_queued_vectors
+
+        remember_queued_vectors(home, [f"{batch_id}:{i + 1}" for i in range(len(conversations))], conversations)
         return len(index)

@@ -17,6 +17,13 @@ Shingles are hashed to 32-bit ids. Two different shingles of two compared record
 an id with probability about |A|*|B| / 2**32 (2e-6 for 100-shingle records), so the
 verified Jaccard is exact for practical purposes.
 
+Where the time goes (100,000 texts of ~420 characters, CPU seconds on this project's 2-core
+box, ``bench/bench_near_dup.py``): normalising 0.16, word hashes 0.33, shingle windows and the
+per-record sort that makes ids distinct 0.39, signatures 0.72 (densification most of it),
+bands 0.07, candidates and exact verification 0.18. Every step is a few numpy passes over
+all bytes, words or bins; rensa (Rust) computes R-MinHash signatures from these same ids in
+0.13, so a compiled kernel, not more numpy, is what would close the remaining gap.
+
 Texts with no word at all have no shingles and are never near-duplicates (their exact
 key still catches repeats). Texts with fewer words than ``shingle_size`` get a single
 shingle made of all their words, so they match only texts that normalize identically.
@@ -39,10 +46,15 @@ _LOW32 = _U64(0xFFFFFFFF)
 _EMPTY_BIN = np.uint32(0xFFFFFFFF)
 _BYTE_BASE = 0x100000001B3
 _WORD_BASE = _U64(0x9E3779B97F4A7C15)
-_TEXTS_PER_CHUNK = 2000
-"""Texts shingled together: bounds the temporary byte-level arrays (about 40 bytes a character)."""
+_CHARS_PER_CHUNK = 1 << 20
+"""Characters shingled together (whole texts, so a longer text makes a longer chunk): bounds
+the temporary byte-level arrays (about 40 bytes a character) and keeps them in cache."""
+_RECORDS_PER_BLOCK = 2048
+"""Records sketched together: a block's bins (512 bytes a record) stay in cache while densified."""
 _WHOLE_SKETCH_ATTEMPTS = 4
 """Densification attempts made on the whole sketch before probing the remaining empty bins alone."""
+_ATTEMPTS_AT_ONCE = 8
+"""Probes tried together for each bin still empty after the whole-sketch attempts."""
 
 
 def normalize_text(text: str) -> str:
@@ -81,9 +93,13 @@ class ShingleSets:
 
 def shingle_sets(texts: Sequence[str], shingle_size: int) -> ShingleSets:
     """Word ``shingle_size``-gram ids of each text, hashed without a Python loop per word."""
+    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
+    cuts = np.arange(_CHARS_PER_CHUNK, int(ends[-1]) if len(texts) else 0, _CHARS_PER_CHUNK)
+    bounds = [0, *np.searchsorted(ends, cuts, "right").tolist(), len(texts)]
     parts = [
-        _shingle_chunk(texts[start : start + _TEXTS_PER_CHUNK], shingle_size)
-        for start in range(0, len(texts), _TEXTS_PER_CHUNK)
+        _shingle_chunk(texts[start:stop], shingle_size)
+        for start, stop in zip(bounds, bounds[1:])
+        if stop > start
     ]
     return ShingleSets.concatenate(parts)
 
@@ -110,43 +126,94 @@ def _normalized_piece(text: str) -> str:
     return normalize_text(text)
 
 
-def _word_hashes(blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hash of every word of ``blob`` (NUL-separated texts) and the text each word belongs to.
+def _normalized_blob(texts: Sequence[str]) -> np.ndarray:
+    """The texts' normalized pieces (:func:`_normalized_piece`) as UTF-8 bytes, separated by NUL.
 
-    A polynomial hash of each word's bytes (arithmetic mod 2**64) on the word bytes
-    alone, summed per word by one ``add.reduceat``: no Python code runs per word.
+    ASCII texts are lower-cased all at once, in the joined chunk, rather than one by one:
+    the same bytes whenever no text holds a NUL of its own and lower-casing leaves the
+    (already case-folded) non-ASCII pieces alone, which is checked; otherwise piece by piece.
+    """
+    pieces = [text if text.isascii() else normalize_text(text) for text in texts]
+    joined = "\0".join(pieces)
+    if joined.count("\0") == len(texts) - 1 and all(
+        piece == piece.lower() for piece, text in zip(pieces, texts) if piece is not text
+    ):
+        return np.frombuffer(joined.lower().encode("utf-8"), np.uint8)
+    return np.frombuffer("\0".join(map(_normalized_piece, texts)).encode("utf-8"), np.uint8)
+
+
+class _Powers:
+    """``base ** i`` mod 2**64 for i < n. A table for a usual chunk is kept between calls;
+    a longer one (a chunk of one very long text) is computed for the call alone."""
+
+    def __init__(self, base: int) -> None:
+        self._base = base
+        self._table = self._computed(_CHARS_PER_CHUNK * 2)
+
+    def _computed(self, count: int) -> np.ndarray:
+        table = np.full(count, self._base, np.uint64)
+        table[0] = 1
+        return np.cumprod(table)
+
+    def __getitem__(self, count: int) -> np.ndarray:
+        return self._table[:count] if count <= self._table.size else self._computed(count)
+
+
+_BYTE_POWERS = _Powers(_BYTE_BASE)
+_INVERSE_BYTE_POWERS = _Powers(pow(_BYTE_BASE, -1, 1 << 64))
+
+
+def _word_hashes(blob: np.ndarray, texts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hash of every word of ``blob`` (``texts`` NUL-separated texts) and each text's word count.
+
+    A polynomial hash of each word's bytes, ``sum(byte[k] * B**(k + 1))`` mod 2**64, from
+    one prefix sum over the whole blob: ``prefix[i] = sum(byte[j] * B**j, j < i)``, so a
+    word ``[start, end)`` hashes to ``(prefix[end] - prefix[start]) * B**(1 - start)``
+    (B is odd, hence invertible mod 2**64). No Python code and no gather runs per word.
     """
     word_byte = _IS_WORD_BYTE[blob]
     if not word_byte.any():
-        return np.empty(0, np.uint64), np.empty(0, np.int64)
+        return np.empty(0, np.uint64), np.zeros(texts, np.int64)
     changes = np.flatnonzero(word_byte[1:] != word_byte[:-1]) + 1
     bounds = np.concatenate(([0] if word_byte[0] else [], changes, [blob.size])).astype(np.int64)
     starts, ends = bounds[0:-1:2], bounds[1::2]
-    lengths = ends - starts
-    first_letter = np.cumsum(lengths) - lengths
-    letters = blob[word_byte]
-    offset_in_word = np.arange(letters.size, dtype=np.int32) - np.repeat(first_letter.astype(np.int32), lengths)
-    powers = np.cumprod(np.full(int(lengths.max()), _BYTE_BASE, np.uint64))
-    hashes = np.add.reduceat(letters * powers[offset_in_word], first_letter)
-    text_of_word = np.searchsorted(np.flatnonzero(blob == 0), starts)
-    return _mix64(hashes), text_of_word
+    prefix = np.zeros(blob.size + 1, np.uint64)
+    np.cumsum(blob * _BYTE_POWERS[blob.size], out=prefix[1:])
+    hashes = (prefix[ends] - prefix[starts]) * _INVERSE_BYTE_POWERS[blob.size][starts] * _U64(_BYTE_BASE)
+    words_before_text_end = np.searchsorted(starts, np.flatnonzero(blob == 0))
+    word_counts = np.diff(np.concatenate(([0], words_before_text_end, [starts.size])))
+    return _mix64(hashes), word_counts
+
+
+def _fold_words(words: np.ndarray, first: np.ndarray, count: int) -> np.ndarray:
+    """Shingle values of the ``count`` words from each of ``first``: ``(w0 * W + w1) * W + w2``..."""
+    shingles = words[first].copy()
+    for offset in range(1, count):
+        shingles = shingles * _WORD_BASE + words[first + offset]
+    return shingles
 
 
 def _shingle_chunk(texts: Sequence[str], shingle_size: int) -> ShingleSets:
-    blob = np.frombuffer("\0".join(_normalized_piece(text) for text in texts).encode("utf-8"), np.uint8)
-    words, text_of_word = _word_hashes(blob)
-    word_counts = np.bincount(text_of_word, minlength=len(texts))
-    first_word = np.concatenate(([0], np.cumsum(word_counts)[:-1]))
-    position = np.arange(words.size) - first_word[text_of_word]
-    remaining = word_counts[text_of_word] - position
-    starts = np.flatnonzero((remaining >= shingle_size) | ((position == 0) & (remaining < shingle_size)))
-    lengths = np.minimum(remaining[starts], shingle_size)
-    shingles = np.zeros(starts.size, np.uint64)
-    for offset in range(shingle_size):
-        inside = offset < lengths
-        shingles[inside] = shingles[inside] * _WORD_BASE + words[starts[inside] + offset]
+    words, word_counts = _word_hashes(_normalized_blob(texts), len(texts))
+    text_ends = np.cumsum(word_counts)
+    full = np.ones(words.size, bool)  # the first word of a full shingle_size-word window
+    for back in range(1, shingle_size):
+        full[(text_ends - back)[word_counts >= back]] = False
+    windows = max(words.size - shingle_size + 1, 0)
+    starts = np.flatnonzero(full[:windows])
+    shingles = words[:windows].copy()
+    for offset in range(1, shingle_size):
+        shingles = shingles * _WORD_BASE + words[offset : windows + offset]
+    shingles = shingles[starts]
+    text_of_shingle = np.repeat(np.arange(len(texts), dtype=np.uint64), np.maximum(word_counts - shingle_size + 1, 0))
+    short = np.flatnonzero((word_counts > 0) & (word_counts < shingle_size))  # one shingle of all their words
+    for count in range(1, shingle_size):
+        texts_with = short[word_counts[short] == count]
+        if texts_with.size:
+            shingles = np.concatenate((shingles, _fold_words(words, text_ends[texts_with] - count, count)))
+            text_of_shingle = np.concatenate((text_of_shingle, texts_with.astype(np.uint64)))
     ids = _mix64(shingles) >> _U64(32)
-    keys = np.sort((text_of_word[starts].astype(np.uint64) << _U64(32)) | ids)
+    keys = np.sort((text_of_shingle << _U64(32)) | ids)
     distinct = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if keys.size else keys
     counts = np.bincount((distinct >> _U64(32)).astype(np.int64), minlength=len(texts))
     offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
@@ -158,14 +225,23 @@ def signatures(sets: ShingleSets, num_perm: int) -> np.ndarray:
 
     Bins are rows (one row a bin, records side by side) so that densification copies
     whole contiguous rows. Columns of records without shingles stay all ``0xFFFFFFFF``.
+    Records are sketched ``_RECORDS_PER_BLOCK`` at a time, so that the densification's
+    passes over the block stay in the processor's cache.
     """
     records = sets.offsets.size - 1
-    bins = ((_mix64(sets.ids.astype(np.uint64)) & _LOW32) * _U64(num_perm)) >> _U64(32)
-    record_of_id = np.repeat(np.arange(records), sets.sizes)
-    sketch = np.full(num_perm * records, _EMPTY_BIN, np.uint32)
-    np.minimum.at(sketch, bins.astype(np.int64) * records + record_of_id, sets.ids)
-    sketch = sketch.reshape(num_perm, records)
-    _densify(sketch, nonempty=sets.sizes > 0)
+    sketch = np.empty((num_perm, records), np.uint32)
+    nonempty = sets.sizes > 0
+    for start in range(0, records, _RECORDS_PER_BLOCK):
+        stop = min(start + _RECORDS_PER_BLOCK, records)
+        ids = sets.ids[sets.offsets[start] : sets.offsets[stop]]
+        width = stop - start
+        bins = ((_mix64(ids.astype(np.uint64)) & _LOW32) * _U64(num_perm)) >> _U64(32)
+        record_of_id = np.repeat(np.arange(width), sets.sizes[start:stop])
+        block = np.full(num_perm * width, _EMPTY_BIN, np.uint32)
+        np.minimum.at(block, bins.astype(np.int64) * width + record_of_id, ids)
+        block = block.reshape(num_perm, width)
+        _densify(block, nonempty[start:stop])
+        sketch[:, start:stop] = block
     return sketch
 
 
@@ -175,31 +251,39 @@ def _densify(sketch: np.ndarray, nonempty: np.ndarray) -> None:
     The probe sequence depends only on the bin and the attempt, never on the record, so
     two records fill a bin from the same place whenever they can: that keeps
     P[bin values equal] = Jaccard (optimal densification, Shrivastava 2017). The first
-    attempts probe every record at once (whole rows); the few bins still empty after
-    them are probed one by one.
+    attempts probe every record at once (whole rows: a bin still empty takes whatever it
+    borrows, which is empty again when the probed bin is); the few bins still empty
+    after them are probed one by one. Records without shingles stay empty throughout.
     """
     bins = sketch.shape[0]
     original = sketch.copy()
-    empty = (original == _EMPTY_BIN) & nonempty[None, :]
-    every_bin = np.arange(bins)
+    borrowed = np.empty_like(sketch)
     for attempt in range(_WHOLE_SKETCH_ATTEMPTS):
-        borrowed = original[_probes(every_bin, attempt, bins)]
-        take = empty & (borrowed != _EMPTY_BIN)
-        np.copyto(sketch, borrowed, where=take)
-        empty &= ~take
-    columns, rows = np.nonzero(empty)
+        np.take(original, _row_probes(attempt, bins), axis=0, out=borrowed)
+        np.copyto(sketch, borrowed, where=sketch == _EMPTY_BIN)
+    columns, rows = np.nonzero((sketch == _EMPTY_BIN) & nonempty[None, :])
     attempt = _WHOLE_SKETCH_ATTEMPTS
-    while rows.size:
-        borrowed = original[_probes(columns, attempt, bins), rows]
-        take = borrowed != _EMPTY_BIN
-        sketch[columns[take], rows[take]] = borrowed[take]
+    while rows.size:  # the next _ATTEMPTS_AT_ONCE probes of each bin still empty, the first hit kept
+        probes = _probes(columns[:, None], np.arange(attempt, attempt + _ATTEMPTS_AT_ONCE)[None, :], bins)
+        borrowed_bins = original[probes, rows[:, None]]
+        found = borrowed_bins != _EMPTY_BIN
+        first = found.argmax(axis=1)
+        take = found[np.arange(rows.size), first]
+        sketch[columns[take], rows[take]] = borrowed_bins[take, first[take]]
         rows, columns = rows[~take], columns[~take]
-        attempt += 1
+        attempt += _ATTEMPTS_AT_ONCE
 
 
-def _probes(columns: np.ndarray, attempt: int, bins: int) -> np.ndarray:
-    """The bin that empty bin ``columns`` borrows from at ``attempt`` (same for every record)."""
-    seeds = columns.astype(np.uint64) * _U64(0x10000) + _U64(attempt)
+@cache
+def _row_probes(attempt: int, bins: int) -> np.ndarray:
+    """``_probes`` of every bin at once, for the whole-sketch attempts."""
+    return _probes(np.arange(bins), np.array(attempt), bins)
+
+
+def _probes(columns: np.ndarray, attempts: np.ndarray, bins: int) -> np.ndarray:
+    """The bin that empty bin ``columns`` borrows from at ``attempts`` (same for every record;
+    the two arrays broadcast)."""
+    seeds = columns.astype(np.uint64) * _U64(0x10000) + attempts.astype(np.uint64)
     return ((_mix64(seeds) & _LOW32) * _U64(bins) >> _U64(32)).astype(np.int64)
 
 

@@ -4,7 +4,8 @@ Every input record ends approved or rejected with its reasons: ``records = appro
 rejected`` always holds. An ERROR rejects a record; a WARNING keeps it and lowers its
 quality score. A batch that fails a suite, or whose metrics fall under their thresholds,
 is rejected whole (its records keep their own reasons plus the batch's), so a failing
-batch never reaches the queue.
+batch never reaches the queue, unless its source's policy salvages the records that
+pass on their own (:mod:`tdm_dagster.gate.salvage`).
 
 The outcome also keeps what each finding came from (suite results, deep findings, metric
 shortfalls), so the asset checks can show it later from :func:`check_view` without
@@ -14,7 +15,7 @@ judging the batch again.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ from tdm_dagster.gate.verify.registry import AnswerVerdict
 from tdm_dagster.records.issues import RecordIssue
 
 _INCOMPLETE_CODES = ("read.", "schema.missing_field", "schema.not_an_object")
+BATCH_REJECTED = "batch.rejected"
+"""The code of the issue every record of a rejected batch gets: the batch's, not its own."""
 _CHECK_SAMPLES = 5
 """Samples of failing records (or findings) each check shows."""
 
@@ -60,6 +63,8 @@ class GateOutcome:
     answers: dict[int, AnswerVerdict] = field(default_factory=dict)
     """What an answer verifier decided, by position, for records with a reference answer
     (empty at level quick): a decision on correctness that later steps must respect."""
+    salvaged: list[int] = field(default_factory=list)
+    """Approved records kept from a failed batch (:func:`tdm_dagster.gate.salvage.salvaged`)."""
 
     @property
     def batch_approved(self) -> bool:
@@ -112,8 +117,9 @@ def batch_verdict(
     if not problems:
         return report, shortfalls, None
     report["overall_pass"] = False
-    report["recommendation"] = f"reject: {'; '.join(problems)}"
-    issue = RecordIssue(suite="batch", code="batch.rejected", message=f"batch rejected: {'; '.join(problems)}", field="")
+    report["batch_failure"] = "; ".join(problems)
+    report["recommendation"] = f"reject: {report['batch_failure']}"
+    issue = RecordIssue(suite="batch", code=BATCH_REJECTED, message=f"batch rejected: {'; '.join(problems)}", field="")
     return report, shortfalls, issue
 
 
@@ -139,13 +145,15 @@ def decide(
     specs: Sequence[str] | None = None,
     answers: Mapping[int, AnswerVerdict] | None = None,
     complexity: tuple[int, int] | None = None,
+    model_judged: Set[int] = frozenset(),
 ) -> GateOutcome:
     """Combine every finding into one verdict per record and one for the batch.
 
     ``specs`` (one per record, for inbox files that mix shapes) drives consistency;
     ``records`` (the records as read) drives the source-based quality score;
     ``complexity`` is ``(capped response words, responses)`` of the schema-valid records
-    when ``schema.conversations`` does not hold them (a batch judged in chunks).
+    when ``schema.conversations`` does not hold them (a batch judged in chunks);
+    ``model_judged``: positions whose every reply the reply model judged fluent (their tier).
     """
     issues = issues_by_position(schema, suites, extra_issues or {})
     rejected = {i: found for i, found in issues.items() if any(issue.rejects for issue in found)}
@@ -174,7 +182,7 @@ def decide(
 
     read_records = records if records is not None else [None] * schema.total
     verdicts = answers or {}
-    scores = {i: example_score(read_records[i], issues.get(i, []), verdicts.get(i)) for i in accepted}
+    scores = {i: example_score(read_records[i], issues.get(i, []), verdicts.get(i), i in model_judged) for i in accepted}
     warnings = Counter(i.code for found in issues.values() for i in found if i.severity == "WARNING")
     report.update(
         batch_id=batch_id,
@@ -205,7 +213,9 @@ def rejection_rows(
 
 
 def score_rows(outcome: GateOutcome) -> list[dict[str, Any]]:
-    """Score and tier of each approved record, by line, with its warnings."""
+    """Score and tier of each approved record, by line, with its warnings; ``salvaged``
+    says it was kept from a failed batch."""
+    salvaged = set(outcome.salvaged)
     return [
         {
             "line": position + 1,
@@ -213,6 +223,7 @@ def score_rows(outcome: GateOutcome) -> list[dict[str, Any]]:
             "tier": tier(score),
             "warnings": [i.code for i in outcome.issues.get(position, []) if i.severity == "WARNING"],
             "verified": getattr(outcome.answers.get(position), "correct", False),
+            "salvaged": position in salvaged,
         }
         for position, score in sorted(outcome.scores.items())
     ]
@@ -241,7 +252,8 @@ def check_view(outcome: GateOutcome) -> dict[str, Any]:
     """What the asset checks show of an outcome, JSON-ready: per suite its pass rate,
     observed values, thresholds and samples; per deep detector its counts and samples
     (None when the level did not run it); the batch metrics and their shortfalls; the
-    answer verification counts (None at level quick)."""
+    answer verification counts (None at level quick); what was salvaged from a failed
+    batch (None when nothing was)."""
     report = outcome.report
     return {
         "level": outcome.level,
@@ -252,4 +264,5 @@ def check_view(outcome: GateOutcome) -> dict[str, Any]:
         "tiers": report["tiers"],
         "answers": report.get("answers"),
         "shortfalls": outcome.shortfalls,
+        "salvage": report.get("salvage"),
     }

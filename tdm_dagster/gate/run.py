@@ -26,11 +26,13 @@ from __future__ import annotations
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tdm_dagster.gate.batch_memory import BatchMemory
+from tdm_dagster.gate.labelled import ClassCounts, label_set_issues, report_class_balance
 from tdm_dagster.gate.outcome import Findings, GateOutcome, capped_response_words, decide
 from tdm_dagster.gate.quality import SUITE_NAMES, quality_features
 from tdm_dagster.gate.reading_view import conversation_views, hidden_character_issues
@@ -164,64 +166,11 @@ class GateFindings:
     extra: dict[int, list[RecordIssue]]
     answers: AnswerResults
     deep: dict[str, Findings]
+    model_judged: set[int] = field(default_factory=set)
+    """Positions whose every reply the reply model judged fluent (their tier, :mod:`tdm_dagster.gate.scoring`)."""
 
 
-class _BatchMemory:
-    """What the gate keeps across the chunks of one batch: the evaluation sets and the
-    queued index (read once), the first row of each example (the diversity suite's exact
-    duplicates) and the duplicate search (level deep), all in batch order. A shard of a
-    larger batch (``shard``) is told these facts instead."""
-
-    def __init__(self, config: TdmConfig, level: str, queued_in: TdmHome | None, shard: ShardFacts | None) -> None:
-        paths = _eval_set_paths(config, queued_in)
-        self.eval_sets: list = []
-        if paths:
-            from tdm_dagster.gate.deep import load_eval_sets  # numpy loads here
-
-            self.eval_sets = load_eval_sets(paths, config.gate.max_record_bytes)
-        self.shard = shard
-        self.valid_rows = 0
-        """Schema-valid records of the chunks before."""
-        self._examples = None
-        self.duplicates = None
-        if shard is None and "diversity" in suites_for(level):
-            from tdm_dagster.gate.batch_index import FirstSeen
-
-            self._examples = FirstSeen()
-        if shard is None and level == "deep":
-            from tdm_dagster.gate.deep import DuplicateSearch, load_queued_index
-
-            threshold = config.gate.near_duplicate_threshold
-            self.duplicates = DuplicateSearch(threshold, load_queued_index(queued_in, threshold) if queued_in is not None else None)
-
-    def __enter__(self) -> _BatchMemory:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.duplicates is not None:
-            self.duplicates.close()
-
-    def first_of(self, views: Sequence[Any]) -> Sequence[int] | None:
-        """The row (among all schema-valid records of the batch) of each view's first
-        identical example, -1 for none (itself, or malformed)."""
-        if self.shard is not None:
-            return self.shard.first_of
-        if self._examples is None:
-            return None
-        import numpy as np
-
-        from tdm_dagster.gate.quality.features import example_digest
-
-        digests = [example_digest(messages) for messages in views]
-        rows = np.arange(self.valid_rows, self.valid_rows + len(views), dtype=np.int64)
-        wellformed = np.fromiter((digest is not None for digest in digests), bool, len(digests))
-        first = np.full(len(views), -1, np.int64)
-        found = self._examples.first_rows([d for d in digests if d is not None], rows[wellformed])
-        first[wellformed] = np.where(found == rows[wellformed], -1, found)
-        return first
-
-
-def _chunk_findings(chunk: GateInput, config: TdmConfig, level: str, memory: _BatchMemory) -> tuple[GateFindings, Any]:
+def _chunk_findings(chunk: GateInput, config: TdmConfig, level: str, memory: BatchMemory) -> tuple[GateFindings, Any]:
     """Schema gate -> the level's suite features -> answer verification and is-it-language
     rules (standard, deep) -> eval prompts -> deep findings (level ``deep``), for one chunk:
     its findings (positions the chunk's; no suites yet) and the feature rows the suites
@@ -230,12 +179,14 @@ def _chunk_findings(chunk: GateInput, config: TdmConfig, level: str, memory: _Ba
     views = conversation_views(schema.conversations)  # what is judged: invisible characters hide nothing
     features = quality_features(views, config.quality, suites_for(level), first_of=memory.first_of(views))
     extra = {position: list(found) for position, found in chunk.read_issues.items()}
+    _merge(extra, label_set_issues(chunk.records, schema.valid_indices, config.labels))
     answers = AnswerResults()
+    model_judged: set[int] = set()
     if level in VERIFY_LEVELS:
         answers = verify_answers(chunk.records, schema.valid_indices, views, config.gate.verifiers)
     _merge(extra, answers.findings)
     if level in VERIFY_LEVELS:  # is each reply language? Where a verifier decided, its verdict stands
-        _merge(extra, text_quality_issues(schema.valid_indices, views, config.quality, skip=answers.verdicts))
+        _merge(extra, text_quality_issues(schema.valid_indices, views, config.quality, skip=answers.verdicts, model_judged=model_judged))
         _merge(extra, hidden_character_issues(schema.valid_indices, schema.conversations))
         _merge(extra, record_check_issues(chunk.records, schema.valid_indices, views, config.gate.quality_checks))
     eval_prompts: Findings = {}
@@ -249,13 +200,13 @@ def _chunk_findings(chunk: GateInput, config: TdmConfig, level: str, memory: _Ba
 
         deep = deep_findings(
             schema.valid_indices, views, chunk.keys, eval_sets=memory.eval_sets, threshold=config.gate.near_duplicate_threshold,
-            duplicates=memory.shard.duplicates if memory.shard else None, records=chunk.records, search=memory.duplicates,
+            duplicates=memory.shard.duplicates if memory.shard else None, records=chunk.records, search=memory.duplicates, semantic=memory.semantic,
         )  # fmt: skip
     _merge(deep["leakage"] if "leakage" in deep else extra, eval_prompts)  # the leakage check shows them at deep
     for findings in deep.values():
         _merge(extra, findings)
     memory.valid_rows += len(schema.valid_indices)
-    return GateFindings(schema, {}, extra, answers, deep), features
+    return GateFindings(schema, {}, extra, answers, deep, model_judged), features
 
 
 def gate_findings(
@@ -264,11 +215,15 @@ def gate_findings(
     """Schema gate -> the level's quality suites -> answer verification and is-it-language
     rules (standard, deep) -> eval prompts -> deep findings (level ``deep``), over
     ``gate_input`` as one chunk (a shard of a larger batch: ``shard``)."""
-    with _BatchMemory(config, level, queued_in, shard) as memory:
+    with BatchMemory(config, suites_for(level), level, _eval_set_paths(config, queued_in), queued_in, shard) as memory:
         found, features = _chunk_findings(gate_input, config, level, memory)
     from tdm_dagster.gate.quality.suites import run_suites  # pandas and GX load here
 
-    return replace(found, suites=run_suites(features, config.quality, suites_for(level)))
+    suites = run_suites(features, config.quality, suites_for(level))
+    labels = ClassCounts()
+    labels.add(gate_input.records, found.schema.valid_indices)
+    report_class_balance(suites, labels.balance())
+    return replace(found, suites=suites)
 
 
 class _ScoredSources(Sequence):
@@ -303,6 +258,8 @@ class _Tally:
         self.extra: dict[int, list[RecordIssue]] = {}
         self.answers = AnswerResults()
         self.deep: dict[str, Findings] = {}
+        self.model_judged: set[int] = set()
+        self.labels = ClassCounts()
         self.capped_words = 0
         self.sources: list[str] = []
 
@@ -321,6 +278,8 @@ class _Tally:
         _merge(self.extra, found.extra, offset)
         _merge(self.answers.findings, found.answers.findings, offset)
         self.answers.verdicts.update((offset + position, verdict) for position, verdict in found.answers.verdicts.items())
+        self.model_judged.update(offset + position for position in found.model_judged)
+        self.labels.add(chunk.records, schema.valid_indices)
         for name, findings in found.deep.items():
             _merge(self.deep.setdefault(name, {}), findings, offset)
         self.capped_words += capped_response_words(schema.conversations)
@@ -342,31 +301,41 @@ class _Tally:
 
 
 def gate_chunks(
-    chunks: Iterable[GateInput], config: TdmConfig, *, level: str | None = None, queued_in: TdmHome | None = None
+    chunks: Iterable[GateInput],
+    config: TdmConfig,
+    *,
+    level: str | None = None,
+    queued_in: TdmHome | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> GateOutcome:
     """:func:`run_gate` over a batch given as consecutive chunks (same batch id; positions
     within each chunk from 0, read issues by those positions): each chunk is judged and
     let go before the next is read, the suites run once over every chunk's feature rows,
-    and the outcome is the one the whole batch would get, positions counted across it."""
+    and the outcome is the one the whole batch would get, positions counted across it.
+    ``progress`` is told each chunk's record count once it is judged."""
     from tdm_dagster.gate.quality.suites import SuiteTally  # pandas and GX load here
 
     level = level or config.gate.level
     tally = _Tally(SuiteTally(config.quality, suites_for(level)))
     batch_id = ""
-    with _BatchMemory(config, level, queued_in, None) as memory:
+    with BatchMemory(config, suites_for(level), level, _eval_set_paths(config, queued_in), queued_in, None) as memory:
         for chunk in chunks:
             batch_id = chunk.batch_id
             tally.add(chunk, *_chunk_findings(chunk, config, level, memory))
+            if progress:
+                progress(len(chunk.records))
     if tally.deep:
         from tdm_dagster.gate.deep import in_listing_order
 
         tally.deep = {name: in_listing_order(findings) for name, findings in tally.deep.items()}
     schema = tally.schema()
     suites = tally.suites.results()
+    report_class_balance(suites, tally.labels.balance())
     outcome = decide(
         schema, suites, batch_id, records=_ScoredSources(tally.sources), extra_issues=dict(sorted(tally.extra.items())),
         level=level, thresholds=config.gate.thresholds(), specs=None if tally.spec is not None else tally.specs,
         answers=tally.answers.verdicts, complexity=(tally.capped_words, len(schema.valid_indices)),
+        model_judged=tally.model_judged,
     )  # fmt: skip
     if level in VERIFY_LEVELS:
         outcome.report["answers"] = tally.answers.summary()

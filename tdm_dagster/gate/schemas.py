@@ -10,6 +10,8 @@ Specs:
 - ``syllo_v1``: a chat whose metadata carries a SYLLO puzzle's skill, level, seed, answer
 - ``completion_v1``: ``{"prompt", "completion", "metadata"?, "id"?}``
 - ``instruction_v1``: alpaca ``{"instruction", "input", "output", "metadata"?, "id"?}``
+- ``labelled_v1``: ``{"text", "expected_intent", "expected_sentiment", "expected_entities",
+  "expected_persona"?, "confidence", "metadata"?, "id"?}`` (see :mod:`tdm_dagster.gate.labelled`)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tdm_dagster.gate import labelled
 from tdm_dagster.records.issues import RecordIssue
 
 Messages = list[dict[str, str]]
@@ -67,7 +70,7 @@ def _wrong_type(key: str, value: Any, types: tuple[type, ...]) -> RecordIssue:
     return _issue("wrong_type", f"{key}: expected {expected}, got {_type_name(value)}", key)
 
 
-_JSON_NAMES = {str: "string", int: "integer", list: "array", dict: "object"}
+_JSON_NAMES = {str: "string", int: "integer", float: "number", list: "array", dict: "object"}
 
 
 def _check_messages(record: dict[str, Any]) -> RecordIssue | None:
@@ -157,6 +160,15 @@ SPECS: dict[str, Spec] = {
             optional=_COMMON_OPTIONAL,
             to_messages=_instruction_messages,
             description="alpaca instruction/input/output",
+        ),
+        Spec(
+            labelled.SPEC,
+            required={"text": (str,), "expected_intent": (str,), "expected_sentiment": (str,), "expected_entities": (list,),
+                      "confidence": (int, float)},  # fmt: skip
+            optional={"expected_persona": (str,), **_COMMON_OPTIONAL},
+            to_messages=labelled.to_messages,
+            extra_check=labelled.check_record,
+            description="a text labelled with intent, sentiment, entity spans, persona? and confidence",
         ),
     )
 }

@@ -1,25 +1,35 @@
 """Quality score and tier per example, and the batch metrics with their thresholds.
 
-Per example, the score is what was measured about it, not who sent it:
+Per example, the score is what was measured about it, not who sent it. Its base says
+who or what judged the reply, and so the best tier it can reach:
 
-- **correctness**: a reply an answer verifier found right scores 1.0 (gold); a record
-  checked by people (``metadata.human_reviewed``, or source ``human``/``manual``) 1.0,
-  ``curated`` 0.95; anything else, whose correctness nothing measured, at most
-  ``UNVERIFIED`` (0.8, silver): model output and imported data earn gold only by a
-  verifier or a human;
-- **warnings**: each WARNING found takes ``WARNING_PENALTY`` (0.15) off: a near
-  duplicate (in the batch or in the queue), a *rule margin* (a reply that passes a
-  content rule only narrowly, its measured value over ``quality.near_threshold`` (0.8) of
-  the rule's threshold: ``content.near_repetition``, ``content.near_mixed_alnum``,
-  ``content.near_broken``, see
-  :mod:`tdm_dagster.gate.margins`), or any other kept-but-suspect finding;
+- **gold** (base 1.0): a reply an answer verifier found right, or a record checked by
+  people (``metadata.human_reviewed``, or source ``human``/``manual``; ``curated`` 0.95).
+  Example (GSM8K, verified against its reference): "Natalia sold 48/2 = 24 clips in May.
+  Natalia sold 48+24 = 72 clips altogether in April and May.";
+- **silver** at most (base ``MODEL_JUDGED``, 0.8): no verifier and no person, but the
+  shipped reply model (:mod:`tdm_dagster.gate.text_model`) read every reply and found it
+  fluent. Example (GPTeacher roleplay, no reference answer): a 60-word in-character
+  reply;
+- **bronze** at most (base ``UNJUDGED``, 0.6): judged by nothing: no verifier, no
+  person, and a reply too short for the model to judge ("Positive", "Paris, France").
+  It passed every rule, but a short reply passes rules by having little to break;
+- each WARNING found takes ``WARNING_PENALTY`` (0.2) off, one tier: a near duplicate
+  (in the batch or in the queue), a *rule margin* (a reply that passes a content rule
+  only narrowly, its measured value over ``quality.near_threshold`` (0.8) of the rule's
+  threshold: ``content.near_repetition``, ``content.near_mixed_alnum``,
+  ``content.near_broken``, see :mod:`tdm_dagster.gate.margins`), an ending the model
+  reads as cut off (``content.unfinished_ending``), or any other kept-but-suspect
+  finding. A verified reply with a narrow escape is silver, an unverified fluent one
+  bronze, an unjudged one raw;
 - any ERROR makes it 0 (the record is rejected anyway); INFO notes cost nothing.
 
-Tiers: gold >= 0.9, silver 0.7-0.9, bronze 0.5-0.7, raw < 0.5. The penalty is sized so
-that one WARNING moves a record one tier down from where its correctness puts it: a
-verified (or human-checked) reply is gold when clean and silver with one warning; an
-unverified one silver when clean and bronze with one; borderline data never shares a
-tier with clean data of the same provenance.
+Tiers: gold >= 0.9, silver 0.7-0.9, bronze 0.5-0.7, raw < 0.5. Bases sit 0.1 over a
+tier floor and the penalty is the 0.2 between floors, so each WARNING costs exactly one
+tier (two take a verified reply to bronze);
+borderline data never shares a tier with clean data of the same provenance, and data
+nothing judged never shares one with data something did. The README (The gate, Tiers)
+shows a real record of each tier.
 
 Per batch: completeness, consistency, validity, diversity, balance, complexity and an
 overall score. Completeness, consistency, validity and overall have thresholds
@@ -40,10 +50,12 @@ VERIFIED = 1.0
 """A reply an answer verifier found right."""
 HUMAN_CHECKED = {"human_reviewed": 1.0, "human": 1.0, "manual": 1.0, "curated": 0.95}
 """Scores by ``metadata.source`` for data people checked."""
-UNVERIFIED = 0.8
-"""The best an example can score when nothing measured its correctness."""
-WARNING_PENALTY = 0.15
-"""More than the 0.1 between each base score and the tier floor under it: one WARNING costs a tier."""
+MODEL_JUDGED = 0.8
+"""The best an example can score when nothing measured its correctness but the reply model read it all."""
+UNJUDGED = 0.6
+"""The best an example can score when nothing judged it: no verifier, no person, no model."""
+WARNING_PENALTY = 0.2
+"""The distance between tier floors: each WARNING costs exactly one tier (bases sit 0.1 over a floor)."""
 TIERS = (("gold", 0.9), ("silver", 0.7), ("bronze", 0.5), ("raw", 0.0))
 OVERALL_WEIGHTS = {"completeness": 0.2, "consistency": 0.2, "validity": 0.3, "diversity": 0.15, "balance": 0.15}
 COMPLEXITY_WORDS = 60
@@ -88,13 +100,17 @@ def source_of(record: Any) -> str:
     return "unknown"
 
 
-def example_score(record: Any, issues: Sequence[RecordIssue], verdict: AnswerVerdict | None = None) -> float:
+def example_score(
+    record: Any, issues: Sequence[RecordIssue], verdict: AnswerVerdict | None = None, model_judged: bool = False
+) -> float:
     """The record's score from its measured quality (see the module docstring);
-    ``verdict`` is what an answer verifier decided for it, if one did."""
+    ``verdict`` is what an answer verifier decided for it, if one did, and
+    ``model_judged`` whether the reply model read every reply and found it fluent."""
     if any(issue.rejects for issue in issues):
         return 0.0
     warnings = sum(1 for issue in issues if issue.severity == "WARNING")
-    base = VERIFIED if verdict is not None and verdict.correct else HUMAN_CHECKED.get(source_of(record), UNVERIFIED)
+    unverified = MODEL_JUDGED if model_judged else UNJUDGED
+    base = VERIFIED if verdict is not None and verdict.correct else HUMAN_CHECKED.get(source_of(record), unverified)
     return round(max(0.0, base - WARNING_PENALTY * warnings), 4)
 
 

@@ -45,7 +45,7 @@ from functools import lru_cache
 from typing import Any
 
 from tdm_dagster.config.quality import QualitySettings
-from tdm_dagster.gate.broken_replies import FEW_STOP_WORDS, broken_issue, broken_reply
+from tdm_dagster.gate.broken_replies import FEW_STOP_WORDS, MODEL_FLUENCY, broken_issue, broken_reply
 from tdm_dagster.gate.margins import NEAR_BROKEN, NEAR_MIXED_ALNUM, keep_nearest, margin_issue
 from tdm_dagster.gate.quality.heuristics import Measured
 from tdm_dagster.records.issues import RecordIssue
@@ -53,6 +53,11 @@ from tdm_dagster.records.issues import RecordIssue
 NO_STOP_WORDS = "content.no_stop_words"
 MIXED_ALNUM_WORDS = "content.mixed_alnum_words"
 UNEXPECTED_LANGUAGE = "content.unexpected_language"
+UNFINISHED_ENDING = "content.unfinished_ending"
+"""A WARNING, not a rejection: the reply model finds the last word unfinished (see
+:func:`tdm_dagster.gate.text_model.model.unfinished_ending`); it catches half of the
+replies cut off by a token limit, and an ERROR there would cost real data 1 % (measured:
+2 of 175 seed tasks end on "me" and "root.next")."""
 
 STOP_WORDS = frozenset(
     "a an the and or but if of to in on at by for with from as is are was were be been being am "
@@ -77,15 +82,19 @@ def text_quality_issues(
     conversations: Sequence[Sequence[Mapping[str, Any]]],
     settings: QualitySettings,
     skip: Iterable[int] = (),
+    model_judged: set[int] | None = None,
 ) -> dict[int, list[RecordIssue]]:
     """ERROR issues for assistant turns that are not text or are broken replies, and the
     mixed-alnum and broken-reply margin WARNINGs (:mod:`tdm_dagster.gate.margins`) for
     records whose nearest reply passes such a rule narrowly, by batch position; ``skip``:
-    positions whose answer a verifier judged (the broken-reply rules judge them too)."""
+    positions whose answer a verifier judged (the broken-reply rules judge them too).
+    ``model_judged``, where given, receives the positions whose every reply the reply
+    model judged fluent (long enough to judge, and over its floor): what their tier may
+    rest on (:mod:`tdm_dagster.gate.scoring`)."""
     skipped = set(skip)
     turns = list(_assistant_turns(valid_indices, conversations))
     judged = [turn for turn in turns if turn[0] not in skipped]
-    codes, shares, stop = _turn_codes([text for _, _, text, _ in judged], settings)
+    codes, shares, stop = _turn_codes([turn[2] for turn in judged], settings)
     found: dict[int, list[RecordIssue]] = {}
     nearest: dict[int, dict[str, tuple[int, Measured]]] = {}
     limit = settings.max_mixed_alnum_ratio
@@ -103,19 +112,61 @@ def text_quality_issues(
             keep_nearest(nearest.setdefault(NEAR_MIXED_ALNUM, {}), position, index, Measured(MIXED_ALNUM_WORDS, share, limit))
         elif stop_share is not None:
             keep_nearest(nearest.setdefault(NEAR_BROKEN, {}), position, index, stop_share)
-    for position, index, text, prompt in turns:  # broken replies: every reply, verified or not
+    unbroken = []
+    for turn in turns:  # broken replies: every reply, verified or not
+        position, index, text, prompt = turn
         if (position, index) in flagged:
             continue
         broken, near = broken_reply(text, prompt, settings)
         if broken is not None:
             found.setdefault(position, []).append(broken_issue(index, broken, text))
-        elif near is not None:
-            keep_nearest(nearest.setdefault(NEAR_BROKEN, {}), position, index, near)
+        else:
+            unbroken.append(turn)
+            if near is not None:
+                keep_nearest(nearest.setdefault(NEAR_BROKEN, {}), position, index, near)
+    fluent = _model_judgements(unbroken, settings, found, nearest.setdefault(NEAR_BROKEN, {}), skipped)
+    if model_judged is not None:
+        model_judged.update(p for p in fluent if not any(issue.rejects for issue in found.get(p, ())))
     for family in nearest.values():
         for position, (index, measured) in family.items():
             if position not in found or all(issue.severity == "WARNING" for issue in found[position]):
                 found.setdefault(position, []).append(margin_issue(index, measured, settings))
     return found
+
+
+def _model_judgements(
+    turns: Sequence[tuple[int, int, str, str]],
+    settings: QualitySettings,
+    found: dict[int, list[RecordIssue]],
+    nearest: dict[int, tuple[int, Measured]],
+    verified: set[int],
+) -> set[int]:
+    """The reply model's verdict on ``turns`` (all in one pass): an ERROR for a reply under
+    ``quality.min_reply_fluency``, a margin for one just over it, and an unfinished-ending
+    WARNING for a reply no verifier judged (one found right reached its answer; one found
+    wrong is rejected already); returns the positions whose every turn it judged and found
+    fluent."""
+    if not turns:
+        return set()
+    from tdm_dagster.gate.text_model.model import fluencies, unfinished_ending  # numpy and the model load here
+
+    judged_all: dict[int, bool] = {}
+    for (position, index, text, _), fluency in zip(turns, fluencies([turn[2] for turn in turns])):
+        unfinished = None if position in verified else unfinished_ending(text)
+        if unfinished is not None and not any(issue.code == UNFINISHED_ENDING for issue in found.get(position, ())):
+            where = f"messages[{index}].content"
+            message = f"{where}: reads as cut off: {unfinished}: '...{text[-60:]}'"
+            found.setdefault(position, []).append(RecordIssue("content", UNFINISHED_ENDING, message, where, severity="WARNING"))
+        if fluency is None:
+            judged_all[position] = False
+            continue
+        measured = Measured(MODEL_FLUENCY, fluency, settings.min_reply_fluency, floor=True)
+        if measured.breaks:
+            found.setdefault(position, []).append(broken_issue(index, measured, text))
+        elif measured.closeness > settings.near_threshold:
+            keep_nearest(nearest, position, index, measured)
+        judged_all.setdefault(position, True)
+    return {position for position, judged in judged_all.items() if judged}
 
 
 def _assistant_turns(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -75,19 +75,22 @@ def validate_file(
     answers: str | os.PathLike[str] | None = None,
     shown_as: str | None = None,
     chunk_records: int = CHUNK_RECORDS,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """What the gate would say of the file; nothing is written. ``home`` lets the deep
     level compare against data already queued there; ``answers`` is a side file of
     reference answers (:mod:`tdm_dagster.gate.verify.side_file`); ``shown_as`` is the name
-    the report gives the file (the REST API validates an upload under its client's name).
-    The file is read and judged ``chunk_records`` records at a time (:func:`gate_chunks`),
-    so memory stays bounded whatever its size."""
+    the report gives the file (the REST API validates an upload under its client's name);
+    ``progress`` is told how many more records have been judged, as they are (once per
+    chunk). The file is read and judged ``chunk_records`` records at a time
+    (:func:`gate_chunks`), so memory stays bounded whatever its size."""
     level = level or config.gate.level
     if spec:
         get_spec(spec)  # an unknown name fails here, clearly
     answer_keys = read_answers(answers) if answers else None
     reading = _Reading()
-    outcome = gate_chunks(reading.parts(path, config, spec, answer_keys, chunk_records), config, level=level, queued_in=home)
+    chunks = reading.parts(path, config, spec, answer_keys, chunk_records)
+    outcome = gate_chunks(chunks, config, level=level, queued_in=home, progress=progress)
     issues = [
         {
             "line": reading.lines[position] if reading.lines[position] >= 0 else None,

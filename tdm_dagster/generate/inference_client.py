@@ -160,6 +160,10 @@ class InferenceClient:
     def chat(self, messages: Sequence[Message], **payload: Any) -> str:
         """The assistant's reply to ``messages``. ``payload`` adds to (or overrides) the
         request body: ``temperature``, ``max_tokens``, ``model``... Raises ``InferenceError``."""
+        return self.complete(messages, **payload).content
+
+    def complete(self, messages: Sequence[Message], **payload: Any) -> Reply:
+        """As :meth:`chat`, with why the server stopped (``finish_reason``)."""
         body = {"model": self.model, "messages": list(messages), **payload}
         try:
             response = send_with_retries(
@@ -167,7 +171,7 @@ class InferenceClient:
             )
         except RequestFailedError as exc:
             raise InferenceError(str(exc)) from exc
-        return _reply_content(response)
+        return _reply(response)
 
     def generate_batch(
         self,
@@ -178,17 +182,19 @@ class InferenceClient:
         """Complete every request, at most ``max_concurrency`` at a time.
 
         Each success becomes ``{"messages": prompt + [assistant reply], "metadata":
-        {**metadata, "source": "inference", "model": model}}``; each failure becomes
+        {**metadata, "source": "inference", "model": model}}``, plus ``finish_reason``
+        where the server gave one (the gate rejects a reply stopped at its token limit,
+        ``length``); each failure becomes
         ``(index, reason)``. Plain ``(messages, metadata)`` tuples work as requests.
         ``progress(done, total)`` is called on the caller's thread.
         """
         extra = dict(payload or {})
         model = extra.get("model", self.model)
-        replies: dict[int, str] = {}
+        replies: dict[int, Reply] = {}
         failures: list[tuple[int, str]] = []
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="inference") as pool:
             pending = {
-                pool.submit(self.chat, messages, **extra): index
+                pool.submit(self.complete, messages, **extra): index
                 for index, (messages, _) in enumerate(requests)
             }
             for done, future in enumerate(as_completed(pending), start=1):
@@ -202,8 +208,8 @@ class InferenceClient:
         examples = [
             {
                 "messages": [dict(message) for message in messages]
-                + [{"role": "assistant", "content": replies[index]}],
-                "metadata": {**metadata, "source": "inference", "model": model},
+                + [{"role": "assistant", "content": replies[index].content}],
+                "metadata": {**metadata, "source": "inference", "model": model, **replies[index].stop()},
             }
             for index, (messages, metadata) in enumerate(requests)
             if index in replies
@@ -211,8 +217,19 @@ class InferenceClient:
         return BatchResult(examples=examples, failures=sorted(failures))
 
 
-def _reply_content(response: httpx.Response) -> str:
-    """``choices[0].message.content`` of a chat response, or ``InferenceError`` saying why not."""
+@dataclass(frozen=True)
+class Reply:
+    content: str
+    finish_reason: str | None = None
+
+    def stop(self) -> dict[str, str]:
+        """``{"finish_reason": ...}`` for a record's metadata, or nothing when the server gave none."""
+        return {"finish_reason": self.finish_reason} if self.finish_reason else {}
+
+
+def _reply(response: httpx.Response) -> Reply:
+    """``choices[0].message.content`` and ``finish_reason`` of a chat response, or
+    ``InferenceError`` saying why not (a reason that is not a short string is ignored)."""
     where = f"POST {response.request.url.path} -> HTTP {response.status_code}"
     if not response.is_success:
         raise InferenceError(f"{where}: {body_excerpt(response)}")
@@ -221,11 +238,13 @@ def _reply_content(response: httpx.Response) -> str:
     except json.JSONDecodeError as exc:
         raise InferenceError(f"{where}: malformed JSON ({exc}): {body_excerpt(response)}") from None
     try:
-        content = data["choices"][0]["message"]["content"]
+        choice = data["choices"][0]
+        content = choice["message"]["content"]
     except (KeyError, IndexError, TypeError):
         content = None
     if not isinstance(content, str):
         raise InferenceError(
             f"{where}: response has no string choices[0].message.content: {body_excerpt(response)}"
         )
-    return content
+    reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+    return Reply(content, reason if isinstance(reason, str) and 0 < len(reason) <= 32 else None)

@@ -8,8 +8,9 @@ Sources:
 - ``git``: a repository's history (``git log``, no network): the change summary (files
   with added/removed line counts) -> the commit message. Merge commits and empty
   messages are skipped. Tier ``curated``.
-- ``docs``: markdown files split at their headings: "Explain <heading> (from <file>)"
-  -> the section body. Tier ``curated``.
+- ``docs``: markdown and plain-text files split at their headings: "Explain <heading>
+  (from <file>)" -> the section body (a ``.txt`` file's text before its first ``#``
+  heading, or all of it when it has none, is a section named after the file). Tier ``curated``.
 - ``conversations``: chat JSONL with user feedback; positively rated conversations are
   kept (tier ``gold`` for an explicit up or a high rating, else ``raw``); malformed lines
   are reported, never raised.
@@ -162,24 +163,42 @@ def _markdown_sections(text: str) -> list[tuple[str, int, str]]:
     return [(heading, level, "\n".join(body).strip()) for heading, level, body in sections]
 
 
+def _text_sections(text: str, title: str) -> list[tuple[str, int, str]]:
+    """A plain-text file's sections: its lead (the text before the first heading, or all
+    of it), titled ``title``, then its markdown-style sections, if any."""
+    lead = []
+    for line in text.splitlines():
+        if _HEADING.match(line):
+            break
+        lead.append(line)
+    return [(title, 1, "\n".join(lead).strip()), *_markdown_sections(text)]
+
+
+DOC_GLOBS = ("**/*.md", "**/*.txt")
+"""The documents a docs folder is searched for: markdown and plain text."""
+
+
 def doc_sections(
     paths: str | Path | Sequence[str | Path],
-    glob: str = "**/*.md",
+    glob: str | Sequence[str] = DOC_GLOBS,
     *,
     min_chars: int = 80,
     min_words: int = 12,
 ) -> list[dict[str, Any]]:
-    """One record per markdown section with enough text (``min_chars`` and ``min_words``).
+    """One record per section of a markdown or ``.txt`` file with enough text
+    (``min_chars`` and ``min_words``).
 
-    ``paths`` is a folder (searched with ``glob``), a file, or a list of either. The file
-    named in the prompt is relative to the folder it was found in.
+    ``paths`` is a folder (searched with ``glob``, one pattern or several), a file, or a
+    list of either. The file named in the prompt is relative to the folder it was found in.
     """
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    patterns = [glob] if isinstance(glob, str) else list(glob)
     files: list[tuple[Path, str]] = []
     for item in items:
         path = Path(item).expanduser()
         if path.is_dir():
-            files.extend((f, f.relative_to(path).as_posix()) for f in sorted(path.glob(glob)) if f.is_file())
+            found = {f for pattern in patterns for f in path.glob(pattern) if f.is_file()}
+            files.extend((f, f.relative_to(path).as_posix()) for f in sorted(found))
         elif path.is_file():
             files.append((path, path.name))
         else:
@@ -190,7 +209,9 @@ def doc_sections(
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        for position, (heading, level, body) in enumerate(_markdown_sections(text)):
+        plain = path.suffix.lower() == ".txt"
+        sections = _text_sections(text, path.stem.replace("_", " ").replace("-", " ")) if plain else _markdown_sections(text)
+        for position, (heading, level, body) in enumerate(sections):
             if len(body) < min_chars or len(body.split()) < min_words:
                 continue
             clean = re.sub(r"[`*]", "", heading).strip()

@@ -132,12 +132,22 @@ def _seed_task(value: dict[str, Any]) -> Converted:
     return examples
 
 
+_LABELLED_FIELDS = ("expected_sentiment", "expected_entities", "expected_persona", "confidence")
+
+
+def _labelled(value: dict[str, Any]) -> Converted:
+    """Copied through: what a labelled example must hold is the schema gate's to check."""
+    fields = {key: value[key] for key in ("text", "expected_intent", *_LABELLED_FIELDS) if key in value}
+    return [_Example(fields, {})]
+
+
 SHAPES: tuple[Shape, ...] = (
     Shape("alpaca", "instruction_v1", ("instruction", "output"), ("input",), _alpaca),
     Shape("prompt_completion", "completion_v1", ("prompt", "completion"), (), _prompt_completion),
     Shape("chat_messages", "chat_sft_v1", ("messages",), (), _chat),
     Shape("sharegpt", "chat_sft_v1", ("conversations",), (), _sharegpt),
     Shape("alpaca_seed_task", "instruction_v1", ("instruction", "instances"), ("id", "name", "is_classification"), _seed_task),
+    Shape("labelled_example", "labelled_v1", ("text", "expected_intent"), _LABELLED_FIELDS, _labelled),
 )
 ACCEPTED_SHAPES = "; ".join(f"{shape.name} {shape.signature} -> {shape.spec}" for shape in SHAPES)
 

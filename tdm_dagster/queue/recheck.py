@@ -11,7 +11,9 @@ acts on the verdict:
 - ``trimmed``: the file as a whole passes but some records no longer do; they are taken
   out of the file (rewritten atomically) and kept with their reasons in
   ``rejected/<batch>.recheck.jsonl``;
-- ``held``: the file fails as a whole; it is moved to ``held/<priority>/<batch>.jsonl``
+- ``held``: the file fails as a whole and its batch's source rejects failed batches
+  (``gate.on_batch_failure``: where it salvages, as when the batch was queued, only the
+  records that fail on their own are trimmed); it is moved to ``held/<priority>/<batch>.jsonl``
   with ``<batch>.reasons.json`` beside it, where no trainer looks, until a person
   releases it (:func:`release`) or deletes it.
 
@@ -37,6 +39,7 @@ from tdm_dagster.files.atomic import atomic_write_json, atomic_write_jsonl, fsyn
 from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.outcome import GateOutcome, rejection_rows
 from tdm_dagster.gate.run import GateInput, run_gate
+from tdm_dagster.gate.salvage import on_batch_failure, queued_source
 from tdm_dagster.home import PRIORITIES, TdmHome
 from tdm_dagster.ingest.load import raw_field
 from tdm_dagster.ingest.readers import read_records
@@ -144,7 +147,9 @@ def _judge(path: Path, priority: str, batch_id: str, config: TdmConfig, home: Td
     verdict.records = len(records)
     # No queued_in: the file is itself queued, so the index of queued data holds it already.
     outcome = run_gate(GateInput.from_records(records, QUEUE_SPEC, batch_id, read.read_issues), config)
-    if not outcome.batch_approved:
+    source = queued_source(home, batch_id)
+    outcome = on_batch_failure(outcome, records, source, config.gate.on_batch_failure[source])  # as when it was queued
+    if not outcome.batch_approved and not outcome.salvaged:
         verdict.verdict, verdict.reasons = "held", _batch_reasons(outcome)
         if apply:
             verdict.path = str(_hold(home, path, priority, batch_id, verdict, outcome.report))

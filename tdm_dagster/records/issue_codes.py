@@ -68,10 +68,12 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "shape.wrong_type": _e("give the field the type the shape expects"),
     # the schema gate (tdm_dagster.gate.schemas)
     "schema.bad_message": _e("give each message exactly role and content"),
+    "schema.bad_span": _e("give each entity as [text, label, start, end] with start/end the offsets of text, on word boundaries, not overlapping"),
     "schema.bad_value": _e("regenerate the record, or correct the metadata value named"),
     "schema.missing_field": _e("add the field, or validate against the spec the record was written for"),
     "schema.not_an_object": _e("make the record a JSON object"),
     "schema.spec_mismatch": _e("check the file's format, or validate with the --spec its records have"),
+    "schema.unknown_label": _e("use a label the config's labels section declares, or declare this one"),
     "schema.unknown_field": _e("drop the field, or move it under metadata"),
     "schema.unknown_spec": _e("use one of the known specs (tdm validate --help lists them)"),
     "schema.wrong_type": _e("give the field the type the message names"),
@@ -113,6 +115,10 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "content.foreign_script": _e("regenerate the reply, or name the language in the prompt if that script is wanted"),
     "content.few_stop_words": _e("regenerate the reply, or cut its tail: a long run of words with hardly a stop word is not English prose"),
     "content.chat_template_token": _e("strip the template tokens, or fix the generator's chat template / stop tokens"),
+    # the reply model (tdm_dagster.gate.text_model) and the generation's own word
+    "content.model_fluency": _e("regenerate the reply: its words do not follow each other as English does (word salad, shuffled words)"),
+    "content.cut_off": _e("regenerate with a larger max_tokens: the generator stopped at its token limit (finish_reason: length)"),
+    "content.unfinished_ending": IssueCode("WARNING", "check the reply's end: it stops on a word replies do not end on, as a reply cut off by max_tokens does"),
     # rule margins (tdm_dagster.gate.margins): kept, scored lower
     "content.near_repetition": IssueCode("WARNING", "cut the repeated lines or phrase: the reply is close to being rejected as a loop"),
     "content.near_mixed_alnum": IssueCode("WARNING", "check the reply reads as language: it is close to being rejected for words like 'sail2'"),
@@ -131,6 +137,11 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "dedup.exact_duplicate_of_queued": _e("drop the record: the same example is already queued"),
     "dedup.near_duplicate": IssueCode("WARNING", "vary the example, or drop it if it adds nothing"),
     "dedup.near_duplicate_of_queued": IssueCode("WARNING", "vary the example, or drop it: a near copy is already queued"),
+    "dedup.semantic_duplicate": IssueCode("WARNING", "vary the example, or drop it: it says what an earlier record says, in other words"),
+    "dedup.semantic_duplicate_of_queued": IssueCode("WARNING", "vary the example, or drop it: a reworded copy is already queued"),
+    "leakage.semantic_eval_item": _e("remove the record: it is an evaluation item in other words, and evaluation items must never be trained on"),
+    "relevance.semantic_off_topic": IssueCode("WARNING", "check that the reply answers this prompt; regenerate it if it answers something else"),
+    "relevance.semantic_restates_prompt": IssueCode("WARNING", "regenerate the reply: it restates the prompt instead of answering it"),
     "leakage.ngram": _e("remove the record, or the item from the evaluation set"),
     "leakage.answer_in_prompt": _e("remove the record, or the item from the evaluation set"),
     "leakage.own_answer_in_prompt": _e("remove the answer from the prompt, or drop the record"),
@@ -141,6 +152,7 @@ ISSUE_CODES: dict[str, IssueCode] = {
     "answer.unverifiable": IssueCode("INFO", "give the reference in the form the skill's verifier reads, or set gate.verifiers for the skill"),
     # the batch decision (tdm_dagster.gate.outcome)
     "batch.rejected": _e("fix the batch-level problems named here and resubmit the file"),
+    "batch.salvaged": IssueCode("WARNING", "kept from a batch that failed as a whole: see the batch's report for why, or set gate.on_batch_failure to reject"),
 }
 """Code -> severity and suggestion."""
 

@@ -20,8 +20,10 @@ class TrainerResource(dg.ConfigurableResource):
         settings: TrainingConfig,
         output_dir,
         progress: Optional[Callable[[int, int, float], None]] = None,
+        profile: Any = None,
     ) -> Any:
+        """``profile``: the data profile (``config.sections.ProfileConfig``) to apply first, if any."""
         from tdm_dagster.training.trainer import train_from_queue
 
         config = replace(settings, device=self.device) if self.device else settings
-        return train_from_queue(home, config, output_dir, progress=progress)
+        return train_from_queue(home, config, output_dir, progress=progress, profile=profile)

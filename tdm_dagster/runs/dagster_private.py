@@ -47,3 +47,21 @@ def latest_check_execution_id(instance: dg.DagsterInstance, keys: Iterable[dg.As
 def console_logger(name: str, level: int) -> logging.Logger:
     """A new logger that prints to the console exactly as Dagster's colored console logger."""
     return create_console_logger(name=name, level=level)
+
+
+# --- Cron strings (runs/scheduler.py) ----------------------------------------------------
+# Dagster validates and iterates a schedule's cron with these; no public function does.
+
+
+def valid_cron(cron: str) -> bool:
+    """Whether Dagster accepts ``cron`` as a schedule's cron string."""
+    from dagster._utils.schedules import is_valid_cron_string
+
+    return is_valid_cron_string(cron)
+
+
+def next_cron_tick(cron: str, timezone: str, after: float) -> float:
+    """The timestamp of ``cron``'s first tick (in ``timezone``) after ``after``."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    return next(cron_string_iterator(after, cron, timezone)).timestamp()

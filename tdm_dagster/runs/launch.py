@@ -38,6 +38,7 @@ def run_job(
     partition_key: str | None = None,
     asset_selection: Sequence[dg.AssetKey] | None = None,
     tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Execute ``job`` in this process on ``instance``: the INFO console, this process's
     owner tags added to ``tags``, and a failed run returned (``result.success``), not raised."""
@@ -48,6 +49,7 @@ def run_job(
         asset_selection=asset_selection,
         raise_on_error=False,
         tags={**(tags or {}), **owner_tags()},
+        run_id=run_id,
     )
 
 

@@ -22,12 +22,12 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tdm_dagster.files.atomic import fsync_path, fsync_tree
 from tdm_dagster.home import TdmHome
+from tdm_dagster.progress import BYTES, Bars, no_progress
 from tdm_dagster.storage.remote import OBJECT_ID, Remote, RemoteConflictError, RemoteCorruptError, RemoteError, Transfer, file_sha256, require
 from tdm_dagster.training.checkpoints import CHECKPOINTS_DIR, META_FILE, CheckpointInfo, latest, list_checkpoints, read_meta
 
@@ -35,7 +35,6 @@ MANIFEST_KIND = "tdm.checkpoint/1"
 DEPLOYMENT = "deployments/current.json"
 _RUN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHECKPOINT = re.compile(r"^checkpoint-\d{1,12}$")
-Progress = Callable[[str], None]
 
 
 def check_run(run: str) -> str:
@@ -56,7 +55,7 @@ def _local(home: TdmHome, run: str, name: str | None) -> CheckpointInfo:
     return found
 
 
-def push_checkpoint(home: TdmHome, remote: Remote, run: str, name: str | None = None, progress: Progress | None = None) -> Transfer:
+def push_checkpoint(home: TdmHome, remote: Remote, run: str, name: str | None = None, progress: Bars = no_progress) -> Transfer:
     """Send checkpoint ``name`` of ``run`` (None: its latest) to ``remote``."""
     started = time.monotonic()
     checkpoint = _local(home, run, name)
@@ -67,8 +66,8 @@ def push_checkpoint(home: TdmHome, remote: Remote, run: str, name: str | None = 
     transfer = Transfer(f"{run}/{checkpoint.name}", remote.url)
     stored = remote.stored_objects()
     missing = {sha: checkpoint.path / rel for rel, (sha, size) in files.items() if stored.get(sha) != size}
-    report = (lambda done, sent: progress(f"{checkpoint.name}: sent {done}/{len(missing)} files, {sent:,} bytes")) if progress else None
-    transfer.bytes = remote.send([(path, sha) for sha, path in missing.items()], report)
+    with progress(f"push {checkpoint.name}", sum(path.stat().st_size for path in missing.values()), unit=BYTES) as sent:
+        transfer.bytes = remote.send([(path, sha) for sha, path in missing.items()], sent)
     transfer.objects, transfer.objects_present = len(missing), len({sha for sha, _ in files.values()}) - len(missing)
     body = {"kind": MANIFEST_KIND, "run": run, "name": checkpoint.name, "meta": read_meta(checkpoint.path), "files": files}
     theirs = remote.create_manifest(_manifest_path(run, checkpoint.name), body)
@@ -89,7 +88,7 @@ def remote_checkpoints(remote: Remote) -> dict[str, list[str]]:
     return {run: sorted(names, key=lambda n: int(n.split("-")[1])) for run, names in sorted(found.items())}
 
 
-def pull_checkpoint(home: TdmHome, remote: Remote, run: str, name: str | None = None, progress: Progress | None = None) -> tuple[CheckpointInfo, Transfer]:
+def pull_checkpoint(home: TdmHome, remote: Remote, run: str, name: str | None = None, progress: Bars = no_progress) -> tuple[CheckpointInfo, Transfer]:
     """Receive checkpoint ``name`` of ``run`` (None: the remote's latest) into this home."""
     started = time.monotonic()
     available = remote_checkpoints(remote).get(check_run(run), [])
@@ -113,8 +112,8 @@ def pull_checkpoint(home: TdmHome, remote: Remote, run: str, name: str | None = 
             for leftover in [p for p in staging.rglob("*") if p.is_file() and p.relative_to(staging).as_posix() not in files]:
                 leftover.unlink()  # a temp file of a download killed half way
             wanted = [(sha, size, staging / rel) for rel, (sha, size) in files.items() if not _holds(staging / rel, sha, size)]
-            report = (lambda done, got: progress(f"{name}: received {done}/{len(wanted)} files, {got:,} bytes")) if progress else None
-            transfer.bytes = remote.receive(wanted, report)
+            with progress(f"pull {name}", sum(size for _, size, _ in wanted), unit=BYTES) as received:
+                transfer.bytes = remote.receive(wanted, received)
             transfer.objects, transfer.objects_present = len(wanted), len(files) - len(wanted)
             fsync_tree(staging)
             final.parent.mkdir(parents=True, exist_ok=True)

@@ -231,34 +231,38 @@ class Remote:
                 return {}
         return {path.rsplit("/", 1)[-1]: int(info.get("size") or 0) for path, info in found.items()}
 
-    def send(self, items: Sequence[tuple[Path, str]], progress: Callable[[int, int], None] | None = None) -> int:
-        """Upload ``(local file, object id)`` pairs, ``CONCURRENCY`` at a time; returns the bytes sent.
+    def send(self, items: Sequence[tuple[Path, str]], progress: Callable[[int], None] | None = None) -> int:
+        """Upload ``(local file, object id)`` pairs, ``CONCURRENCY`` at a time; returns the bytes
+        sent (``progress`` gets the bytes of each group as it lands).
 
         The caller has just checked that each file's sha256 is its object id."""
         sent = 0
         for start in range(0, len(items), CONCURRENCY):
             batch = items[start : start + CONCURRENCY]
             self._send_batch(batch)
-            sent += sum(path.stat().st_size for path, _ in batch)
+            size = sum(path.stat().st_size for path, _ in batch)
+            sent += size
             if progress:
-                progress(start + len(batch), sent)
+                progress(size)
         return sent
 
     def _send_batch(self, batch: Sequence[tuple[Path, str]]) -> None:
         with self._talking(f"uploading {len(batch)} object(s)"):
             self.fs.put([str(path) for path, _ in batch], [self.object_path(oid) for _, oid in batch])
 
-    def receive(self, items: Sequence[tuple[str, int, Path]], progress: Callable[[int, int], None] | None = None) -> int:
-        """Download ``(object id, size, local target)`` triples; returns the bytes received.
+    def receive(self, items: Sequence[tuple[str, int, Path]], progress: Callable[[int], None] | None = None) -> int:
+        """Download ``(object id, size, local target)`` triples; returns the bytes received
+        (``progress`` gets the bytes of each group as it lands).
 
         Each lands in a temp file beside its target, is re-hashed, and only then renamed
         into place: a corrupt or short object is refused with its name and never kept."""
         received = 0
         for start in range(0, len(items), CONCURRENCY):
             batch = items[start : start + CONCURRENCY]
-            received += self._receive_batch(batch)
+            size = self._receive_batch(batch)
+            received += size
             if progress:
-                progress(start + len(batch), received)
+                progress(size)
         return received
 
     def _receive_batch(self, batch: Sequence[tuple[str, int, Path]]) -> int:

@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tdm_dagster.config.training import LR_SCHEDULES, TrainingConfig
 from tdm_dagster.training.data import collate, length_grouped_batches, tokenize_examples
 from tdm_dagster.training.loss import assistant_loss, takes_logit_mask
+
+if TYPE_CHECKING:
+    from tdm_dagster.config.sections import ProfileConfig
 
 ProgressFn = Callable[[int, int, float], None]
 """Called as ``progress(step, total_steps, loss)`` after every optimizer step."""
@@ -253,15 +256,23 @@ def train_from_queue(
     output_dir: str | os.PathLike[str],
     max_files: int | None = None,
     progress: ProgressFn | None = None,
+    profile: ProfileConfig | None = None,
 ) -> tuple[TrainResult, Path] | None:
     """Claim queue files, train on them, archive them under the checkpoint's name.
+
+    The lineage of what was claimed (``lineage.capture``: batches, their sources and
+    reports, record lines) goes into every checkpoint's ``sources`` and the archive manifest,
+    with the data ``profile`` the examples went through first (``training.profiles``), if any.
 
     Claims at most ``config.max_examples_per_run`` examples, by priority; what is over
     the budget stays queued. Returns (result, archive folder), or None when the queue is
     empty. On any failure (including too few examples) the claimed files go back to the
     queue.
     """
+    from tdm_dagster.home import TdmHome
+    from tdm_dagster.lineage.capture import lineage_of_claim
     from tdm_dagster.queue import claims as queue_claims
+    from tdm_dagster.training.profiles import apply_profile
 
     budget = config.max_examples_per_run
     if budget is not None and budget < config.min_examples:
@@ -273,13 +284,18 @@ def train_from_queue(
     if claimed is None:
         return None
     try:
-        sources = {"queue_files": claimed.source_names, "claim_id": claimed.claim_id}
-        result = train(claimed.examples(), config, output_dir, progress=progress, sources=sources)
+        files = [(f.priority, f.name, f.path) for f in claimed.files]
+        lineage = lineage_of_claim(TdmHome.of(home), Path(output_dir).name, claimed.claim_id, files)  # in the checkpoint: it travels with it
+        examples = claimed.examples()
+        if profile is not None and profile.name:
+            examples, lineage["profile"] = apply_profile(examples, profile.name, profile.options)
+        sources = {"queue_files": claimed.source_names, "claim_id": claimed.claim_id, "lineage": lineage}
+        result = train(examples, config, output_dir, progress=progress, sources=sources)
     except BaseException:
         queue_claims.release(claimed)
         raise
     name = Path(result.checkpoint_path).name if result.checkpoint_path else f"run-{claimed.claim_id}"
     dest = queue_claims.archive(
-        claimed, f"{Path(output_dir).name}__{name}", extra={"checkpoint_path": result.checkpoint_path}
+        claimed, f"{Path(output_dir).name}__{name}", extra={"checkpoint_path": result.checkpoint_path, "lineage": lineage}
     )
     return result, dest

@@ -67,6 +67,7 @@ def test_ingest(home, dagster_home):
     home.inbox_dir.mkdir(exist_ok=True)
     same = home.inbox_dir / "same.jsonl"
     same.write_text(json.dumps(CHAT) + "\n" + json.dumps(CHAT) + "\n")  # one duplicate in two: refused
+    home.config_path.write_text("gate:\n  on_batch_failure:\n    inbox: reject\n")  # else the first record is salvaged and queued
     old = time.time() - 120
     os.utime(same, (old, old))
     rejected = tdm("ingest", "--json")

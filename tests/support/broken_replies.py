@@ -108,10 +108,18 @@ KINDS: dict[str, Callable[[random.Random, Question], str]] = {
     "hex_dump": lambda rng, q: _hexdump(q.answer),
     "answer_then_cjk_drift": lambda rng, q: q.answer + " " + "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(rng.randint(30, 120))),
     "answer_then_emoji_spam": lambda rng, q: q.answer + " " + "".join(rng.choice("😂🤣🔥💯✨🙏👍") for _ in range(rng.randint(20, 80))),
+    # kinds the rules above miss; the reply model (tdm_dagster.gate.text_model) catches some
+    "answer_words_shuffled": lambda rng, q: " ".join(rng.sample(q.answer.split(), len(q.answer.split()))),
+    "salad_of_prompt_words": lambda rng, q: " ".join(rng.choices(q.prompt.lower().split(), k=rng.randint(40, 80))),
 }
 
 KNOWN_MISSES = {
-    "truncated_after_preamble": "a reply cut off mid-word reads like one that ends there: no rule tells 'each part of t' from a finished line without a vocabulary",
+    "truncated_after_preamble": "a reply cut off mid-word reads like one that ends there: the reply model warns on about half "
+    "(content.unfinished_ending: 'each part of the', 'averag'), but rejecting them would cost real data 1 %",
+    "answer_words_shuffled": "shuffled GSM8K working is mostly numbers and equations: the reply model judges few word pairs "
+    "in it (measured fluency 0.3-2.4, median 1.3; real held-out GSM8K 1.40 and up, seed tasks 0.89 and up)",
+    "salad_of_prompt_words": "the prompt's own words in random order: the reply model rejects 5 in 50 that the rules pass "
+    "(fluency 0.38-1.63, median 1.0), the rest overlap real replies of domains it never saw",
 }
 """Kinds of the corpus no rule catches yet, and why (the tests hold them to being missed, so the list stays true)."""
 

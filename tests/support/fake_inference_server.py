@@ -84,6 +84,9 @@ class FakeInference:
       request's messages gives each its own delay (to make replies finish out of order).
     - ``response_mode``: ``"malformed_json"`` answers 200 with a body that is not JSON;
       ``"missing_choices"`` answers 200 with JSON that has no ``choices``.
+
+    As a real server does, a reply longer than the request's ``max_tokens`` (counted in
+    words here) is cut there and answered with ``finish_reason: "length"``.
     """
 
     fail_first: int = 0
@@ -179,6 +182,7 @@ class FakeInference:
             return Response('{"choices": [', media_type="application/json")
         if self.response_mode == "missing_choices":
             return JSONResponse({"id": "chatcmpl-fake", "object": "chat.completion"})
+        content, finish_reason = _within_max_tokens(self.reply(messages), _json_object(recorded).get("max_tokens"))
         return JSONResponse(
             {
                 "id": "chatcmpl-fake",
@@ -187,12 +191,19 @@ class FakeInference:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": self.reply(messages)},
-                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": finish_reason,
                     }
                 ],
             }
         )
+
+
+def _within_max_tokens(reply: str, max_tokens: Any) -> tuple[str, str]:
+    words = reply.split(" ")
+    if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
+        return " ".join(words[:max_tokens]), "length"
+    return reply, "stop"
 
 
 def _json_object(recorded: RecordedRequest) -> dict[str, Any]:

@@ -34,11 +34,21 @@ def _resolve(name: str, known: set[str]) -> str | None:
     return None
 
 
+def _is_type_checking_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and (
+        (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+        or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")
+    )
+
+
 def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
     is_package = path.name == "__init__.py"
     found: set[str] = set()
+    type_only = {id(inner) for node in ast.walk(tree) if _is_type_checking_block(node) for stmt in node.body for inner in ast.walk(stmt)}
     for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue  # ``if TYPE_CHECKING:`` imports never run: no cycle at import time
         if isinstance(node, ast.Import):
             for alias in node.names:
                 target = _resolve(alias.name, known)

@@ -62,7 +62,7 @@ def gate_shards(
     else:
         report = _in_process(paths, config, level, batch_id, out)
     run = {"engine": engine, "shards": len(paths), "seconds": round(time.perf_counter() - started, 3)}
-    for key in ("stage_seconds", "cluster"):  # on Ray
+    for key in ("stage_seconds", "task_cpu_seconds", "cluster"):  # on Ray
         if key in report:
             run[key] = report.pop(key)
     return read_json(write_report(out, report, run))

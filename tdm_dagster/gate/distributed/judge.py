@@ -31,6 +31,7 @@ from tdm_dagster.gate.minhash import jaccard
 from tdm_dagster.gate.outcome import capped_response_words, is_incomplete, issues_by_position
 from tdm_dagster.gate.run import VERIFY_LEVELS, ShardFacts, gate_findings
 from tdm_dagster.gate.schemas import first_problem
+from tdm_dagster.gate.semantic.findings import shard_issues
 from tdm_dagster.gate.scoring import example_score, tier_counts
 from tdm_dagster.records.issues import RecordIssue
 
@@ -114,6 +115,15 @@ def _duplicates(pairs: np.ndarray, own: ShardSketch, partners: _Partners, thresh
     return dict(sorted(found.items()))
 
 
+def _add_semantic(duplicates: dict[int, list[RecordIssue]], own: ShardSketch, shard: int, partners: _Partners, config: TdmConfig) -> None:
+    """Semantic near-duplicates across the shards, for rows without a lexical finding (as in process)."""
+    lexical = set(duplicates)  # rows the lexical pass flagged: one finding per row
+    gate = config.gate
+    found = shard_issues(own.embeddings, own.sets, shard, partners.get, lexical, gate.semantic_duplicate_threshold, gate.near_duplicate_threshold)
+    for row, issues in found.items():
+        duplicates.setdefault(row, []).extend(issues)
+
+
 def judge_shard(
     shard: int,
     path: str,
@@ -137,6 +147,8 @@ def judge_shard(
         first_of = first_of.tolist()
     if level == "deep":
         duplicates = _duplicates(found_pairs, own, partners, config.gate.near_duplicate_threshold)
+        if own.embeddings is not None:
+            _add_semantic(duplicates, own, shard, partners, config)
         partners.get(shard)  # let go of the last partner's sketch
     found = gate_findings(gate_input, config, level, None, ShardFacts(first_of, duplicates))
     schema = found.schema
@@ -145,7 +157,7 @@ def judge_shard(
     rejected_set = set(rejected)
     accepted = [i for i in range(schema.total) if i not in rejected_set]
     verdicts = found.answers.verdicts
-    scores = {i: example_score(gate_input.records[i], issues.get(i, []), verdicts.get(i)) for i in accepted}
+    scores = {i: example_score(gate_input.records[i], issues.get(i, []), verdicts.get(i), i in found.model_judged) for i in accepted}
     totals = ShardTotals(
         records=schema.total,
         valid=len(schema.valid_indices),

@@ -48,14 +48,26 @@ def ray_session(address: str | None) -> Iterator[None]:
 
 
 def _sketch_task(shard: int, path: str, batch_id: str, config: TdmConfig, level: str, partitions: int) -> tuple:
+    """The map step; its first output is (schema-valid records, CPU seconds the task took)."""
+    started = time.process_time()
     valid, sketch, parts = sketch_shard(shard, path, batch_id, config, level, partitions)
-    return (valid, sketch, *parts)
+    return ((valid, time.process_time() - started), sketch, *parts)
+
+
+def _reduce_task(shards: int, *parts: np.ndarray) -> list:
+    """The reduce step; its last output is (distinct responses, CPU seconds the task took)."""
+    started = time.process_time()
+    found = reduce_partition(shards, *parts)
+    return [*found[:-1], (found[-1], time.process_time() - started)]
 
 
 def _judge_task(shard: int, path: str, batch_id: str, config: TdmConfig, level: str, offsets: list[int], sketches: list, *pairs: Any) -> tuple:
+    """The judge step; its first output is (totals, CPU seconds the task took)."""
     import ray
 
-    return judge_shard(shard, path, batch_id, config, level, offsets, lambda s: ray.get(sketches[s]), pairs)
+    started = time.process_time()
+    totals, decisions = judge_shard(shard, path, batch_id, config, level, offsets, lambda s: ray.get(sketches[s]), pairs)
+    return (totals, time.process_time() - started), decisions
 
 
 def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: str, out_dir: Path) -> dict[str, Any]:
@@ -64,6 +76,7 @@ def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: 
 
     started = time.perf_counter()
     seconds: dict[str, float] = {}
+    task_cpu: dict[str, float] = {}
 
     def lap(stage: str) -> None:
         seconds[stage] = round(time.perf_counter() - started - sum(seconds.values()), 3)
@@ -71,9 +84,9 @@ def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: 
     shards = partitions = len(paths)
     sketch = ray.remote(_sketch_task).options(num_returns=partitions + 2)
     mapped = [sketch.remote(i, str(path), batch_id, config, level, partitions) for i, path in enumerate(paths)]
-    reduce = ray.remote(reduce_partition).options(num_returns=shards + 1)
+    reduce = ray.remote(_reduce_task).options(num_returns=shards + 1)
     reduced = [reduce.remote(shards, *[outputs[2 + p] for outputs in mapped]) for p in range(partitions)]
-    valid = ray.get([outputs[0] for outputs in mapped])  # schema-valid records per shard
+    valid, task_cpu["sketch"] = _with_cpu(ray.get([outputs[0] for outputs in mapped]))  # schema-valid records per shard
     lap("sketch")
     sketches = [outputs[1] for outputs in mapped]
     del mapped  # the partitions are the reducers' now: Ray frees each once read
@@ -83,10 +96,11 @@ def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: 
         judge.remote(i, str(path), batch_id, config, level, offsets, sketches, *[outputs[i] for outputs in reduced])
         for i, path in enumerate(paths)
     ]
-    distinct = sum(ray.get([outputs[shards] for outputs in reduced]))
+    distinct_per_partition, task_cpu["shuffle"] = _with_cpu(ray.get([outputs[shards] for outputs in reduced]))
+    distinct = sum(distinct_per_partition)
     lap("shuffle")
     del reduced
-    totals = ray.get([outputs[0] for outputs in judged])
+    totals, task_cpu["judge"] = _with_cpu(ray.get([outputs[0] for outputs in judged]))
     lap("judge")
     verdict = combine(totals, distinct, config, level, batch_id)
     for i, path in enumerate(paths):
@@ -95,4 +109,10 @@ def gate_on_ray(paths: Sequence[Path], config: TdmConfig, level: str, batch_id: 
         judged[i] = None  # one shard's decisions in the driver at a time
     lap("write")
     nodes = sum(1 for node in ray.nodes() if node["Alive"])
-    return {**verdict.report, "stage_seconds": seconds, "cluster": {"nodes": nodes, "cpus": ray.cluster_resources().get("CPU", 0)}}
+    cluster = {"nodes": nodes, "cpus": ray.cluster_resources().get("CPU", 0)}
+    return {**verdict.report, "stage_seconds": seconds, "task_cpu_seconds": task_cpu, "cluster": cluster}
+
+
+def _with_cpu(outputs: list[tuple[Any, float]]) -> tuple[list[Any], float]:
+    """Tasks' values, and the CPU seconds they took together."""
+    return [value for value, _ in outputs], round(sum(cpu for _, cpu in outputs), 3)

@@ -28,6 +28,8 @@ from tdm_dagster.gate.minhash import ShingleSets
 from tdm_dagster.gate.quality.features import compute_features, example_identity
 from tdm_dagster.gate.reading_view import conversation_views
 from tdm_dagster.gate.schemas import schema_gate
+from tdm_dagster.gate.semantic.findings import shard_embeddings
+from tdm_dagster.gate.semantic.index import Embeddings
 
 EXACT, EXAMPLE, RESPONSE, FIRST_BAND = 0, 1, 2, 3
 """Entry groups: the dedup exact key, the diversity suite's example identity, the
@@ -44,6 +46,9 @@ class ShardSketch:
     keys: list[str]
     """The name of each schema-valid record, by row."""
     sets: ShingleSets | None
+    embeddings: Embeddings | None = None
+    """(level deep, ``[semantic]`` extra) Their conversations' embeddings (zero rows for
+    generated skills' problems), to find semantic near-duplicates."""
 
 
 def global_rows(shard: int, rows: np.ndarray) -> np.ndarray:
@@ -96,7 +101,7 @@ def sketch_shard(
         responses = features["response_hash"].to_numpy(np.uint64) if len(conversations) else np.empty(0, np.uint64)
         parts.append(_example_entries(conversations, rows))
         parts.append(_entries(RESPONSE, np.zeros_like(responses), responses, rows, np.ones(rows.size, bool)))
-    sets = None
+    sets = embeddings = None
     if level == "deep":
         texts = [conversation_text(messages) for messages in conversations]
         hi, lo = _digest_halves([exact_key(text) for text in texts])
@@ -104,10 +109,11 @@ def sketch_shard(
         sets, bands = NearDuplicateIndex(config.gate.near_duplicate_threshold).sketch(texts)
         for band in range(bands.shape[1]):
             parts.append(_entries(FIRST_BAND + band, np.zeros(rows.size, np.uint64), bands[:, band], rows, sets.sizes > 0))
+        embeddings = shard_embeddings([gate_input.records[p] for p in schema.valid_indices], conversations)
     entries = np.concatenate(parts) if parts else np.empty((0, COLUMNS), np.uint64)
     target = (entries[:, 2] % np.uint64(partitions)).astype(np.int64)
     order = np.argsort(target, kind="stable")
     bounds = np.searchsorted(target[order], np.arange(partitions + 1))
     split = [entries[order[bounds[p] : bounds[p + 1]]] for p in range(partitions)]
     keys = [gate_input.keys[position] for position in schema.valid_indices]
-    return len(conversations), ShardSketch(keys, sets), split
+    return len(conversations), ShardSketch(keys, sets, embeddings), split

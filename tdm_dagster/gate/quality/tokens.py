@@ -85,7 +85,14 @@ class TokenCounter:
 
     @cached_property
     def backend(self) -> Tokenizer:
-        """The fast (Rust) tokenizer; transformers is imported only here."""
+        """The fast (Rust) tokenizer. The bundled default is read with ``tokenizers`` itself
+        (the same ``Tokenizer`` transformers builds from it, in milliseconds); another folder
+        goes through transformers' ``AutoTokenizer``, which applies its tokenizer config and
+        costs seconds of imports (transformers pulls in torch)."""
+        if self.path == str(DEFAULT_TOKENIZER_PATH):
+            from tokenizers import Tokenizer
+
+            return Tokenizer.from_file(str(DEFAULT_TOKENIZER_PATH / "tokenizer.json"))
         from transformers import AutoTokenizer
 
         try:

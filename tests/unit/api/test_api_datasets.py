@@ -117,3 +117,15 @@ def test_stats_and_queue(api):
     assert httpx.get(api.url + "/v1/queue", headers=auth).json()["depth"]["high"] == 1
     assert len(httpx.get(api.url + "/v1/stats/daily", params={"days": 3}, headers=auth).json()) == 3
     assert httpx.get(api.url + "/v1/stats/daily", params={"days": 0}, headers=auth).status_code == 422
+
+
+def test_import_salvages_by_default_and_the_form_field_turns_it_off(api, tmp_path):
+    records = get_generator("binary").generate(2, 40, 7)
+    path = tmp_path / "with_copies.jsonl"
+    atomic_write_jsonl(path, records + records[:4])  # 4 of 44 exact copies: the batch fails its diversity check
+    kept = upload(api, "salvaged", path, level="standard")
+    assert kept.status_code == 201, kept.text
+    gate = kept.json()["gate"]
+    assert (kept.json()["record_count"], gate["batch_approved"], gate["salvaged_records"], gate["rejected_records"]) == (40, False, 40, 4)
+    refused = upload(api, "not_salvaged", path, level="standard", salvage="false")
+    assert refused.status_code == 422 and "no record passed the gate: nothing added" in refused.json()["detail"]

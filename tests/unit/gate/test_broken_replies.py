@@ -102,9 +102,10 @@ def _gate(records: list[dict]) -> list[tuple[float | None, list]]:
 
 def test_a_narrow_pass_warns_and_costs_a_tier():
     """A 90-character token passes ``max_token_chars`` (100) narrowly (over 0.8 of it):
-    kept with ``content.near_broken``, one tier lower; 40 characters: clean; 120: rejected."""
+    kept with ``content.near_broken``, one tier lower; 40 characters: clean (silver: the
+    reply model read it, no verifier did); 120: rejected."""
     prompt = "What is the checksum of the file?"
-    reply = "The checksum is {} and it matches the published one."
+    reply = "The checksum is {} and it matches the one that was published on the site, so the file you have is the same as the one they made."
     (clean, clean_issues), (near, near_issues), (_, over_issues) = _gate(
         [_chat(prompt, reply.format("f" * 40)), _chat(prompt, reply.format("e" * 90)), _chat(prompt, reply.format("d" * 120))]
     )
@@ -199,3 +200,32 @@ def test_stop_words_scale_with_length_in_english_only():
     assert 0 not in found and 2 not in found, found
     [issue] = found[1]
     assert issue.code == "content.few_stop_words" and "rejected under 0.04" in issue.message
+
+
+def test_judging_a_reply_whole_measures_as_the_tail_loop_does(monkeypatch):
+    """The speed work judges a reply whole, without the tail loop, where no tail could
+    come near a threshold: the values are those the loop gives for one segment, the
+    whole reply (every real fixture reply and broken one without many symbols), and the
+    verdicts those of cutting every reply into its tails."""
+    import tdm_dagster.gate.broken_replies as rules
+
+    settings = QualitySettings()
+    pairs = [(q.answer, q.prompt) for q in questions()]
+    pairs += [(r["output"], r["instruction"]) for r in json.loads(ROLEPLAY.read_text())[:400]]
+    pairs += [(reply, prompt) for replies in broken_corpus(5, seed=24).values() for prompt, reply in replies]
+    few_symbols = settings.near_threshold * settings.max_symbol_ratio * 4 * settings.reply_min_words
+    pairs = [(reply, prompt) for reply, prompt in pairs if len(rules._SYMBOL.findall(reply)) <= few_symbols]
+    whole = [list(rules._ratios(reply, 0, frozenset(), settings)) for reply, _ in pairs]
+    verdicts = [broken_reply(reply, prompt, settings) for reply, prompt in pairs]
+
+    class OneSegment:
+        @staticmethod
+        def findall(text: str) -> list[str]:
+            return [text]
+
+    ratios = rules._ratios
+    monkeypatch.setattr(rules, "_SEGMENT", OneSegment)
+    assert [list(ratios(reply, 10**9, frozenset(), settings)) for reply, _ in pairs] == whole
+    monkeypatch.undo()
+    monkeypatch.setattr(rules, "_ratios", lambda text, _longest, foreign, s: ratios(text, 10**9, foreign, s))
+    assert [broken_reply(reply, prompt, settings) for reply, prompt in pairs] == verdicts

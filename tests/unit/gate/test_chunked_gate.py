@@ -1,6 +1,8 @@
 """A batch judged in chunks gets the outcome it gets judged whole: the same decisions,
-issues, scores, deep findings and report, on real data (the GSM8K and roleplay subsets)
-with copies, edited copies and leaks placed across chunk boundaries."""
+issues, scores (tiers from the reply model included), deep findings (semantic duplicates
+included, with the ``[semantic]`` extra) and report (labelled records' class balance
+included), on real data (the GSM8K and roleplay subsets) with copies, edited copies,
+reworded copies and leaks placed across chunk boundaries."""
 
 import json
 import random
@@ -8,12 +10,16 @@ from dataclasses import replace
 
 import pytest
 
+from tdm_dagster.config.sections import LabelsConfig
 from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.outcome import check_view
-from tdm_dagster.gate.run import GateInput, run_gate
+from tdm_dagster.gate.run import GateInput, gate_findings, run_gate
+from tdm_dagster.gate.semantic.findings import load_embedder
 from tdm_dagster.gate.validate_file import validate_file
 from tdm_dagster.records.issues import RecordIssue
 from tests.support.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
+from tests.support.labelled_examples import ENTITY_LABELS, INTENTS, SENTIMENTS, labelled_examples
+from tests.support.paraphrase import reword
 
 CHUNK = 97
 """Small enough that the batch below runs in several chunks."""
@@ -37,18 +43,20 @@ def batch(tmp_path_factory):
     malformed and unreadable records, refusals, and leaked evaluation items, spread over
     the chunks; and the evaluation file they leak from."""
     rng = random.Random(21)
-    gsm8k = [chat(r) for r in json.loads(GSM8K.read_text(encoding="utf-8"))[:400]]
+    raw = json.loads(GSM8K.read_text(encoding="utf-8"))[:400]
+    gsm8k = [chat(r) for r in raw]
     roleplay = [chat(r) for r in json.loads(ROLEPLAY.read_text(encoding="utf-8"))[:200]]
     held_out, records = gsm8k[:20], gsm8k[20:] + roleplay
     rng.shuffle(records)
     later_copies = [dict(records[i]) for i in (3, 50, 120, 121, 300)]
     near = [edited(records[i], rng) for i in (5, 99, 250, 400) if len(records[i]["messages"][1]["content"].split()) > 20]
+    reworded = [chat({**r, "instruction": reword(r["instruction"], i)}) for i, r in enumerate(raw[40:400:60])]
     odd = [
         {"messages": [{"role": "assistant", "content": "hello"}]},
         {"messages": [{"role": "user", "content": "Say something."}, {"role": "assistant", "content": "As an AI language model, I cannot."}]},
         {"text": "not a chat"},
     ]
-    records = records + later_copies + near + held_out[:6] + odd
+    records = records + later_copies + near + reworded + held_out[:6] + odd
     rng.shuffle(records)
     records[10] = None  # could not be read: its reason comes with the input
     folder = tmp_path_factory.mktemp("eval")
@@ -89,8 +97,13 @@ def test_chunks_decide_as_the_whole_batch(batch, level):
     assert whole.rejected and whole.approved_indices
     if level != "quick":
         assert "diversity.duplicate_example" in codes
+    if level != "quick":  # the reply model decided some tiers
+        assert gate_findings(gate_input, config, level).model_judged
     if level == "deep":  # the findings that look across chunks are there, and the same
         assert {"dedup.exact_duplicate", "dedup.near_duplicate", "leakage.ngram"} <= codes
+        if load_embedder() is not None:  # the [semantic] extra: reworded copies, some in a later chunk than their original
+            pairs = [(p, int(i.message.rsplit(":", 1)[1]) - 1) for p, found in whole.issues.items() for i in found if i.code == "dedup.semantic_duplicate"]
+            assert any(p // CHUNK != partner // CHUNK for p, partner in pairs), pairs
 
 
 def test_batch_rules_fail_alike_in_chunks(batch):
@@ -99,7 +112,7 @@ def test_batch_rules_fail_alike_in_chunks(batch):
     gate_input, _ = batch
     rng = random.Random(3)
     repeated = [
-        {"messages": [r["messages"][0], {"role": "assistant", "content": rng.choice(["Yes.", "No.", "Maybe so."])}]} if r and i % 2 else r
+        {"messages": [r["messages"][0], {"role": "assistant", "content": rng.choice(["Yes.", "No.", "Maybe so."])}]} if r and "messages" in r and i % 2 else r
         for i, r in enumerate(gate_input.records)
     ]
     low = replace(gate_input, records=repeated)
@@ -126,3 +139,19 @@ def test_validate_reads_and_judges_a_file_in_parts_as_whole(tmp_path):
     assert parts == whole
     assert sum(issue["code"].startswith("read.") for issue in whole["issues"]) == 2 and whole["totals"]["input_records"] > 150
     assert any("instance" in issue for issue in whole["issues"]) and whole["answers"]["unmatched_in_answers_file"] == 1
+
+
+def test_labelled_records_in_chunks_as_whole():
+    """Labelled examples judged a few at a time: the same undeclared-label rejections and
+    the same class balance, counted over the whole batch."""
+    records = labelled_examples() * 3
+    records[2] = {**records[2], "expected_intent": "refund"}
+    declared = TdmConfig(labels=LabelsConfig(intents=tuple(INTENTS), sentiments=tuple(SENTIMENTS), entity_labels=tuple(ENTITY_LABELS)))
+    gate_input = GateInput.from_records(records, "labelled_v1", "labelled")
+    whole = run_gate(gate_input, declared, level="standard", chunk_records=len(records))
+    chunked = run_gate(gate_input, declared, level="standard", chunk_records=5)
+    assert comparable(chunked) == comparable(whole)
+    assert whole.rejected[2][0].code == "schema.unknown_label"
+    balance = whole.report["results"]["balance"]["details"]["observed"]["class_balance"]
+    intents = [record["expected_intent"] for record in records]
+    assert balance["expected_intent"]["counts"] == {intent: intents.count(intent) for intent in set(intents)}

@@ -97,7 +97,8 @@ def test_source_trust_and_tiers():
     assert example_score(human, []) > example_score(model, [])
     assert tier(example_score(human, [])) == "gold"
     warn = RecordIssue("x", "x.y", "m", "", severity="WARNING")
-    assert tier(example_score(model, [warn, warn])) == "bronze"
+    assert tier(example_score(model, [warn], model_judged=True)) == "bronze"
+    assert tier(example_score(model, [warn, warn], model_judged=True)) == "raw"
     assert example_score(model, [RecordIssue("x", "x.y", "m", "")]) == 0.0
     assert (tier(0.95), tier(0.7), tier(0.5), tier(0.49)) == ("gold", "silver", "bronze", "raw")
 

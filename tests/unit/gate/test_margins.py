@@ -15,10 +15,13 @@ import pytest
 from tdm_dagster.config.quality import QualitySettings
 from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.run import GateInput, run_gate
-from tdm_dagster.gate.scoring import tier
+from tdm_dagster.gate.scoring import TIERS, tier
 from tdm_dagster.gate.validate_file import validate_file
+from tdm_dagster.ingest.load import load_file
 from tests.support.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
 from tests.support.sharded_gate import sharded_and_in_process
+
+TIER_NAMES = [name for name, _ in TIERS]
 
 FRACS = QualitySettings().top_ngram_char_fracs
 NEAR = QualitySettings().near_threshold
@@ -119,8 +122,8 @@ def test_margins_off_and_a_bad_setting_is_refused(base):
 )
 def test_real_data_rarely_warns_and_margins_reject_nothing(path, most):
     """Measured on these subsets: GSM8K 7 of 1,500 records (0.47 %; none near a
-    broken-reply rule), GPTeacher 0 of 1,000, seed tasks 1 of 175 (0.57 %); every warned
-    record is bronze (unverified 0.8 - 0.15)."""
+    broken-reply rule), GPTeacher 0 of 1,000, seed tasks 1 of 175 (0.57 %); each margin
+    WARNING costs its record exactly one tier."""
     with_margins = validate_file(path, TdmConfig(), level="standard")
     without = validate_file(path, replace(TdmConfig(), quality=QualitySettings(near_threshold=1.0)), level="standard")
     assert with_margins["totals"]["accepted"] == without["totals"]["accepted"]
@@ -128,9 +131,13 @@ def test_real_data_rarely_warns_and_margins_reject_nothing(path, most):
     warned = {issue["line"] for issue in with_margins["issues"] if issue["code"] in margin_codes}
     records = with_margins["totals"]["records"]
     assert len(warned) / records <= most, (len(warned), records)
-    tiers = Counter(with_margins["tiers"])
-    warned_at_all = {issue["line"] for issue in with_margins["issues"] if issue["severity"] == "WARNING"}  # margins, structure
-    assert tiers["bronze"] == len(warned_at_all) and tiers["silver"] == with_margins["totals"]["accepted"] - len(warned_at_all)
+    outcomes = [run_gate(GateInput.from_loaded(load_file(path), "m"), config, level="standard")
+                for config in (TdmConfig(), replace(TdmConfig(), quality=QualitySettings(near_threshold=1.0)))]  # fmt: skip
+    margins = Counter(p for p, found in outcomes[0].issues.items() for issue in found if issue.code in margin_codes)
+    assert outcomes[0].scores.keys() == outcomes[1].scores.keys()
+    for position, score in outcomes[1].scores.items():  # each margin costs one tier, down to raw
+        expected = min(len(TIER_NAMES) - 1, TIER_NAMES.index(tier(score)) + margins[position])
+        assert TIER_NAMES.index(tier(outcomes[0].scores[position])) == expected, position
 
 
 def test_the_sharded_judge_scores_as_the_in_process_gate(base, tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.bench_near_dup import edited_copy
+from tdm_dagster.gate.scoring import WARNING_PENALTY
 from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.deep import remember_queued
 from tdm_dagster.gate.minhash import normalize_text
@@ -136,7 +137,7 @@ def test_bidi_controls_are_an_error_and_invisible_characters_inside_words_a_warn
     assert [code for code, _, _ in mine[6]] == ["text.bidi_control"] and "messages[0].content" in mine[6][0][2]
     assert set(mine) == {0, 1, 6}  # emoji joiners, a BOM, Persian joiners and Hebrew marks are not flagged
     assert outcome.batch_approved and set(outcome.rejected) == {0, 6}
-    assert outcome.scores[1] == pytest.approx(outcome.scores[3] - 0.15)  # the warning costs a tier
+    assert outcome.scores[1] == pytest.approx(outcome.scores[3] - WARNING_PENALTY)  # the warning costs a tier
     assert records == stored and json.dumps(records) == json.dumps(stored)  # the stored bytes are untouched
 
 

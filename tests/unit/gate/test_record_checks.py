@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tdm_dagster.gate.scoring import WARNING_PENALTY
 from tdm_dagster.config.settings import ConfigError, TdmConfig, load_config
 from tdm_dagster.gate.record_checks import QualityCheckError, record_check_issues
 from tdm_dagster.gate.record_checks.structure import brackets, code_blocks, markdown
@@ -83,7 +84,7 @@ def test_structural_checks_in_the_gate_and_on_the_real_fixtures() -> None:
     outcome = run_gate(GateInput.from_records(batch, "chat_sft_v1", "b"), TdmConfig(), level="standard")
     codes = {p: [i.code for i in outcome.issues.get(p, []) if i.code.startswith("structure.")] for p in range(3)}
     assert codes == {0: ["structure.unclosed_code_block"], 1: ["structure.unbalanced_brackets"], 2: []}
-    assert 0 in outcome.rejected and 1 not in outcome.rejected and outcome.scores[1] == pytest.approx(outcome.scores[2] - 0.15)
+    assert 0 in outcome.rejected and 1 not in outcome.rejected and outcome.scores[1] == pytest.approx(outcome.scores[2] - WARNING_PENALTY)
     quick = run_gate(GateInput.from_records(batch, "chat_sft_v1", "b"), TdmConfig(), level="quick")
     assert not any(i.code.startswith("structure.") for found in quick.issues.values() for i in found)  # quick: structure only
     for path in FIXTURES.files:  # measured: 1 of 1,500 GSM8K replies (a real typo), none of the others

@@ -9,7 +9,7 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "c
 
 
 def test_known_specs():
-    assert set(SPECS) == {"chat_sft_v1", "syllo_v1", "completion_v1", "instruction_v1"}
+    assert set(SPECS) == {"chat_sft_v1", "syllo_v1", "completion_v1", "instruction_v1", "labelled_v1"}
 
 
 def test_unknown_spec_rejects_every_record_before_content_checks():

@@ -198,14 +198,21 @@ def test_ingested_files_bring_their_references(tmp_path):
 
 def test_tiers_come_from_what_was_measured():
     """Verified answers are gold whatever the source; unverified model output and
-    imported data are silver at best; warnings lower that."""
+    imported data are silver at best (when the reply model judged them), bronze when
+    nothing judged them (a reply too short for the model); warnings lower that."""
     verified = batch("binary", n=30)
     for record in verified:
         record["metadata"]["source"] = "inference"
     assert gate(verified, "chat_sft_v1").report["tiers"] == {"gold": 30, "silver": 0, "bronze": 0, "raw": 0}
     unverified = [chat(f"Tell me about topic {i}.", f"Topic {i} is interesting because of reason {i}.", source="inference") for i in range(30)]
     outcome = gate(unverified, "chat_sft_v1")
-    assert outcome.report["tiers"]["silver"] == 30
+    assert outcome.report["tiers"]["bronze"] == 30
+    judged = [
+        chat(f"Tell me about topic {i}.", f"Topic {i} is interesting because of reason {i}, and it is one of the things "
+             "that people who work in this field talk about when they want to explain what they do.", source="inference")
+        for i in range(30)
+    ]  # fmt: skip
+    assert gate(judged, "chat_sft_v1").report["tiers"]["silver"] == 30
     reviewed = [chat(f"Tell me about topic {i}.", f"Topic {i} matters for reason {i}.", human_reviewed=True) for i in range(30)]
     assert gate(reviewed, "chat_sft_v1").report["tiers"]["gold"] == 30
     from tdm_dagster.gate.outcome import score_rows

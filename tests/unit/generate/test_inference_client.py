@@ -210,7 +210,7 @@ def test_generate_batch_keeps_input_order_and_builds_examples(
         {
             "messages": prompt(f"question {i}")
             + [{"role": "assistant", "content": f"reply to: question {i}"}],
-            "metadata": {"id": i, "source": "inference", "model": "tiny"},
+            "metadata": {"id": i, "source": "inference", "model": "tiny", "finish_reason": "stop"},
         }
         for i in range(count)
     ]
@@ -243,3 +243,24 @@ def test_generate_batch_payload_model_overrides_the_metadata_model(
     result = client.generate_batch([(HELLO, {})], payload={"model": "big"})  # a plain tuple works
     assert result.examples[0]["metadata"]["model"] == "big"
     assert fake.chat_requests[0].body["model"] == "big"
+
+
+def test_a_reply_stopped_at_its_token_limit_is_marked_and_the_gate_rejects_it(
+    fake: FakeInference, client: InferenceClient
+) -> None:
+    """The server's ``finish_reason`` travels in the record's metadata, so a reply cut off
+    by ``max_tokens`` (which reads like any unfinished sentence) is rejected as cut off."""
+    from tdm_dagster.config.settings import TdmConfig
+    from tdm_dagster.gate.run import GateInput, run_gate
+
+    fake.reply = lambda messages: "To find the total, add the apples in each basket and then multiply by the number of days"
+    requests = [GenerationRequest(prompt(f"question {i}"), {"id": i}) for i in range(2)]
+    full = client.generate_batch(requests, payload={"max_tokens": 64})
+    cut = client.generate_batch(requests, payload={"max_tokens": 6})
+
+    assert [e["metadata"]["finish_reason"] for e in full.examples] == ["stop", "stop"]
+    assert [e["metadata"]["finish_reason"] for e in cut.examples] == ["length", "length"]
+    assert cut.examples[0]["messages"][-1]["content"] == "To find the total, add the"
+    outcome = run_gate(GateInput.from_records(full.examples + cut.examples, "chat_sft_v1", "b"), TdmConfig())
+    codes = {i: {issue.code for issue in issues} for i, issues in outcome.issues.items()}
+    assert {i for i, found in codes.items() if "content.cut_off" in found} == {2, 3}

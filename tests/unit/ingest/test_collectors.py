@@ -133,12 +133,29 @@ def test_doc_sections_folder_glob_and_short_sections(tmp_path):
     (tmp_path / "sub" / "guide.md").write_text(
         "# Guide\n\nToo short.\n\n## Installing\n\n" + "Run the installer, then check the version it prints. " * 3 + "\n"
     )
-    (tmp_path / "notes.txt").write_text("# Not markdown\n\n" + "words " * 40)
+    (tmp_path / "notes.md.bak").write_text("# Not a document\n\n" + "words " * 40)
     records = doc_sections(tmp_path)
     assert [r["messages"][0]["content"] for r in records] == ["Explain Installing (from sub/guide.md)"]
     assert doc_sections([tmp_path], glob="*.md") == []
     with pytest.raises(CollectorError):
         doc_sections(tmp_path / "missing")
+
+
+def test_doc_sections_collects_plain_text_files(tmp_path):
+    lead = "Keep the tokenizer next to the checkpoint, so serving loads the same vocabulary it was trained with. "
+    (tmp_path / "deploy_notes.txt").write_text(lead * 2 + "\n\n# Rolling back\n\n" + "Run the rollback command, then check that the server answers health checks. " * 2)
+    (tmp_path / "plain.txt").write_text("A plain text document with no headings at all, only sentences that explain one idea at length. " * 2)
+    (tmp_path / "short.txt").write_text("Too short.")
+    records = doc_sections(tmp_path)
+    assert sorted(r["messages"][0]["content"] for r in records) == [
+        "Explain Rolling back (from deploy_notes.txt)",
+        "Explain deploy notes (from deploy_notes.txt)",
+        "Explain plain (from plain.txt)",
+    ]
+    notes = next(r for r in records if r["metadata"]["heading"] == "deploy notes")
+    assert notes["messages"][1]["content"] == (lead * 2).strip() and "Rolling back" not in notes["messages"][1]["content"]
+    assert doc_sections(tmp_path / "plain.txt")[0]["messages"][0]["content"] == "Explain plain (from plain.txt)"
+    _assert_gate_passes(records)
 
 
 # ---------------------------------------------------------------------------- conversation logs

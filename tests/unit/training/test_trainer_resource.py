@@ -19,7 +19,7 @@ from tdm_dagster.training import trainer
 )
 def test_the_resource_pins_the_device_and_passes_the_rest(monkeypatch, tmp_path, pinned, configured, used):
     seen = []
-    monkeypatch.setattr(trainer, "train_from_queue", lambda home, config, out, progress: seen.append(config))
+    monkeypatch.setattr(trainer, "train_from_queue", lambda home, config, out, progress, profile: seen.append(config))
     settings = TrainingConfig(learning_rate=0.01, seed=4, device=configured)
     TrainerResource(device=pinned).train_from_queue("home", settings, tmp_path)
     assert seen == [TrainingConfig(learning_rate=0.01, seed=4, device=used)]
