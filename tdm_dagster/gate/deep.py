@@ -25,6 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from tdm_dagster.gate.batch_index import FirstSeen, NearDuplicateStream
 from tdm_dagster.gate.dedup import NearDuplicateIndex, exact_key
 from tdm_dagster.home import TdmHome
 from tdm_dagster.gate.leakage import (
@@ -70,36 +73,77 @@ def near_duplicate_issue(similarity: float, earliest_key: str) -> RecordIssue:
     return _issue("dedup", "dedup.near_duplicate", f"near duplicate (Jaccard {similarity:.2f}) of {earliest_key}", "WARNING")
 
 
+class DuplicateSearch:
+    """A batch's exact and near-duplicate search, fed chunk by chunk in batch order
+    (:mod:`tdm_dagster.gate.batch_index`): each record is compared with every earlier
+    record of the batch, and with the queued index, as when the batch is searched whole.
+    What it keeps of earlier records is a digest and a few numbers each in memory, their
+    shingles and keys on disk. Close it (or use it as a context manager) when done."""
+
+    def __init__(self, threshold: float, queued: NearDuplicateIndex | None = None) -> None:
+        self._exact = FirstSeen()
+        self._near = NearDuplicateStream(threshold)
+        self._queued = queued if queued is not None and len(queued) else None
+
+    def __enter__(self) -> DuplicateSearch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._near.close()
+
+    def issues(self, keys: Sequence[str], texts: Sequence[str]) -> dict[int, list[RecordIssue]]:
+        """Duplicates of the next records (``keys``, ``texts``) among the earlier ones and in
+        the queued index, by position in ``keys``."""
+        start = self._near.rows
+        near = self._near.find(keys, texts)
+        rows = np.arange(start, start + len(texts), dtype=np.int64)
+        firsts = self._exact.first_rows([exact_key(text) for text in texts], rows)
+        copies = np.flatnonzero(firsts != rows)
+        found: dict[int, list[RecordIssue]] = {}
+        for position, first_key in zip(copies.tolist(), self._near.keys_of(firsts[copies].tolist())):
+            found[position] = [exact_duplicate_issue(first_key)]
+        position_of = {key: position for position, key in enumerate(keys)}
+        for match in near:
+            later = position_of[match.key_a]
+            if later not in found:
+                found[later] = [near_duplicate_issue(match.similarity, match.key_b)]
+        if self._queued is not None:
+            for match in self._queued.query(keys, texts):
+                exact = match.similarity >= 1.0
+                code = "dedup.exact_duplicate_of_queued" if exact else "dedup.near_duplicate_of_queued"
+                found.setdefault(position_of[match.key_a], []).append(
+                    _issue("dedup", code, f"{'exact' if exact else f'near (Jaccard {match.similarity:.2f})'} duplicate of queued {match.key_b}",
+                           "ERROR" if exact else "WARNING")  # fmt: skip
+                )
+        return found
+
+
 def duplicate_issues(
     keys: Sequence[str], texts: Sequence[str], threshold: float, queued: NearDuplicateIndex | None = None
 ) -> dict[int, list[RecordIssue]]:
     """Duplicates inside the batch and against the queued index, by position in ``keys``."""
-    found: dict[int, list[RecordIssue]] = {}
-    first_of: dict[bytes, int] = {}
-    exact_copies: set[int] = set()
-    for position, text in enumerate(texts):
-        key = exact_key(text)
-        if key in first_of:
-            exact_copies.add(position)
-            found.setdefault(position, []).append(exact_duplicate_issue(keys[first_of[key]]))
-        else:
-            first_of[key] = position
-    position_of = {key: position for position, key in enumerate(keys)}
-    within = NearDuplicateIndex(threshold=threshold)
-    for match in within.find_within(keys, texts):
-        later = position_of[match.key_a]
-        if later not in exact_copies:
-            found.setdefault(later, []).append(near_duplicate_issue(match.similarity, match.key_b))
-    if queued is not None and len(queued):
-        for match in queued.query(keys, texts):
-            position = position_of[match.key_a]
-            exact = match.similarity >= 1.0
-            code = "dedup.exact_duplicate_of_queued" if exact else "dedup.near_duplicate_of_queued"
-            found.setdefault(position, []).append(
-                _issue("dedup", code, f"{'exact' if exact else f'near (Jaccard {match.similarity:.2f})'} duplicate of queued {match.key_b}",
-                       "ERROR" if exact else "WARNING")  # fmt: skip
-            )
-    return found
+    with DuplicateSearch(threshold, queued) as search:
+        return search.issues(keys, texts)
+
+
+_LISTING_ORDER = {
+    code: rank
+    for rank, code in enumerate((
+        "dedup.exact_duplicate", "dedup.near_duplicate", "dedup.exact_duplicate_of_queued", "dedup.near_duplicate_of_queued",
+        "leakage.own_answer_in_prompt", "leakage.ngram", "leakage.answer_in_prompt", "leakage.eval_problem", "leakage.eval_prompt",
+    ))
+}  # fmt: skip
+
+
+def in_listing_order(findings: Mapping[int, list[RecordIssue]]) -> dict[int, list[RecordIssue]]:
+    """A detector's findings in the order it lists them (the samples the checks show): by
+    the kind of each record's first finding (copies within the batch, then near
+    duplicates, then repeats of queued data; leaks as the leakage check finds them), then
+    by position, however many chunks the batch was judged in."""
+    return dict(sorted(findings.items(), key=lambda item: (_LISTING_ORDER.get(item[1][0].code, len(_LISTING_ORDER)), item[0])))
 
 
 def problems_of(records: Sequence[Any], conversations: Sequence[Messages]) -> list[Problem | None]:
@@ -178,23 +222,28 @@ def deep_findings(
     queued: NearDuplicateIndex | None = None,
     duplicates: Mapping[int, list[RecordIssue]] | None = None,
     records: Sequence[Any] | None = None,
+    search: DuplicateSearch | None = None,
     semantic: SemanticCheck | None = None,
 ) -> dict[str, dict[int, list[RecordIssue]]]:
     """Duplicate and leakage findings for the schema-valid records, by batch position.
 
     ``keys`` name every position of the batch (``file:line`` or ``batch:line``).
     ``duplicates`` (by schema-valid row) replaces the duplicate search when the batch is
-    one shard of a larger one whose duplicates were found across all shards. ``records``
-    (every position, as read) give the generated skills' problem keys. ``semantic``: the
+    one shard of a larger one whose duplicates were found across all shards; ``search``
+    (a chunk of a batch) is the batch's search, which has seen the chunks before (else
+    the records are searched among themselves and ``queued``). ``records`` (every
+    position, as read) give the generated skills' problem keys. ``semantic``: the
     semantic duplicate, leakage and relevance findings (:mod:`tdm_dagster.gate.semantic`;
-    within the batch only when ``duplicates`` is not given: a sharded run brings them in it)."""
+    within the batch only when ``duplicates`` is not given: a sharded run brings them in it;
+    a chunk's search covers the chunks before it when ``semantic.earlier`` is given)."""
     valid_keys = [keys[p] for p in valid_indices]
-    texts = [conversation_text(m) for m in conversations] if duplicates is None else []
     problems = problems_of([records[p] for p in valid_indices], conversations) if records is not None else None
-    by_row = {
-        "duplicates": duplicate_issues(valid_keys, texts, threshold, queued) if duplicates is None else dict(duplicates),
-        "leakage": leakage_issues(valid_keys, conversations, eval_sets, problems),
-    }
+    if duplicates is not None:
+        found_duplicates = dict(duplicates)
+    else:
+        texts = [conversation_text(m) for m in conversations]
+        found_duplicates = search.issues(valid_keys, texts) if search is not None else duplicate_issues(valid_keys, texts, threshold, queued)
+    by_row = {"duplicates": found_duplicates, "leakage": leakage_issues(valid_keys, conversations, eval_sets, problems)}
     if semantic is not None:
         _merge_semantic(by_row, valid_keys, conversations, semantic, eval_sets, problems, within=duplicates is None)
     return {name: {valid_indices[row]: found for row, found in rows.items()} for name, rows in by_row.items()}

@@ -161,26 +161,37 @@ def is_labelled(record: Any) -> bool:
     return isinstance(record, Mapping) and "expected_intent" in record and "text" in record
 
 
-def class_balance(records: Sequence[Any], indices: Sequence[int]) -> dict[str, Any]:
-    """Per label field, how many of the labelled records carry each value, and the ratio of
-    the largest class to the smallest (1.0 is perfectly balanced); empty when none is labelled."""
-    labelled = [records[position] for position in indices if is_labelled(records[position])]
-    if not labelled:
-        return {}
-    counts = {field: Counter(record[field] for record in labelled if field in record) for field in LABEL_FIELDS}
-    counts["entity_labels"] = Counter(entity.label for record in labelled for entity in entities(record))
-    return {
-        field: {"counts": dict(counter.most_common()), "imbalance": max(counter.values()) / min(counter.values())}
-        for field, counter in counts.items()
-        if counter
-    }
+class ClassCounts:
+    """How many labelled records carry each value of each label field, added chunk by
+    chunk in batch order (a batch judged in chunks reports the whole batch's balance)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter] = {field: Counter() for field in (*LABEL_FIELDS, "entity_labels")}
+
+    def add(self, records: Sequence[Any], indices: Sequence[int]) -> None:
+        for position in indices:
+            record = records[position]
+            if is_labelled(record):
+                for field in LABEL_FIELDS:
+                    if field in record:
+                        self.counts[field][record[field]] += 1
+                self.counts["entity_labels"].update(entity.label for entity in entities(record))
+
+    def balance(self) -> dict[str, Any]:
+        """Per label field, its counts and the ratio of the largest class to the smallest
+        (1.0 is perfectly balanced); empty when no record is labelled."""
+        return {
+            field: {"counts": dict(counter.most_common()), "imbalance": max(counter.values()) / min(counter.values())}
+            for field, counter in self.counts.items()
+            if counter
+        }
 
 
-def report_class_balance(suites: Mapping[str, Any], records: Sequence[Any], indices: Sequence[int]) -> None:
-    """Add the labelled records' ``class_balance`` to the balance suite's observed values
-    and report (when that suite ran and the batch has labelled records): reported, not judged."""
+def report_class_balance(suites: Mapping[str, Any], found: Mapping[str, Any]) -> None:
+    """Add the labelled records' class balance (:meth:`ClassCounts.balance`) to the
+    balance suite's observed values and report (when that suite ran and the batch has
+    labelled records): reported, not judged."""
     balance = suites.get("balance")
-    found = class_balance(records, indices) if balance is not None else {}
-    if found:
+    if balance is not None and found:
         balance.observed["class_balance"] = found
         balance.details.setdefault("observed", {})["class_balance"] = found

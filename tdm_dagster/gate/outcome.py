@@ -144,12 +144,16 @@ def decide(
     thresholds: MetricThresholds = MetricThresholds(),
     specs: Sequence[str] | None = None,
     answers: Mapping[int, AnswerVerdict] | None = None,
+    complexity: tuple[int, int] | None = None,
     model_judged: Set[int] = frozenset(),
 ) -> GateOutcome:
     """Combine every finding into one verdict per record and one for the batch.
 
     ``specs`` (one per record, for inbox files that mix shapes) drives consistency;
-    ``records`` (the records as read) drives the source-based quality score.
+    ``records`` (the records as read) drives the source-based quality score;
+    ``complexity`` is ``(capped response words, responses)`` of the schema-valid records
+    when ``schema.conversations`` does not hold them (a batch judged in chunks);
+    ``model_judged``: positions whose every reply the reply model judged fluent (their tier).
     """
     issues = issues_by_position(schema, suites, extra_issues or {})
     rejected = {i: found for i, found in issues.items() if any(issue.rejects for issue in found)}
@@ -166,8 +170,8 @@ def decide(
         accepted=len(accepted),
         unique_response_ratio=diversity.observed.get("diversity.unique_responses") if diversity else None,
         assistant_user_ratio=balance.observed.get("assistant_user_ratio") if balance else None,
-        capped_response_words=capped_response_words(schema.conversations),
-        responses=len(schema.conversations),
+        capped_response_words=complexity[0] if complexity else capped_response_words(schema.conversations),
+        responses=complexity[1] if complexity else len(schema.conversations),
     )
     report, shortfalls, batch_issue = batch_verdict(suites, metrics, thresholds, schema.batch_error)
     if batch_issue is not None:

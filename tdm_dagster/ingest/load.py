@@ -68,6 +68,20 @@ def iter_mapped(path: str | os.PathLike[str], *, max_record_bytes: int) -> Itera
         yield source, map_source(source)
 
 
+def _add_mapped(loaded: LoadedFile, source: SourceRecord, mapped: list | RecordIssue) -> None:
+    loaded.input_records += 1
+    if isinstance(mapped, RecordIssue):
+        loaded._add(None, None, source_fields(source), mapped)
+        return
+    for example in mapped:
+        loaded._add(example.record, example.spec, source_fields(source, example.sub_index), None)
+
+
+def _add_problem(loaded: LoadedFile, path: str | os.PathLike[str], problem: FileProblem) -> None:
+    loaded.file_problem = problem
+    loaded._add(None, None, {"file": str(path), "records_read_before": problem.records_read}, problem.as_issue())
+
+
 def load_file(
     path: str | os.PathLike[str], *, max_record_bytes: int = 8 * 1024 * 1024, start: int = 0, limit: int | None = None
 ) -> LoadedFile:
@@ -81,15 +95,25 @@ def load_file(
             if limit is not None and loaded.input_records >= limit:
                 loaded.has_more = True
                 break
-            loaded.input_records += 1
-            if isinstance(mapped, RecordIssue):
-                loaded._add(None, None, source_fields(source), mapped)
-                continue
-            for example in mapped:
-                loaded._add(example.record, example.spec, source_fields(source, example.sub_index), None)
+            _add_mapped(loaded, source, mapped)
     except FileProblem as problem:
         if problem.code == "read.empty_file" and start > 0:
             return loaded  # the previous part ended exactly at the end of the file
-        loaded.file_problem = problem
-        loaded._add(None, None, {"file": str(path), "records_read_before": problem.records_read}, problem.as_issue())
+        _add_problem(loaded, path, problem)
     return loaded
+
+
+def iter_parts(path: str | os.PathLike[str], *, max_record_bytes: int, part_records: int) -> Iterator[LoadedFile]:
+    """The whole file as consecutive parts of ``part_records`` input records, read once
+    (each part's positions count from 0): what ``load_file`` gives, a part at a time. The
+    last part holds the file's problem, if any; an empty file gives one part."""
+    part = LoadedFile(str(path))
+    try:
+        for source, mapped in iter_mapped(path, max_record_bytes=max_record_bytes):
+            if part.input_records >= part_records:
+                yield part
+                part = LoadedFile(str(path))
+            _add_mapped(part, source, mapped)
+    except FileProblem as problem:
+        _add_problem(part, path, problem)
+    yield part

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from tdm_dagster.cli import main
+from tdm_dagster.config.settings import SECTIONS
 from tdm_dagster.queue.store import TrainingQueue
 
 VENV_BIN = Path(sys.executable).parent
@@ -140,7 +141,7 @@ def test_cli_config_shows_effective_values(home, monkeypatch):
     home.config_path.write_text("auto_generate:\n  count: 42\n")
     monkeypatch.setenv("TDM_GATE_LEVEL", "deep")
     data = json.loads(run_cli("config", "--json").stdout)
-    assert set(data) == {"source", "auto_generate", "inference", "skill_api", "gate", "ray", "inbox", "dataset", "training", "serving", "api", "storage", "collectors", "schedules", "quality"}
+    assert set(data) == {"source", *SECTIONS}  # every section, with its effective values
     assert data["auto_generate"]["count"] == 42 and data["gate"]["level"] == "deep"
     assert data["inbox"]["settle_sec"] >= 5  # a file is claimed only once settled
     assert "count: 42" in run_cli("config").stdout

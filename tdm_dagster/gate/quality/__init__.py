@@ -14,9 +14,11 @@ from tdm_dagster.config.quality import QualitySettings
 from tdm_dagster.records.issues import RecordIssue
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from tdm_dagster.gate.quality.tokens import TokenCounter
 
-__all__ = ["QualitySettings", "RecordIssue", "SUITE_NAMES", "SuiteResult", "TokenCounter", "build_report", "run_quality"]
+__all__ = ["QualitySettings", "RecordIssue", "SUITE_NAMES", "SuiteResult", "TokenCounter", "build_report", "quality_features", "run_quality"]
 
 _counters: dict[str | None, "TokenCounter"] = {}
 
@@ -42,13 +44,27 @@ def run_quality(
     Without ``counter`` the tokenizer of ``settings.tokenizer_path`` is loaded once per process.
     ``first_of``: see :func:`tdm_dagster.gate.quality.features.compute_features`.
     """
-    from tdm_dagster.gate.quality.features import compute_features
     from tdm_dagster.gate.quality.suites import run_suites
+
+    return run_suites(quality_features(conversations, settings, names, counter, first_of), settings, names)
+
+
+def quality_features(
+    conversations: Sequence[Any],
+    settings: QualitySettings,
+    names: Sequence[str] = SUITE_NAMES,
+    counter: TokenCounter | None = None,
+    first_of: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """What the named suites validate of ``conversations``, one row each
+    (:func:`~tdm_dagster.gate.quality.features.compute_features`): a batch judged in
+    chunks keeps these rows and runs the suites once over all of them."""
+    from tdm_dagster.gate.quality.features import compute_features
     from tdm_dagster.gate.quality.tokens import TokenCounter
 
     if counter is None and "length" in names:
         counter = _counters.setdefault(settings.tokenizer_path, TokenCounter(settings.tokenizer_path))
-    return run_suites(compute_features(conversations, settings, counter, names, first_of), settings, names)
+    return compute_features(conversations, settings, counter, names, first_of)
 
 
 def build_report(results: dict[str, SuiteResult]) -> dict[str, Any]:

@@ -8,6 +8,8 @@ conversations whose byte-length token bounds straddle a limit (see ``tokens``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -120,6 +122,13 @@ def example_identity(messages: Any) -> tuple[tuple[str, ...], tuple[str, ...]] |
     malformed one: the key of the diversity suite's exact-duplicate search."""
     signature, contents, well_formed = _roles_and_contents(messages)
     return (signature, contents) if well_formed else None
+
+
+def example_digest(messages: Any) -> bytes | None:
+    """16-byte digest of :func:`example_identity` (None for a malformed example): what a
+    batch judged in chunks remembers of each example to find its copies in later chunks."""
+    identity = example_identity(messages)
+    return None if identity is None else hashlib.blake2b(json.dumps(identity).encode("utf-8"), digest_size=16).digest()
 
 
 def _flatten(conversations: Sequence[Any]) -> _FlatBatch:

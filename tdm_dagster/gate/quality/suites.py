@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -164,89 +164,186 @@ def warm_up() -> float:
 def run_suites(
     features: pd.DataFrame, settings: QualitySettings, names: Sequence[str] = SUITE_NAMES
 ) -> dict[str, SuiteResult]:
-    """Validate ``features`` (from ``compute_features``) with the named suites, in order."""
-    unknown = [name for name in names if name not in SUITE_NAMES]
-    if unknown:
-        raise ValueError(f"unknown quality suite(s) {unknown}; allowed: {', '.join(SUITE_NAMES)}")
-    if features.empty:
-        return {name: _empty_batch_result(name) for name in names}
-    runtime = _GxRuntime.get()
-    with _GxRuntime._lock:  # the shared context is not thread-safe
-        return {name: _run_suite(runtime, name, features, settings) for name in names}
+    """Validate ``features`` (from ``compute_features``) with the named suites, in order:
+    a batch in one chunk (:class:`SuiteTally`)."""
+    tally = SuiteTally(settings, names)
+    tally.add(features)
+    return tally.results()
 
 
-def _empty_batch_result(name: str) -> SuiteResult:
-    reason = "empty batch: there are no records to validate"
-    return SuiteResult(name, passed=False, pass_rate=0.0, observed={"records": 0}, thresholds={},
-                       details={"records": 0, "reason": reason})  # fmt: skip
+_BATCH_COLUMNS = ("response_hash", "user_turns", "assistant_turns")
+"""What the batch-level rules read of each row (a few bytes a record, kept for the whole batch)."""
 
 
-def _run_suite(runtime: _GxRuntime, name: str, features: pd.DataFrame, settings: QualitySettings) -> SuiteResult:
-    started = time.perf_counter()
+@dataclass
+class _SuiteSoFar:
+    failed: dict[int, list[RecordIssue]] = field(default_factory=dict)
+    warnings: dict[int, list[RecordIssue]] = field(default_factory=dict)
+    failing: Counter = field(default_factory=Counter)
+    """Failing rows per per-record rule."""
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    last_batch_results: dict = field(default_factory=dict)
+    """The batch rules' results over the last chunk: the batch's own when it came in one chunk."""
+
+
+class SuiteTally:
+    """The named suites over a batch fed as consecutive chunks of feature rows (rows
+    numbered across the batch). Great Expectations validates each chunk as it comes (the
+    failing rows of the per-record rules are kept); over several chunks the batch-level
+    rules (distinct responses, the turn sums) run again at the end, over the few columns
+    they read, kept for every row. So the results are those of the whole batch validated at once, and
+    memory holds one chunk's frame plus a few bytes per row."""
+
+    def __init__(self, settings: QualitySettings, names: Sequence[str] = SUITE_NAMES) -> None:
+        unknown = [name for name in names if name not in SUITE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown quality suite(s) {unknown}; allowed: {', '.join(SUITE_NAMES)}")
+        self.settings = settings
+        self.names = tuple(names)
+        self.rows = 0
+        self.chunks = 0
+        self._suites = {name: _SuiteSoFar() for name in self.names}
+        self._batch_columns: list[pd.DataFrame] = []
+
+    def add(self, features: pd.DataFrame) -> None:
+        """Validate the next chunk's rows (index 0..n-1 within the chunk)."""
+        if features.empty:
+            return
+        runtime = _GxRuntime.get()
+        with _GxRuntime._lock:  # the shared context is not thread-safe
+            for name in self.names:
+                self._add_rows(runtime, name, features)
+        self._batch_columns.append(features[[column for column in _BATCH_COLUMNS if column in features]])
+        self.rows += len(features)
+        self.chunks += 1
+
+    def _add_rows(self, runtime: _GxRuntime, name: str, features: pd.DataFrame) -> None:
+        started = time.perf_counter()
+        suite = self._suites[name]
+        rules = [rule for rule in runtime.rules if rule.suite == name]
+        near = features.attrs.get("content_near", {}) if name == "content" else {}
+        failed: dict[int, list[RecordIssue]] = {}
+        suite.last_batch_results = {}
+        for rule, result in _validated(runtime, name, rules, features, self.settings):
+            if rule.describe is None:
+                suite.last_batch_results[rule] = result
+                continue
+            rows = np.asarray(result.result.get("unexpected_index_list") or [], dtype=np.int64)
+            suite.thresholds[rule.name] = _thresholds(result)
+            suite.failing[rule.name] += int(rows.size)
+            for row, issue in zip(rows.tolist(), rule.describe(features, rows, self.settings)):
+                failed.setdefault(row, []).append(issue)
+        suite.failed.update((self.rows + row, found) for row, found in sorted(failed.items()))
+        suite.warnings.update(
+            (self.rows + row, [margin_issue(index, measured, self.settings)]) for row, (index, measured) in sorted(near.items()) if row not in failed
+        )  # fmt: skip
+        suite.seconds += time.perf_counter() - started
+
+    def results(self) -> dict[str, SuiteResult]:
+        """Each suite's result over every row added."""
+        if not self.rows:
+            return {name: _empty_batch_result(name) for name in self.names}
+        batch = pd.concat(self._batch_columns, ignore_index=True) if len(self._batch_columns) > 1 else self._batch_columns[0]
+        runtime = _GxRuntime.get()
+        with _GxRuntime._lock:
+            return {name: self._result(runtime, name, batch) for name in self.names}
+
+    def _result(self, runtime: _GxRuntime, name: str, batch: pd.DataFrame) -> SuiteResult:
+        started = time.perf_counter()
+        suite, settings = self._suites[name], self.settings
+        rules = [rule for rule in runtime.rules if rule.suite == name]
+        batch_results = suite.last_batch_results  # one chunk: GX judged the batch rules with the rest
+        if self.chunks > 1:
+            batch_results = dict(_validated(runtime, name, [rule for rule in rules if rule.describe is None], batch, settings))
+        observed: dict[str, Any] = {"records": self.rows}
+        thresholds: dict[str, Any] = {}
+        failed_batch_rules: list[str] = []
+        success = True
+        for rule in rules:
+            if rule.describe is not None:
+                thresholds[rule.name] = suite.thresholds[rule.name]
+                observed[rule.name] = {"failing_records": suite.failing[rule.name]}
+                success &= _mostly(self.rows, suite.failing[rule.name], suite.thresholds[rule.name]["mostly"])
+                continue
+            result = batch_results[rule]
+            thresholds[rule.name] = _thresholds(result)
+            observed[rule.name] = result.result.get("observed_value")
+            if not result.success:
+                failed_batch_rules.append(rule.name)
+                success = False
+        pass_rate = 1 - len(suite.failed) / self.rows
+        # GX applies ``mostly`` per expectation; a suite with two per-record expectations
+        # (length: too short, too long) must also hold the threshold over their union.
+        passed = success and pass_rate >= settings.min_pass_rate - 1e-12
+        if name == "balance":
+            users, assistants = int(batch["user_turns"].sum()), int(batch["assistant_turns"].sum())
+            observed["assistant_user_ratio"] = assistants / users if users else None
+            observed["turns"] = {"user": users, "assistant": assistants}
+        samples = [
+            {"record": row, "code": issue.code, "field": issue.field, "reason": issue.message}
+            for row, issues in list(suite.failed.items())[:SAMPLES_PER_SUITE]
+            for issue in issues[:1]
+        ] + [_batch_rule_sample(rule, observed[rule], thresholds[rule], batch) for rule in failed_batch_rules]
+        details = {
+            "records": self.rows,
+            "pass_rate": pass_rate,
+            "min_pass_rate": settings.min_pass_rate,
+            "gx_success": success,
+            "failed_records": len(suite.failed),
+            "issue_counts": dict(Counter(issue.code for issues in suite.failed.values() for issue in issues)),
+            "observed": observed,
+            "thresholds": thresholds,
+            "samples": samples,
+            "seconds": suite.seconds + time.perf_counter() - started,
+        }
+        return SuiteResult(
+            name=name, passed=passed, pass_rate=pass_rate, observed=observed, thresholds=thresholds,
+            failed_records=suite.failed, warnings=suite.warnings, samples=samples, details=json_safe(details),
+        )  # fmt: skip
+
+
+def _mostly(rows: int, unexpected: int, mostly: float) -> bool:
+    """Great Expectations' ``mostly`` over rows that add up across chunks."""
+    return (rows - unexpected) / rows >= mostly
+
+
+def _thresholds(result: Any) -> dict[str, Any]:
+    kwargs = result.expectation_config.kwargs
+    return {k: kwargs[k] for k in ("min_value", "max_value", "mostly", "value_set") if kwargs.get(k) is not None}
+
+
+def _validated(
+    runtime: _GxRuntime, name: str, rules: Sequence[_Rule], frame: pd.DataFrame, settings: QualitySettings
+) -> list[tuple[_Rule, Any]]:
+    """Each of ``rules`` validated by GX over ``frame``, with its result."""
+    if not rules:
+        return []
     gx = runtime.gx
-    rules = {rule.name: rule for rule in runtime.rules if rule.suite == name}
+    by_name = {rule.name: rule for rule in rules}
     expectations = []
-    for rule in rules.values():
-        expectation = rule.expectation(settings, features)
+    for rule in rules:
+        expectation = rule.expectation(settings, frame)
         expectation.meta = {"rule": rule.name}
         expectations.append(expectation)
     suite = runtime.context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations))
     validation = runtime.context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=name, data=runtime.batch_definition, suite=suite)
     )
-    outcome = validation.run(batch_parameters={"dataframe": features}, result_format=RESULT_FORMAT)
-
-    failed: dict[int, list[RecordIssue]] = {}
-    observed: dict[str, Any] = {"records": len(features)}
-    thresholds: dict[str, Any] = {}
-    failed_batch_rules: list[str] = []
+    outcome = validation.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+    found = []
     for result in outcome.results:
-        rule = rules[result.expectation_config.meta["rule"]]
+        rule = by_name[result.expectation_config.meta["rule"]]
         if result.exception_info.get("raised_exception"):
             raise RuntimeError(f"GX failed on {rule.name}: {result.exception_info.get('exception_message')}")
-        kwargs = result.expectation_config.kwargs
-        thresholds[rule.name] = {k: kwargs[k] for k in ("min_value", "max_value", "mostly", "value_set") if kwargs.get(k) is not None}
-        if rule.describe is None:
-            observed[rule.name] = result.result.get("observed_value")
-            if not result.success:
-                failed_batch_rules.append(rule.name)
-            continue
-        rows = np.asarray(result.result.get("unexpected_index_list") or [], dtype=np.int64)
-        observed[rule.name] = {"failing_records": int(rows.size)}
-        for row, issue in zip(rows.tolist(), rule.describe(features, rows, settings)):
-            failed.setdefault(row, []).append(issue)
-    failed = dict(sorted(failed.items()))
-    near = features.attrs.get("content_near", {}) if name == "content" else {}
-    warnings = {row: [margin_issue(index, measured, settings)] for row, (index, measured) in sorted(near.items()) if row not in failed}
-    pass_rate = 1 - len(failed) / len(features)
-    # GX applies ``mostly`` per expectation; a suite with two per-record expectations
-    # (length: too short, too long) must also hold the threshold over their union.
-    passed = bool(outcome.success) and pass_rate >= settings.min_pass_rate - 1e-12
-    if name == "balance":
-        users, assistants = int(features["user_turns"].sum()), int(features["assistant_turns"].sum())
-        observed["assistant_user_ratio"] = assistants / users if users else None
-        observed["turns"] = {"user": users, "assistant": assistants}
-    samples = [
-        {"record": row, "code": issue.code, "field": issue.field, "reason": issue.message}
-        for row, issues in list(failed.items())[:SAMPLES_PER_SUITE]
-        for issue in issues[:1]
-    ] + [_batch_rule_sample(rule, observed[rule], thresholds[rule], features) for rule in failed_batch_rules]
-    details = {
-        "records": len(features),
-        "pass_rate": pass_rate,
-        "min_pass_rate": settings.min_pass_rate,
-        "gx_success": bool(outcome.success),
-        "failed_records": len(failed),
-        "issue_counts": dict(Counter(issue.code for issues in failed.values() for issue in issues)),
-        "observed": observed,
-        "thresholds": thresholds,
-        "samples": samples,
-        "seconds": time.perf_counter() - started,
-    }
-    return SuiteResult(
-        name=name, passed=passed, pass_rate=pass_rate, observed=observed,
-        thresholds=thresholds, failed_records=failed, warnings=warnings, samples=samples, details=json_safe(details),
-    )  # fmt: skip
+        found.append((rule, result))
+    return found
+
+
+def _empty_batch_result(name: str) -> SuiteResult:
+    reason = "empty batch: there are no records to validate"
+    return SuiteResult(name, passed=False, pass_rate=0.0, observed={"records": 0}, thresholds={},
+                       details={"records": 0, "reason": reason})  # fmt: skip
 
 
 def _batch_rule_sample(rule: str, observed: Any, thresholds: dict[str, Any], features: pd.DataFrame) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from tdm_dagster.gate.minhash import jaccard, normalize_text, shingle_sets
+from tdm_dagster.gate.semantic.chunks import EarlierChunks
 from tdm_dagster.gate.semantic.index import Embeddings, VectorStore, facts_keys, nearest_across, nearest_in, nearest_within
 from tdm_dagster.gate.semantic.model import SemanticUnavailable, StaticEmbedder, embedder, unit
 from tdm_dagster.records.issues import RecordIssue
@@ -165,16 +166,22 @@ def semantic_duplicate_issue(cosine: float, jaccard_value: float, lexical_thresh
 
 
 def within_batch_issues(
-    keys: Sequence[str], embedded: Embedded, threshold: float, lexical_threshold: float, skip_rows: set[int] = frozenset()  # type: ignore[assignment]
+    keys: Sequence[str], embedded: Embedded, threshold: float, lexical_threshold: float, skip_rows: set[int] = frozenset(),  # type: ignore[assignment]
+    earlier: EarlierChunks | None = None,
 ) -> dict[int, list[RecordIssue]]:
-    """Each record's most similar earlier record of the batch within ``threshold`` cosine."""
-    rows, partners, cosines = nearest_within(embedded.whole, threshold)
-    keep = np.fromiter((row not in skip_rows for row in rows.tolist()), bool, rows.size)
-    rows, partners, cosines = rows[keep], partners[keep], cosines[keep]
-    similarity = pair_jaccard([embedded.texts[r] for r in rows], [embedded.texts[p] for p in partners])
+    """Each record's most similar earlier record of the batch within ``threshold`` cosine
+    (``earlier``: the batch's chunks before this one, searched too; this one joins them)."""
+    if earlier is None:
+        rows, partners, cosines = nearest_within(embedded.whole, threshold)
+        partner_keys, partner_texts = [keys[p] for p in partners.tolist()], [embedded.texts[p] for p in partners.tolist()]
+    else:
+        rows, partner_keys, partner_texts, cosines = earlier.nearest(embedded.whole, keys, embedded.texts, threshold)
+        earlier.add(embedded.whole, keys, embedded.texts)
+    keep = [i for i, row in enumerate(rows.tolist()) if row not in skip_rows]
+    similarity = pair_jaccard([embedded.texts[rows[i]] for i in keep], [partner_texts[i] for i in keep])
     return {
-        int(row): [semantic_duplicate_issue(float(cosine), float(j), lexical_threshold, keys[int(partner)])]
-        for row, partner, cosine, j in zip(rows, partners, cosines, similarity)
+        int(rows[i]): [semantic_duplicate_issue(float(cosines[i]), float(j), lexical_threshold, partner_keys[i])]
+        for i, j in zip(keep, similarity)
     }
 
 
@@ -244,14 +251,16 @@ class SemanticCheck:
     leakage_threshold: float
     lexical_threshold: float
     queued: VectorStore | None = None
+    earlier: EarlierChunks | None = None
+    """The batch's chunks judged before (a batch judged in chunks): searched with each chunk."""
 
     @classmethod
-    def of(cls, gate: Any, queued_in: Any = None) -> SemanticCheck:
+    def of(cls, gate: Any, queued_in: Any = None, earlier: EarlierChunks | None = None) -> SemanticCheck:
         """From ``config.gate``, and the store of the home whose queued data is searched."""
         from tdm_dagster.gate.semantic.store import load_queued_vectors
 
         queued = load_queued_vectors(queued_in) if queued_in is not None else None
-        return cls(gate.semantic_duplicate_threshold, gate.semantic_leakage_threshold, gate.near_duplicate_threshold, queued)
+        return cls(gate.semantic_duplicate_threshold, gate.semantic_leakage_threshold, gate.near_duplicate_threshold, queued, earlier)
 
 
 def semantic_findings(
@@ -276,7 +285,7 @@ def semantic_findings(
     embedded = embed_conversations(model, conversations, keyed)
     duplicates: dict[int, list[RecordIssue]] = {}
     if within:
-        duplicates.update(within_batch_issues(keys, embedded, check.duplicate_threshold, check.lexical_threshold, lexical_rows))
+        duplicates.update(within_batch_issues(keys, embedded, check.duplicate_threshold, check.lexical_threshold, lexical_rows, check.earlier))
     if check.queued is not None and len(check.queued):
         for row, found in queued_issues(keys, embedded, check.queued, check.duplicate_threshold).items():
             if row not in lexical_rows:

@@ -55,9 +55,16 @@ def _record_id(record: dict[str, Any]) -> Any:
     return record.get("id", metadata.get("id") if isinstance(metadata, dict) else None)
 
 
-def attach_answers(records: Sequence[Any], sources: Sequence[dict[str, Any]], answers: dict[tuple[str, Any], dict[str, Any]]) -> int:
-    """Put each answer into its record's metadata (in place); how many answers matched no record."""
-    used: set[tuple[str, Any]] = set()
+def attach_answers(
+    records: Sequence[Any],
+    sources: Sequence[dict[str, Any]],
+    answers: dict[tuple[str, Any], dict[str, Any]],
+    used: set[tuple[str, Any]] | None = None,
+) -> int:
+    """Put each answer into its record's metadata (in place); how many answers matched no
+    record. ``used`` (the answers matched so far, for a file read in parts) gets the
+    answers matched here added."""
+    used = set() if used is None else used
     for record, source in zip(records, sources):
         if not isinstance(record, dict):
             continue
