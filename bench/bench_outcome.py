@@ -1,36 +1,34 @@
-"""Outcome benchmark: does a model trained on what the gate approves beat one trained on everything?
+"""Outcome benchmark: does a model trained on what the gate approves beat one trained on everything, at convergence?
 
-    python bench/bench_outcome.py [--seeds 0 1 2] [--steps 600] [--eval-every 150] [--batches 40]
+    python bench/bench_outcome.py [--seeds 0 1 2] [--steps 600] [--eval-every 75] [--jobs 2]
 
-The task is SYLLO at level 1 (four hidden words per puzzle) over a small lexicon
-(``--lexicon``, default 20 words): the tiny CPU model has to learn each clue's word and
-to answer in clue order. Measured on clean data: with 20 words it goes from 0 % to about
-65 % exact answers between steps 200 and 400; with 40 words it was still at 0-2 % after
-300 steps, and the packaged 523-word lexicon is out of reach in minutes.
+The task is SYLLO at level 1 (four hidden words per puzzle) over a 20-word lexicon
+(``--lexicon``): a tiny CPU model can learn each clue's word and the clue order in
+minutes.
 
-Per seed, in one run:
-1. A training set arrives the way generation makes it: ``--batches`` batches of
-   ``--batch-records`` puzzles. Most come from a healthy generator, yet each of those
-   carries a few records that should not be trained on (exact duplicates and
-   evaluation items leaked into generation). ``--failing-batches`` come from a failing
-   one, a kind each in turn: a weak model's answers (the right words in the wrong
-   order, or one wrong word), replies cut short by a token limit, and an undertrained
-   model's gibberish. The reference answer the generator wrote stays in the metadata.
-   With the defaults 24 % of the records are bad.
-2. The gate (at its default level, standard, with the leaked evaluation set registered
-   as the evaluation registers its held-out sets) judges every batch; (b) keeps what it
-   approves, (a) keeps everything.
-3. The same tiny model (same config, seed, steps, batch size, learning rate and
-   schedule) trains on (a) and on (b): the same budget of examples seen.
-4. Both are scored by exact answer (the generator's own ``check_answer``) on a
-   held-out set that shares no puzzle (word set) with any training record, at every
-   ``--eval-every`` steps (one budget can fall either side of the step where the model
-   starts to solve the task, so the curve is the result) and on the leaked items.
+Per seed:
+1. A training set of ``--batches`` batches of ``--batch-records`` puzzles arrives the way
+   generation makes it (bench/outcome_generators.py): ``--teacher-batches`` written by a
+   weak teacher, consistently wrong on its blind spots (long words swapped with a
+   neighbour, terse clues answered with a look-alike word, long prompts listed in tile
+   order) and right elsewhere, confident and well formed; ``--failing-batches`` broken
+   batches (a random weak model, replies cut by a token limit, an undertrained model's
+   gibberish, in turn); the rest from a healthy generator, with a few exact duplicates
+   and leaked evaluation items each. The reference answer stays in the metadata.
+2. The gate (level standard, the leaked evaluation set registered as the evaluation
+   registers its held-out sets) judges every batch. (b) keeps what it approves, with
+   salvage (``--policy``: records that pass on their own are kept from a rejected batch)
+   or with batch rejection; (a) keeps everything. The good records (right and clean)
+   each policy lost are counted.
+3. The same tiny model (config, seed, steps, batch size, learning rate, cosine schedule)
+   trains on (a) and on (b), ``--jobs`` arms at a time, each in its own process.
+4. Both are scored by exact answer (the generator's own ``check_answer``) on held-out
+   puzzles sharing no word set with training, every ``--eval-every`` steps: the learning
+   curves, whose last quarter is the convergence evidence ((a) must move < 2 points).
 
-Goal (issue 12): gated >= ungated + 10 points on the held-out set, mean over >= 3 seeds,
-on CPU in about 20 minutes. What it finds is in the README's benchmark list: gated data
-learns the task in far fewer steps, and a run trained to convergence catches up, since
-most of these bad records still carry right clue-word pairs. Writes bench/results/outcome.json.
+Goal (issue 20): gated >= ungated + 10 points at the last step, mean over >= 3 seeds, with
+(a) converged, in <= 30 minutes on this machine. Prints progress on stderr, the per-seed
+table, good records lost, the curves; writes bench/results/outcome.json (``--output``).
 """
 
 from __future__ import annotations
@@ -395,8 +393,8 @@ def main() -> None:
         "--leak-set", type=int, default=20,
         help="puzzles of a registered evaluation set (the evaluation's default size per level) that leak into generation",
     )  # fmt: skip
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--eval-every", type=int, default=100, help="score every N steps (the learning curves); 0: only the end")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--eval-every", type=int, default=75, help="score every N steps (the learning curves); 0: only the end")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="cosine")
     parser.add_argument("--warmup-steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=16)
