@@ -1,6 +1,6 @@
 """Outcome benchmark: does a model trained on what the gate approves beat one trained on everything, at convergence?
 
-    python bench/bench_outcome.py [--seeds 0 1 2] [--steps 600] [--eval-every 75] [--jobs 2]
+    python bench/bench_outcome.py [--seeds 0 1 2] [--steps 1200] [--eval-every 150] [--jobs 2]
 
 The task is SYLLO at level 1 (four hidden words per puzzle) over a 20-word lexicon
 (``--lexicon``): a tiny CPU model can learn each clue's word and the clue order in
@@ -393,8 +393,8 @@ def main() -> None:
         "--leak-set", type=int, default=20,
         help="puzzles of a registered evaluation set (the evaluation's default size per level) that leak into generation",
     )  # fmt: skip
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--eval-every", type=int, default=75, help="score every N steps (the learning curves); 0: only the end")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--eval-every", type=int, default=150, help="score every N steps (the learning curves); 0: only the end")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="cosine")
     parser.add_argument("--warmup-steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=16)
