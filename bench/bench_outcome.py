@@ -57,8 +57,8 @@ from tdm_dagster.config.settings import TdmConfig  # noqa: E402
 from tdm_dagster.config.training import LR_SCHEDULES, TrainingConfig  # noqa: E402
 from tdm_dagster.evaluate.comparison import HeldOutSet  # noqa: E402
 from tdm_dagster.evaluate.isolation import register_held_out  # noqa: E402
-from tdm_dagster.gate.outcome import GateOutcome  # noqa: E402
 from tdm_dagster.gate.run import GateInput, run_gate  # noqa: E402
+from tdm_dagster.gate.salvage import salvaged  # noqa: E402
 from tdm_dagster.generate.generators.syllo import SylloGenerator, load_lexicon  # noqa: E402
 from tdm_dagster.home import TdmHome  # noqa: E402
 from tdm_dagster.training.trainer import train  # noqa: E402
@@ -164,19 +164,6 @@ def add_leaks_and_duplicates(batch: Batch, leaks: Iterator[dict], rng: random.Ra
             batch.bad.add(position)
 
 
-def kept_by_salvage(outcome: GateOutcome) -> list[int]:
-    """Positions kept when a rejected batch keeps the records that pass on their own.
-
-    A rejected batch adds its ``batch.rejected`` issue (suite ``batch``) to every record
-    (gate/outcome.py ``decide``), so a record is salvaged when no other reason rejects it.
-    Stand-in for the gate's own salvage policy (being built on branch salvage20): switch
-    this one function to it when it lands.
-    """
-    if outcome.batch_approved:
-        return list(outcome.approved_indices)
-    return [p for p in range(outcome.total) if not any(i.rejects and i.suite != "batch" for i in outcome.issues.get(p, []))]
-
-
 @dataclass
 class GateResult:
     approved: list[dict]
@@ -193,14 +180,15 @@ def gate(batches: list[Batch], task: Task, home: TdmHome, spec: str) -> dict[str
     for number, batch in enumerate(batches):
         outcome = run_gate(GateInput.from_records(batch.records, spec, f"batch{number}"), config, queued_in=home)
         good = set(range(len(batch.records))) - batch.bad
-        for policy, kept in (("batch", set(outcome.approved_indices)), ("salvage", set(kept_by_salvage(outcome)))):
+        kept_by_salvage = salvaged(outcome, batch.records, source="generated").approved_indices  # gate.on_batch_failure.generated: salvage
+        for policy, kept in (("batch", set(outcome.approved_indices)), ("salvage", set(kept_by_salvage))):
             result = results[policy]
             result.approved += [batch.records[p] for p in sorted(kept)]
             result.bad_approved += len(kept & batch.bad)
             result.good_lost += len(good - kept)
         progress(f"  gate batch {number + 1}/{len(batches)} ({batch.kind}): "
                  f"{'approved' if outcome.batch_approved else 'rejected'}, {len(outcome.approved_indices)} kept, "
-                 f"{len(kept_by_salvage(outcome))} with salvage")  # fmt: skip
+                 f"{len(kept_by_salvage)} with salvage")  # fmt: skip
     return results
 
 

@@ -5,10 +5,10 @@ import random
 
 import pytest
 
-from bench.bench_outcome import kept_by_salvage
 from bench.outcome_generators import LEVEL, WeakTeacher
 from tdm_dagster.config.settings import TdmConfig
 from tdm_dagster.gate.run import GateInput, run_gate
+from tdm_dagster.gate.salvage import salvaged
 from tdm_dagster.generate.generators.syllo import SylloGenerator, load_lexicon, parse_word_list
 
 
@@ -39,6 +39,6 @@ def test_only_the_verifier_catches_the_weak_teacher(judged):
 
 
 def test_salvage_keeps_exactly_the_right_replies_of_a_rejected_batch(judged):
-    _, _, right, outcome = judged
+    _, records, right, outcome = judged
     assert not outcome.batch_approved and outcome.approved_indices == []
-    assert set(kept_by_salvage(outcome)) == right
+    assert set(salvaged(outcome, records, source="generated").approved_indices) == right
