@@ -4,8 +4,8 @@
     from tdm_dagster.sdk import DataManager
     tdm = DataManager("/path/to/home")
     tdm.datasets.create("sft")
-    tdm.datasets.add("sft", "batch.jsonl")          # through the gate, as `tdm datasets add`
-    report = tdm.quality.validate("batch.jsonl")    # as `tdm validate --json`; nothing written
+    tdm.datasets.add("sft", "chats.jsonl")          # through the gate, as `tdm datasets add`
+    report = tdm.quality.validate("chats.jsonl")    # as `tdm validate --json`; nothing written
     splits = tdm.datasets.split("sft", ratios={"train": 0.8, "val": 0.2})
     tdm.datasets.export("sft", "sft.jsonl")
     tdm.datasets.push("sft")                        # to storage.remote

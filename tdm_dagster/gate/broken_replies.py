@@ -75,6 +75,7 @@ from typing import NamedTuple
 
 from tdm_dagster.config.quality import QualitySettings
 from tdm_dagster.gate.quality.heuristics import Measured
+from tdm_dagster.gate.reply_words import EDGE_PUNCTUATION, echo_share, repeated_share, reply_tokens, salad_pairs
 from tdm_dagster.records.issues import RecordIssue
 
 LONG_TOKEN = "content.long_token"
@@ -127,21 +128,6 @@ LOOP_NGRAM = 8
 every 8-token sequence; formulaic real answers ("the number of pills Janet takes") repeat
 shorter ones (measured on the full public sets: 4 tokens put 4 of 7,473 GSM8K answers
 over 0.49, 8 tokens none, at most 0.412)."""
-DETERMINERS = frozenset("the an my your our their its".split())
-"""Words that take a noun phrase next ("a" is left out: "a is 5" is algebra)."""
-NOT_AFTER_DETERMINER = frozenset(
-    "the a an and or but of to in on at by for with from as is are was were been am it i he she we "
-    "they me him us them my your our their his not does did would could should than if which whom".split()
-)
-"""Function words no noun phrase starts with (nouns like "will", "can", "may" are left out)."""
-NEVER_DOUBLED = frozenset("the a an of and or to in on at for with from".split())
-"""Function words English does not write twice in a row ("had had", "that that" it does)."""
-_SALAD_PAIR = re.compile(
-    rf"(?<!\S)(?:(?i:{'|'.join(DETERMINERS)})(?=\s+(?:{'|'.join(NOT_AFTER_DETERMINER)})(?!\S))"
-    rf"|(?i:({'|'.join(NEVER_DOUBLED)}))(?=\s+(?i:\1)(?!\S)))"
-)
-"""A determiner followed straight by a function word (as written, lower case), or a
-function word doubled; matched at the first word, so "the the the" counts twice."""
 _VOWELLESS_WORD = re.compile(r"\b[bcdfghjklmnpqrstvwxz]{3,}\b")
 """A lower-case Latin word of three letters or more without a vowel (y counts as one)."""
 _LETTER = re.compile(r"[^\W\d_]")
@@ -149,7 +135,6 @@ _UNSPACED_SCRIPTS = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\
 """Thai, Lao, Myanmar, Khmer, kana, CJK ideographs, halfwidth kana: scripts written without spaces between words."""
 _LETTERED_TOKEN = re.compile(r"(?<!\S)\S*?[^\W\d_]\S*")
 """A whitespace-delimited token holding a letter: a word."""
-_EDGE_PUNCTUATION = "\"'`“”‘’«»()[]{}<>.,;:!?…*_~-–—/\\|"
 _SYMBOL = re.compile(r"[^\w\s.,;:!?'\"()\-–—“”‘’%$/+=…]|_")
 """Neither a letter, a digit nor punctuation prose and arithmetic use: what the symbol ratio counts."""
 _SEGMENT = re.compile(r"[^\n]*?(?:[.!?。！？][\"')\]”’]*(?=\s)|\n|(?=\s+[^\sA-Za-z0-9]+(?:\s|$))|$)")
@@ -222,17 +207,17 @@ def _measurements(reply: str, prompt: str, settings: QualitySettings) -> Iterato
     vowelless = _VOWELLESS_WORD.findall(text)
     if vowelless:  # counts of zero are far from any threshold: not measured further
         yield Measured(UNPRONOUNCEABLE_WORDS, float(len(set(vowelless))), settings.max_vowelless_words)
-    pairs = _salad_pairs(text)
+    pairs = salad_pairs(text)
     if pairs:
         yield Measured(WORD_SALAD, float(pairs), settings.max_ungrammatical_pairs)
-    tokens = _tokens(text)
+    tokens = reply_tokens(text)
     if len(tokens) >= settings.reply_min_words:
         if _could_loop(tokens, settings):
-            yield Measured(SHORT_LOOP, _repeated_share(tokens, LOOP_NGRAM), settings.max_loop_share)
+            yield Measured(SHORT_LOOP, repeated_share(tokens, LOOP_NGRAM), settings.max_loop_share)
         if 2 * len(reply) >= len(prompt):  # shorter, it cannot hold most of the prompt's 3-grams
             asked = _spaced(prompt)
             if _may_echo(tokens, asked, settings):
-                yield Measured(PROMPT_ECHO, _echo_share(tokens, asked, 3), settings.max_prompt_echo)
+                yield Measured(PROMPT_ECHO, echo_share(tokens, asked, 3), settings.max_prompt_echo)
 
 
 class _Counts(NamedTuple):
@@ -260,7 +245,7 @@ def _counts(segment: str, foreign: frozenset[str], symbols: int | None = None) -
         words = [token for token in words if "://" not in token]
     letters = _LETTER.findall(segment) if foreign else ()
     return _Counts(
-        len(words), sum(map(len, map(str.strip, words, repeat(_EDGE_PUNCTUATION)))), sum(map(len, tokens)),
+        len(words), sum(map(len, map(str.strip, words, repeat(EDGE_PUNCTUATION)))), sum(map(len, tokens)),
         len(_SYMBOL.findall(segment)) if symbols is None else symbols,
         len(letters), sum(1 for c in letters if _script(c) in foreign),
     )  # fmt: skip
@@ -372,32 +357,10 @@ def _foreign_scripts(reply: str, prompt: str) -> frozenset[str]:
     return frozenset(s for s in used - asked if not named & set(_SCRIPT_LANGUAGES.get(s, "").split()))
 
 
-def _tokens(text: str) -> list[str]:
-    """Lower-case tokens, edge punctuation stripped: what the loop and echo rules compare
-    (``map`` and ``filter`` keep the loop in C: a third of a generator's cost)."""
-    return list(filter(None, map(str.strip, text.lower().split(), repeat(_EDGE_PUNCTUATION))))
-
-
 def _may_hold_template_token(reply: str) -> bool:
     """Whether ``reply`` holds a character every template token starts with (``<``, ``[``,
     ``#``): most replies hold none, and three substring tests cost less than the regex."""
     return "<" in reply or "[" in reply or "#" in reply
-
-
-def _salad_pairs(text: str) -> int:
-    """How many times :data:`_SALAD_PAIR` matches ``text``. An ASCII text is read as its
-    whitespace-separated tokens, pair by pair (what the regex matches there, at a fifth of
-    its cost); other text goes to the regex, whose case folding goes beyond ``str.lower``
-    (the long s matches "s")."""
-    if not text.isascii():
-        return len(_SALAD_PAIR.findall(text))
-    written = text.split()
-    lowered = text.lower().split()
-    return sum(
-        1
-        for first, second, second_lowered in zip(lowered, written[1:], lowered[1:])
-        if (first in DETERMINERS and second in NOT_AFTER_DETERMINER) or (first == second_lowered and first in NEVER_DOUBLED)
-    )
 
 
 def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:
@@ -410,19 +373,6 @@ def _could_loop(tokens: list[str], settings: QualitySettings) -> bool:
     return repeated > margin
 
 
-def _repeated_share(words: list[str], n: int) -> float:
-    """Share of ``words`` covered by a repeat of an earlier n-gram: a text said twice
-    scores 0.5, three times 0.67 (datatrove's duplicate n-gram fraction, over words).
-
-    A repeat is an n-gram at a place other than its first; the n words from each repeat
-    on are covered, and their union counted (``map`` and ``compress`` keep the loops in C)."""
-    grams = list(zip(*(words[i:] for i in range(n))))
-    first = dict(zip(reversed(grams), range(len(grams) - 1, -1, -1)))  # each n-gram's first place
-    repeats = list(compress(range(len(grams)), map(ne, map(first.__getitem__, grams), range(len(grams)))))
-    covered = sum(map(min, repeat(n), map(sub, repeats[1:], repeats))) + n if repeats else 0
-    return covered / len(words)
-
-
 def _may_echo(tokens: list[str], prompt: str, settings: QualitySettings) -> bool:
     """Whether the echo rule could come near its threshold: a 3-gram copied from the
     prompt starts with a token the prompt holds, so the share of the reply's 3-grams whose
@@ -433,18 +383,3 @@ def _may_echo(tokens: list[str], prompt: str, settings: QualitySettings) -> bool
         return False
     bound = sum(map(prompt.lower().__contains__, tokens[:grams])) / grams
     return bound > settings.max_prompt_echo or Measured(PROMPT_ECHO, bound, settings.max_prompt_echo).closeness > settings.near_threshold
-
-
-def _echo_share(reply: list[str], prompt: str, n: int) -> float:
-    """How much reply and prompt are one text: the smaller of the share of the reply's
-    token n-grams found in the prompt and the share of the prompt's found in the reply
-    (a reply that rewrites the prompt's input copies much of it, but not the instruction)."""
-    given = list(zip(*(reply[i:] for i in range(n))))
-    asked_tokens = _tokens(prompt)
-    asked = list(zip(*(asked_tokens[i:] for i in range(n))))
-    if not given or not asked:
-        return 0.0
-    copied = sum(map(set(asked).__contains__, given)) / len(given)
-    if not copied:  # the smaller share is 0: the prompt's side need not be counted
-        return 0.0
-    return min(copied, sum(map(set(given).__contains__, asked)) / len(asked))

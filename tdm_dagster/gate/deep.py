@@ -40,24 +40,11 @@ from tdm_dagster.gate.leakage import (
     find_prompt_leaks,
     without_keyed_pairs,
 )
+from tdm_dagster.gate.turns import Messages, conversation_text, problems_of, prompt_and_answer
 from tdm_dagster.records.issues import RecordIssue
 
 if TYPE_CHECKING:
     from tdm_dagster.gate.semantic.findings import SemanticCheck
-
-Messages = Sequence[Mapping[str, Any]]
-
-
-def conversation_text(messages: Messages) -> str:
-    return "\n".join(str(m.get("content", "")) for m in messages)
-
-
-def prompt_and_answer(messages: Messages) -> tuple[str, str]:
-    """Everything before the last assistant turn, and that turn."""
-    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages))
-    prompt = "\n".join(str(m.get("content", "")) for m in messages[:last])
-    answer = str(messages[last].get("content", "")) if last < len(messages) else ""
-    return prompt, answer
 
 
 def _issue(suite: str, code: str, message: str, severity: str = "ERROR") -> RecordIssue:
@@ -144,17 +131,6 @@ def in_listing_order(findings: Mapping[int, list[RecordIssue]]) -> dict[int, lis
     duplicates, then repeats of queued data; leaks as the leakage check finds them), then
     by position, however many chunks the batch was judged in."""
     return dict(sorted(findings.items(), key=lambda item: (_LISTING_ORDER.get(item[1][0].code, len(_LISTING_ORDER)), item[0])))
-
-
-def problems_of(records: Sequence[Any], conversations: Sequence[Messages]) -> list[Problem | None]:
-    """Each record's ``(skill, problem key)`` (None for records of no built-in skill), read
-    from its metadata and its conversation (records of any shape)."""
-    from tdm_dagster.generate.generators import problem_of
-
-    return [
-        problem_of({"messages": list(messages), "metadata": record.get("metadata")}) if isinstance(record, Mapping) else None
-        for record, messages in zip(records, conversations, strict=True)
-    ]
 
 
 def leakage_issues(

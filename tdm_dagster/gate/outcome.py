@@ -65,6 +65,9 @@ class GateOutcome:
     (empty at level quick): a decision on correctness that later steps must respect."""
     salvaged: list[int] = field(default_factory=list)
     """Approved records kept from a failed batch (:func:`tdm_dagster.gate.salvage.salvaged`)."""
+    model_judged: frozenset[int] = frozenset()
+    """Positions whose every reply the reply model judged fluent (what their tier rests on
+    when no verifier decided), so a later re-scoring (salvage) grades them alike."""
 
     @property
     def batch_approved(self) -> bool:
@@ -198,7 +201,7 @@ def decide(
         report["schema_error"] = schema.batch_error
     return GateOutcome(
         schema.total, accepted, rejected, report, issues, scores, list(specs) if specs else None,
-        suites=dict(suites), shortfalls=shortfalls, answers=dict(verdicts),
+        suites=dict(suites), shortfalls=shortfalls, answers=dict(verdicts), model_judged=frozenset(model_judged),
     )  # fmt: skip
 
 

@@ -82,7 +82,7 @@ def salvaged(outcome: GateOutcome, records: Sequence[Any], source: str = "") -> 
     issues.update(rejected)
     for position in kept:
         issues[position] = [*issues.get(position, []), mark]
-    scores = {p: example_score(records[p], issues[p], outcome.answers.get(p)) for p in kept}
+    scores = {p: example_score(records[p], issues[p], outcome.answers.get(p), p in outcome.model_judged) for p in kept}
     report = dict(outcome.report)
     report.update(
         recommendation=f"salvage: {len(kept)} of {outcome.total} records kept, {len(rejected)} rejected; the batch failed: {failure}",

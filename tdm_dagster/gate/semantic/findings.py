@@ -32,7 +32,6 @@ process that semantic duplicates are not checked, and the gate goes on.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,10 +41,10 @@ import numpy as np
 from tdm_dagster.gate.minhash import jaccard, normalize_text, shingle_sets
 from tdm_dagster.gate.semantic.chunks import EarlierChunks
 from tdm_dagster.gate.semantic.index import Embeddings, VectorStore, facts_keys, nearest_across, nearest_in, nearest_within
-from tdm_dagster.gate.semantic.model import SemanticUnavailable, StaticEmbedder, embedder, unit
+from tdm_dagster.gate.semantic.embedding import Embedded, embed_conversations, load_embedder
+from tdm_dagster.gate.semantic.model import StaticEmbedder, embedder
+from tdm_dagster.gate.turns import problems_of, prompt_and_answer
 from tdm_dagster.records.issues import RecordIssue
-
-logger = logging.getLogger(__name__)
 
 OFF_TOPIC_BELOW = 0.5
 """A reply whose cosine with its prompt is under this answers something else. Measured on
@@ -59,55 +58,11 @@ prompt does not (a worked answer brings results), only restates it: 94 % of prom
 reworded as their own reply are over the cosine, and 0.5 % of real replies, which their
 new numbers then clear (GSM8K solutions repeat the question's words)."""
 _SHINGLE_SIZE = 3
-_told_unavailable = False
-
-
-def load_embedder() -> StaticEmbedder | None:
-    """The static model; None (said once per process) without the ``[semantic]`` extra."""
-    global _told_unavailable
-    try:
-        return embedder()
-    except SemanticUnavailable as error:
-        if not _told_unavailable:
-            _told_unavailable = True
-            logger.warning("semantic duplicates are not checked: %s", error)
-        return None
-
-
-@dataclass(frozen=True)
-class Embedded:
-    """Each record's whole conversation and prompt embedded, with their facts keys, and
-    its reply's unit vector, by row (zero rows for records left out: generated skills'
-    problems)."""
-
-    whole: Embeddings
-    prompt: Embeddings
-    reply: Embeddings
-    texts: list[str]
-    conversations: Sequence[Sequence[Mapping[str, Any]]]
-
-
-def embed_conversations(model: StaticEmbedder, conversations: Sequence[Sequence[Mapping[str, Any]]], skip: Sequence[bool] = ()) -> Embedded:
-    """One embedding pass (token sums add up: conversation = prompt + reply)."""
-    from tdm_dagster.gate.deep import conversation_text, prompt_and_answer
-
-    pairs = [prompt_and_answer(messages) for messages in conversations]
-    prompts = model.token_sums([prompt for prompt, _ in pairs])
-    replies = model.token_sums([reply for _, reply in pairs])
-    left_out = np.asarray(skip, bool) if len(skip) else np.zeros(len(pairs), bool)
-    prompts[left_out] = replies[left_out] = 0
-    texts = [conversation_text(m) for m in conversations]
-    whole = Embeddings(unit(prompts + replies).astype(np.float16), facts_keys(texts))
-    prompt = Embeddings(unit(prompts).astype(np.float16), facts_keys([prompt for prompt, _ in pairs]))
-    reply = Embeddings(unit(replies), facts_keys([reply for _, reply in pairs]))
-    return Embedded(whole, prompt, reply, texts, conversations)
 
 
 def shard_embeddings(records: Sequence[Any], conversations: Sequence[Sequence[Mapping[str, Any]]]) -> Embeddings | None:
     """The whole-conversation embeddings of one shard's schema-valid records, as the
     in-process gate computes them (None without the ``[semantic]`` extra)."""
-    from tdm_dagster.gate.deep import problems_of
-
     model = load_embedder()
     if model is None:
         return None
@@ -205,8 +160,6 @@ def eval_leak_issues(
     (items of generated skills left out: their problem keys decide). ``skip_rows``: rows
     already found leaking by their words; a prompt that *is* the item's (normalised) is
     ``leakage.eval_prompt``'s, not this one's."""
-    from tdm_dagster.gate.deep import prompt_and_answer
-
     found: dict[int, list[RecordIssue]] = {}
     for eval_set in eval_sets:
         items = [item for item in eval_set.items if item.problem is None]

@@ -23,7 +23,7 @@ def remember_queued_vectors(home: Any, keys: Sequence[str], conversations: Seque
     """Append a queued batch's embeddings (call under the queue's dedup lock); returns the
     store's size, 0 without the ``[semantic]`` extra."""
     from tdm_dagster.gate.reading_view import conversation_views
-    from tdm_dagster.gate.semantic.findings import embed_conversations, load_embedder
+    from tdm_dagster.gate.semantic.embedding import embed_conversations, load_embedder
 
     model = load_embedder()
     if model is None:

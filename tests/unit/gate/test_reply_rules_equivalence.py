@@ -13,9 +13,10 @@ from functools import lru_cache
 import pytest
 
 from tdm_dagster.config.quality import QualitySettings
-from tdm_dagster.gate import broken_replies, text_quality
+from tdm_dagster.gate import broken_replies, reply_words, text_quality
 from tdm_dagster.gate.text_model import model as text_model
-from tdm_dagster.gate.broken_replies import _EDGE_PUNCTUATION, _SALAD_PAIR, _TEMPLATE_TOKEN
+from tdm_dagster.gate.broken_replies import _TEMPLATE_TOKEN
+from tdm_dagster.gate.reply_words import EDGE_PUNCTUATION as _EDGE_PUNCTUATION, SALAD_PAIR as _SALAD_PAIR
 from tdm_dagster.generate.generators import SKILLS
 from tests.support.broken_replies import broken_corpus
 from tests.support.fixture_data import GSM8K, ROLEPLAY, SEED_TASKS
@@ -159,11 +160,12 @@ def test_every_reply_is_judged_as_by_the_plain_definitions(settings, monkeypatch
     fast = [broken_replies.broken_reply(reply, prompt, settings) for prompt, reply in pairs]
     monkeypatch.setattr(broken_replies, "_long_words_may_come_near", lambda tokens, longest, settings: True)
     monkeypatch.setattr(broken_replies, "_may_hold_template_token", lambda reply: True)
-    monkeypatch.setattr(broken_replies, "_salad_pairs", lambda text: len(_SALAD_PAIR.findall(text)))
-    monkeypatch.setattr(broken_replies, "_tokens", _reference_tokens)
+    monkeypatch.setattr(broken_replies, "salad_pairs", lambda text: len(_SALAD_PAIR.findall(text)))
+    monkeypatch.setattr(broken_replies, "reply_tokens", _reference_tokens)
+    monkeypatch.setattr(reply_words, "reply_tokens", _reference_tokens)  # the prompt's tokens, in echo_share
     monkeypatch.setattr(broken_replies, "_could_loop", lambda tokens, settings: True)
     monkeypatch.setattr(broken_replies, "_may_echo", lambda tokens, prompt, settings: True)
-    monkeypatch.setattr(broken_replies, "_repeated_share", _reference_repeated_share)
+    monkeypatch.setattr(broken_replies, "repeated_share", _reference_repeated_share)
     monkeypatch.setattr(broken_replies, "_counts", _reference_counts)
     plain = [broken_replies.broken_reply(reply, prompt, settings) for prompt, reply in pairs]
     assert fast == plain
@@ -173,14 +175,14 @@ def test_every_reply_is_judged_as_by_the_plain_definitions(settings, monkeypatch
 
 
 def test_tokens_are_the_plain_definitions():
-    assert [broken_replies._tokens(t) for t in _corpus()] == [_reference_tokens(t) for t in _corpus()]
+    assert [reply_words.reply_tokens(t) for t in _corpus()] == [_reference_tokens(t) for t in _corpus()]
 
 
 @pytest.mark.parametrize("n", [1, 3, broken_replies.LOOP_NGRAM])
 def test_repeated_shares_are_the_plain_definition(n):
-    token_lists = [broken_replies._tokens(t) for t in _corpus()] + [["a", "b"] * 9, ["x"] * 30, ["a", "b", "c"]]
+    token_lists = [reply_words.reply_tokens(t) for t in _corpus()] + [["a", "b"] * 9, ["x"] * 30, ["a", "b", "c"]]
     token_lists = [tokens for tokens in token_lists if tokens]
-    got = [broken_replies._repeated_share(tokens, n) for tokens in token_lists]
+    got = [reply_words.repeated_share(tokens, n) for tokens in token_lists]
     assert got == [_reference_repeated_share(tokens, n) for tokens in token_lists]
     assert sum(share > 0.5 for share in got) > 20
 
@@ -192,7 +194,7 @@ def test_counts_are_the_plain_definition():
 
 
 def test_salad_pairs_are_the_regex_count():
-    got = [broken_replies._salad_pairs(t) for t in _corpus()]
+    got = [reply_words.salad_pairs(t) for t in _corpus()]
     assert got == [len(_SALAD_PAIR.findall(t)) for t in _corpus()]
     assert max(got) > 2  # some texts break the rule
 

