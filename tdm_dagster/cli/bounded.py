@@ -1,7 +1,7 @@
 """A number flag that stands for a config key takes that key's bounds, its maximum too.
 
 ``tdm generate --count N`` is ``auto_generate.count`` for one run: the same maximum
-(README, Config, "Maxima") is checked as the flag is parsed, so an absurd value is
+(docs/reference/config.md, "Maxima") is checked as the flag is parsed, so an absurd value is
 refused at once by click (exit 2), before anything is generated or a run is started.
 """
 

@@ -37,7 +37,7 @@ def home() -> TdmHome:
 
 
 class ConfigProblem(click.ClickException):
-    """A bad config: exit 2, as for a usage error (the README's exit-code convention)."""
+    """A bad config: exit 2, as for a usage error (docs/reference/cli.md, Exit codes)."""
 
     exit_code = 2
 

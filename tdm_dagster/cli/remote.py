@@ -1,7 +1,7 @@
 """``tdm datasets push/pull/remote`` and ``tdm checkpoints``: sharing data and checkpoints through S3 or GCS.
 
 The remote is ``--remote`` or config ``storage.remote``; credentials come from the
-environment only (see README, "Remote storage"). Progress, in bytes, is a bar on stderr
+environment only (see docs/guides/remote-storage.md). Progress, in bytes, is a bar on stderr
 when it is a terminal; the summary goes to stdout; a remote that cannot be used is a
 one-line error (exit 1), never a traceback.
 """

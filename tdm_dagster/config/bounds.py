@@ -1,6 +1,6 @@
 """A number a config key accepts, from its minimum to its maximum.
 
-Every count, size, duration and seed of config.yaml has a maximum (README, Config:
+Every count, size, duration and seed of config.yaml has a maximum (docs/reference/config.md:
 "Maxima"): a value no real user needs, that keeps memory and time bounded, so that a
 typo (or ``count: 1e30``) is refused at load instead of exhausting the machine later.
 A ``Bounded`` check names what it expects, and the maximum when the value is above it.

@@ -41,7 +41,7 @@ BOUNDS: Mapping[str, Bounded] = MappingProxyType({
         _BETWEEN_0_AND_1,
     ),
 })
-"""The check of each numeric key; the maxima are in the README (Config, Maxima)."""
+"""The check of each numeric key; the maxima are in docs/reference/config.md (Maxima)."""
 MAX_NGRAM = 64
 """The largest n of ``top_ngram_char_fracs`` (Gopher's are 2 to 4)."""
 

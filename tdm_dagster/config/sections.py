@@ -42,7 +42,7 @@ class AutoGenerateConfig:
     skill: str | None = None
     """Skill to generate; ``None`` follows the curriculum's active skill."""
     generators: tuple[str, ...] = ()
-    """Your own skill generators, as ``"module:Class"`` references (README, "Your own
+    """Your own skill generators, as ``"module:Class"`` references (docs/concepts/loop.md, "Your own
     generators"); each is instantiated once and found by its ``skill``."""
 
 
@@ -75,7 +75,7 @@ class GateConfig:
     near_duplicate_threshold: float = 0.8
     semantic_duplicate_threshold: float = DUPLICATE_THRESHOLD
     """Cosine at or above which two conversations are semantic near-duplicates (deep level,
-    ``[semantic]`` extra); chosen by measured precision and recall, README "Semantic duplicates"."""
+    ``[semantic]`` extra); chosen by measured precision and recall, docs/concepts/gate.md, "Semantic duplicates"."""
     semantic_leakage_threshold: float = LEAKAGE_THRESHOLD
     """Cosine between a record's prompt and an evaluation item's prompt at or above which
     the record is the item in other words (a leak, rejected)."""

@@ -101,7 +101,7 @@ NUMERIC_KEYS: Mapping[str, Bounded] = {
     for key, check in checks.items()
     if isinstance(check, Bounded)
 }
-"""``section.key`` -> the check of every numeric key, with its maximum (README, Config, Maxima)."""
+"""``section.key`` -> the check of every numeric key, with its maximum (docs/reference/config.md, Maxima)."""
 
 
 SECRET_ENV_VARS = ("TDM_INFERENCE_API_KEY", "TDM_SERVING_ADMIN_TOKEN")

@@ -50,7 +50,7 @@ judge (``reply_min_words`` words, four characters a word): the right answer foll
 80 words of junk is 40 % junk as a whole and 100 % junk in its tail. (The floor of the
 mean word length judges whole replies only.) Measured on the
 full public sets, no real reply breaks a rule and 4 of 7,473 GSM8K pass one narrowly
-(README, The gate).
+(docs/concepts/gate.md).
 
 A reply cut off mid-word (``max_tokens``) is not caught: without a vocabulary, "each
 part of t" reads like a line that ends there.

@@ -28,7 +28,7 @@ Tiers: gold >= 0.9, silver 0.7-0.9, bronze 0.5-0.7, raw < 0.5. Bases sit 0.1 ove
 tier floor and the penalty is the 0.2 between floors, so each WARNING costs exactly one
 tier (two take a verified reply to bronze);
 borderline data never shares a tier with clean data of the same provenance, and data
-nothing judged never shares one with data something did. The README (The gate, Tiers)
+nothing judged never shares one with data something did. docs/concepts/tiers.md
 shows a real record of each tier.
 
 Per batch: completeness, consistency, validity, diversity, balance, complexity and an

@@ -4,8 +4,8 @@ Each box is a Celery queue that ``dagster-celery`` workers on that machine serve
 inference box (the 3090: generation and serving) serves ``inference``, the training box
 (the 4090: training and evaluation) serves ``training``. An asset that needs a box says
 so with :func:`on_box` in its ``op_tags``; every other step goes to dagster-celery's
-default queue (``dagster``), served by whichever box holds the work (README: "Running
-past one box").
+default queue (``dagster``), served by whichever box holds the work (docs/guides/past-one-box.md:
+"Running past one box").
 
 The code location runs each step of its asset jobs on its box's queue when the process
 that runs the run has ``TDM_EXECUTOR=celery``, ``CELERY_BROKER_URL`` and

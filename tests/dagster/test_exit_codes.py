@@ -1,4 +1,4 @@
-"""The exit codes of `tdm validate`, `generate`, `ingest` and `evaluate` (README, "Exit
+"""The exit codes of `tdm validate`, `generate`, `ingest` and `evaluate` (docs/reference/cli.md, "Exit
 codes"): 0 did what was asked, 1 ran and the outcome is a failure or a refusal, 2 a usage
 or config error; under --json stdout carries one JSON object whatever the code."""
 

@@ -102,7 +102,7 @@ class PostgresServer:
 
     def dagster_storage_yaml(self, db_name: str, *, password_env: str) -> str:
         """The ``storage:`` section of a ``dagster.yaml`` for database ``db_name``, as the
-        README shows it; the password is read from the env var ``password_env``, never
+        docs page "Past one box" shows it; the password is read from the env var ``password_env``, never
         written in the file. The scheme names the driver dagster-postgres speaks
         (psycopg2): SQLAlchemy 2.1 would map a bare ``postgresql://`` to psycopg 3."""
         return (

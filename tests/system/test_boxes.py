@@ -1,9 +1,9 @@
-"""The README's "Running past one box", run on one machine: one PostgreSQL instance,
-Redis as the Celery broker, and the README's Celery worker commands as the boxes.
+"""docs/guides/past-one-box.md, "Running past one box", run on one machine: one PostgreSQL instance,
+Redis as the Celery broker, and the page's Celery worker commands as the boxes.
 
 Everything is real and on 127.0.0.1: a PostgreSQL cluster and a Redis server (with a
-password) that the tests start, three ``celery worker`` processes started with the
-README's commands, each with only the environment the README's table gives a worker,
+password) that the tests start, three ``celery worker`` processes started with
+the page's commands, each with only the environment the page's table gives a worker,
 and ``dagster job execute`` of ``batch_pipeline`` then ``training_pipeline``'s
 ``checkpoint`` with ``TDM_EXECUTOR=celery``. The event log and the workers' own logs must
 say that the inference worker ran ``generated_batch``, the training worker ``checkpoint``
@@ -39,33 +39,33 @@ from tests.support.fake_inference_server import fake_inference_server
 postgres = postgres_server.postgres  # the session's throwaway PostgreSQL cluster
 redis = redis_server.redis  # this module's throwaway Redis
 
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "guides" / "past-one-box.md"
 PG_PASSWORD_ENV = "DAGSTER_PG_PASSWORD"
 WORKER_ENV = ("DAGSTER_HOME", PG_PASSWORD_ENV, "TDM_HOME", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
-"""What the README's environment table gives every worker."""
+"""What the page's environment table gives every worker."""
 COUNT = 12
 
 
-def readme_section(heading: str) -> str:
-    return README.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+def page_section(heading: str) -> str:
+    return PAGE.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def readme_dagster_yaml() -> dict:
-    """The shared instance's ``dagster.yaml``, as the README shows it."""
-    section = readme_section("One Dagster instance on PostgreSQL (webserver, daemon and cron together)")
+def page_dagster_yaml() -> dict:
+    """The shared instance's ``dagster.yaml``, as the page shows it."""
+    section = page_section("One Dagster instance on PostgreSQL (webserver, daemon and cron together)")
     return yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
 
 
-def readme_worker_commands() -> dict[str, list[str]]:
-    """The README's worker commands, by the queues each serves."""
-    block = re.search(r"```bash\n(.*?)```", readme_section("Running past one box"), re.S).group(1)
+def page_worker_commands() -> dict[str, list[str]]:
+    """The page's worker commands, by the queues each serves."""
+    block = re.search(r"```bash\n(.*?)```", page_section("Running past one box"), re.S).group(1)
     commands = [shlex.split(line) for line in block.splitlines() if line.strip() and not line.startswith("#")]
     return {command[command.index("-Q") + 1]: command for command in commands}
 
 
-def readme_asset_boxes() -> dict[str, str]:
-    """The README's asset -> box table."""
-    table = readme_section("Running past one box").split("| asset | box (queue) |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+def page_asset_boxes() -> dict[str, str]:
+    """The page's asset -> box table."""
+    table = page_section("Running past one box").split("| asset | box (queue) |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
     boxes = {}
     for row in table.splitlines():
         assets, box = re.fullmatch(r"\| (.+) \| (\w+) \|", row).groups()
@@ -73,26 +73,26 @@ def readme_asset_boxes() -> dict[str, str]:
     return boxes
 
 
-def test_the_readme_table_is_where_each_asset_runs(home):
+def test_the_docs_table_is_where_each_asset_runs(home):
     from tdm_dagster.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    assert readme_asset_boxes() == {key.to_user_string(): box_of(graph.get(key).assets_def.op.tags) for key in graph.get_all_asset_keys()}
-    assert set(readme_asset_boxes().values()) == {INFERENCE, TRAINING, DEFAULT_QUEUE}
+    assert page_asset_boxes() == {key.to_user_string(): box_of(graph.get(key).assets_def.op.tags) for key in graph.get_all_asset_keys()}
+    assert set(page_asset_boxes().values()) == {INFERENCE, TRAINING, DEFAULT_QUEUE}
 
 
 @pytest.fixture(scope="module")
 def shared(postgres, redis, tmp_path_factory):
-    """The instance folder with the README's ``dagster.yaml`` (this cluster's host, port,
+    """The instance folder with the page's ``dagster.yaml`` (this cluster's host, port,
     user and database), the shared TDM_HOME, and the environment every box gets."""
     root = tmp_path_factory.mktemp("boxes")
     db_name = postgres.create_database("dagster_boxes")
-    written = readme_dagster_yaml()
+    written = page_dagster_yaml()
     connection = written["storage"]["postgres"]["postgres_db"]
     assert connection["password"] == {"env": PG_PASSWORD_ENV}  # never in the file
     connection.update(username=postgres.user, hostname=postgres.host, port=postgres.port, db_name=db_name)
     helper = yaml.safe_load(postgres.dagster_storage_yaml(db_name, password_env=PG_PASSWORD_ENV))
-    assert helper["storage"] == written["storage"]  # the other PostgreSQL tests use the README's storage too
+    assert helper["storage"] == written["storage"]  # the other PostgreSQL tests use the page's storage too
     dagster_home = root / "dagster-home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(written))
@@ -121,8 +121,8 @@ class Boxes:
 
 @pytest.fixture(scope="module")
 def boxes(shared) -> Iterator[Boxes]:
-    """The README's three worker commands, running with the worker environment."""
-    commands = readme_worker_commands()
+    """The page's three worker commands, running with the worker environment."""
+    commands = page_worker_commands()
     assert set(commands) == {INFERENCE, TRAINING, DEFAULT_QUEUE}
     logs = {queue: shared["root"] / f"worker-{queue}.log" for queue in commands}
     with contextlib.ExitStack() as stack:
@@ -177,7 +177,7 @@ def test_each_step_runs_on_the_worker_of_its_box(shared, boxes, instance, postgr
             ran_on[entry.step_key] = entry.dagster_event.engine_event_data.metadata["Celery worker"].value.split("@")[0]
     started = {e.step_key: e.dagster_event.pid for e in events if e.dagster_event and e.dagster_event.is_step_start}
     assert set(started) == set(ran_on) and "generated_batch" in started and len(started) >= 4, (ran_on, started)
-    names = {INFERENCE: INFERENCE, TRAINING: TRAINING, DEFAULT_QUEUE: "cpu"}  # the README's -n names
+    names = {INFERENCE: INFERENCE, TRAINING: TRAINING, DEFAULT_QUEUE: "cpu"}  # the page's -n names
     for step, pid in started.items():
         queue = INFERENCE if step == "generated_batch" else DEFAULT_QUEUE
         assert ran_on[step] == names[queue], (step, ran_on)

@@ -1,5 +1,5 @@
-"""The sections of config.yaml: each key has one check and one default, the README's
-example is the defaults, and the ``training:`` section is the trainer's whole config."""
+"""The sections of config.yaml: each key has one check and one default, the config reference's
+example (docs/reference/config.md) is the defaults, and the ``training:`` section is the trainer's whole config."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tdm_dagster.config.rules import RULES
 from tdm_dagster.config.settings import SECTIONS, ConfigError, TdmConfig, describe, load_config
 from tdm_dagster.config.training import TrainingConfig
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+CONFIG_PAGE = Path(__file__).resolve().parents[3] / "docs" / "reference" / "config.md"
 
 
 def test_every_key_of_every_section_has_exactly_one_check():
@@ -22,8 +22,8 @@ def test_every_key_of_every_section_has_exactly_one_check():
     assert set(SECTIONS) == {f.name for f in fields(TdmConfig)} - {"source"}
 
 
-def test_the_readme_config_example_is_the_defaults(home):
-    config_section = README.read_text(encoding="utf-8").split("\n## Config\n", 1)[1]
+def test_the_config_reference_example_is_the_defaults(home):
+    config_section = CONFIG_PAGE.read_text(encoding="utf-8")
     example = re.search(r"```yaml\n(.*?)```", config_section, re.S).group(1)
     home.config_path.write_text(example, encoding="utf-8")
     assert "\ntraining: " in example and "\nquality:\n" in example

@@ -191,7 +191,7 @@ def test_client_accepts_the_good_reply_used_above() -> None:
 
 
 def test_count_is_bounded_at_ten_thousand(all_skills_url: str, client: SkillApiClient) -> None:
-    assert MAX_COUNT == 10_000  # as the README says
+    assert MAX_COUNT == 10_000  # as the docs say (docs/concepts/loop.md, Sources)
     assert len(client.generate(SKILLS[-1], 1, count=MAX_COUNT, seed=9)) == MAX_COUNT
     over = post_generate(all_skills_url, {"skill": SKILLS[0], "level": 1, "count": MAX_COUNT + 1, "seed": 1})
     assert over.status_code == 422

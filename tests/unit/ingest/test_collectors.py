@@ -1,4 +1,4 @@
-"""Collectors on real material: this repository's git history and README, the public
+"""Collectors on real material: this repository's git history and docs pages, the public
 GPTeacher data (tests/data) as a conversation log, and files in a real inbox."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tdm_dagster.gate.schemas import schema_gate
 from tests.support.fixture_data import ROLEPLAY
 
 REPO = Path(__file__).resolve().parents[3]
-README = REPO / "README.md"
+DOCS = REPO / "docs"
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -110,19 +110,19 @@ def test_git_commits_on_a_non_repository_is_a_clear_error(tmp_path):
 # ---------------------------------------------------------------------------- docs
 
 
-def test_doc_sections_of_the_readme():
-    records = doc_sections(README)
+def test_doc_sections_of_the_docs_pages():
+    records = doc_sections(DOCS)
     prompts = [r["messages"][0]["content"] for r in records]
-    assert "Explain Quick start (embedded default) (from README.md)" in prompts
-    assert "Explain Where things live: TDM_HOME (from README.md)" in prompts
+    assert "Explain Quick start (embedded default) (from guides/first-batch.md)" in prompts
+    assert "Explain Where things live: TDM_HOME (from concepts/loop.md)" in prompts
     config = next(r for r in records if r["metadata"]["heading"] == "Config")
     # a code fence stays in its section: its "# comment" lines are no headings
     assert "auto_generate:" in config["messages"][1]["content"]
     assert "tokenizer_path" in config["messages"][1]["content"]
     headings = {r["metadata"]["heading"] for r in records}
-    readme_lines = README.read_text().splitlines()
+    page_lines = [line for page in DOCS.rglob("*.md") for line in page.read_text().splitlines()]
     for heading in headings:
-        assert any(line.lstrip("#").strip() == heading for line in readme_lines if line.startswith("#"))
+        assert any(line.lstrip("#").strip() == heading for line in page_lines if line.startswith("#"))
     assert all(len(r["messages"][1]["content"]) >= 80 for r in records)
     assert all(r["metadata"]["source"] == "docs" and r["metadata"]["tier"] == "curated" for r in records)
     _assert_gate_passes(records)

@@ -1,4 +1,4 @@
-"""The README's crontab works as written: its lines, run by sh the way cron runs them,
+"""The crontab of docs/guides/first-batch.md works as written: its lines, run by sh the way cron runs them,
 record runs in the instance the UI reads."""
 
 import os
@@ -10,9 +10,9 @@ import dagster as dg
 from tests.support.dagster_processes import ROOT, instance_folder
 
 
-def crontab_from_readme() -> tuple[dict[str, str], dict[str, str]]:
-    """The README's cron block: its variable lines, and each job's command."""
-    block = re.search(r"```cron\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+def crontab_from_docs() -> tuple[dict[str, str], dict[str, str]]:
+    """The docs' first cron block: its variable lines, and each job's command."""
+    block = re.search(r"```cron\n(.*?)```", (ROOT / "docs" / "guides" / "first-batch.md").read_text(), re.S).group(1)
     variables, commands = {}, {}
     for line in block.splitlines():
         if not line.strip() or line.startswith("#"):
@@ -26,10 +26,10 @@ def crontab_from_readme() -> tuple[dict[str, str], dict[str, str]]:
     return variables, commands
 
 
-def test_the_readme_crontab_runs_each_scheduled_job(tmp_path, home):
+def test_the_docs_crontab_runs_each_scheduled_job(tmp_path, home):
     from tdm_dagster.definitions import defs
 
-    variables, commands = crontab_from_readme()
+    variables, commands = crontab_from_docs()
     scheduled = {s.job_name for s in defs.schedules}
     assert set(commands) == scheduled  # one cron line per scheduled job, no more
     data = tmp_path / "data"
