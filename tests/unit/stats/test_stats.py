@@ -31,8 +31,9 @@ def _populate(home) -> None:
     old = time.time() - 60
     for path in inbox.iterdir():
         os.utime(path, (old, old))
-    done = runner.invoke(cli.main, ["ingest"])
-    # ingest exits 1 when a file is rejected, as the hand-made one is
+    # inbox files are salvaged by default; this home rejects a failing file whole, so the
+    # hand-made one is a rejected batch (ingest exits 1)
+    done = runner.invoke(cli.main, ["ingest"], env={"TDM_GATE_ON_BATCH_FAILURE": "{inbox: reject}"})
     assert done.exit_code == 1, done.output
     assert "readme.jsonl -> " in done.output and "hand.jsonl -> " in done.output
     assert "hand.jsonl -> inbox_hand" in done.output and "not queued" in done.output
