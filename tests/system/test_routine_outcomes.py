@@ -89,6 +89,7 @@ def test_a_generation_failure_names_its_cause(home, dagster_home):
 
 
 def test_ingest_of_a_rejected_file_prints_its_verdict_not_a_trace(home, dagster_home):
+    home.config_path.write_text("gate:\n  on_batch_failure:\n    inbox: reject\n")  # inbox files are salvaged by default
     inbox = home.inbox_dir
     inbox.mkdir(parents=True, exist_ok=True)
     row = {"prompt": "Name the capital of France, please.", "completion": "The capital of France is Paris."}
