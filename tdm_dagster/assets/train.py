@@ -178,9 +178,7 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
     context.log.info(f"deploy {chosen['checkpoint']}: {result.reason}")
     path = Path(chosen["checkpoint"])
     pushed = _publish(context, tdm, path.parent.parent.name, path, deployed_score=chosen["score"]) if result.deployed else {}
-    from tdm_dagster.training.checkpoints import read_meta
-
-    trained_on = (read_meta(path).get("sources") or {}).get("lineage") or {}
+    trained_on = _recorded_lineage(path)
     return dg.MaterializeResult(
         metadata={
             **pushed,
@@ -202,6 +200,17 @@ def deployed_model(context: dg.AssetExecutionContext, config: DeployConfig, tdm:
 def _asset_url(asset: str, partition: str) -> str:
     """The Dagster UI's page of one partition of ``asset`` (a link inside the UI)."""
     return f"/assets/{asset}?view=partitions&partition={quote(partition)}"
+
+
+def _recorded_lineage(checkpoint: Path) -> dict:
+    """The lineage the trainer wrote into the checkpoint; empty for one without it (trained
+    elsewhere, or before lineage was recorded): a deploy never fails for want of it."""
+    from tdm_dagster.training.checkpoints import read_meta
+
+    try:
+        return (read_meta(checkpoint).get("sources") or {}).get("lineage") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _lineage_metadata(lineage: dict) -> dict:
